@@ -1,0 +1,80 @@
+//! `console --listen ADDR --hearth-socket PATH --worker-url URL --hatch FILE ...`: the HTTP API
+//! (contract §4).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use rocky_e2e::auth::LocalAuth;
+use rocky_e2e::console::{Console, ConsoleConfig, Deadlines};
+use rocky_e2e::hatch::Hatch;
+use rocky_e2e::hearth::client::HearthClient;
+use rocky_e2e::vault::Keyring;
+
+#[derive(Parser, Debug)]
+#[command(name = "console", about = "rocky's console API")]
+struct Args {
+    /// Address to listen on (port 0 picks one; the bound address is printed on stdout).
+    #[arg(long)]
+    listen: String,
+    /// hearth's unix socket.
+    #[arg(long)]
+    hearth_socket: PathBuf,
+    /// Base URL of `ralph serve`.
+    #[arg(long)]
+    worker_url: String,
+    /// HATCH log (JSONL, append-only).
+    #[arg(long)]
+    hatch: PathBuf,
+    /// LocalAuth tokens file (YAML).
+    #[arg(long)]
+    tokens: PathBuf,
+    /// VAULT keyring file (YAML); defaults to $ROCKY_VAULT_FILE.
+    #[arg(long)]
+    vault: Option<PathBuf>,
+    /// Directory of tier profiles (`*.yaml`).
+    #[arg(long, default_value = "features/tiers")]
+    tiers: PathBuf,
+    /// Deadline from run submission to its end.
+    #[arg(long, default_value = "60s", value_parser = rocky_e2e::duration::parse)]
+    run_timeout: Duration,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    rocky_e2e::logging::init("console=info,rocky_e2e=info");
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("console: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let keyring = match &args.vault {
+        Some(p) => Keyring::from_file(p)?,
+        None => Keyring::from_env()?,
+    };
+    let config = ConsoleConfig {
+        auth: LocalAuth::from_file(&args.tokens)?,
+        hearth: HearthClient::new(&args.hearth_socket),
+        worker_url: args.worker_url.trim_end_matches('/').to_owned(),
+        keyring,
+        hatch: Arc::new(Hatch::with_file(&args.hatch)?),
+        tiers: rocky_e2e::tier::load_dir(&args.tiers)?,
+        deadlines: Deadlines {
+            run: args.run_timeout,
+            ..Deadlines::default()
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("failed to listen on {}: {e}", args.listen))?;
+    println!("console listening on {}", listener.local_addr()?);
+    rocky_e2e::console::serve(listener, Console::new(config), rocky_e2e::shutdown::signalled())
+        .await?;
+    Ok(())
+}

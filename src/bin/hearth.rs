@@ -1,0 +1,93 @@
+//! `hearth --socket PATH [--driver local-docker|process] [--teardown-timeout DURATION]`:
+//! the provisioner daemon (contract §3).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use rocky_e2e::hearth::DriverKind;
+use rocky_e2e::hearth::docker::DockerDriver;
+use rocky_e2e::hearth::process::ProcessDriver;
+use rocky_e2e::hearth::server::{Driver, Hearth, bind_socket};
+
+#[derive(Parser, Debug)]
+#[command(name = "hearth", about = "rocky's workspace provisioner, on a unix socket")]
+struct Args {
+    /// Unix socket to serve on (created with mode 0600).
+    #[arg(long)]
+    socket: PathBuf,
+    /// Which driver provisions workspaces.
+    #[arg(long, default_value = "local-docker")]
+    driver: DriverKind,
+    /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
+    #[arg(long, default_value = "30s", value_parser = rocky_e2e::duration::parse)]
+    teardown_timeout: Duration,
+    /// Deadline for a workspace's services to become healthy.
+    #[arg(long, default_value = "30s", value_parser = rocky_e2e::duration::parse)]
+    health_timeout: Duration,
+    /// Session id written on every Docker object (`rocky.session`); random when omitted.
+    #[arg(long)]
+    session: Option<String>,
+    /// The stand-in program the `process` driver runs for every service.
+    #[arg(long)]
+    standin_bin: Option<PathBuf>,
+    /// Exit (tearing everything down) when stdin closes: the parent went away.
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    rocky_e2e::logging::init("hearth=info,rocky_e2e=info");
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hearth: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let session = args
+        .session
+        .unwrap_or_else(|| rocky_e2e::ids::random_hex(6));
+    let driver = match args.driver {
+        DriverKind::LocalDocker => Driver::Docker(DockerDriver::new(session.clone())),
+        DriverKind::Process => {
+            let standin = args.standin_bin.ok_or_else(|| {
+                anyhow::anyhow!("the process driver needs --standin-bin PATH (the compiled stand-in)")
+            })?;
+            Driver::Process(ProcessDriver { standin })
+        }
+    };
+    let hearth = Arc::new(Hearth::new(
+        driver,
+        args.teardown_timeout,
+        args.health_timeout,
+    ));
+    let listener = bind_socket(&args.socket)
+        .map_err(|e| anyhow::anyhow!("failed to bind {}: {e}", args.socket.display()))?;
+    tracing::info!(driver = args.driver.as_str(), session, "hearth ready");
+    // The one line on stdout: whoever spawned us waits for it instead of polling the socket.
+    println!("hearth listening on {}", args.socket.display());
+    let exit_on_eof = args.exit_on_stdin_eof;
+    let stop = async move {
+        if exit_on_eof {
+            tokio::select! {
+                _ = rocky_e2e::shutdown::signalled() => {}
+                _ = rocky_e2e::shutdown::stdin_closed() => {}
+            }
+        } else {
+            rocky_e2e::shutdown::signalled().await;
+        }
+    };
+    axum::serve(listener, hearth.clone().router())
+        .with_graceful_shutdown(stop)
+        .await?;
+    hearth.shutdown().await;
+    let _ = std::fs::remove_file(&args.socket);
+    Ok(())
+}

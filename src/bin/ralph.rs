@@ -1,0 +1,80 @@
+//! `ralph serve --listen ADDR`: the RALPH worker (contract §5).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use rocky_e2e::kahn::Drift;
+use rocky_e2e::vault::{self, Keyring};
+use rocky_e2e::worker::{Worker, WorkerConfig};
+
+#[derive(Parser, Debug)]
+#[command(name = "ralph", about = "rocky's RALPH worker")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve runs over HTTP.
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:7001 (port 0 picks a free one; the bound
+        /// address is printed on stdout).
+        #[arg(long)]
+        listen: String,
+        /// VAULT keyring file (YAML); defaults to $ROCKY_VAULT_FILE.
+        #[arg(long)]
+        vault: Option<PathBuf>,
+        /// Allowed bearer clock skew, seconds, both directions.
+        #[arg(long, default_value_t = vault::DEFAULT_MAX_SKEW_SECS)]
+        max_skew_secs: i64,
+        /// Encode frames wrongly on purpose (failure drill): `schema=kahn/2`, `rename=a:b`.
+        #[arg(long, default_value = "none")]
+        kahn_drift: Drift,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    rocky_e2e::logging::init("ralph=info,rocky_e2e=info");
+    let Command::Serve {
+        listen,
+        vault,
+        max_skew_secs,
+        kahn_drift,
+    } = Args::parse().command;
+    let keyring = match vault {
+        Some(path) => Keyring::from_file(&path),
+        None => Keyring::from_env(),
+    };
+    let keyring = match keyring {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("ralph: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ralph: failed to listen on {listen}: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "ralph listening on {}",
+        listener.local_addr().expect("bound listener has an address")
+    );
+    let worker = Worker::new(WorkerConfig {
+        keyring,
+        max_skew_secs,
+        drift: kahn_drift,
+    });
+    match rocky_e2e::worker::serve(listener, worker, rocky_e2e::shutdown::signalled()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ralph: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

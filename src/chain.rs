@@ -1,0 +1,552 @@
+//! Chain assertions and the gap report.
+//!
+//! Every assertion on the HATCH chain in the framework goes through here. When the observed
+//! chain differs from the expected one, the [`GapReport`] shows both side by side, aligned by
+//! act, marks the first missing or unexpected event, names its act, and lists the evidence the
+//! harness collected from the stack, so a red CI run says what broke without reading logs.
+
+use std::fmt;
+
+use crate::hatch::{Act, EventKind, Record};
+
+/// Which kinds a slot of the expected chain accepts: one kind, or a family (`ralph.node.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KindPattern {
+    Exact(EventKind),
+    /// Every kind starting with this prefix (written `prefix*`, e.g. `ralph.node.*`).
+    Family(String),
+}
+
+impl KindPattern {
+    pub fn matches(&self, kind: &str) -> bool {
+        match self {
+            KindPattern::Exact(k) => k.as_str() == kind,
+            KindPattern::Family(prefix) => kind.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// The act a slot of this pattern belongs to.
+    pub fn act(&self) -> Act {
+        match self {
+            KindPattern::Exact(k) => k.act(),
+            KindPattern::Family(prefix) => EventKind::ALL
+                .into_iter()
+                .find(|k| k.as_str().starts_with(prefix.as_str()))
+                .map(EventKind::act)
+                .expect("families are checked to match a kind when parsed"),
+        }
+    }
+}
+
+impl fmt::Display for KindPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KindPattern::Exact(k) => f.write_str(k.as_str()),
+            KindPattern::Family(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+impl std::str::FromStr for KindPattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(prefix) = s.strip_suffix('*') {
+            if EventKind::ALL.iter().any(|k| k.as_str().starts_with(prefix)) {
+                return Ok(KindPattern::Family(prefix.to_owned()));
+            }
+            return Err(format!("{s:?} matches no HATCH event kind"));
+        }
+        EventKind::parse(s).map(KindPattern::Exact).ok_or_else(|| {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!("unknown HATCH event kind {s:?}; known kinds: {}", known.join(", "))
+        })
+    }
+}
+
+/// One line of an expected chain: a pattern and how many times in a row it fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    pub pattern: KindPattern,
+    pub count: usize,
+}
+
+/// An expected chain, e.g. the contract's play chain.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ExpectedChain(pub Vec<Expectation>);
+
+impl ExpectedChain {
+    /// The asserted chain of the six-act play with `nodes` prompts (contract §2).
+    pub fn play(nodes: usize) -> ExpectedChain {
+        let one = |k| Expectation {
+            pattern: KindPattern::Exact(k),
+            count: 1,
+        };
+        ExpectedChain(vec![
+            one(EventKind::ProvisioningStarted),
+            one(EventKind::Provisioned),
+            one(EventKind::RunStarted),
+            Expectation {
+                pattern: KindPattern::Family("ralph.node.".into()),
+                count: nodes,
+            },
+            one(EventKind::RunEnded),
+            one(EventKind::DecommissionStarted),
+            one(EventKind::Decommissioned),
+        ])
+    }
+
+    /// Parses `a → b → ralph.node.* ×4 → c` (also `->` and `x4`).
+    pub fn parse(text: &str) -> Result<ExpectedChain, String> {
+        let mut out = Vec::new();
+        for part in text.split(['→']).flat_map(|p| p.split("->")) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (kind, count) = match part.rsplit_once(['×', 'x']) {
+                Some((k, n)) if !k.trim().is_empty() && n.trim().parse::<usize>().is_ok() => {
+                    (k.trim(), n.trim().parse().expect("checked"))
+                }
+                _ => (part, 1),
+            };
+            out.push(Expectation {
+                pattern: kind.parse()?,
+                count,
+            });
+        }
+        if out.is_empty() {
+            return Err("an expected chain needs at least one event".into());
+        }
+        Ok(ExpectedChain(out))
+    }
+
+    /// One slot per expected event, with its place within its expectation (`3/4`).
+    fn slots(&self) -> Vec<Slot> {
+        let mut slots = Vec::new();
+        for e in &self.0 {
+            for i in 0..e.count {
+                slots.push(Slot {
+                    pattern: e.pattern.clone(),
+                    label: if e.count > 1 {
+                        format!("{} ({}/{})", e.pattern, i + 1, e.count)
+                    } else {
+                        e.pattern.to_string()
+                    },
+                });
+            }
+        }
+        slots
+    }
+}
+
+impl fmt::Display for ExpectedChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" → ")?;
+            }
+            if e.count == 1 {
+                write!(f, "{}", e.pattern)?;
+            } else {
+                write!(f, "{} ×{}", e.pattern, e.count)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    pattern: KindPattern,
+    label: String,
+}
+
+/// Facts the harness collected from the stack, printed under a gap report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evidence(pub Vec<(String, String)>);
+
+impl Evidence {
+    /// Adds one fact: where it came from and what it says.
+    pub fn add(&mut self, source: impl Into<String>, detail: impl Into<String>) {
+        self.0.push((source.into(), detail.into()));
+    }
+}
+
+/// How the observed chain is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Exactly these events, in this order, nothing else.
+    Exact,
+    /// These events in this order; others may come between.
+    Subsequence,
+}
+
+/// One row of the side-by-side alignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Row {
+    Both { expected: String, observed: String, act: Act },
+    Missing { expected: String, act: Act },
+    Unexpected { observed: String, act: Option<Act> },
+}
+
+/// The first difference, in words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// Index into the rows.
+    pub row: usize,
+    pub act: Option<Act>,
+    pub summary: String,
+}
+
+/// Why a chain assertion failed: the alignment, the first gap and the evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GapReport {
+    pub mode: Mode,
+    pub expected: String,
+    pub rows: Vec<Row>,
+    pub gap: Gap,
+    pub evidence: Evidence,
+}
+
+impl std::error::Error for GapReport {}
+
+/// The kinds of `records`, in order.
+pub fn kinds(records: &[Record]) -> Vec<String> {
+    records.iter().map(|r| r.kind.clone()).collect()
+}
+
+/// Checks `observed` against `expected` in `mode`.
+pub fn check(
+    expected: &ExpectedChain,
+    observed: &[String],
+    mode: Mode,
+    evidence: &Evidence,
+) -> Result<(), Box<GapReport>> {
+    let slots = expected.slots();
+    let rows = align(&slots, observed);
+    let first = rows.iter().position(|r| match r {
+        Row::Both { .. } => false,
+        Row::Missing { .. } => true,
+        Row::Unexpected { .. } => mode == Mode::Exact,
+    });
+    let Some(row) = first else { return Ok(()) };
+    let gap = describe(&rows, row);
+    Err(Box::new(GapReport {
+        mode,
+        expected: expected.to_string(),
+        rows,
+        gap,
+        evidence: evidence.clone(),
+    }))
+}
+
+fn describe(rows: &[Row], row: usize) -> Gap {
+    let observed_after: Vec<&str> = rows[row..]
+        .iter()
+        .filter_map(|r| match r {
+            Row::Both { observed, .. } | Row::Unexpected { observed, .. } => {
+                Some(observed.as_str())
+            }
+            Row::Missing { .. } => None,
+        })
+        .collect();
+    match &rows[row] {
+        Row::Missing { expected, act } => {
+            let tail = match observed_after.first() {
+                Some(next) => format!("; the chain went on with {next}"),
+                None => "; nothing was recorded after it".into(),
+            };
+            Gap {
+                row,
+                act: Some(*act),
+                summary: format!(
+                    "{expected} never fired (act {} {}){tail}",
+                    act.number(),
+                    act.name()
+                ),
+            }
+        }
+        Row::Unexpected { observed, act } => Gap {
+            row,
+            act: *act,
+            summary: format!(
+                "unexpected {observed}{}",
+                act.map(|a| format!(" (act {} {})", a.number(), a.name()))
+                    .unwrap_or_default()
+            ),
+        },
+        Row::Both { .. } => unreachable!("a gap is never a matching row"),
+    }
+}
+
+/// Longest-common-subsequence alignment of slots and observed kinds (chains are short).
+fn align(slots: &[Slot], observed: &[String]) -> Vec<Row> {
+    let (n, m) = (slots.len(), observed.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if slots[i].pattern.matches(&observed[j]) {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let act_of = |kind: &str| EventKind::parse(kind).map(EventKind::act);
+    let (mut i, mut j) = (0, 0);
+    let mut rows = Vec::new();
+    while i < n || j < m {
+        if i < n && j < m && slots[i].pattern.matches(&observed[j]) && lcs[i][j] == lcs[i + 1][j + 1] + 1 {
+            rows.push(Row::Both {
+                expected: slots[i].label.clone(),
+                observed: observed[j].clone(),
+                act: slots[i].pattern.act(),
+            });
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            rows.push(Row::Missing {
+                expected: slots[i].label.clone(),
+                act: slots[i].pattern.act(),
+            });
+            i += 1;
+        } else {
+            rows.push(Row::Unexpected {
+                observed: observed[j].clone(),
+                act: act_of(&observed[j]),
+            });
+            j += 1;
+        }
+    }
+    rows
+}
+
+/// Per-pattern counts: fails naming the first pattern whose count differs.
+pub fn check_counts(
+    expected: &[Expectation],
+    observed: &[String],
+    evidence: &Evidence,
+) -> Result<(), Box<GapReport>> {
+    for e in expected {
+        let n = observed.iter().filter(|k| e.pattern.matches(k)).count();
+        if n != e.count {
+            let chain = ExpectedChain(vec![e.clone()]);
+            let matching: Vec<String> = observed
+                .iter()
+                .filter(|k| e.pattern.matches(k))
+                .cloned()
+                .collect();
+            let rows = align(&chain.slots(), &matching);
+            let row = rows
+                .iter()
+                .position(|r| !matches!(r, Row::Both { .. }))
+                .unwrap_or(0);
+            let gap = Gap {
+                row,
+                act: Some(e.pattern.act()),
+                summary: format!(
+                    "{} fired {n} times, expected {} (act {} {})",
+                    e.pattern,
+                    e.count,
+                    e.pattern.act().number(),
+                    e.pattern.act().name()
+                ),
+            };
+            return Err(Box::new(GapReport {
+                mode: Mode::Subsequence,
+                expected: format!("count of {} = {}", e.pattern, e.count),
+                rows,
+                gap,
+                evidence: evidence.clone(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// `kind` never fires.
+pub fn check_never(
+    pattern: &KindPattern,
+    observed: &[String],
+    evidence: &Evidence,
+) -> Result<(), Box<GapReport>> {
+    let Some(at) = observed.iter().position(|k| pattern.matches(k)) else {
+        return Ok(());
+    };
+    let rows: Vec<Row> = observed
+        .iter()
+        .map(|k| Row::Unexpected {
+            observed: k.clone(),
+            act: EventKind::parse(k).map(EventKind::act),
+        })
+        .collect();
+    let act = EventKind::parse(&observed[at]).map(EventKind::act);
+    Err(Box::new(GapReport {
+        mode: Mode::Subsequence,
+        expected: format!("{pattern} never fires"),
+        rows,
+        gap: Gap {
+            row: at,
+            act,
+            summary: format!("{} fired at position {}, expected never", observed[at], at + 1),
+        },
+        evidence: evidence.clone(),
+    }))
+}
+
+impl fmt::Display for GapReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            Mode::Exact => "exact order",
+            Mode::Subsequence => "in order, others allowed",
+        };
+        writeln!(f, "HATCH chain gap: {}", self.gap.summary)?;
+        writeln!(f, "expected ({mode}): {}", self.expected)?;
+        writeln!(f)?;
+        let width = self
+            .rows
+            .iter()
+            .map(|r| match r {
+                Row::Both { expected, .. } | Row::Missing { expected, .. } => expected.len(),
+                Row::Unexpected { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0)
+            .max("expected".len());
+        writeln!(f, "  {:<16} {:<width$}    observed", "act", "expected")?;
+        let mut last_act: Option<Act> = None;
+        for (i, row) in self.rows.iter().enumerate() {
+            let (act, expected, mark, observed) = match row {
+                Row::Both {
+                    expected,
+                    observed,
+                    act,
+                } => (Some(*act), expected.as_str(), "  ", observed.as_str()),
+                Row::Missing { expected, act } => (Some(*act), expected.as_str(), "✗ ", "—"),
+                Row::Unexpected { observed, act } => (*act, "—", "✗ ", observed.as_str()),
+            };
+            let act_label = match act {
+                Some(a) if Some(a) != last_act => format!("{} {}", a.number(), a.name()),
+                Some(_) => String::new(),
+                None => "?".into(),
+            };
+            if act.is_some() {
+                last_act = act;
+            }
+            let pointer = if i == self.gap.row { "   ← first gap" } else { "" };
+            let mark = if matches!(row, Row::Both { .. }) { "  " } else { mark };
+            writeln!(
+                f,
+                "  {act_label:<16} {expected:<width$}  {mark}{observed}{pointer}"
+            )?;
+        }
+        if self.evidence.0.is_empty() {
+            writeln!(f, "\nevidence: none collected")?;
+        } else {
+            writeln!(f, "\nevidence:")?;
+            for (source, detail) in &self.evidence.0 {
+                writeln!(f, "  {source}: {detail}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn play() -> Vec<String> {
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "ralph.run.started",
+            "ralph.node.succeeded",
+            "ralph.node.succeeded",
+            "ralph.node.failed",
+            "ralph.node.succeeded",
+            "ralph.run.ended",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn exact(observed: &[String]) -> Result<(), Box<GapReport>> {
+        check(&ExpectedChain::play(4), observed, Mode::Exact, &Evidence::default())
+    }
+
+    #[test]
+    fn the_full_play_passes() {
+        exact(&play()).unwrap();
+    }
+
+    #[test]
+    fn missing_middle_event_is_named_with_its_act() {
+        let mut chain = play();
+        chain.remove(1);
+        let report = exact(&chain).unwrap_err();
+        assert_eq!(report.gap.act, Some(Act::Provision));
+        assert!(report.gap.summary.starts_with("hearth.provisioned never fired (act 2 provision)"));
+        assert!(report.gap.summary.contains("went on with ralph.run.started"));
+        let text = report.to_string();
+        assert!(text.contains("✗ —   ← first gap"), "{text}");
+    }
+
+    #[test]
+    fn extra_event_is_unexpected() {
+        let mut chain = play();
+        chain.insert(2, "hearth.failed".into());
+        let report = exact(&chain).unwrap_err();
+        assert_eq!(report.gap.summary, "unexpected hearth.failed (act 2 provision)");
+        // An extra event is fine for an ordered subsequence.
+        check(&ExpectedChain::play(4), &chain, Mode::Subsequence, &Evidence::default()).unwrap();
+    }
+
+    #[test]
+    fn wrong_order_is_reported() {
+        let mut chain = play();
+        chain.swap(8, 9);
+        let report = exact(&chain).unwrap_err();
+        assert!(matches!(report.rows[report.gap.row], Row::Missing { .. } | Row::Unexpected { .. }));
+        assert_eq!(report.gap.act, Some(Act::Teardown));
+    }
+
+    #[test]
+    fn node_count_under_four() {
+        let mut chain = play();
+        chain.drain(4..6);
+        let report = exact(&chain).unwrap_err();
+        assert_eq!(report.gap.summary, "ralph.node.* (3/4) never fired (act 4 stream nodes); the chain went on with ralph.run.ended");
+        let counts = check_counts(&ExpectedChain::play(4).0[3..4], &chain, &Evidence::default()).unwrap_err();
+        assert_eq!(counts.gap.summary, "ralph.node.* fired 2 times, expected 4 (act 4 stream nodes)");
+    }
+
+    #[test]
+    fn chain_ends_early_and_evidence_is_printed() {
+        let chain = play()[..2].to_vec();
+        let mut evidence = Evidence::default();
+        evidence.add("console POST /api/ralph/runs", "502 worker_unauthorized");
+        let report = check(&ExpectedChain::play(4), &chain, Mode::Exact, &evidence).unwrap_err();
+        assert_eq!(report.gap.summary, "ralph.run.started never fired (act 3 submit run); nothing was recorded after it");
+        assert!(report.to_string().contains("  console POST /api/ralph/runs: 502 worker_unauthorized"));
+    }
+
+    #[test]
+    fn never_fires() {
+        let p: KindPattern = "hearth.failed".parse().unwrap();
+        check_never(&p, &play(), &Evidence::default()).unwrap();
+        let p: KindPattern = "ralph.node.*".parse().unwrap();
+        assert!(check_never(&p, &play(), &Evidence::default()).is_err());
+    }
+
+    #[test]
+    fn parses_chains_and_rejects_unknown_kinds() {
+        let c = ExpectedChain::parse("hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.* ×4 → ralph.run.ended → hearth.decommission_started → hearth.decommissioned").unwrap();
+        assert_eq!(c, ExpectedChain::play(4));
+        assert!(ExpectedChain::parse("hearth.provisoned").unwrap_err().contains("unknown HATCH event kind"));
+        assert!(ExpectedChain::parse("billing.*").is_err());
+    }
+}

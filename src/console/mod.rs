@@ -1,0 +1,151 @@
+//! The console (contract §4): the HTTP API users and the harness drive. It authenticates with
+//! LocalAuth, provisions through hearth, submits runs to the worker with the HMAC bearer,
+//! follows each run's KAHN stream, and writes every lifecycle act to the HATCH log.
+//!
+//! Bad input is refused before anything happens: no provision call, no HATCH record.
+
+mod routes;
+mod stream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::auth::LocalAuth;
+use crate::hatch::Hatch;
+use crate::hearth::client::HearthClient;
+use crate::kahn::{NodeState, RunStatus};
+use crate::tier::TierProfile;
+use crate::vault::Keyring;
+
+pub use routes::MAX_BODY_BYTES;
+
+/// Everything the console needs, fixed at start.
+pub struct ConsoleConfig {
+    /// Tokens → principals and roles.
+    pub auth: LocalAuth,
+    /// The provisioner.
+    pub hearth: HearthClient,
+    /// Base URL of `ralph serve`, e.g. `http://127.0.0.1:7001`.
+    pub worker_url: String,
+    /// Secrets for the bearer the worker checks.
+    pub keyring: Keyring,
+    /// The audit log.
+    pub hatch: Arc<Hatch>,
+    /// Known tiers by name.
+    pub tiers: BTreeMap<String, TierProfile>,
+    /// Deadlines for calls to hearth and for a run to end.
+    pub deadlines: Deadlines,
+}
+
+/// Every wait the console does is bounded by one of these.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// A provision call to hearth (covers image start and health checks).
+    pub provision: Duration,
+    /// A teardown call to hearth (hearth enforces its own, shorter, deadline inside).
+    pub teardown: Duration,
+    /// From submission to `RunEnded`; past it the run ends `failed`.
+    pub run: Duration,
+    /// A single request to the worker.
+    pub worker_call: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            provision: Duration::from_secs(90),
+            teardown: Duration::from_secs(90),
+            run: Duration::from_secs(60),
+            worker_call: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Console-side view of a workspace.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkspaceView {
+    pub slug: String,
+    pub tier: String,
+    pub status: crate::hearth::Status,
+}
+
+/// One node of a run as the console saw it in the stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeView {
+    pub node_id: String,
+    pub status: NodeState,
+    pub attempts: u32,
+}
+
+/// A KAHN frame the console refused, kept as evidence for the gap report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RejectedFrame {
+    /// The SSE `id:` it came with.
+    pub event_id: Option<String>,
+    pub reason: String,
+}
+
+/// `GET /api/ralph/runs/{run_id}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunView {
+    pub run_id: String,
+    pub workspace: String,
+    pub status: RunStatus,
+    pub nodes: Vec<NodeView>,
+    /// Frames that failed `kahn/1` validation, with why.
+    pub rejected_frames: Vec<RejectedFrame>,
+    /// Why the run ended the way it did, when the stream itself went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A run the console follows: its view plus a signal for waiters.
+struct RunEntry {
+    view: Mutex<RunView>,
+    /// Flips to true when the run has ended; `?wait=` requests wait on it.
+    ended: watch::Sender<bool>,
+}
+
+/// The console's shared state.
+pub struct Console {
+    config: ConsoleConfig,
+    /// Reused for every worker call: one connection pool, kept alive.
+    http: reqwest::Client,
+    workspaces: Mutex<HashMap<String, WorkspaceView>>,
+    runs: Mutex<HashMap<String, Arc<RunEntry>>>,
+}
+
+impl Console {
+    pub fn new(config: ConsoleConfig) -> Arc<Console> {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
+        Arc::new(Console {
+            config,
+            http,
+            workspaces: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The routes of contract §4.
+    pub fn router(self: Arc<Self>) -> axum::Router {
+        routes::router(self)
+    }
+}
+
+/// Serves the console on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    console: Arc<Console>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, console.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

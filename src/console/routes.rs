@@ -1,0 +1,461 @@
+//! The console's route handlers. Each one checks auth, then input, and only then acts, so a
+//! refused request changes nothing and writes no HATCH record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{Console, RunEntry, RunView, WorkspaceView};
+use crate::auth::{Principal, Right};
+use crate::hatch::{Event, EventKind};
+use crate::hearth::Status;
+use crate::kahn::RunStatus;
+use crate::worker::{RunAccepted, SubmitRun};
+
+/// Request bodies above this are refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Default RALPH iteration cap when a submission names none.
+const DEFAULT_MAX_RALPH_ITERS: u32 = 5;
+/// Most prompts one run may carry.
+const MAX_PROMPTS: usize = 64;
+
+type Shared = Arc<Console>;
+
+/// An API error: status plus the contract's `{"error":{"code","message"}}`.
+pub(super) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+pub(super) fn router(console: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { StatusCode::OK }))
+        .route("/api/hearth/workspaces", post(create_workspace))
+        .route(
+            "/api/hearth/workspaces/{slug}",
+            get(get_workspace).delete(delete_workspace),
+        )
+        .route("/api/ralph/runs", post(submit_run))
+        .route("/api/ralph/runs/{run_id}", get(get_run))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(console)
+}
+
+fn authorize(console: &Console, headers: &HeaderMap, right: Right) -> Result<Principal, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    console.config.auth.authorize(header, right).map_err(|e| {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let code = if status == StatusCode::FORBIDDEN {
+            "forbidden"
+        } else {
+            "unauthorized"
+        };
+        ApiError::new(status, code, e.to_string())
+    })
+}
+
+/// Parses a JSON body strictly (unknown fields refused by the target type).
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "bad_json"
+        } else {
+            "bad_request"
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, format!("invalid request body: {e}"))
+    })
+}
+
+fn record(console: &Console, event: Event) {
+    if let Err(e) = console.config.hatch.append(event) {
+        // The audit log is the test's evidence; losing a record must be loud.
+        tracing::error!("failed to append to the HATCH log: {e}");
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWorkspace {
+    slug: String,
+    tier: String,
+}
+
+async fn create_workspace(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
+    let req: CreateWorkspace = parse(&body)?;
+    crate::slug::validate(&req.slug)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_slug", e.to_string()))?;
+    let profile = console.config.tiers.get(&req.tier).cloned().ok_or_else(|| {
+        let known: Vec<&str> = console.config.tiers.keys().map(String::as_str).collect();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_tier",
+            format!("unknown tier {:?}; known tiers: {}", req.tier, known.join(", ")),
+        )
+    })?;
+    {
+        // Reserve the slug before calling hearth so two racing requests cannot both provision.
+        let mut ws = console.workspaces.lock().expect("console state lock");
+        if let Some(existing) = ws.get(&req.slug)
+            && !matches!(existing.status, Status::TierTornDown | Status::Failed)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "slug_in_use",
+                format!("workspace {} exists with status {}", req.slug, existing.status),
+            ));
+        }
+        ws.insert(
+            req.slug.clone(),
+            WorkspaceView {
+                slug: req.slug.clone(),
+                tier: req.tier.clone(),
+                status: Status::Provisioning,
+            },
+        );
+    }
+    record(
+        &console,
+        Event::new(EventKind::ProvisioningStarted, who.name.as_str())
+            .workspace(&req.slug)
+            .data(serde_json::json!({"tier": req.tier})),
+    );
+    let outcome = console
+        .config
+        .hearth
+        .provision(&req.slug, &profile, console.config.deadlines.provision)
+        .await;
+    let failure = match outcome {
+        Ok(dep) if dep.status == Status::Ready => {
+            set_status(&console, &req.slug, Status::Ready);
+            let services: Vec<&str> = dep.services.iter().map(|s| s.name.as_str()).collect();
+            record(
+                &console,
+                Event::new(EventKind::Provisioned, who.name.as_str())
+                    .workspace(&req.slug)
+                    .data(serde_json::json!({
+                        "tier": dep.tier,
+                        "driver": dep.driver.as_str(),
+                        "services": services,
+                    })),
+            );
+            let body = serde_json::json!({
+                "slug": dep.slug,
+                "tier": dep.tier,
+                "status": Status::Ready,
+                "driver": dep.driver,
+                "services": dep.services,
+            });
+            return Ok((StatusCode::CREATED, Json(body)).into_response());
+        }
+        Ok(dep) => dep.error.unwrap_or_else(|| {
+            format!("hearth answered status {} without an error", dep.status)
+        }),
+        Err(e) => e.to_string(),
+    };
+    set_status(&console, &req.slug, Status::Failed);
+    record(
+        &console,
+        Event::new(EventKind::Failed, who.name.as_str())
+            .workspace(&req.slug)
+            .data(serde_json::json!({"reason": failure})),
+    );
+    Err(ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "provisioning_failed",
+        format!("provisioning {} failed: {failure}", req.slug),
+    ))
+}
+
+fn set_status(console: &Console, slug: &str, status: Status) {
+    if let Some(w) = console
+        .workspaces
+        .lock()
+        .expect("console state lock")
+        .get_mut(slug)
+    {
+        w.status = status;
+    }
+}
+
+fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, ApiError> {
+    console
+        .workspaces
+        .lock()
+        .expect("console state lock")
+        .get(slug)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no workspace {slug}")))
+}
+
+async fn get_workspace(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    authorize(&console, &headers, Right::ReadWorkspaces)?;
+    workspace(&console, &slug).map(Json)
+}
+
+async fn delete_workspace(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
+    let current = workspace(&console, &slug)?;
+    if current.status == Status::TierTornDown {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("workspace {slug} is already torn down"),
+        ));
+    }
+    set_status(&console, &slug, Status::TearingDown);
+    record(
+        &console,
+        Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug),
+    );
+    let report = console
+        .config
+        .hearth
+        .teardown(&slug, console.config.deadlines.teardown)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "teardown_failed",
+                format!("teardown of {slug} failed: {e}"),
+            )
+        })?;
+    match report.status {
+        Status::TierTornDown => {
+            set_status(&console, &slug, Status::TierTornDown);
+            record(
+                &console,
+                Event::new(EventKind::Decommissioned, who.name.as_str())
+                    .workspace(&slug)
+                    .data(serde_json::json!({"status": Status::TierTornDown})),
+            );
+            Ok(Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown})).into_response())
+        }
+        Status::TearingDown => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "teardown_timeout",
+            format!(
+                "hearth status stays tearing_down: {}",
+                report.error.unwrap_or_else(|| "teardown deadline passed".into())
+            ),
+        )),
+        other => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "teardown_failed",
+            format!(
+                "hearth answered status {other}: {}",
+                report.error.unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    workspace: String,
+    prompts: Vec<String>,
+    #[serde(default)]
+    max_ralph_iters: Option<u32>,
+}
+
+async fn submit_run(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = authorize(&console, &headers, Right::SubmitRuns)?;
+    let req: SubmitRequest = parse(&body)?;
+    if req.prompts.is_empty() || req.prompts.len() > MAX_PROMPTS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("a run needs 1..={MAX_PROMPTS} prompts, got {}", req.prompts.len()),
+        ));
+    }
+    let max_iters = req.max_ralph_iters.unwrap_or(DEFAULT_MAX_RALPH_ITERS);
+    if max_iters == 0 || max_iters > crate::worker::MAX_RALPH_ITERS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!(
+                "max_ralph_iters must be 1..={}, got {max_iters}",
+                crate::worker::MAX_RALPH_ITERS
+            ),
+        ));
+    }
+    let ws = workspace(&console, &req.workspace)?;
+    if ws.status != Status::Ready {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "workspace_not_ready",
+            format!("workspace {} is {}, not ready", req.workspace, ws.status),
+        ));
+    }
+    let submission = SubmitRun {
+        workspace: req.workspace.clone(),
+        prompts: req.prompts.clone(),
+        max_ralph_iters: max_iters,
+    };
+    let accepted = submit_to_worker(&console, &submission).await?;
+    record(
+        &console,
+        Event::new(EventKind::RunStarted, who.name.as_str())
+            .workspace(&req.workspace)
+            .run_id(&accepted.run_id)
+            .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
+    );
+    let (ended, _) = tokio::sync::watch::channel(false);
+    let entry = Arc::new(RunEntry {
+        view: std::sync::Mutex::new(RunView {
+            run_id: accepted.run_id.clone(),
+            workspace: req.workspace.clone(),
+            status: RunStatus::Running,
+            nodes: Vec::new(),
+            rejected_frames: Vec::new(),
+            error: None,
+        }),
+        ended,
+    });
+    console
+        .runs
+        .lock()
+        .expect("console state lock")
+        .insert(accepted.run_id.clone(), entry.clone());
+    tokio::spawn(super::stream::follow(console.clone(), entry, req.prompts.len()));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"run_id": accepted.run_id})),
+    )
+        .into_response())
+}
+
+/// `POST {worker}/v1/runs` with the HMAC bearer. A refusal becomes a 502 whose message quotes
+/// the worker's status and reason, so the gap report can show it as evidence.
+async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccepted, ApiError> {
+    let path = "/v1/runs";
+    let body = serde_json::to_vec(run).expect("submission serializes");
+    let bearer = console
+        .config
+        .keyring
+        .sign("POST", path, &body, crate::vault::now_unix());
+    let url = format!("{}{path}", console.config.worker_url);
+    let response = console
+        .http
+        .post(&url)
+        .header("authorization", bearer)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(console.config.deadlines.worker_call)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "worker_unreachable",
+                format!("console→worker POST {url} failed: {e}"),
+            )
+        })?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::ACCEPTED {
+        return serde_json::from_str(&text).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "worker_refused",
+                format!("console→worker returned an unreadable answer: {e}"),
+            )
+        });
+    }
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    let code = if status == reqwest::StatusCode::UNAUTHORIZED {
+        "worker_unauthorized"
+    } else {
+        "worker_refused"
+    };
+    Err(ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        code,
+        format!("console→worker returned {} ({reason})", status.as_u16()),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunQuery {
+    /// Long-poll: wait up to this long (e.g. `10s`) for the run to end before answering.
+    wait: Option<String>,
+}
+
+async fn get_run(
+    State(console): State<Shared>,
+    headers: HeaderMap,
+    Path(run_id): Path<String>,
+    Query(query): Query<RunQuery>,
+) -> Result<Json<RunView>, ApiError> {
+    authorize(&console, &headers, Right::ReadRuns)?;
+    let entry = console
+        .runs
+        .lock()
+        .expect("console state lock")
+        .get(&run_id)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no run {run_id}")))?;
+    if let Some(wait) = query.wait {
+        let wait = crate::duration::parse(&wait)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?
+            .min(Duration::from_secs(120));
+        let mut rx = entry.ended.subscribe();
+        // Whether it ended or the wait passed, answer with the current view.
+        let _ = tokio::time::timeout(wait, rx.wait_for(|ended| *ended)).await;
+    }
+    let view = entry.view.lock().expect("run view lock").clone();
+    Ok(Json(view))
+}

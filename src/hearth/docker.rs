@@ -1,0 +1,519 @@
+//! The `local-docker` driver: a workspace is a private bridge network plus the tier's services
+//! as containers, all labelled with the session, created and started together.
+//!
+//! Every call goes to the engine through bollard. Provisioning that fails halfway removes what
+//! it created before reporting the error, so a failed workspace leaves nothing behind.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures::future::join_all;
+use tokio::sync::OnceCell;
+
+use super::labels;
+use super::{ServiceRef, process::wait_healthy};
+use crate::tier::{ServiceSpec, TierProfile};
+
+/// Seconds `docker stop` waits after SIGTERM before SIGKILL. The stand-in exits on SIGTERM at
+/// once; a service that ignores it is what the teardown deadline exists to catch.
+const STOP_GRACE_SECS: i32 = 10;
+
+/// How long a single engine call may take before we call the engine unresponsive.
+const ENGINE_CALL_TIMEOUT_SECS: u64 = 60;
+
+/// A workspace as the engine knows it: what teardown must remove.
+#[derive(Clone, Debug)]
+pub struct DockerDeployment {
+    pub network: String,
+    pub containers: Vec<String>,
+    pub services: Vec<ServiceRef>,
+}
+
+/// The driver. Cheap to share; the engine connection is made on first use so that hearth starts
+/// (and can report `hearth.failed`) even when the engine is down.
+pub struct DockerDriver {
+    /// Session id written on every object, so a sweep can find what this hearth made.
+    session: String,
+    /// Negotiated client, made on first use.
+    client: OnceCell<Docker>,
+}
+
+/// Whatever went wrong talking to the engine, with the step it happened in.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {step}: {message}")]
+pub struct DockerError {
+    pub step: String,
+    pub message: String,
+}
+
+fn err(step: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    let step = step.into();
+    move |e| DockerError {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// Connects to `DOCKER_HOST` (or the local socket) and negotiates the API version, so that an
+/// older engine (this one speaks 1.41) is not sent requests it rejects.
+pub async fn connect() -> Result<Docker, DockerError> {
+    let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let docker = Docker::connect_with_defaults()
+        .map_err(err(format!("connect to the Docker engine at {endpoint}")))?
+        .with_timeout(Duration::from_secs(ENGINE_CALL_TIMEOUT_SECS));
+    docker
+        .negotiate_version()
+        .await
+        .map_err(err(format!("reach the Docker engine at {endpoint} (is it running? check DOCKER_HOST)")))
+}
+
+impl DockerDriver {
+    pub fn new(session: String) -> DockerDriver {
+        DockerDriver {
+            session,
+            client: OnceCell::new(),
+        }
+    }
+
+    async fn docker(&self) -> Result<&Docker, DockerError> {
+        self.client.get_or_try_init(connect).await
+    }
+
+    fn labels(&self, slug: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into()),
+            (labels::WORKSPACE.into(), slug.into()),
+            (labels::SESSION.into(), self.session.clone()),
+            (labels::PID.into(), std::process::id().to_string()),
+        ])
+    }
+
+    fn name(&self, slug: &str, service: Option<&str>) -> String {
+        match service {
+            Some(s) => format!("rocky-{}-{slug}-{s}", self.session),
+            None => format!("rocky-{}-{slug}", self.session),
+        }
+    }
+
+    /// Creates the network, then creates and starts every service concurrently, then waits for
+    /// each to answer its health route. On any failure, removes what it made.
+    pub async fn provision(
+        &self,
+        slug: &str,
+        profile: &TierProfile,
+        health_timeout: Duration,
+    ) -> Result<DockerDeployment, DockerError> {
+        let docker = self.docker().await?.clone();
+        let network = self.name(slug, None);
+        let mut made = DockerDeployment {
+            network: String::new(),
+            containers: Vec::new(),
+            services: Vec::new(),
+        };
+        let result = self
+            .provision_into(&docker, slug, profile, &network, health_timeout, &mut made)
+            .await;
+        match result {
+            Ok(()) => Ok(made),
+            Err(e) => {
+                // Half-made workspaces are not left behind: remove whatever exists.
+                let _ = remove_all(&docker, &made.containers, &made.network, 0).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn provision_into(
+        &self,
+        docker: &Docker,
+        slug: &str,
+        profile: &TierProfile,
+        network: &str,
+        health_timeout: Duration,
+        made: &mut DockerDeployment,
+    ) -> Result<(), DockerError> {
+        docker
+            .create_network(NetworkCreateRequest {
+                name: network.to_owned(),
+                driver: Some("bridge".into()),
+                labels: Some(self.labels(slug)),
+                ..Default::default()
+            })
+            .await
+            .map_err(err(format!("create network {network}")))?;
+        made.network = network.to_owned();
+
+        let creates = profile
+            .services
+            .iter()
+            .map(|spec| self.create_service(docker, slug, network, spec));
+        let mut first_error = None;
+        for result in join_all(creates).await {
+            match result {
+                Ok(id) => made.containers.push(id),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+
+        let starts = made.containers.iter().map(|id| async move {
+            docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+                .await
+                .map_err(err(format!("start container {id}")))
+        });
+        for r in join_all(starts).await {
+            r?;
+        }
+
+        let deadline = Instant::now() + health_timeout;
+        let probes = profile
+            .services
+            .iter()
+            .zip(&made.containers)
+            .map(|(spec, id)| async move {
+                let port = published_port(docker, id, spec.port).await?;
+                let addr = format!("127.0.0.1:{port}");
+                wait_healthy(&addr, &spec.health, deadline)
+                    .await
+                    .map_err(|message| DockerError {
+                        step: format!("health-check service {} ({addr}{})", spec.name, spec.health),
+                        message,
+                    })?;
+                Ok::<_, DockerError>(ServiceRef {
+                    name: spec.name.clone(),
+                    image: spec.image.clone(),
+                    endpoint: format!("http://{addr}"),
+                })
+            });
+        for r in join_all(probes).await {
+            made.services.push(r?);
+        }
+        Ok(())
+    }
+
+    async fn create_service(
+        &self,
+        docker: &Docker,
+        slug: &str,
+        network: &str,
+        spec: &ServiceSpec,
+    ) -> Result<String, DockerError> {
+        let name = self.name(slug, Some(&spec.name));
+        let port_key = format!("{}/tcp", spec.port);
+        let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.push(format!("STANDIN_NAME={}", spec.name));
+        env.push(format!("STANDIN_LISTEN=0.0.0.0:{}", spec.port));
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(env),
+            labels: Some(self.labels(slug)),
+            exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
+            host_config: Some(HostConfig {
+                network_mode: Some(network.to_owned()),
+                // Published on loopback only, on a free port the engine picks.
+                port_bindings: Some(HashMap::from([(
+                    port_key,
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.to_owned(),
+                    EndpointSettings {
+                        aliases: Some(vec![spec.name.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(err(format!(
+                "create container {name} from image {}",
+                spec.image
+            )))?;
+        Ok(created.id)
+    }
+
+    /// Stops (SIGTERM, grace [`STOP_GRACE_SECS`]) and removes every container, then the network.
+    pub async fn teardown(&self, deployment: &DockerDeployment) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        remove_all(
+            docker,
+            &deployment.containers,
+            &deployment.network,
+            STOP_GRACE_SECS,
+        )
+        .await
+    }
+
+    /// Force-removes everything labelled with this session (hearth shutting down).
+    pub async fn sweep_session(&self) -> Result<SweepReport, DockerError> {
+        let docker = self.docker().await?;
+        sweep(docker, Some(&self.session)).await
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone)]
+pub struct SweepReport {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// Force-removes every container and network with `rocky.managed-by=rocky-e2e` (and, if given,
+/// the session label). Used at hearth shutdown and by the harness to clean up after a killed run.
+pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
+    let mut filters = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
+    if let Some(s) = session {
+        filters.push(format!("{}={s}", labels::SESSION));
+    }
+    let filter = HashMap::from([("label".to_owned(), filters)]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(err("list labelled containers"))?;
+    let mut report = SweepReport::default();
+    let removals = containers.iter().filter_map(|c| c.id.clone()).map(|id| async move {
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map(|()| id)
+    });
+    for r in join_all(removals).await {
+        match r {
+            Ok(id) => report.containers.push(id),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(err("remove a labelled container")(e)),
+        }
+    }
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(err("list labelled networks"))?;
+    for n in networks {
+        let Some(name) = n.name else { continue };
+        match docker.remove_network(&name).await {
+            Ok(()) => report.networks.push(name),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(err(format!("remove network {name}"))(e)),
+        }
+    }
+    Ok(report)
+}
+
+/// Removes objects whose hearth is gone: `rocky.pid` names a process that no longer exists
+/// (hearth was SIGKILLed and could not clean up). Live sessions, including concurrent runs, are
+/// left alone.
+pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
+    let filter = HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)],
+    )]);
+    let containers = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(err("list labelled containers"))?;
+    let networks = docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(err("list labelled networks"))?;
+    let mut stale = std::collections::BTreeSet::new();
+    let labels_of = containers
+        .iter()
+        .filter_map(|c| c.labels.as_ref())
+        .chain(networks.iter().filter_map(|n| n.labels.as_ref()));
+    for l in labels_of {
+        let alive = l
+            .get(labels::PID)
+            .and_then(|p| p.parse::<i32>().ok())
+            .is_some_and(process_alive);
+        if !alive && let Some(session) = l.get(labels::SESSION) {
+            stale.insert(session.clone());
+        }
+    }
+    let mut report = SweepReport::default();
+    for session in stale {
+        let r = sweep(docker, Some(&session)).await?;
+        report.containers.extend(r.containers);
+        report.networks.extend(r.networks);
+    }
+    Ok(report)
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Names of containers and networks labelled with `session` and `slug` (for "nothing remains").
+pub async fn list_labelled(
+    docker: &Docker,
+    session: &str,
+    slug: &str,
+) -> Result<Vec<String>, DockerError> {
+    let filter = HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
+            format!("{}={session}", labels::SESSION),
+            format!("{}={slug}", labels::WORKSPACE),
+        ],
+    )]);
+    let mut names = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(err("list labelled containers"))?
+    {
+        names.push(format!(
+            "container {}",
+            c.names.unwrap_or_default().join(",")
+        ));
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(err("list labelled networks"))?
+    {
+        names.push(format!("network {}", n.name.unwrap_or_default()));
+    }
+    Ok(names)
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Stops all containers concurrently, removes them, then removes the network. `grace` 0 means
+/// kill at once (used when undoing a failed provision).
+async fn remove_all(
+    docker: &Docker,
+    containers: &[String],
+    network: &str,
+    grace: i32,
+) -> Result<(), DockerError> {
+    let stops = containers.iter().map(|id| async move {
+        if grace > 0 {
+            match docker
+                .stop_container(
+                    id,
+                    Some(StopContainerOptions {
+                        t: Some(grace),
+                        signal: None,
+                    }),
+                )
+                .await
+            {
+                Ok(()) => {}
+                // 304: already stopped; 404: already gone. Both are what we wanted.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304 | 404,
+                    ..
+                }) => {}
+                Err(e) => return Err(err(format!("stop container {id}"))(e)),
+            }
+        }
+        match docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(err(format!("remove container {id}"))(e)),
+        }
+    });
+    for r in join_all(stops).await {
+        r?;
+    }
+    if !network.is_empty() {
+        match docker.remove_network(network).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(err(format!("remove network {network}"))(e)),
+        }
+    }
+    Ok(())
+}
+
+async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
+    let info = docker
+        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .map_err(err(format!("inspect container {id}")))?;
+    let key = format!("{port}/tcp");
+    info.network_settings
+        .and_then(|n| n.ports)
+        .and_then(|p| p.get(&key).cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| DockerError {
+            step: format!("find the published port of container {id}"),
+            message: format!("no host binding for {key}"),
+        })
+}

@@ -1,0 +1,335 @@
+//! hearth's HTTP routes (contract §3) and the workspace state machine behind them.
+//!
+//! One `Hearth` owns every workspace of this daemon. Routes never hold the state lock across a
+//! driver call, so a slow teardown does not block `GET /v1/status`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use super::docker::{DockerDeployment, DockerDriver};
+use super::process::{ProcessDeployment, ProcessDriver};
+use super::{
+    DeploymentRef, DriverKind, ErrorBody, ErrorDetail, ProvisionRequest, StatusReport, Status,
+    TeardownRequest,
+};
+
+/// The configured driver.
+pub enum Driver {
+    Docker(DockerDriver),
+    Process(ProcessDriver),
+}
+
+impl Driver {
+    fn kind(&self) -> DriverKind {
+        match self {
+            Driver::Docker(_) => DriverKind::LocalDocker,
+            Driver::Process(_) => DriverKind::Process,
+        }
+    }
+}
+
+/// What a driver made for one workspace: exactly what teardown must undo.
+enum Deployment {
+    Docker(DockerDeployment),
+    Process(ProcessDeployment),
+}
+
+/// One workspace as hearth tracks it.
+struct Entry {
+    /// The answer hearth gives about it (status, services, last error).
+    reference: DeploymentRef,
+    /// The driver's handle; `None` while provisioning, after teardown, or after a failure.
+    deployment: Option<Deployment>,
+}
+
+/// hearth's configuration and state.
+pub struct Hearth {
+    /// Does the provisioning.
+    driver: Driver,
+    /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
+    teardown_timeout: Duration,
+    /// Deadline for every service of a workspace to answer its health route.
+    health_timeout: Duration,
+    /// Workspaces by slug.
+    workspaces: Mutex<HashMap<String, Entry>>,
+}
+
+type Shared = Arc<Hearth>;
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }),
+    )
+        .into_response()
+}
+
+fn bad_json(rejection: JsonRejection) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", rejection.body_text())
+}
+
+impl Hearth {
+    pub fn new(driver: Driver, teardown_timeout: Duration, health_timeout: Duration) -> Hearth {
+        Hearth {
+            driver,
+            teardown_timeout,
+            health_timeout,
+            workspaces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The router, ready to serve on a unix listener.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { StatusCode::OK }))
+            .route("/v1/provision", post(provision))
+            .route("/v1/teardown", post(teardown))
+            .route("/v1/status/{slug}", get(status))
+            .with_state(self)
+    }
+
+    /// Tears down every workspace still up: hearth is exiting and must leave nothing behind.
+    pub async fn shutdown(&self) {
+        let slugs: Vec<String> = {
+            let ws = self.workspaces.lock().expect("hearth state lock");
+            ws.iter()
+                .filter(|(_, e)| e.deployment.is_some())
+                .map(|(s, _)| s.clone())
+                .collect()
+        };
+        for slug in slugs {
+            let report = self.teardown_slug(&slug).await;
+            tracing::info!(slug, status = %report.status, "teardown at shutdown");
+        }
+        if let Driver::Docker(d) = &self.driver {
+            match d.sweep_session().await {
+                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => {
+                    tracing::warn!(?r, "removed leftovers at shutdown")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{e}"),
+            }
+        }
+        // Process deployments that missed their deadline die with their `Child` handles.
+        self.workspaces.lock().expect("hearth state lock").clear();
+    }
+
+    async fn teardown_slug(&self, slug: &str) -> StatusReport {
+        let deployment = {
+            let mut ws = self.workspaces.lock().expect("hearth state lock");
+            let Some(entry) = ws.get_mut(slug) else {
+                unreachable!("callers check the slug exists")
+            };
+            entry.reference.status = Status::TearingDown;
+            entry.deployment.take()
+        };
+        let Some(mut deployment) = deployment else {
+            // Nothing running (provision failed, or already torn down): nothing to stop.
+            let mut ws = self.workspaces.lock().expect("hearth state lock");
+            let entry = ws.get_mut(slug).expect("entry exists");
+            entry.reference.status = Status::TierTornDown;
+            entry.reference.services.clear();
+            return StatusReport {
+                slug: slug.into(),
+                status: Status::TierTornDown,
+                error: None,
+            };
+        };
+        let work = async {
+            match (&self.driver, &mut deployment) {
+                (Driver::Docker(d), Deployment::Docker(dep)) => {
+                    d.teardown(dep).await.map_err(|e| e.to_string())
+                }
+                (Driver::Process(d), Deployment::Process(dep)) => d.teardown(dep).await,
+                _ => Err("deployment does not belong to this driver".into()),
+            }
+        };
+        let outcome = tokio::time::timeout(self.teardown_timeout, work).await;
+        let mut ws = self.workspaces.lock().expect("hearth state lock");
+        let entry = ws.get_mut(slug).expect("entry exists");
+        match outcome {
+            Ok(Ok(())) => {
+                entry.reference.status = Status::TierTornDown;
+                entry.reference.services.clear();
+                entry.reference.error = None;
+            }
+            Ok(Err(e)) => {
+                entry.reference.error = Some(format!("teardown failed: {e}"));
+                entry.deployment = Some(deployment);
+            }
+            Err(_) => {
+                entry.reference.error = Some(format!(
+                    "teardown deadline {} passed; services still stopping",
+                    crate::duration::display(self.teardown_timeout)
+                ));
+                // Keep the handle: shutdown (or the harness's sweep) removes it later.
+                entry.deployment = Some(deployment);
+            }
+        }
+        StatusReport {
+            slug: slug.into(),
+            status: entry.reference.status,
+            error: entry.reference.error.clone(),
+        }
+    }
+}
+
+async fn provision(
+    State(hearth): State<Shared>,
+    body: Result<Json<ProvisionRequest>, JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_json(r),
+    };
+    if let Err(e) = crate::slug::validate(&req.slug) {
+        return error(StatusCode::BAD_REQUEST, "bad_slug", e.to_string());
+    }
+    if let Err(e) = req.profile.check() {
+        return error(StatusCode::BAD_REQUEST, "bad_profile", e);
+    }
+    {
+        let mut ws = hearth.workspaces.lock().expect("hearth state lock");
+        if let Some(existing) = ws.get(&req.slug)
+            && !matches!(
+                existing.reference.status,
+                Status::TierTornDown | Status::Failed
+            )
+        {
+            return error(
+                StatusCode::CONFLICT,
+                "slug_in_use",
+                format!(
+                    "workspace {} exists with status {}",
+                    req.slug, existing.reference.status
+                ),
+            );
+        }
+        ws.insert(
+            req.slug.clone(),
+            Entry {
+                reference: DeploymentRef {
+                    slug: req.slug.clone(),
+                    tier: req.profile.name.clone(),
+                    driver: hearth.driver.kind(),
+                    status: Status::Provisioning,
+                    services: Vec::new(),
+                    error: None,
+                },
+                deployment: None,
+            },
+        );
+    }
+    let result = match &hearth.driver {
+        Driver::Docker(d) => d
+            .provision(&req.slug, &req.profile, hearth.health_timeout)
+            .await
+            .map(|dep| (dep.services.clone(), Deployment::Docker(dep)))
+            .map_err(|e| e.to_string()),
+        Driver::Process(d) => d
+            .provision(&req.slug, &req.profile, hearth.health_timeout)
+            .await
+            .map(|dep| (dep.services.clone(), Deployment::Process(dep))),
+    };
+    let mut ws = hearth.workspaces.lock().expect("hearth state lock");
+    let entry = ws.get_mut(&req.slug).expect("inserted above");
+    match result {
+        Ok((services, deployment)) => {
+            entry.reference.status = Status::Ready;
+            entry.reference.services = services;
+            entry.deployment = Some(deployment);
+        }
+        Err(e) => {
+            tracing::warn!(slug = req.slug, "provision failed: {e}");
+            entry.reference.status = Status::Failed;
+            entry.reference.error = Some(e);
+        }
+    }
+    Json(entry.reference.clone()).into_response()
+}
+
+async fn teardown(
+    State(hearth): State<Shared>,
+    body: Result<Json<TeardownRequest>, JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(r) => return bad_json(r),
+    };
+    let known = hearth
+        .workspaces
+        .lock()
+        .expect("hearth state lock")
+        .contains_key(&req.slug);
+    if !known {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no workspace {}", req.slug),
+        );
+    }
+    Json(hearth.teardown_slug(&req.slug).await).into_response()
+}
+
+async fn status(State(hearth): State<Shared>, UrlPath(slug): UrlPath<String>) -> Response {
+    let ws = hearth.workspaces.lock().expect("hearth state lock");
+    match ws.get(&slug) {
+        Some(e) => Json(StatusReport {
+            slug,
+            status: e.reference.status,
+            error: e.reference.error.clone(),
+        })
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no workspace {slug}"),
+        ),
+    }
+}
+
+/// Binds the unix socket with mode 0600 (its directory is created 0700 if missing).
+pub fn bind_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    if path.exists() {
+        // A stale socket from a killed hearth; a live one would still accept connections.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another hearth is serving {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    // umask first so the socket is never briefly reachable by others.
+    // SAFETY: umask is process-wide but hearth binds once, before serving.
+    let old = unsafe { libc::umask(0o177) };
+    let listener = tokio::net::UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let listener = listener?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}

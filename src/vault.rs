@@ -1,0 +1,788 @@
+//! vault: the VAULT secret source and the HMAC bearer between console and worker (contract §5).
+//!
+//! This module owns the keyring (key id → shared secret, one id active for signing), how it
+//! is loaded (a YAML file, located by `ROCKY_VAULT_FILE` in the solo tier), and the bearer
+//! token format both sides speak:
+//!
+//! ```text
+//! Authorization: Bearer rocky1.<key_id>.<unix_ts>.<hex hmac-sha256>
+//! hmac input:    "rocky1\n{METHOD}\n{path}\n{unix_ts}\n{hex sha256(body)}"
+//! ```
+//!
+//! Secrets stay inside [`Keyring`]: they never reach `Debug` output or error messages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Version tag of the token format and of the canonical string; bumping it invalidates
+/// every outstanding token, which is what a format change must do.
+const SCHEME: &str = "rocky1";
+
+/// Clock skew tolerated in either direction when verifying a bearer.
+pub const DEFAULT_MAX_SKEW_SECS: i64 = 30;
+
+/// Environment variable naming the keyring file in the solo tier.
+pub const VAULT_FILE_ENV: &str = "ROCKY_VAULT_FILE";
+
+/// Longest key id accepted; ids travel in every token, so they stay short.
+const MAX_KEY_ID_LEN: usize = 64;
+
+/// Why a keyring could not be built or loaded. No variant carries secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error(
+        "failed to load the VAULT keyring: {VAULT_FILE_ENV} is not set (point it at a keyring YAML file)"
+    )]
+    EnvUnset,
+    #[error("failed to read the VAULT keyring {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to parse the VAULT keyring {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("failed to build the VAULT keyring: it has no keys")]
+    NoKeys,
+    #[error(
+        "failed to build the VAULT keyring: active key id {active} is not among its keys ({known})"
+    )]
+    ActiveKeyMissing { active: String, known: String },
+    #[error("failed to build the VAULT keyring: the secret for key id {key_id} is empty")]
+    EmptySecret { key_id: String },
+    #[error("failed to build the VAULT keyring: key id {key_id} appears twice")]
+    DuplicateKeyId { key_id: String },
+    #[error("failed to build the VAULT keyring: key id {key_id:?} is invalid: {reason}")]
+    InvalidKeyId { key_id: String, reason: String },
+}
+
+/// Why a bearer was refused. Each maps to a 401 on the worker; the message says exactly what
+/// was wrong so the console can report drift ("signature mismatch, key id v1") without logs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    #[error("no Authorization header")]
+    Missing,
+    #[error("malformed bearer: {0}")]
+    Malformed(String),
+    #[error("unknown key id {0}")]
+    UnknownKeyId(String),
+    #[error("{}", describe_skew(*skew_secs, *max_secs))]
+    Skew { skew_secs: i64, max_secs: i64 },
+    #[error("signature mismatch, key id {key_id}")]
+    SignatureMismatch { key_id: String },
+}
+
+/// `skew_secs` is token time minus verifier time: positive means the token is from the future.
+fn describe_skew(skew_secs: i64, max_secs: i64) -> String {
+    if skew_secs >= 0 {
+        format!("timestamp {skew_secs}s in the future (max skew {max_secs}s)")
+    } else {
+        format!(
+            "timestamp {}s in the past (max skew {max_secs}s)",
+            skew_secs.unsigned_abs()
+        )
+    }
+}
+
+/// The shared secrets of the HMAC bearer. Several keys may be valid at once so a secret can
+/// be rotated without a flag day: verifiers accept any known key id, signers use the active one.
+#[derive(Clone)]
+pub struct Keyring {
+    active: String,
+    keys: BTreeMap<String, Vec<u8>>,
+}
+
+/// Lists key ids only: a keyring ends up in `{:?}` of larger structs and in tracing spans.
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("active", &self.active)
+            .field("key_ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// On-disk keyring layout. Unknown fields are refused so a typo (`activ:`) fails loudly
+/// instead of silently yielding a keyring the other side does not share.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    active: String,
+    keys: BTreeMap<String, SecretText>,
+}
+
+/// A secret read from YAML. Its own `Deserialize` keeps the value out of parse errors
+/// (serde's default "invalid type: integer `1234`" would echo a mistyped secret).
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+pub(crate) struct SecretText(pub(crate) String);
+
+impl<'de> serde::Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SecretText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string secret")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SecretText, E> {
+                Ok(SecretText(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<SecretText, E> {
+                Ok(SecretText(v))
+            }
+            // Everything else is refused without echoing the value.
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SecretText, E> {
+                Err(E::custom(
+                    "expected a quoted string secret, found a boolean",
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SecretText, E> {
+                Err(E::custom("expected a quoted string secret, found a number"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<SecretText, E> {
+                Err(E::custom("expected a quoted string secret, found a number"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SecretText, E> {
+                Err(E::custom("expected a quoted string secret, found a number"))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<SecretText, E> {
+                Err(E::custom("expected a quoted string secret, found nothing"))
+            }
+            // Sequences and mappings fall through to serde's default error, which names
+            // only the kind ("invalid type: sequence"), never the content.
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Key ids are embedded in `.`-separated tokens and in messages, so they are restricted to
+/// a plain alphabet.
+fn check_key_id(key_id: &str) -> Result<(), VaultError> {
+    let invalid = |reason: &str| VaultError::InvalidKeyId {
+        key_id: key_id.to_string(),
+        reason: reason.to_string(),
+    };
+    if key_id.is_empty() {
+        return Err(invalid("it is empty"));
+    }
+    if key_id.len() > MAX_KEY_ID_LEN {
+        return Err(invalid("it is longer than 64 characters"));
+    }
+    if !key_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid("only A-Z, a-z, 0-9, '-' and '_' are allowed"));
+    }
+    Ok(())
+}
+
+impl Keyring {
+    /// Builds a keyring from `(key id, secret)` pairs; `active` names the key used to sign.
+    pub fn new(active: &str, keys: Vec<(String, Vec<u8>)>) -> Result<Keyring, VaultError> {
+        if keys.is_empty() {
+            return Err(VaultError::NoKeys);
+        }
+        let mut map = BTreeMap::new();
+        for (key_id, secret) in keys {
+            check_key_id(&key_id)?;
+            if secret.is_empty() {
+                return Err(VaultError::EmptySecret { key_id });
+            }
+            if map.contains_key(&key_id) {
+                return Err(VaultError::DuplicateKeyId { key_id });
+            }
+            map.insert(key_id, secret);
+        }
+        if !map.contains_key(active) {
+            return Err(VaultError::ActiveKeyMissing {
+                active: active.to_string(),
+                known: map.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        Ok(Keyring {
+            active: active.to_string(),
+            keys: map,
+        })
+    }
+
+    /// A one-key keyring, for tests and embedded stacks that generate their own secret.
+    ///
+    /// # Panics
+    /// If `key_id` is not a valid key id or `secret` is empty: both are programming errors
+    /// here, unlike in [`Keyring::new`] where they come from configuration.
+    pub fn single(key_id: &str, secret: &[u8]) -> Keyring {
+        match Keyring::new(key_id, vec![(key_id.to_string(), secret.to_vec())]) {
+            Ok(keyring) => keyring,
+            Err(e) => panic!("Keyring::single called with invalid input: {e}"),
+        }
+    }
+
+    /// Loads a keyring from YAML:
+    ///
+    /// ```yaml
+    /// active: v1
+    /// keys:
+    ///   v1: "<secret>"
+    ///   v0: "<old secret, still accepted>"
+    /// ```
+    ///
+    /// Each secret is the UTF-8 bytes of its string.
+    pub fn from_file(path: &Path) -> Result<Keyring, VaultError> {
+        let text = std::fs::read_to_string(path).map_err(|source| VaultError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: KeyringFile = serde_yaml::from_str(&text).map_err(|e| VaultError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let keys = file
+            .keys
+            .into_iter()
+            .map(|(id, secret)| (id, secret.0.into_bytes()))
+            .collect();
+        Keyring::new(&file.active, keys)
+    }
+
+    /// Loads the keyring named by `ROCKY_VAULT_FILE`.
+    pub fn from_env() -> Result<Keyring, VaultError> {
+        match std::env::var_os(VAULT_FILE_ENV) {
+            Some(path) if !path.is_empty() => Keyring::from_file(Path::new(&path)),
+            _ => Err(VaultError::EnvUnset),
+        }
+    }
+
+    /// The key id new tokens are signed with.
+    pub fn active_key_id(&self) -> &str {
+        &self.active
+    }
+
+    /// All key ids this keyring accepts, in sorted order.
+    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
+    /// Signs a request with the active key and returns the whole header value,
+    /// `Bearer rocky1.<key_id>.<ts>.<hex>`. `path` is the request target as sent
+    /// (path plus query, if any); the verifier must see the same string.
+    pub fn sign(&self, method: &str, path: &str, body: &[u8], now_unix: i64) -> String {
+        let secret = &self.keys[&self.active];
+        let mac = mac_for(secret, method, path, body, now_unix).finalize();
+        format!(
+            "Bearer {SCHEME}.{}.{now_unix}.{}",
+            self.active,
+            hex::encode(mac.into_bytes())
+        )
+    }
+
+    /// Verifies an `Authorization` header value against this request and returns the key
+    /// id that signed it. The timestamp must be within `max_skew_secs` of `now_unix` in both
+    /// directions; the signature is compared in constant time.
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now_unix: i64,
+        max_skew_secs: i64,
+    ) -> Result<String, BearerError> {
+        let header = header.ok_or(BearerError::Missing)?;
+        let token = parse_header(header)?;
+        let secret = self
+            .keys
+            .get(token.key_id)
+            .ok_or_else(|| BearerError::UnknownKeyId(token.key_id.to_string()))?;
+        let skew_secs = token.ts.saturating_sub(now_unix);
+        if skew_secs.unsigned_abs() > max_skew_secs.unsigned_abs() {
+            return Err(BearerError::Skew {
+                skew_secs,
+                max_secs: max_skew_secs,
+            });
+        }
+        mac_for(secret, method, path, body, token.ts)
+            .verify_slice(&token.signature)
+            .map_err(|_| BearerError::SignatureMismatch {
+                key_id: token.key_id.to_string(),
+            })?;
+        Ok(token.key_id.to_string())
+    }
+}
+
+/// The parts of a bearer token, borrowed from the header.
+struct Token<'a> {
+    key_id: &'a str,
+    ts: i64,
+    signature: Vec<u8>,
+}
+
+fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
+    let malformed = |why: &str| BearerError::Malformed(why.to_string());
+    let (scheme, token) = header
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| malformed("expected \"Bearer <token>\""))?;
+    // The auth scheme is case-insensitive (RFC 9110 §11.1); the token itself is not.
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(malformed("expected the Bearer scheme"));
+    }
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let [scheme_tag, key_id, ts, sig] = parts[..] else {
+        return Err(malformed(&format!(
+            "expected {SCHEME}.<key_id>.<unix_ts>.<hex signature>, found {} part(s)",
+            parts.len()
+        )));
+    };
+    if scheme_tag != SCHEME {
+        return Err(malformed(&format!("expected the {SCHEME} token format")));
+    }
+    if key_id.is_empty() {
+        return Err(malformed("empty key id"));
+    }
+    // Digits only: i64::from_str would also take "+5" and "-5", which no signer emits.
+    if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(malformed("timestamp is not a non-negative integer"));
+    }
+    let ts: i64 = ts
+        .parse()
+        .map_err(|_| malformed("timestamp is out of range"))?;
+    let signature = hex::decode(sig).map_err(|_| malformed("signature is not hex"))?;
+    if signature.len() != 32 {
+        return Err(malformed("signature is not 32 bytes of HMAC-SHA256"));
+    }
+    Ok(Token {
+        key_id,
+        ts,
+        signature,
+    })
+}
+
+/// HMAC over the canonical string. The body enters as its SHA-256 so the canonical string
+/// stays line-oriented whatever the body holds; the method is upper-cased because HTTP
+/// stacks disagree on its case but never on its meaning.
+fn mac_for(secret: &[u8], method: &str, path: &str, body: &[u8], ts: i64) -> HmacSha256 {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
+    let canonical = format!(
+        "{SCHEME}\n{}\n{path}\n{ts}\n{}",
+        method.to_ascii_uppercase(),
+        hex::encode(Sha256::digest(body))
+    );
+    mac.update(canonical.as_bytes());
+    mac
+}
+
+/// Seconds since the Unix epoch (negative before it, which only a broken clock yields).
+pub fn now_unix() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// 32 random bytes from `/dev/urandom`, for a fresh secret.
+///
+/// # Panics
+/// If `/dev/urandom` cannot be read: without it there is no safe secret to hand out.
+pub fn generate_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .unwrap_or_else(|e| panic!("failed to read /dev/urandom for a VAULT secret: {e}"));
+    secret
+}
+
+/// Writes a keyring file that [`Keyring::from_file`] reads back, with mode 0600 because it
+/// holds secrets. Secrets are strings (e.g. `hex::encode(generate_secret())`). The file is
+/// written beside its final path and renamed into place, so a reader never sees half of it.
+pub fn write_keyring_file(path: &Path, active: &str, keys: &[(&str, &str)]) -> std::io::Result<()> {
+    let file = KeyringFile {
+        active: active.to_string(),
+        keys: keys
+            .iter()
+            .map(|(id, secret)| (id.to_string(), SecretText(secret.to_string())))
+            .collect(),
+    };
+    let yaml = serde_yaml::to_string(&file).map_err(std::io::Error::other)?;
+    write_private_file(path, yaml.as_bytes())
+}
+
+/// Writes `contents` to `path` with mode 0600 via a sibling temporary file and a rename.
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let mut tmp_name = file_name.to_os_string();
+    tmp_name.push(format!(".tmp.{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_750_000_000;
+    const BODY: &[u8] = br#"{"workspace":"acme","prompts":["p1"]}"#;
+
+    fn ring() -> Keyring {
+        Keyring::single("v1", b"correct horse battery staple")
+    }
+
+    fn verify(k: &Keyring, header: &str) -> Result<String, BearerError> {
+        k.verify(
+            Some(header),
+            "POST",
+            "/v1/runs",
+            BODY,
+            NOW,
+            DEFAULT_MAX_SKEW_SECS,
+        )
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let k = ring();
+        let h = k.sign("POST", "/v1/runs", BODY, NOW);
+        assert!(h.starts_with("Bearer rocky1.v1.1750000000."), "{h}");
+        assert_eq!(verify(&k, &h), Ok("v1".to_string()));
+        // Method case does not matter; the rest does.
+        assert_eq!(
+            k.verify(Some(&h), "post", "/v1/runs", BODY, NOW, 30),
+            Ok("v1".into())
+        );
+    }
+
+    #[test]
+    fn wrong_secret_is_a_mismatch_naming_the_key_id() {
+        let signer = Keyring::single("v1", b"another secret");
+        let h = signer.sign("POST", "/v1/runs", BODY, NOW);
+        let err = verify(&ring(), &h).unwrap_err();
+        assert_eq!(
+            err,
+            BearerError::SignatureMismatch {
+                key_id: "v1".into()
+            }
+        );
+        assert_eq!(err.to_string(), "signature mismatch, key id v1");
+    }
+
+    #[test]
+    fn tampering_is_a_mismatch() {
+        let k = ring();
+        let h = k.sign("POST", "/v1/runs", BODY, NOW);
+        let mismatch = Err(BearerError::SignatureMismatch {
+            key_id: "v1".into(),
+        });
+        assert_eq!(
+            k.verify(Some(&h), "POST", "/v1/runs", b"{}", NOW, 30),
+            mismatch,
+            "body"
+        );
+        assert_eq!(
+            k.verify(Some(&h), "PUT", "/v1/runs", BODY, NOW, 30),
+            mismatch,
+            "method"
+        );
+        assert_eq!(
+            k.verify(Some(&h), "POST", "/v1/runs/x/events", BODY, NOW, 30),
+            mismatch,
+            "path"
+        );
+        // Move the timestamp by one second but keep the signature.
+        let tampered = h.replace(".1750000000.", ".1750000001.");
+        assert_ne!(tampered, h);
+        assert_eq!(verify(&k, &tampered), mismatch, "timestamp");
+        // Flip one signature nibble.
+        let last = h.chars().last().unwrap();
+        let flipped = format!(
+            "{}{}",
+            &h[..h.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        assert_eq!(verify(&k, &flipped), mismatch, "signature");
+    }
+
+    #[test]
+    fn skew_is_bounded_both_ways() {
+        let k = ring();
+        for (offset, ok) in [
+            (30, true),
+            (-30, true),
+            (31, false),
+            (-31, false),
+            (0, true),
+        ] {
+            let h = k.sign("POST", "/v1/runs", BODY, NOW + offset);
+            let got = verify(&k, &h);
+            if ok {
+                assert_eq!(got, Ok("v1".into()), "offset {offset}");
+            } else {
+                assert_eq!(
+                    got,
+                    Err(BearerError::Skew {
+                        skew_secs: offset,
+                        max_secs: 30
+                    }),
+                    "offset {offset}"
+                );
+            }
+        }
+        let future = BearerError::Skew {
+            skew_secs: 45,
+            max_secs: 30,
+        };
+        assert_eq!(
+            future.to_string(),
+            "timestamp 45s in the future (max skew 30s)"
+        );
+        let past = BearerError::Skew {
+            skew_secs: -45,
+            max_secs: 30,
+        };
+        assert_eq!(past.to_string(), "timestamp 45s in the past (max skew 30s)");
+    }
+
+    #[test]
+    fn unknown_key_id() {
+        let signer = Keyring::single("v9", b"whatever");
+        let h = signer.sign("POST", "/v1/runs", BODY, NOW);
+        let err = verify(&ring(), &h).unwrap_err();
+        assert_eq!(err, BearerError::UnknownKeyId("v9".into()));
+        assert_eq!(err.to_string(), "unknown key id v9");
+    }
+
+    #[test]
+    fn missing_and_malformed() {
+        let k = ring();
+        assert_eq!(
+            k.verify(None, "POST", "/v1/runs", BODY, NOW, 30),
+            Err(BearerError::Missing)
+        );
+        assert_eq!(BearerError::Missing.to_string(), "no Authorization header");
+        let good = k.sign("POST", "/v1/runs", BODY, NOW);
+        let sig = good.rsplit('.').next().unwrap().to_string();
+        let cases = [
+            "".to_string(),
+            "Bearer".to_string(),
+            format!("Basic rocky1.v1.{NOW}.{sig}"),
+            "Bearer rocky1".to_string(),
+            "Bearer rocky1.v1".to_string(),
+            format!("Bearer rocky1.v1.{NOW}"),
+            format!("Bearer rocky1.v1.{NOW}.{sig}.extra"),
+            format!("Bearer rocky2.v1.{NOW}.{sig}"),
+            format!("Bearer rocky1..{NOW}.{sig}"),
+            format!("Bearer rocky1.v1.abc.{sig}"),
+            format!("Bearer rocky1.v1.-{NOW}.{sig}"),
+            format!("Bearer rocky1.v1.99999999999999999999.{sig}"),
+            format!("Bearer rocky1.v1.{NOW}.zz{}", &sig[2..]),
+            format!("Bearer rocky1.v1.{NOW}.{}", &sig[..62]),
+            format!("Bearer rocky1.v1.{NOW}.{sig}00"),
+        ];
+        for case in cases {
+            match verify(&k, &case) {
+                Err(BearerError::Malformed(why)) => assert!(!why.is_empty()),
+                other => panic!("{case:?} gave {other:?}"),
+            }
+        }
+        // The scheme name is case-insensitive.
+        let lower = good.replacen("Bearer", "bearer", 1);
+        assert_eq!(verify(&k, &lower), Ok("v1".into()));
+    }
+
+    #[test]
+    fn rotation_accepts_the_previous_key() {
+        let old = Keyring::single("v0", b"old secret");
+        let rotated = Keyring::new(
+            "v1",
+            vec![
+                ("v1".into(), b"new secret".to_vec()),
+                ("v0".into(), b"old secret".to_vec()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(rotated.active_key_id(), "v1");
+        let from_old = old.sign("POST", "/v1/runs", BODY, NOW);
+        assert_eq!(verify(&rotated, &from_old), Ok("v0".into()));
+        let from_new = rotated.sign("POST", "/v1/runs", BODY, NOW);
+        assert!(from_new.starts_with("Bearer rocky1.v1."));
+        assert_eq!(verify(&rotated, &from_new), Ok("v1".into()));
+        // A verifier that has not learned v1 yet says so precisely.
+        assert_eq!(
+            verify(&old, &from_new),
+            Err(BearerError::UnknownKeyId("v1".into()))
+        );
+    }
+
+    #[test]
+    fn new_rejects_bad_input() {
+        assert!(matches!(
+            Keyring::new("v1", vec![]),
+            Err(VaultError::NoKeys)
+        ));
+        assert!(matches!(
+            Keyring::new("v2", vec![("v1".into(), b"s".to_vec())]),
+            Err(VaultError::ActiveKeyMissing { .. })
+        ));
+        assert!(matches!(
+            Keyring::new("v1", vec![("v1".into(), vec![])]),
+            Err(VaultError::EmptySecret { .. })
+        ));
+        assert!(matches!(
+            Keyring::new(
+                "v1",
+                vec![("v1".into(), b"a".to_vec()), ("v1".into(), b"b".to_vec())]
+            ),
+            Err(VaultError::DuplicateKeyId { .. })
+        ));
+        assert!(matches!(
+            Keyring::new("v.1", vec![("v.1".into(), b"s".to_vec())]),
+            Err(VaultError::InvalidKeyId { .. })
+        ));
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let p = dir.path().join("vault.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn from_file_happy_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            &dir,
+            "active: v1\nkeys:\n  v1: \"new-secret\"\n  v0: \"old-secret\"\n",
+        );
+        let k = Keyring::from_file(&p).unwrap();
+        assert_eq!(k.active_key_id(), "v1");
+        assert_eq!(k.key_ids().collect::<Vec<_>>(), ["v0", "v1"]);
+        let h = Keyring::single("v0", b"old-secret").sign("POST", "/v1/runs", BODY, NOW);
+        assert_eq!(verify(&k, &h), Ok("v0".into()));
+    }
+
+    #[test]
+    fn from_file_rejects_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = write(&dir, "active: v1\nkeys:\n  v1: \"s\"\nactiv: v2\n");
+        let err = Keyring::from_file(&unknown).unwrap_err();
+        assert!(matches!(err, VaultError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("activ"), "{err}");
+
+        let missing = write(&dir, "active: v2\nkeys:\n  v1: \"s\"\n");
+        let err = Keyring::from_file(&missing).unwrap_err();
+        assert!(
+            matches!(&err, VaultError::ActiveKeyMissing { active, known } if active == "v2" && known == "v1"),
+            "{err}"
+        );
+
+        let empty = write(&dir, "active: v1\nkeys:\n  v1: \"\"\n");
+        let err = Keyring::from_file(&empty).unwrap_err();
+        assert!(
+            matches!(&err, VaultError::EmptySecret { key_id } if key_id == "v1"),
+            "{err}"
+        );
+
+        // A secret mistyped as a number is refused without echoing it.
+        let numeric = write(&dir, "active: v1\nkeys:\n  v1: 8675309123\n");
+        let err = Keyring::from_file(&numeric).unwrap_err().to_string();
+        assert!(err.contains("found a number"), "{err}");
+        assert!(!err.contains("8675309123"), "{err}");
+
+        let err = Keyring::from_file(&dir.path().join("absent.yaml")).unwrap_err();
+        assert!(matches!(err, VaultError::Read { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("failed to read the VAULT keyring")
+        );
+    }
+
+    #[test]
+    fn write_keyring_file_roundtrip() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("vault.yaml");
+        let secret = hex::encode(generate_secret());
+        write_keyring_file(&p, "v1", &[("v1", &secret), ("v0", "old: \"quoted\"")]).unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let k = Keyring::from_file(&p).unwrap();
+        let h = Keyring::single("v1", secret.as_bytes()).sign("GET", "/x", b"", NOW);
+        assert_eq!(
+            k.verify(Some(&h), "GET", "/x", b"", NOW, 30),
+            Ok("v1".into())
+        );
+        let h = Keyring::single("v0", b"old: \"quoted\"").sign("GET", "/x", b"", NOW);
+        assert_eq!(
+            k.verify(Some(&h), "GET", "/x", b"", NOW, 30),
+            Ok("v0".into())
+        );
+    }
+
+    #[test]
+    fn debug_output_has_no_secret() {
+        let k = Keyring::new(
+            "v1",
+            vec![
+                ("v1".into(), b"s3cr3t-new-value".to_vec()),
+                ("v0".into(), b"s3cr3t-old-value".to_vec()),
+            ],
+        )
+        .unwrap();
+        let dbg = format!("{k:?} {k:#?}");
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        // Nor as bytes, in case someone derives Debug again.
+        assert!(!dbg.contains("115, 51, 99"), "{dbg}");
+        assert!(dbg.contains("v0") && dbg.contains("v1"), "{dbg}");
+    }
+
+    #[test]
+    fn env_unset_names_the_variable() {
+        let msg = VaultError::EnvUnset.to_string();
+        assert!(
+            msg.starts_with("failed to load the VAULT keyring: ROCKY_VAULT_FILE is not set"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn generate_secret_is_random() {
+        let a = generate_secret();
+        let b = generate_secret();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn now_unix_is_recent() {
+        // 2024-01-01 as a floor: catches a unit mix-up (ms vs s) or a zero clock.
+        let now = now_unix();
+        assert!(now > 1_704_067_200 && now < 10_000_000_000, "{now}");
+    }
+}

@@ -1,0 +1,348 @@
+//! The worker, `ralph serve` (contract §5): accepts runs behind the HMAC bearer, runs each
+//! prompt as a KAHN node through the RALPH convergence loop, and streams the frames as SSE.
+//!
+//! The model is a deterministic mock ([`MockModel`]): a prompt says how many iterations its
+//! answer needs, so scenarios can ask for slow convergence or none at all without flakiness.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::kahn::{self, Drift, Frame, NodeState, RunStatus};
+use crate::vault::{self, Keyring};
+
+/// Upper bound on a submission body: prompts are short; anything bigger is a mistake or abuse.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Upper bound on `max_ralph_iters`, so a typo cannot start a near-endless loop.
+pub const MAX_RALPH_ITERS: u32 = 100;
+
+/// `POST /v1/runs` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRun {
+    pub workspace: String,
+    pub prompts: Vec<String>,
+    pub max_ralph_iters: u32,
+}
+
+/// `POST /v1/runs` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunAccepted {
+    pub run_id: String,
+}
+
+/// The deterministic stand-in for the model. A prompt containing `[ralph:converge=N]` needs N
+/// iterations; `[ralph:never]` never converges; any other prompt converges on the first.
+pub struct MockModel;
+
+impl MockModel {
+    /// How many iterations `prompt` needs, or `None` for never.
+    pub fn iterations_needed(prompt: &str) -> Option<u32> {
+        if prompt.contains("[ralph:never]") {
+            return None;
+        }
+        if let Some(start) = prompt.find("[ralph:converge=") {
+            let rest = &prompt[start + "[ralph:converge=".len()..];
+            if let Some(end) = rest.find(']')
+                && let Ok(n) = rest[..end].parse::<u32>()
+            {
+                return Some(n.max(1));
+            }
+        }
+        Some(1)
+    }
+
+    /// The RALPH check: does the answer at `attempt` converge?
+    pub fn converges(prompt: &str, attempt: u32) -> bool {
+        Self::iterations_needed(prompt).is_some_and(|n| attempt >= n)
+    }
+}
+
+/// The worker's configuration.
+pub struct WorkerConfig {
+    /// Secrets read from VAULT; the console signs with the same.
+    pub keyring: Keyring,
+    /// Allowed clock skew of a bearer timestamp, both directions.
+    pub max_skew_secs: i64,
+    /// Frame encoding fault for the failure drill (`Drift::None` in normal operation).
+    pub drift: Drift,
+}
+
+/// One run's frame log: frames are appended once and streamed to any number of readers.
+struct RunLog {
+    /// Encoded SSE payloads; frame `seq` n is at index n-1.
+    frames: Mutex<Vec<String>>,
+    /// (frames written, finished): readers wait on this instead of polling.
+    progress: watch::Sender<(usize, bool)>,
+}
+
+/// Shared worker state.
+pub struct Worker {
+    config: WorkerConfig,
+    runs: Mutex<HashMap<String, Arc<RunLog>>>,
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"error": {"code": code, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+impl Worker {
+    pub fn new(config: WorkerConfig) -> Arc<Worker> {
+        Arc::new(Worker {
+            config,
+            runs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The routes of contract §5.
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { StatusCode::OK }))
+            .route("/v1/runs", post(submit))
+            .route("/v1/runs/{run_id}/events", get(events))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self)
+    }
+
+    fn check_bearer(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &Uri,
+        body: &[u8],
+    ) -> Result<(), Response> {
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        self.config
+            .keyring
+            .verify(
+                header,
+                method.as_str(),
+                uri.path(),
+                body,
+                vault::now_unix(),
+                self.config.max_skew_secs,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!("bearer rejected: {e}");
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    format!("bearer rejected: {e}"),
+                )
+            })
+    }
+}
+
+/// Serves the worker on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    worker: Arc<Worker>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, worker.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn submit(
+    State(worker): State<Arc<Worker>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = worker.check_bearer(&headers, &method, &uri, &body) {
+        return r;
+    }
+    let run: SubmitRun = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+    };
+    if run.prompts.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "a run needs at least one prompt");
+    }
+    if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("max_ralph_iters must be 1..={MAX_RALPH_ITERS}"),
+        );
+    }
+    let run_id = format!("run-{}", crate::ids::random_hex(8));
+    let (progress, _) = watch::channel((0, false));
+    let log = Arc::new(RunLog {
+        frames: Mutex::new(Vec::new()),
+        progress,
+    });
+    worker
+        .runs
+        .lock()
+        .expect("worker state lock")
+        .insert(run_id.clone(), log.clone());
+    let drift = worker.config.drift.clone();
+    let id = run_id.clone();
+    tokio::spawn(async move { execute(&id, &run, &drift, &log).await });
+    (StatusCode::ACCEPTED, Json(RunAccepted { run_id })).into_response()
+}
+
+/// The RALPH loop over every node, writing frames as they happen.
+async fn execute(run_id: &str, run: &SubmitRun, drift: &Drift, log: &RunLog) {
+    let mut seq = 0u64;
+    let push = |frame: Frame| {
+        let encoded = kahn::encode_with(&frame, drift);
+        let mut frames = log.frames.lock().expect("run log lock");
+        frames.push(encoded);
+        let n = frames.len();
+        log.progress.send_modify(|p| p.0 = n);
+    };
+    let mut all_ok = true;
+    for (i, prompt) in run.prompts.iter().enumerate() {
+        let node_id = format!("node-{}", i + 1);
+        seq += 1;
+        push(Frame::NodeTransition {
+            run_id: run_id.into(),
+            node_id: node_id.clone(),
+            seq,
+            from: NodeState::Pending,
+            to: NodeState::Running,
+            ts: crate::clock::now_rfc3339(),
+        });
+        let mut converged = false;
+        for attempt in 1..=run.max_ralph_iters {
+            seq += 1;
+            push(Frame::NodeAttempt {
+                run_id: run_id.into(),
+                node_id: node_id.clone(),
+                seq,
+                attempt,
+                ts: crate::clock::now_rfc3339(),
+            });
+            if MockModel::converges(prompt, attempt) {
+                converged = true;
+                break;
+            }
+            // Let other runs and readers make progress between iterations.
+            tokio::task::yield_now().await;
+        }
+        all_ok &= converged;
+        seq += 1;
+        push(Frame::NodeTransition {
+            run_id: run_id.into(),
+            node_id,
+            seq,
+            from: NodeState::Running,
+            to: if converged {
+                NodeState::Succeeded
+            } else {
+                NodeState::Failed
+            },
+            ts: crate::clock::now_rfc3339(),
+        });
+    }
+    seq += 1;
+    push(Frame::RunEnded {
+        run_id: run_id.into(),
+        seq,
+        status: if all_ok {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        },
+        ts: crate::clock::now_rfc3339(),
+    });
+    log.progress.send_modify(|p| p.1 = true);
+}
+
+async fn events(
+    State(worker): State<Arc<Worker>>,
+    Path(run_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
+        return r;
+    }
+    let Some(log) = worker
+        .runs
+        .lock()
+        .expect("worker state lock")
+        .get(&run_id)
+        .cloned()
+    else {
+        return error(StatusCode::NOT_FOUND, "not_found", format!("no run {run_id}"));
+    };
+    // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
+    let after = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => 0,
+        Some(Ok(v)) => match v.trim().parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("Last-Event-ID {v:?} is not a frame seq"),
+                );
+            }
+        },
+        Some(Err(_)) => {
+            return error(StatusCode::BAD_REQUEST, "bad_request", "Last-Event-ID is not text");
+        }
+    };
+    Sse::new(frame_stream(log, after))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn frame_stream(log: Arc<RunLog>, after: usize) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let rx = log.progress.subscribe();
+    futures::stream::unfold((log, rx, after), |(log, mut rx, next)| async move {
+        loop {
+            let (written, finished) = *rx.borrow_and_update();
+            if next < written {
+                let data = log.frames.lock().expect("run log lock")[next].clone();
+                let event = SseEvent::default().id((next + 1).to_string()).data(data);
+                return Some((Ok(event), (log, rx, next + 1)));
+            }
+            if finished {
+                return None;
+            }
+            if rx.changed().await.is_err() {
+                return None;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mock_model_is_deterministic() {
+        assert_eq!(MockModel::iterations_needed("plain"), Some(1));
+        assert_eq!(MockModel::iterations_needed("x [ralph:converge=3] y"), Some(3));
+        assert_eq!(MockModel::iterations_needed("[ralph:never]"), None);
+        assert!(!MockModel::converges("[ralph:converge=3]", 2));
+        assert!(MockModel::converges("[ralph:converge=3]", 3));
+        assert!(!MockModel::converges("[ralph:never]", 100));
+    }
+}

@@ -1,0 +1,89 @@
+//! Steps that assert on the HATCH chain: exact sequence, the insta snapshot, the hash chain.
+//! Every mismatch is reported through the gap report (`rocky_e2e::chain`).
+
+use cucumber::gherkin::Step;
+use cucumber::then;
+use rocky_e2e::chain::{self, ExpectedChain, Expectation, Mode};
+
+use super::world::PlayWorld;
+
+/// Reads a `| kind | count |` table into an expected chain.
+fn table_chain(step: &Step) -> ExpectedChain {
+    let table = step
+        .table
+        .as_ref()
+        .expect("this step needs a table with columns `kind` and `count`");
+    let mut out = Vec::new();
+    for row in table.rows.iter().skip(1) {
+        let pattern = row[0]
+            .parse()
+            .unwrap_or_else(|e| panic!("row {:?}: {e}", row));
+        let count = match row.get(1) {
+            Some(c) => c
+                .trim()
+                .trim_start_matches(['×', 'x'])
+                .parse()
+                .unwrap_or_else(|_| panic!("row {row:?}: count must be a number")),
+            None => 1,
+        };
+        out.push(Expectation { pattern, count });
+    }
+    ExpectedChain(out)
+}
+
+async fn assert_chain(world: &PlayWorld, expected: &ExpectedChain, mode: Mode) {
+    let observed = chain::kinds(&world.chain());
+    if let Err(report) = chain::check(expected, &observed, mode, &world.collect_evidence().await) {
+        panic!("{report}");
+    }
+}
+
+#[then("the HATCH chain is exactly:")]
+async fn exactly_table(world: &mut PlayWorld, step: &Step) {
+    assert_chain(world, &table_chain(step), Mode::Exact).await;
+}
+
+#[then(expr = "the HATCH chain is exactly {string}")]
+async fn exactly_text(world: &mut PlayWorld, text: String) {
+    let expected = ExpectedChain::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_chain(world, &expected, Mode::Exact).await;
+}
+
+#[then("the HATCH chain matches the snapshot")]
+async fn matches_snapshot(world: &mut PlayWorld) {
+    let records = world.chain();
+    let redacted = rocky_e2e::redact::chain(&records);
+    let name = snapshot_name(&world.feature, &world.scenario);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    insta::with_settings!({
+        snapshot_path => path,
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+        description => format!("HATCH chain of {} › {}", world.feature, world.scenario),
+    }, {
+        insta::assert_yaml_snapshot!(name, redacted);
+    });
+}
+
+#[then("the HATCH log verifies")]
+async fn log_verifies(world: &mut PlayWorld) {
+    let path = world.stack().hatch_path.clone();
+    rocky_e2e::hatch::verify_file(&path)
+        .unwrap_or_else(|e| panic!("HATCH log {} does not verify: {e}", path.display()));
+}
+
+/// `feature__scenario-name`, from the feature file and the scenario: never insta's automatic
+/// name, so renaming a step function does not orphan a snapshot.
+pub fn snapshot_name(feature: &str, scenario: &str) -> String {
+    let slug: String = scenario
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!("{feature}__{slug}")
+}

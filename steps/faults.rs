@@ -1,0 +1,1 @@
+//! Fault steps: each injects one real fault into the real stack before it starts.

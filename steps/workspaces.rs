@@ -1,0 +1,137 @@
+//! Steps about the stack and workspaces: starting the stack, provisioning, teardown, hearth's
+//! status, and what must be gone afterwards.
+
+use std::time::{Duration, Instant};
+
+use cucumber::{given, then, when};
+use rocky_e2e::hatch::Act;
+use rocky_e2e::hearth::{DriverKind, Status};
+use rocky_e2e::stack::Stack;
+
+use super::world::PlayWorld;
+
+#[given("a rocky stack")]
+async fn a_stack(world: &mut PlayWorld) {
+    let options = world.options.clone();
+    let start = Instant::now();
+    let started = Stack::start(&options).await;
+    world.add_time(Act::Spawn, start);
+    match started {
+        Ok(s) => world.stack = Some(s),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[when(expr = "I provision workspace {string} on tier {string}")]
+async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
+    let body = serde_json::to_vec(&serde_json::json!({"slug": slug, "tier": tier})).unwrap();
+    let token = world.admin();
+    let start = Instant::now();
+    let reply = world
+        .call(reqwest::Method::POST, "/api/hearth/workspaces", Some(body), token)
+        .await;
+    world.add_time(Act::Provision, start);
+    world.services.entry(slug).or_default().extend(
+        reply.body["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["endpoint"].as_str().map(str::to_owned)),
+    );
+}
+
+#[then(expr = "workspace {string} is ready")]
+async fn is_ready(world: &mut PlayWorld, slug: String) {
+    let last = world.replies.last().cloned().expect("a provision request was made");
+    assert_eq!(
+        last.status, 201,
+        "provisioning {slug} answered {} ({})",
+        last.status,
+        last.error_text()
+    );
+    let token = world.admin();
+    let reply = world
+        .call(reqwest::Method::GET, &format!("/api/hearth/workspaces/{slug}"), None, token)
+        .await;
+    assert_eq!(reply.status, 200, "GET workspace {slug}: {}", reply.error_text());
+    assert_eq!(reply.body["status"], "ready", "workspace {slug}: {}", reply.body);
+}
+
+#[when(expr = "I tear down workspace {string}")]
+async fn tear_down(world: &mut PlayWorld, slug: String) {
+    let token = world.admin();
+    let path = format!("/api/hearth/workspaces/{slug}");
+    let start = Instant::now();
+    world.call(reqwest::Method::DELETE, &path, None, token).await;
+    world.add_time(Act::Teardown, start);
+}
+
+#[then(expr = "hearth reports workspace {string} as {string}")]
+async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
+    let want = Status::parse(&status).unwrap_or_else(|| panic!("{status:?} is not a hearth status"));
+    let hearth = world.stack().hearth();
+    let start = Instant::now();
+    let report = hearth
+        .status(&slug, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    world.add_time(Act::Status, start);
+    assert_eq!(
+        report.status, want,
+        "hearth status of {slug}: {} ({})",
+        report.status,
+        report.error.unwrap_or_default()
+    );
+}
+
+#[then(expr = "nothing of workspace {string} remains")]
+async fn nothing_remains(world: &mut PlayWorld, slug: String) {
+    // Every service endpoint hearth reported must now refuse connections.
+    for endpoint in world.services.get(&slug).cloned().unwrap_or_default() {
+        let addr = endpoint.trim_start_matches("http://");
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
+        {
+            panic!("service {endpoint} of workspace {slug} still accepts connections");
+        }
+    }
+    if world.options.driver == DriverKind::LocalDocker {
+        let docker = rocky_e2e::hearth::docker::connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let left = rocky_e2e::hearth::docker::list_labelled(&docker, &world.options.session, &slug)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            left.is_empty(),
+            "Docker objects labelled rocky.session={} rocky.workspace={slug} remain: {left:?}",
+            world.options.session
+        );
+    }
+}
+
+#[then(expr = "the console answers {int} with code {string}")]
+async fn console_answers(world: &mut PlayWorld, status: u16, code: String) {
+    let last = world.replies.last().cloned().expect("a request was made");
+    assert_eq!(
+        (last.status, last.body["error"]["code"].as_str().unwrap_or("")),
+        (status, code.as_str()),
+        "{} answered {} ({})",
+        last.request,
+        last.status,
+        last.error_text()
+    );
+}
+
+#[then(expr = "the console answers {int}")]
+async fn console_answers_status(world: &mut PlayWorld, status: u16) {
+    let last = world.replies.last().cloned().expect("a request was made");
+    assert_eq!(
+        last.status,
+        status,
+        "{} answered {} ({})",
+        last.request,
+        last.status,
+        last.error_text()
+    );
+}

@@ -1,0 +1,272 @@
+//! The World: one fresh per scenario, holding that scenario's stack and what it observed.
+//!
+//! Expensive shared fixtures (the stand-in image, the compiled stand-in) live in the topology
+//! chosen once per process; each scenario gets its own hearth session, HATCH log and temporary
+//! directory, so concurrent scenarios never see each other's workspaces or events.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rocky_e2e::chain::Evidence;
+use rocky_e2e::hatch::{Act, Record};
+use rocky_e2e::stack::{Stack, StackOptions};
+
+use super::topology;
+
+/// The console's answer to the last request, kept for assertions and as evidence.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// `POST /api/hearth/workspaces` and the like.
+    pub request: String,
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// `code: message` of an error body, or the body itself.
+    pub fn error_text(&self) -> String {
+        match (
+            self.body["error"]["code"].as_str(),
+            self.body["error"]["message"].as_str(),
+        ) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            _ => self.body.to_string(),
+        }
+    }
+}
+
+#[derive(cucumber::World)]
+#[world(init = Self::new)]
+pub struct PlayWorld {
+    /// Feature file stem and scenario name: the snapshot's name.
+    pub feature: String,
+    pub scenario: String,
+    /// How this scenario's stack will start; fault steps change it before the stack starts.
+    pub options: StackOptions,
+    /// The running stack, once started.
+    pub stack: Option<Stack>,
+    /// Why the stack failed to start, when a scenario expects that.
+    pub start_error: Option<String>,
+    /// One HTTP client per scenario, connections kept alive.
+    pub http: reqwest::Client,
+    /// Every console answer, in order (evidence for the gap report).
+    pub replies: Vec<Reply>,
+    /// Workspace name in the scenario → services it reported (endpoints), for cleanup checks.
+    pub services: BTreeMap<String, Vec<String>>,
+    /// Runs submitted, in order: (workspace, run_id).
+    pub runs: Vec<(String, String)>,
+    /// The last run view the console gave.
+    pub run_views: BTreeMap<String, serde_json::Value>,
+    /// Facts for the gap report beyond the replies.
+    pub evidence: Evidence,
+    /// Time spent per act.
+    pub timings: BTreeMap<Act, Duration>,
+    /// This scenario's directory (socket, HATCH log, hearth log); removed on drop.
+    pub dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for PlayWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlayWorld")
+            .field("feature", &self.feature)
+            .field("scenario", &self.scenario)
+            .field("session", &self.options.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlayWorld {
+    fn new() -> PlayWorld {
+        let dir = tempfile::Builder::new()
+            .prefix("rocky-e2e-")
+            .tempdir()
+            .expect("create a scenario directory");
+        let options = topology::get().stack_options(dir.path().to_owned());
+        PlayWorld {
+            feature: String::new(),
+            scenario: String::new(),
+            options,
+            stack: None,
+            start_error: None,
+            http: reqwest::Client::new(),
+            replies: Vec::new(),
+            services: BTreeMap::new(),
+            runs: Vec::new(),
+            run_views: BTreeMap::new(),
+            evidence: Evidence::default(),
+            timings: BTreeMap::new(),
+            dir,
+        }
+    }
+
+    /// The running stack; steps that need one say so plainly when it is missing.
+    pub fn stack(&self) -> &Stack {
+        self.stack
+            .as_ref()
+            .expect("no stack is running: start one with `Given a rocky stack`")
+    }
+
+    /// Adds the time since `start` to `act`.
+    pub fn add_time(&mut self, act: Act, start: Instant) {
+        *self.timings.entry(act).or_default() += start.elapsed();
+    }
+
+    /// Sends a request to the console as `token` and records the answer.
+    pub async fn call(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        token: Option<String>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.stack().console_url);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .timeout(Duration::from_secs(120));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let request = format!("{method} {path}");
+        let reply = match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+                Reply {
+                    request,
+                    status,
+                    body,
+                }
+            }
+            Err(e) => Reply {
+                request,
+                status: 0,
+                body: serde_json::Value::String(format!("no answer: {e}")),
+            },
+        };
+        self.replies.push(reply.clone());
+        reply
+    }
+
+    /// The admin's token.
+    pub fn admin(&self) -> Option<String> {
+        Some(self.stack().admin_token.clone())
+    }
+
+    /// This scenario's HATCH records, read back from the JSONL file the console wrote.
+    pub fn chain(&self) -> Vec<Record> {
+        match &self.stack {
+            Some(s) => rocky_e2e::hatch::read_file(&s.hatch_path).unwrap_or_else(|e| {
+                panic!("failed to read the HATCH log {}: {e}", s.hatch_path.display())
+            }),
+            None => Vec::new(),
+        }
+    }
+
+    /// Evidence for a gap report: what the harness saw, collected now.
+    pub async fn collect_evidence(&self) -> Evidence {
+        let mut ev = self.evidence.clone();
+        if let Some(err) = &self.start_error {
+            ev.add("stack start", err.clone());
+        }
+        for r in self.replies.iter().filter(|r| r.status >= 400 || r.status == 0) {
+            ev.add(
+                format!("console {}", r.request),
+                format!("{} {}", r.status, r.error_text()),
+            );
+        }
+        for (run, view) in &self.run_views {
+            if let Some(frames) = view["rejected_frames"].as_array()
+                && !frames.is_empty()
+            {
+                let first = frames[0]["reason"].as_str().unwrap_or("?");
+                ev.add(
+                    format!("run {run}"),
+                    format!(
+                        "{} KAHN frames rejected; first: {first}",
+                        frames.len()
+                    ),
+                );
+            }
+            if let Some(e) = view["error"].as_str() {
+                ev.add(format!("run {run}"), format!("ended {}: {e}", view["status"]));
+            }
+        }
+        if let Some(stack) = &self.stack {
+            let hearth = stack.hearth();
+            for slug in self.services.keys() {
+                match hearth.status(slug, Duration::from_secs(5)).await {
+                    Ok(s) => ev.add(
+                        format!("hearth status {slug}"),
+                        match s.error {
+                            Some(e) => format!("{} ({e})", s.status),
+                            None => s.status.to_string(),
+                        },
+                    ),
+                    Err(e) => ev.add(format!("hearth status {slug}"), e.to_string()),
+                }
+            }
+        }
+        ev
+    }
+}
+
+/// The `after` hook: prints the scenario's acts, chain and timings, stops its stack and makes
+/// sure nothing it created survives, even when a step failed.
+pub async fn finish(world: &mut PlayWorld, failed: bool) {
+    let chain = world.chain();
+    if !chain.is_empty() {
+        let mut out = format!("  ┌ {} › {}\n  │ HATCH chain:\n", world.feature, world.scenario);
+        for r in &chain {
+            out.push_str(&format!("  │   {:>3} {}\n", r.seq, r.kind));
+        }
+        let total: Duration = world.timings.values().sum();
+        out.push_str("  │ timings:");
+        for (act, d) in &world.timings {
+            out.push_str(&format!(" {} {}={:.1?}", act.number(), act.name(), d));
+        }
+        out.push_str(&format!(" total={total:.1?}\n"));
+        if let Some(stack) = &world.stack {
+            out.push_str(&format!("  └ driver {}\n", stack.driver.as_str()));
+        }
+        println!("{out}");
+    }
+    if failed
+        && let Some(stack) = &world.stack
+    {
+        let log = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        if !tail.is_empty() {
+            eprintln!("  hearth log (last {} lines):", tail.len());
+            for l in tail.iter().rev() {
+                eprintln!("    {l}");
+            }
+        }
+    }
+    let session = world.options.session.clone();
+    if let Some(stack) = world.stack.take()
+        && let Err(e) = stack.stop().await
+    {
+        eprintln!("  warning: {e}");
+    }
+    if world.options.driver == rocky_e2e::hearth::DriverKind::LocalDocker {
+        // hearth removed its objects on exit; this catches anything it could not (a service
+        // stuck past the teardown deadline, a hearth that was killed).
+        match rocky_e2e::hearth::docker::connect().await {
+            Ok(docker) => match rocky_e2e::hearth::docker::sweep(&docker, Some(&session)).await {
+                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
+                    "  cleanup: removed {} containers and {} networks of session {session}",
+                    r.containers.len(),
+                    r.networks.len()
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("  cleanup of session {session} failed: {e}"),
+            },
+            Err(e) => eprintln!("  cleanup of session {session}: {e}"),
+        }
+    }
+}
