@@ -52,14 +52,20 @@ impl std::str::FromStr for KindPattern {
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if let Some(prefix) = s.strip_suffix('*') {
-            if EventKind::ALL.iter().any(|k| k.as_str().starts_with(prefix)) {
+            if EventKind::ALL
+                .iter()
+                .any(|k| k.as_str().starts_with(prefix))
+            {
                 return Ok(KindPattern::Family(prefix.to_owned()));
             }
             return Err(format!("{s:?} matches no HATCH event kind"));
         }
         EventKind::parse(s).map(KindPattern::Exact).ok_or_else(|| {
             let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!("unknown HATCH event kind {s:?}; known kinds: {}", known.join(", "))
+            format!(
+                "unknown HATCH event kind {s:?}; known kinds: {}",
+                known.join(", ")
+            )
         })
     }
 }
@@ -185,9 +191,19 @@ pub enum Mode {
 /// One row of the side-by-side alignment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Row {
-    Both { expected: String, observed: String, act: Act },
-    Missing { expected: String, act: Act },
-    Unexpected { observed: String, act: Option<Act> },
+    Both {
+        expected: String,
+        observed: String,
+        act: Act,
+    },
+    Missing {
+        expected: String,
+        act: Act,
+    },
+    Unexpected {
+        observed: String,
+        act: Option<Act>,
+    },
 }
 
 /// The first difference, in words.
@@ -297,7 +313,11 @@ fn align(slots: &[Slot], observed: &[String]) -> Vec<Row> {
     let (mut i, mut j) = (0, 0);
     let mut rows = Vec::new();
     while i < n || j < m {
-        if i < n && j < m && slots[i].pattern.matches(&observed[j]) && lcs[i][j] == lcs[i + 1][j + 1] + 1 {
+        if i < n
+            && j < m
+            && slots[i].pattern.matches(&observed[j])
+            && lcs[i][j] == lcs[i + 1][j + 1] + 1
+        {
             rows.push(Row::Both {
                 expected: slots[i].label.clone(),
                 observed: observed[j].clone(),
@@ -389,7 +409,11 @@ pub fn check_never(
         gap: Gap {
             row: at,
             act,
-            summary: format!("{} fired at position {}, expected never", observed[at], at + 1),
+            summary: format!(
+                "{} fired at position {}, expected never",
+                observed[at],
+                at + 1
+            ),
         },
         evidence: evidence.clone(),
     }))
@@ -434,8 +458,16 @@ impl fmt::Display for GapReport {
             if act.is_some() {
                 last_act = act;
             }
-            let pointer = if i == self.gap.row { "   ← first gap" } else { "" };
-            let mark = if matches!(row, Row::Both { .. }) { "  " } else { mark };
+            let pointer = if i == self.gap.row {
+                "   ← first gap"
+            } else {
+                ""
+            };
+            let mark = if matches!(row, Row::Both { .. }) {
+                "  "
+            } else {
+                mark
+            };
             writeln!(
                 f,
                 "  {act_label:<16} {expected:<width$}  {mark}{observed}{pointer}"
@@ -475,7 +507,12 @@ mod tests {
     }
 
     fn exact(observed: &[String]) -> Result<(), Box<GapReport>> {
-        check(&ExpectedChain::play(4), observed, Mode::Exact, &Evidence::default())
+        check(
+            &ExpectedChain::play(4),
+            observed,
+            Mode::Exact,
+            &Evidence::default(),
+        )
     }
 
     #[test]
@@ -489,8 +526,18 @@ mod tests {
         chain.remove(1);
         let report = exact(&chain).unwrap_err();
         assert_eq!(report.gap.act, Some(Act::Provision));
-        assert!(report.gap.summary.starts_with("hearth.provisioned never fired (act 2 provision)"));
-        assert!(report.gap.summary.contains("went on with ralph.run.started"));
+        assert!(
+            report
+                .gap
+                .summary
+                .starts_with("hearth.provisioned never fired (act 2 provision)")
+        );
+        assert!(
+            report
+                .gap
+                .summary
+                .contains("went on with ralph.run.started")
+        );
         let text = report.to_string();
         assert!(text.contains("✗ —   ← first gap"), "{text}");
     }
@@ -500,9 +547,18 @@ mod tests {
         let mut chain = play();
         chain.insert(2, "hearth.failed".into());
         let report = exact(&chain).unwrap_err();
-        assert_eq!(report.gap.summary, "unexpected hearth.failed (act 2 provision)");
+        assert_eq!(
+            report.gap.summary,
+            "unexpected hearth.failed (act 2 provision)"
+        );
         // An extra event is fine for an ordered subsequence.
-        check(&ExpectedChain::play(4), &chain, Mode::Subsequence, &Evidence::default()).unwrap();
+        check(
+            &ExpectedChain::play(4),
+            &chain,
+            Mode::Subsequence,
+            &Evidence::default(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -510,7 +566,10 @@ mod tests {
         let mut chain = play();
         chain.swap(8, 9);
         let report = exact(&chain).unwrap_err();
-        assert!(matches!(report.rows[report.gap.row], Row::Missing { .. } | Row::Unexpected { .. }));
+        assert!(matches!(
+            report.rows[report.gap.row],
+            Row::Missing { .. } | Row::Unexpected { .. }
+        ));
         assert_eq!(report.gap.act, Some(Act::Teardown));
     }
 
@@ -519,9 +578,20 @@ mod tests {
         let mut chain = play();
         chain.drain(4..6);
         let report = exact(&chain).unwrap_err();
-        assert_eq!(report.gap.summary, "ralph.node.* (3/4) never fired (act 4 stream nodes); the chain went on with ralph.run.ended");
-        let counts = check_counts(&ExpectedChain::play(4).0[3..4], &chain, &Evidence::default()).unwrap_err();
-        assert_eq!(counts.gap.summary, "ralph.node.* fired 2 times, expected 4 (act 4 stream nodes)");
+        assert_eq!(
+            report.gap.summary,
+            "ralph.node.* (3/4) never fired (act 4 stream nodes); the chain went on with ralph.run.ended"
+        );
+        let counts = check_counts(
+            &ExpectedChain::play(4).0[3..4],
+            &chain,
+            &Evidence::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            counts.gap.summary,
+            "ralph.node.* fired 2 times, expected 4 (act 4 stream nodes)"
+        );
     }
 
     #[test]
@@ -530,8 +600,15 @@ mod tests {
         let mut evidence = Evidence::default();
         evidence.add("console POST /api/ralph/runs", "502 worker_unauthorized");
         let report = check(&ExpectedChain::play(4), &chain, Mode::Exact, &evidence).unwrap_err();
-        assert_eq!(report.gap.summary, "ralph.run.started never fired (act 3 submit run); nothing was recorded after it");
-        assert!(report.to_string().contains("  console POST /api/ralph/runs: 502 worker_unauthorized"));
+        assert_eq!(
+            report.gap.summary,
+            "ralph.run.started never fired (act 3 submit run); nothing was recorded after it"
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("  console POST /api/ralph/runs: 502 worker_unauthorized")
+        );
     }
 
     #[test]
@@ -546,7 +623,11 @@ mod tests {
     fn parses_chains_and_rejects_unknown_kinds() {
         let c = ExpectedChain::parse("hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.* ×4 → ralph.run.ended → hearth.decommission_started → hearth.decommissioned").unwrap();
         assert_eq!(c, ExpectedChain::play(4));
-        assert!(ExpectedChain::parse("hearth.provisoned").unwrap_err().contains("unknown HATCH event kind"));
+        assert!(
+            ExpectedChain::parse("hearth.provisoned")
+                .unwrap_err()
+                .contains("unknown HATCH event kind")
+        );
         assert!(ExpectedChain::parse("billing.*").is_err());
     }
 }

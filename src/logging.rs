@@ -2,8 +2,8 @@
 
 /// Installs the subscriber; `default` applies when `ROCKY_LOG` is unset.
 pub fn init(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROCKY_LOG")
-        .unwrap_or_else(|_| default.into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("ROCKY_LOG").unwrap_or_else(|_| default.into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -176,7 +176,8 @@ impl Stack {
             max_skew_secs: crate::vault::DEFAULT_MAX_SKEW_SECS,
             drift: opts.worker_drift.clone(),
         });
-        let (worker_url, stop, task) = serve_local(|l, s| crate::worker::serve(l, worker, s)).await?;
+        let (worker_url, stop, task) =
+            serve_local(|l, s| crate::worker::serve(l, worker, s)).await?;
         stops.push(stop);
         servers.push(task);
 
@@ -199,11 +200,10 @@ impl Stack {
             ),
         ])
         .map_err(|e| StackError::Setup(e.to_string()))?;
-        let hatch = Arc::new(
-            Hatch::with_file(&hatch_path).map_err(|e| StackError::Setup(e.to_string()))?,
-        );
-        let tiers = crate::tier::load_dir(&opts.tiers_dir)
-            .map_err(|e| StackError::Setup(e.to_string()))?;
+        let hatch =
+            Arc::new(Hatch::with_file(&hatch_path).map_err(|e| StackError::Setup(e.to_string()))?);
+        let tiers =
+            crate::tier::load_dir(&opts.tiers_dir).map_err(|e| StackError::Setup(e.to_string()))?;
         let console = Console::new(ConsoleConfig {
             auth,
             hearth: HearthClient::new(&hearth_socket),
@@ -269,11 +269,7 @@ impl Stack {
     }
 }
 
-async fn spawn_hearth(
-    opts: &StackOptions,
-    socket: &Path,
-    log: &Path,
-) -> Result<Child, StackError> {
+async fn spawn_hearth(opts: &StackOptions, socket: &Path, log: &Path) -> Result<Child, StackError> {
     let path = locate_hearth(&opts.hearth_search)?;
     let log_file = std::fs::File::create(log)
         .map_err(|e| StackError::Setup(format!("create {}: {e}", log.display())))?;
@@ -328,7 +324,10 @@ async fn serve_local<F, Fut>(
     serve: F,
 ) -> Result<(String, oneshot::Sender<()>, ServerTask), StackError>
 where
-    F: FnOnce(tokio::net::TcpListener, futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::error::RecvError>)>) -> Fut,
+    F: FnOnce(
+        tokio::net::TcpListener,
+        futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::error::RecvError>)>,
+    ) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -125,7 +125,7 @@ impl Worker {
         method: &Method,
         uri: &Uri,
         body: &[u8],
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         let header = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok());
@@ -142,11 +142,11 @@ impl Worker {
             .map(|_| ())
             .map_err(|e| {
                 tracing::warn!("bearer rejected: {e}");
-                error(
+                Box::new(error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
                     format!("bearer rejected: {e}"),
-                )
+                ))
             })
     }
 }
@@ -170,14 +170,18 @@ async fn submit(
     body: Bytes,
 ) -> Response {
     if let Err(r) = worker.check_bearer(&headers, &method, &uri, &body) {
-        return r;
+        return *r;
     }
     let run: SubmitRun = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
     };
     if run.prompts.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "bad_request", "a run needs at least one prompt");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a run needs at least one prompt",
+        );
     }
     if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
         return error(
@@ -279,7 +283,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return r;
+        return *r;
     }
     let Some(log) = worker
         .runs
@@ -288,7 +292,11 @@ async fn events(
         .get(&run_id)
         .cloned()
     else {
-        return error(StatusCode::NOT_FOUND, "not_found", format!("no run {run_id}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no run {run_id}"),
+        );
     };
     // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
     let after = match headers.get("last-event-id").map(|v| v.to_str()) {
@@ -304,7 +312,11 @@ async fn events(
             }
         },
         Some(Err(_)) => {
-            return error(StatusCode::BAD_REQUEST, "bad_request", "Last-Event-ID is not text");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Last-Event-ID is not text",
+            );
         }
     };
     Sse::new(frame_stream(log, after))
@@ -312,7 +324,10 @@ async fn events(
         .into_response()
 }
 
-fn frame_stream(log: Arc<RunLog>, after: usize) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+fn frame_stream(
+    log: Arc<RunLog>,
+    after: usize,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let rx = log.progress.subscribe();
     futures::stream::unfold((log, rx, after), |(log, mut rx, next)| async move {
         loop {
@@ -339,7 +354,10 @@ mod tests {
     #[test]
     fn mock_model_is_deterministic() {
         assert_eq!(MockModel::iterations_needed("plain"), Some(1));
-        assert_eq!(MockModel::iterations_needed("x [ralph:converge=3] y"), Some(3));
+        assert_eq!(
+            MockModel::iterations_needed("x [ralph:converge=3] y"),
+            Some(3)
+        );
         assert_eq!(MockModel::iterations_needed("[ralph:never]"), None);
         assert!(!MockModel::converges("[ralph:converge=3]", 2));
         assert!(MockModel::converges("[ralph:converge=3]", 3));

@@ -3,7 +3,7 @@
 
 use cucumber::gherkin::Step;
 use cucumber::then;
-use rocky_e2e::chain::{self, ExpectedChain, Expectation, Mode};
+use rocky_e2e::chain::{self, Expectation, ExpectedChain, Mode};
 
 use super::world::PlayWorld;
 

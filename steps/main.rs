@@ -8,7 +8,13 @@ use cucumber::cli;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Opts::parsed();
-    if scenarios::run(scenarios::features_dir(), cli).await {
+    if scenarios::run(
+        scenarios::features_dir(),
+        cli,
+        scenarios::topology::Policy::Gate,
+    )
+    .await
+    {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE

@@ -81,7 +81,12 @@ async fn run_ends(world: &mut PlayWorld) {
                 token.clone(),
             )
             .await;
-        assert_eq!(reply.status, 200, "GET run {run_id}: {}", reply.error_text());
+        assert_eq!(
+            reply.status,
+            200,
+            "GET run {run_id}: {}",
+            reply.error_text()
+        );
         let status = reply.body["status"].as_str().unwrap_or("").to_owned();
         world.run_views.insert(run_id.clone(), reply.body);
         if status != "running" {

@@ -18,11 +18,10 @@ pub mod workspaces;
 pub mod world;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use cucumber::World as _;
 use cucumber::event::ScenarioFinished;
 use cucumber::gherkin;
-use cucumber::World as _;
 use cucumber::writer::Stats as _;
 use futures::FutureExt as _;
 
@@ -51,8 +50,8 @@ pub type Cli = cucumber::cli::Opts<
 >;
 
 /// Runs the features under `input` with `cli`; returns true when everything passed.
-pub async fn run(input: PathBuf, cli: Cli) -> bool {
-    let topology = match topology::init().await {
+pub async fn run(input: PathBuf, cli: Cli, policy: topology::Policy) -> bool {
+    let topology = match topology::init(policy).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("rocky-e2e: {e}");
@@ -104,6 +103,3 @@ pub async fn run(input: PathBuf, cli: Cli) -> bool {
         .await;
     !writer.execution_has_failed()
 }
-
-/// Upper bound on one scenario's cleanup.
-pub const CLEANUP_DEADLINE: Duration = Duration::from_secs(90);

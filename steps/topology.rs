@@ -51,13 +51,25 @@ pub fn gate_open() -> bool {
     std::env::var("ROCKY_E2E").is_ok_and(|v| v == "1")
 }
 
+/// How the topology is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `cargo test`: Docker exactly when `ROCKY_E2E=1` (then required), embedded otherwise.
+    Gate,
+    /// `rocky-e2e play`/`up`: Docker when `ROCKY_E2E=1` (required) or when an engine answers;
+    /// embedded otherwise.
+    Best,
+}
+
 /// Chooses the topology and prepares what it needs (image or stand-in binary).
-pub async fn init() -> Result<&'static Topology, String> {
+pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
     if let Some(t) = TOPOLOGY.get() {
         return Ok(t);
     }
     let cache = target_dir().join("cache");
-    let topology = if gate_open() {
+    let use_docker = gate_open()
+        || (policy == Policy::Best && rocky_e2e::hearth::docker::connect().await.is_ok());
+    let topology = if use_docker {
         let endpoint = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock (DOCKER_HOST unset)".into());
         let docker = rocky_e2e::hearth::docker::connect().await.map_err(|e| {
@@ -105,7 +117,12 @@ pub async fn init() -> Result<&'static Topology, String> {
         Topology {
             driver: DriverKind::Process,
             standin_bin: Some(bin),
-            description: "topology: embedded (driver process; ROCKY_E2E unset)".into(),
+            description: match policy {
+                Policy::Gate => "topology: embedded (driver process; ROCKY_E2E unset)".into(),
+                Policy::Best => {
+                    "topology: embedded (driver process; no Docker engine answered)".into()
+                }
+            },
             docker_skip_reason: Some(
                 "needs a Docker engine: run with ROCKY_E2E=1 to include it".into(),
             ),

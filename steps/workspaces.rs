@@ -28,7 +28,12 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
     let token = world.admin();
     let start = Instant::now();
     let reply = world
-        .call(reqwest::Method::POST, "/api/hearth/workspaces", Some(body), token)
+        .call(
+            reqwest::Method::POST,
+            "/api/hearth/workspaces",
+            Some(body),
+            token,
+        )
         .await;
     world.add_time(Act::Provision, start);
     world.services.entry(slug).or_default().extend(
@@ -42,19 +47,38 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
 
 #[then(expr = "workspace {string} is ready")]
 async fn is_ready(world: &mut PlayWorld, slug: String) {
-    let last = world.replies.last().cloned().expect("a provision request was made");
+    let last = world
+        .replies
+        .last()
+        .cloned()
+        .expect("a provision request was made");
     assert_eq!(
-        last.status, 201,
+        last.status,
+        201,
         "provisioning {slug} answered {} ({})",
         last.status,
         last.error_text()
     );
     let token = world.admin();
     let reply = world
-        .call(reqwest::Method::GET, &format!("/api/hearth/workspaces/{slug}"), None, token)
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/hearth/workspaces/{slug}"),
+            None,
+            token,
+        )
         .await;
-    assert_eq!(reply.status, 200, "GET workspace {slug}: {}", reply.error_text());
-    assert_eq!(reply.body["status"], "ready", "workspace {slug}: {}", reply.body);
+    assert_eq!(
+        reply.status,
+        200,
+        "GET workspace {slug}: {}",
+        reply.error_text()
+    );
+    assert_eq!(
+        reply.body["status"], "ready",
+        "workspace {slug}: {}",
+        reply.body
+    );
 }
 
 #[when(expr = "I tear down workspace {string}")]
@@ -62,13 +86,16 @@ async fn tear_down(world: &mut PlayWorld, slug: String) {
     let token = world.admin();
     let path = format!("/api/hearth/workspaces/{slug}");
     let start = Instant::now();
-    world.call(reqwest::Method::DELETE, &path, None, token).await;
+    world
+        .call(reqwest::Method::DELETE, &path, None, token)
+        .await;
     world.add_time(Act::Teardown, start);
 }
 
 #[then(expr = "hearth reports workspace {string} as {string}")]
 async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
-    let want = Status::parse(&status).unwrap_or_else(|| panic!("{status:?} is not a hearth status"));
+    let want =
+        Status::parse(&status).unwrap_or_else(|| panic!("{status:?} is not a hearth status"));
     let hearth = world.stack().hearth();
     let start = Instant::now();
     let report = hearth
@@ -76,8 +103,10 @@ async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     world.add_time(Act::Status, start);
+    world.driver_timings.insert(slug.clone(), report.timings);
     assert_eq!(
-        report.status, want,
+        report.status,
+        want,
         "hearth status of {slug}: {} ({})",
         report.status,
         report.error.unwrap_or_default()
@@ -114,7 +143,10 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
 async fn console_answers(world: &mut PlayWorld, status: u16, code: String) {
     let last = world.replies.last().cloned().expect("a request was made");
     assert_eq!(
-        (last.status, last.body["error"]["code"].as_str().unwrap_or("")),
+        (
+            last.status,
+            last.body["error"]["code"].as_str().unwrap_or("")
+        ),
         (status, code.as_str()),
         "{} answered {} ({})",
         last.request,
@@ -134,4 +166,68 @@ async fn console_answers_status(world: &mut PlayWorld, status: u16) {
         last.status,
         last.error_text()
     );
+}
+
+/// A token for `who`: `admin`, `viewer`, `nobody` (no header) or `stranger` (unknown token).
+fn token_for(world: &PlayWorld, who: &str) -> Option<String> {
+    match who {
+        "admin" => Some(world.stack().admin_token.clone()),
+        "viewer" => Some(world.stack().viewer_token.clone()),
+        "nobody" => None,
+        "stranger" => Some("not-a-known-token".into()),
+        other => panic!("unknown caller {other:?}: use admin, viewer, nobody or stranger"),
+    }
+}
+
+#[when(expr = "I POST {string} to {string}")]
+async fn post_raw(world: &mut PlayWorld, body: String, path: String) {
+    let token = world.admin();
+    world
+        .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
+        .await;
+}
+
+#[when(expr = "I POST {string} to {string} as {word}")]
+async fn post_raw_as(world: &mut PlayWorld, body: String, path: String, who: String) {
+    let token = token_for(world, &who);
+    world
+        .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
+        .await;
+}
+
+#[when(expr = "I GET {string} as {word}")]
+async fn get_as(world: &mut PlayWorld, path: String, who: String) {
+    let token = token_for(world, &who);
+    world.call(reqwest::Method::GET, &path, None, token).await;
+}
+
+#[when(expr = "I POST a body of {int} KiB to {string}")]
+async fn post_big(world: &mut PlayWorld, kib: usize, path: String) {
+    let filler = "x".repeat(kib * 1024);
+    let body = format!(r#"{{"slug":"big","tier":"solo","pad":"{filler}"}}"#);
+    let token = world.admin();
+    world
+        .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
+        .await;
+}
+
+#[then(expr = "hearth knows no workspace {string}")]
+async fn hearth_knows_nothing(world: &mut PlayWorld, slug: String) {
+    match world
+        .stack()
+        .hearth()
+        .status(&slug, Duration::from_secs(10))
+        .await
+    {
+        Err(rocky_e2e::hearth::client::HearthError::Refused { status: 404, .. }) => {}
+        Ok(report) => panic!("hearth knows workspace {slug}: status {}", report.status),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[then(expr = "the HATCH log has {int} records")]
+async fn hatch_count(world: &mut PlayWorld, n: usize) {
+    let chain = world.chain();
+    let kinds: Vec<&str> = chain.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(chain.len(), n, "HATCH log holds {kinds:?}");
 }

@@ -61,8 +61,10 @@ pub struct PlayWorld {
     pub evidence: Evidence,
     /// Time spent per act.
     pub timings: BTreeMap<Act, Duration>,
-    /// This scenario's directory (socket, HATCH log, hearth log); removed on drop.
-    pub dir: tempfile::TempDir,
+    /// Driver time per workspace, as hearth last reported it.
+    pub driver_timings: BTreeMap<String, rocky_e2e::hearth::DriverTimings>,
+    /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
+    _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for PlayWorld {
@@ -95,7 +97,8 @@ impl PlayWorld {
             run_views: BTreeMap::new(),
             evidence: Evidence::default(),
             timings: BTreeMap::new(),
-            dir,
+            driver_timings: BTreeMap::new(),
+            _dir: dir,
         }
     }
 
@@ -161,7 +164,10 @@ impl PlayWorld {
     pub fn chain(&self) -> Vec<Record> {
         match &self.stack {
             Some(s) => rocky_e2e::hatch::read_file(&s.hatch_path).unwrap_or_else(|e| {
-                panic!("failed to read the HATCH log {}: {e}", s.hatch_path.display())
+                panic!(
+                    "failed to read the HATCH log {}: {e}",
+                    s.hatch_path.display()
+                )
             }),
             None => Vec::new(),
         }
@@ -173,7 +179,11 @@ impl PlayWorld {
         if let Some(err) = &self.start_error {
             ev.add("stack start", err.clone());
         }
-        for r in self.replies.iter().filter(|r| r.status >= 400 || r.status == 0) {
+        for r in self
+            .replies
+            .iter()
+            .filter(|r| r.status >= 400 || r.status == 0)
+        {
             ev.add(
                 format!("console {}", r.request),
                 format!("{} {}", r.status, r.error_text()),
@@ -186,14 +196,14 @@ impl PlayWorld {
                 let first = frames[0]["reason"].as_str().unwrap_or("?");
                 ev.add(
                     format!("run {run}"),
-                    format!(
-                        "{} KAHN frames rejected; first: {first}",
-                        frames.len()
-                    ),
+                    format!("{} KAHN frames rejected; first: {first}", frames.len()),
                 );
             }
             if let Some(e) = view["error"].as_str() {
-                ev.add(format!("run {run}"), format!("ended {}: {e}", view["status"]));
+                ev.add(
+                    format!("run {run}"),
+                    format!("ended {}: {e}", view["status"]),
+                );
             }
         }
         if let Some(stack) = &self.stack {
@@ -220,7 +230,10 @@ impl PlayWorld {
 pub async fn finish(world: &mut PlayWorld, failed: bool) {
     let chain = world.chain();
     if !chain.is_empty() {
-        let mut out = format!("  ┌ {} › {}\n  │ HATCH chain:\n", world.feature, world.scenario);
+        let mut out = format!(
+            "  ┌ {} › {}\n  │ HATCH chain:\n",
+            world.feature, world.scenario
+        );
         for r in &chain {
             out.push_str(&format!("  │   {:>3} {}\n", r.seq, r.kind));
         }
@@ -230,14 +243,23 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             out.push_str(&format!(" {} {}={:.1?}", act.number(), act.name(), d));
         }
         out.push_str(&format!(" total={total:.1?}\n"));
+        let driver: f64 = world.driver_timings.values().map(|t| t.driver_ms).sum();
+        let health: f64 = world.driver_timings.values().map(|t| t.health_ms).sum();
+        if driver > 0.0 {
+            let total_ms = total.as_secs_f64() * 1000.0;
+            out.push_str(&format!(
+                "  │ hearth driver: {driver:.1}ms of {total_ms:.1}ms ({:.0}%): engine/process calls {:.1}ms ({:.0}%), health checks {health:.1}ms\n",
+                100.0 * driver / total_ms,
+                driver - health,
+                100.0 * (driver - health) / total_ms,
+            ));
+        }
         if let Some(stack) = &world.stack {
             out.push_str(&format!("  └ driver {}\n", stack.driver.as_str()));
         }
         println!("{out}");
     }
-    if failed
-        && let Some(stack) = &world.stack
-    {
+    if failed && let Some(stack) = &world.stack {
         let log = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
         if !tail.is_empty() {

@@ -74,7 +74,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("failed to listen on {}: {e}", args.listen))?;
     println!("console listening on {}", listener.local_addr()?);
-    rocky_e2e::console::serve(listener, Console::new(config), rocky_e2e::shutdown::signalled())
-        .await?;
+    rocky_e2e::console::serve(
+        listener,
+        Console::new(config),
+        rocky_e2e::shutdown::signalled(),
+    )
+    .await?;
     Ok(())
 }

@@ -12,7 +12,10 @@ use rocky_e2e::hearth::process::ProcessDriver;
 use rocky_e2e::hearth::server::{Driver, Hearth, bind_socket};
 
 #[derive(Parser, Debug)]
-#[command(name = "hearth", about = "rocky's workspace provisioner, on a unix socket")]
+#[command(
+    name = "hearth",
+    about = "rocky's workspace provisioner, on a unix socket"
+)]
 struct Args {
     /// Unix socket to serve on (created with mode 0600).
     #[arg(long)]
@@ -58,7 +61,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         DriverKind::LocalDocker => Driver::Docker(DockerDriver::new(session.clone())),
         DriverKind::Process => {
             let standin = args.standin_bin.ok_or_else(|| {
-                anyhow::anyhow!("the process driver needs --standin-bin PATH (the compiled stand-in)")
+                anyhow::anyhow!(
+                    "the process driver needs --standin-bin PATH (the compiled stand-in)"
+                )
             })?;
             Driver::Process(ProcessDriver { standin })
         }

@@ -63,7 +63,9 @@ async fn main() -> std::process::ExitCode {
     };
     println!(
         "ralph listening on {}",
-        listener.local_addr().expect("bound listener has an address")
+        listener
+            .local_addr()
+            .expect("bound listener has an address")
     );
     let worker = Worker::new(WorkerConfig {
         keyring,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -86,15 +87,31 @@ fn authorize(console: &Console, headers: &HeaderMap, right: Right) -> Result<Pri
     })
 }
 
-/// Parses a JSON body strictly (unknown fields refused by the target type).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
+/// Parses a JSON body strictly (unknown fields refused by the target type). A body over
+/// [`MAX_BODY_BYTES`] is refused with 413 before any of it is parsed.
+fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             "bad_json"
         } else {
             "bad_request"
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, format!("invalid request body: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("invalid request body: {e}"),
+        )
     })
 }
 
@@ -115,20 +132,29 @@ struct CreateWorkspace {
 async fn create_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
-    let req: CreateWorkspace = parse(&body)?;
+    let req: CreateWorkspace = parse(body)?;
     crate::slug::validate(&req.slug)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_slug", e.to_string()))?;
-    let profile = console.config.tiers.get(&req.tier).cloned().ok_or_else(|| {
-        let known: Vec<&str> = console.config.tiers.keys().map(String::as_str).collect();
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_tier",
-            format!("unknown tier {:?}; known tiers: {}", req.tier, known.join(", ")),
-        )
-    })?;
+    let profile = console
+        .config
+        .tiers
+        .get(&req.tier)
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<&str> = console.config.tiers.keys().map(String::as_str).collect();
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_tier",
+                format!(
+                    "unknown tier {:?}; known tiers: {}",
+                    req.tier,
+                    known.join(", ")
+                ),
+            )
+        })?;
     {
         // Reserve the slug before calling hearth so two racing requests cannot both provision.
         let mut ws = console.workspaces.lock().expect("console state lock");
@@ -138,7 +164,10 @@ async fn create_workspace(
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "slug_in_use",
-                format!("workspace {} exists with status {}", req.slug, existing.status),
+                format!(
+                    "workspace {} exists with status {}",
+                    req.slug, existing.status
+                ),
             ));
         }
         ws.insert(
@@ -184,9 +213,9 @@ async fn create_workspace(
             });
             return Ok((StatusCode::CREATED, Json(body)).into_response());
         }
-        Ok(dep) => dep.error.unwrap_or_else(|| {
-            format!("hearth answered status {} without an error", dep.status)
-        }),
+        Ok(dep) => dep
+            .error
+            .unwrap_or_else(|| format!("hearth answered status {} without an error", dep.status)),
         Err(e) => e.to_string(),
     };
     set_status(&console, &req.slug, Status::Failed);
@@ -221,7 +250,13 @@ fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, ApiError> {
         .expect("console state lock")
         .get(slug)
         .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no workspace {slug}")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no workspace {slug}"),
+            )
+        })
 }
 
 async fn get_workspace(
@@ -273,14 +308,19 @@ async fn delete_workspace(
                     .workspace(&slug)
                     .data(serde_json::json!({"status": Status::TierTornDown})),
             );
-            Ok(Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown})).into_response())
+            Ok(
+                Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown}))
+                    .into_response(),
+            )
         }
         Status::TearingDown => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             "teardown_timeout",
             format!(
                 "hearth status stays tearing_down: {}",
-                report.error.unwrap_or_else(|| "teardown deadline passed".into())
+                report
+                    .error
+                    .unwrap_or_else(|| "teardown deadline passed".into())
             ),
         )),
         other => Err(ApiError::new(
@@ -306,15 +346,18 @@ struct SubmitRequest {
 async fn submit_run(
     State(console): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let who = authorize(&console, &headers, Right::SubmitRuns)?;
-    let req: SubmitRequest = parse(&body)?;
+    let req: SubmitRequest = parse(body)?;
     if req.prompts.is_empty() || req.prompts.len() > MAX_PROMPTS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            format!("a run needs 1..={MAX_PROMPTS} prompts, got {}", req.prompts.len()),
+            format!(
+                "a run needs 1..={MAX_PROMPTS} prompts, got {}",
+                req.prompts.len()
+            ),
         ));
     }
     let max_iters = req.max_ralph_iters.unwrap_or(DEFAULT_MAX_RALPH_ITERS);
@@ -366,7 +409,11 @@ async fn submit_run(
         .lock()
         .expect("console state lock")
         .insert(accepted.run_id.clone(), entry.clone());
-    tokio::spawn(super::stream::follow(console.clone(), entry, req.prompts.len()));
+    tokio::spawn(super::stream::follow(
+        console.clone(),
+        entry,
+        req.prompts.len(),
+    ));
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"run_id": accepted.run_id})),
@@ -447,7 +494,13 @@ async fn get_run(
         .expect("console state lock")
         .get(&run_id)
         .cloned()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no run {run_id}")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no run {run_id}"),
+            )
+        })?;
     if let Some(wait) = query.wait {
         let wait = crate::duration::parse(&wait)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?

@@ -109,7 +109,12 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             Ok(Ok(())) => {
                 // The worker closed the stream: it only does so after RunEnded, so if we did not
                 // accept one, it was rejected. Say so instead of waiting for a frame never sent.
-                let rejected = entry.view.lock().expect("run view lock").rejected_frames.len();
+                let rejected = entry
+                    .view
+                    .lock()
+                    .expect("run view lock")
+                    .rejected_frames
+                    .len();
                 failure = Some(format!(
                     "the worker's stream ended without a valid RunEnded ({rejected} frames rejected)"
                 ));

@@ -82,7 +82,11 @@ impl HearthClient {
     }
 
     /// `GET /v1/status/{slug}`.
-    pub async fn status(&self, slug: &str, deadline: Duration) -> Result<StatusReport, HearthError> {
+    pub async fn status(
+        &self,
+        slug: &str,
+        deadline: Duration,
+    ) -> Result<StatusReport, HearthError> {
         self.call::<(), _>(Method::GET, &format!("/v1/status/{slug}"), None, deadline)
             .await
     }

@@ -36,6 +36,8 @@ pub struct DockerDeployment {
     pub network: String,
     pub containers: Vec<String>,
     pub services: Vec<ServiceRef>,
+    /// Wall time spent waiting for health routes during provisioning (the rest was engine calls).
+    pub health: Duration,
 }
 
 /// The driver. Cheap to share; the engine connection is made on first use so that hearth starts
@@ -66,14 +68,14 @@ fn err(step: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Docker
 /// Connects to `DOCKER_HOST` (or the local socket) and negotiates the API version, so that an
 /// older engine (this one speaks 1.41) is not sent requests it rejects.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let endpoint = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let endpoint =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let docker = Docker::connect_with_defaults()
         .map_err(err(format!("connect to the Docker engine at {endpoint}")))?
         .with_timeout(Duration::from_secs(ENGINE_CALL_TIMEOUT_SECS));
-    docker
-        .negotiate_version()
-        .await
-        .map_err(err(format!("reach the Docker engine at {endpoint} (is it running? check DOCKER_HOST)")))
+    docker.negotiate_version().await.map_err(err(format!(
+        "reach the Docker engine at {endpoint} (is it running? check DOCKER_HOST)"
+    )))
 }
 
 impl DockerDriver {
@@ -118,6 +120,7 @@ impl DockerDriver {
             network: String::new(),
             containers: Vec::new(),
             services: Vec::new(),
+            health: Duration::ZERO,
         };
         let result = self
             .provision_into(&docker, slug, profile, &network, health_timeout, &mut made)
@@ -180,12 +183,22 @@ impl DockerDriver {
         }
 
         let deadline = Instant::now() + health_timeout;
+        let inspects = made
+            .containers
+            .iter()
+            .zip(&profile.services)
+            .map(|(id, spec)| published_port(docker, id, spec.port));
+        let mut ports = Vec::new();
+        for r in join_all(inspects).await {
+            ports.push(r?);
+        }
+        // Everything so far was engine calls; from here on we wait for the services themselves.
+        let health_started = Instant::now();
         let probes = profile
             .services
             .iter()
-            .zip(&made.containers)
-            .map(|(spec, id)| async move {
-                let port = published_port(docker, id, spec.port).await?;
+            .zip(ports)
+            .map(|(spec, port)| async move {
                 let addr = format!("127.0.0.1:{port}");
                 wait_healthy(&addr, &spec.health, deadline)
                     .await
@@ -202,6 +215,7 @@ impl DockerDriver {
         for r in join_all(probes).await {
             made.services.push(r?);
         }
+        made.health = health_started.elapsed();
         Ok(())
     }
 
@@ -290,7 +304,11 @@ pub struct SweepReport {
 /// Force-removes every container and network with `rocky.managed-by=rocky-e2e` (and, if given,
 /// the session label). Used at hearth shutdown and by the harness to clean up after a killed run.
 pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
-    let mut filters = vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)];
+    let mut filters = vec![format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    )];
     if let Some(s) = session {
         filters.push(format!("{}={s}", labels::SESSION));
     }
@@ -304,19 +322,22 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
         .await
         .map_err(err("list labelled containers"))?;
     let mut report = SweepReport::default();
-    let removals = containers.iter().filter_map(|c| c.id.clone()).map(|id| async move {
-        docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map(|()| id)
-    });
+    let removals = containers
+        .iter()
+        .filter_map(|c| c.id.clone())
+        .map(|id| async move {
+            docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map(|()| id)
+        });
     for r in join_all(removals).await {
         match r {
             Ok(id) => report.containers.push(id),
@@ -347,7 +368,11 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
 pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
     let filter = HashMap::from([(
         "label".to_owned(),
-        vec![format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE)],
+        vec![format!(
+            "{}={}",
+            labels::MANAGED_BY,
+            labels::MANAGED_BY_VALUE
+        )],
     )]);
     let containers = docker
         .list_containers(Some(ListContainersOptions {
@@ -503,7 +528,10 @@ async fn remove_all(
 
 async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
     let info = docker
-        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await
         .map_err(err(format!("inspect container {id}")))?;
     let key = format!("{port}/tcp");

@@ -128,13 +128,26 @@ pub struct DeploymentRef {
 }
 
 /// `GET /v1/status/{slug}` and `POST /v1/teardown` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub slug: String,
     pub status: Status,
     /// The last error hearth saw for this workspace (failed provision, missed teardown deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where this workspace's lifecycle time went so far (an extension of the contract, for
+    /// `rocky-e2e play`'s timing report).
+    #[serde(default)]
+    pub timings: DriverTimings,
+}
+
+/// Cumulative wall time of a workspace's driver work, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriverTimings {
+    /// Provision and teardown as a whole.
+    pub driver_ms: f64,
+    /// Of which: waiting for services' health routes.
+    pub health_ms: f64,
 }
 
 /// hearth's error body, the same shape as the console's.

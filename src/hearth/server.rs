@@ -18,8 +18,8 @@ use axum::{Json, Router};
 use super::docker::{DockerDeployment, DockerDriver};
 use super::process::{ProcessDeployment, ProcessDriver};
 use super::{
-    DeploymentRef, DriverKind, ErrorBody, ErrorDetail, ProvisionRequest, StatusReport, Status,
-    TeardownRequest,
+    DeploymentRef, DriverKind, DriverTimings, ErrorBody, ErrorDetail, ProvisionRequest, Status,
+    StatusReport, TeardownRequest,
 };
 
 /// The configured driver.
@@ -49,6 +49,8 @@ struct Entry {
     reference: DeploymentRef,
     /// The driver's handle; `None` while provisioning, after teardown, or after a failure.
     deployment: Option<Deployment>,
+    /// Time spent in the driver for this workspace so far.
+    timings: DriverTimings,
 }
 
 /// hearth's configuration and state.
@@ -79,7 +81,11 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 }
 
 fn bad_json(rejection: JsonRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_request", rejection.body_text())
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        rejection.body_text(),
+    )
 }
 
 impl Hearth {
@@ -147,6 +153,7 @@ impl Hearth {
                 slug: slug.into(),
                 status: Status::TierTornDown,
                 error: None,
+                timings: entry.timings,
             };
         };
         let work = async {
@@ -158,9 +165,11 @@ impl Hearth {
                 _ => Err("deployment does not belong to this driver".into()),
             }
         };
+        let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.teardown_timeout, work).await;
         let mut ws = self.workspaces.lock().expect("hearth state lock");
         let entry = ws.get_mut(slug).expect("entry exists");
+        entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(Ok(())) => {
                 entry.reference.status = Status::TierTornDown;
@@ -184,6 +193,7 @@ impl Hearth {
             slug: slug.into(),
             status: entry.reference.status,
             error: entry.reference.error.clone(),
+            timings: entry.timings,
         }
     }
 }
@@ -231,24 +241,34 @@ async fn provision(
                     error: None,
                 },
                 deployment: None,
+                timings: DriverTimings::default(),
             },
         );
     }
+    let started = std::time::Instant::now();
     let result = match &hearth.driver {
         Driver::Docker(d) => d
             .provision(&req.slug, &req.profile, hearth.health_timeout)
             .await
-            .map(|dep| (dep.services.clone(), Deployment::Docker(dep)))
+            .map(|dep| (dep.services.clone(), dep.health, Deployment::Docker(dep)))
             .map_err(|e| e.to_string()),
         Driver::Process(d) => d
             .provision(&req.slug, &req.profile, hearth.health_timeout)
             .await
-            .map(|dep| (dep.services.clone(), Deployment::Process(dep))),
+            .map(|dep| {
+                (
+                    dep.services.clone(),
+                    Duration::ZERO,
+                    Deployment::Process(dep),
+                )
+            }),
     };
     let mut ws = hearth.workspaces.lock().expect("hearth state lock");
     let entry = ws.get_mut(&req.slug).expect("inserted above");
+    entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
     match result {
-        Ok((services, deployment)) => {
+        Ok((services, health, deployment)) => {
+            entry.timings.health_ms += health.as_secs_f64() * 1000.0;
             entry.reference.status = Status::Ready;
             entry.reference.services = services;
             entry.deployment = Some(deployment);
@@ -292,6 +312,7 @@ async fn status(State(hearth): State<Shared>, UrlPath(slug): UrlPath<String>) ->
             slug,
             status: e.reference.status,
             error: e.reference.error.clone(),
+            timings: e.timings,
         })
         .into_response(),
         None => error(
