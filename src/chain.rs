@@ -200,6 +200,12 @@ pub enum Row {
         expected: String,
         act: Act,
     },
+    /// An expected event did not fire and another of the same act fired in its place.
+    Replaced {
+        expected: String,
+        observed: String,
+        act: Act,
+    },
     Unexpected {
         observed: String,
         act: Option<Act>,
@@ -243,7 +249,7 @@ pub fn check(
     let rows = align(&slots, observed);
     let first = rows.iter().position(|r| match r {
         Row::Both { .. } => false,
-        Row::Missing { .. } => true,
+        Row::Missing { .. } | Row::Replaced { .. } => true,
         Row::Unexpected { .. } => mode == Mode::Exact,
     });
     let Some(row) = first else { return Ok(()) };
@@ -261,13 +267,26 @@ fn describe(rows: &[Row], row: usize) -> Gap {
     let observed_after: Vec<&str> = rows[row..]
         .iter()
         .filter_map(|r| match r {
-            Row::Both { observed, .. } | Row::Unexpected { observed, .. } => {
-                Some(observed.as_str())
-            }
+            Row::Both { observed, .. }
+            | Row::Unexpected { observed, .. }
+            | Row::Replaced { observed, .. } => Some(observed.as_str()),
             Row::Missing { .. } => None,
         })
         .collect();
     match &rows[row] {
+        Row::Replaced {
+            expected,
+            observed,
+            act,
+        } => Gap {
+            row,
+            act: Some(*act),
+            summary: format!(
+                "{expected} never fired (act {} {}); {observed} fired in its place",
+                act.number(),
+                act.name()
+            ),
+        },
         Row::Missing { expected, act } => {
             let tail = match observed_after.first() {
                 Some(next) => format!("; the chain went on with {next}"),
@@ -339,7 +358,50 @@ fn align(slots: &[Slot], observed: &[String]) -> Vec<Row> {
             j += 1;
         }
     }
-    rows
+    pair_replacements(rows)
+}
+
+/// Shows an unexpected event beside the missing one it replaced (same act, nothing matched in
+/// between), e.g. `hearth.provisioned ✗ hearth.failed`, instead of on a row of its own.
+fn pair_replacements(rows: Vec<Row>) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    // Index in `out` of the first unpaired Missing row since the last matching row.
+    let mut open: Vec<usize> = Vec::new();
+    for row in rows {
+        match row {
+            Row::Both { .. } => {
+                open.clear();
+                out.push(row);
+            }
+            Row::Missing { .. } => {
+                open.push(out.len());
+                out.push(row);
+            }
+            Row::Unexpected {
+                observed,
+                act: Some(act),
+            } if open
+                .iter()
+                .any(|&i| matches!(&out[i], Row::Missing { act: a, .. } if *a == act)) =>
+            {
+                let pos = open
+                    .iter()
+                    .position(|&i| matches!(&out[i], Row::Missing { act: a, .. } if *a == act))
+                    .expect("checked above");
+                let i = open.remove(pos);
+                let Row::Missing { expected, .. } = out[i].clone() else {
+                    unreachable!("open holds Missing rows")
+                };
+                out[i] = Row::Replaced {
+                    expected,
+                    observed,
+                    act,
+                };
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Per-pattern counts: fails naming the first pattern whose count differs.
@@ -432,7 +494,9 @@ impl fmt::Display for GapReport {
             .rows
             .iter()
             .map(|r| match r {
-                Row::Both { expected, .. } | Row::Missing { expected, .. } => expected.len(),
+                Row::Both { expected, .. }
+                | Row::Missing { expected, .. }
+                | Row::Replaced { expected, .. } => expected.len(),
                 Row::Unexpected { .. } => 0,
             })
             .max()
@@ -448,6 +512,11 @@ impl fmt::Display for GapReport {
                     act,
                 } => (Some(*act), expected.as_str(), "  ", observed.as_str()),
                 Row::Missing { expected, act } => (Some(*act), expected.as_str(), "✗ ", "—"),
+                Row::Replaced {
+                    expected,
+                    observed,
+                    act,
+                } => (Some(*act), expected.as_str(), "✗ ", observed.as_str()),
                 Row::Unexpected { observed, act } => (*act, "—", "✗ ", observed.as_str()),
             };
             let act_label = match act {
@@ -608,6 +677,24 @@ mod tests {
             report
                 .to_string()
                 .contains("  console POST /api/ralph/runs: 502 worker_unauthorized")
+        );
+    }
+
+    #[test]
+    fn a_failure_in_place_of_an_event_is_shown_beside_it() {
+        let chain = ["hearth.provisioning_started", "hearth.failed"].map(String::from);
+        let report = exact(&chain).unwrap_err();
+        assert_eq!(
+            report.gap.summary,
+            "hearth.provisioned never fired (act 2 provision); hearth.failed fired in its place"
+        );
+        assert!(
+            matches!(&report.rows[1], Row::Replaced { observed, .. } if observed == "hearth.failed")
+        );
+        assert_eq!(
+            report.rows.len(),
+            10,
+            "one row per expected slot, the failure paired"
         );
     }
 

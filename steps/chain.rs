@@ -52,7 +52,8 @@ async fn exactly_text(world: &mut PlayWorld, text: String) {
 #[then("the HATCH chain matches the snapshot")]
 async fn matches_snapshot(world: &mut PlayWorld) {
     let records = world.chain();
-    let redacted = rocky_e2e::redact::chain(&records);
+    let work_dir = world.options.work_dir.display().to_string();
+    let redacted = rocky_e2e::redact::chain(&records, &[(work_dir, "[work_dir]")]);
     let name = snapshot_name(&world.feature, &world.scenario);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
     insta::with_settings!({

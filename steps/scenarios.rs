@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use cucumber::World as _;
 use cucumber::event::ScenarioFinished;
 use cucumber::gherkin;
+use cucumber::tag::Ext as _;
 use cucumber::writer::Stats as _;
 use futures::FutureExt as _;
 
@@ -50,7 +51,12 @@ pub type Cli = cucumber::cli::Opts<
 >;
 
 /// Runs the features under `input` with `cli`; returns true when everything passed.
-pub async fn run(input: PathBuf, cli: Cli, policy: topology::Policy) -> bool {
+pub async fn run(input: PathBuf, mut cli: Cli, policy: topology::Policy) -> bool {
+    // cucumber applies `--tags`/`--name` *instead of* a custom filter; take them out and apply
+    // them together with the topology's skip rule, so `--tags` never runs a scenario the
+    // topology cannot.
+    let tags_filter = cli.tags_filter.take();
+    let name_filter = cli.re_filter.take();
     let topology = match topology::init(policy).await {
         Ok(t) => t,
         Err(e) => {
@@ -85,7 +91,21 @@ pub async fn run(input: PathBuf, cli: Cli, policy: topology::Policy) -> bool {
         })
         .fail_on_skipped()
         .with_cli(cli)
-        .filter_run(input, move |feature, _, scenario| {
+        .filter_run(input, move |feature, rule, scenario| {
+            let selected = match (&name_filter, &tags_filter) {
+                (Some(re), _) => re.is_match(&scenario.name),
+                (None, Some(expr)) => expr.eval(
+                    feature
+                        .tags
+                        .iter()
+                        .chain(rule.iter().flat_map(|r| &r.tags))
+                        .chain(&scenario.tags),
+                ),
+                (None, None) => true,
+            };
+            if !selected {
+                return false;
+            }
             let t = tags(feature, scenario);
             match &skip_note {
                 Some(reason) if t.contains(&topology::DOCKER_TAG) => {

@@ -132,6 +132,22 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             }
         }
     }
+    if failure.is_none() {
+        // The worker may say `succeeded` while the console could not read every node: the
+        // console's record is what it verified, so the run ends failed, with why.
+        let rejected = entry
+            .view
+            .lock()
+            .expect("run view lock")
+            .rejected_frames
+            .len();
+        if rejected > 0 || progress.finished.len() < expected_nodes {
+            failure = Some(format!(
+                "{} of {expected_nodes} nodes reported a valid terminal transition; {rejected} frames rejected",
+                progress.finished.len()
+            ));
+        }
+    }
     let status = match (&failure, progress.ended) {
         (None, Some(s)) => s,
         _ => RunStatus::Failed,
