@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chain;
 pub mod clock;
 pub mod console;
+pub mod containers;
 pub mod duration;
 pub mod hatch;
 pub mod hearth;

@@ -1,9 +1,12 @@
-//! A running stack: hearth spawned as a binary on its unix socket, the console and the worker
-//! as in-process servers on loopback listeners. The harness, `rocky-e2e play` and
-//! `rocky-e2e up` all start stacks through here.
+//! A running stack: hearth spawned as a binary on its unix socket, plus the console and the
+//! worker, either as in-process servers on loopback listeners (embedded topology) or each in
+//! its own container on a network made for the stack (container topology, see
+//! [`crate::containers`]). The harness, `rocky-e2e play` and `rocky-e2e up` all start stacks
+//! through here.
 //!
 //! Faults of the failure drill are options of the stack (a wrong worker secret, a drifting
-//! KAHN encoder, a hearth search path without hearth), so they hit the real components.
+//! KAHN encoder, a hearth search path without hearth), so they hit the real components in
+//! either topology.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::auth::{LocalAuth, Principal, Role};
 use crate::console::{Console, ConsoleConfig, Deadlines};
+use crate::containers::{ContainerError, ServiceContainers, ServiceImage};
 use crate::hatch::Hatch;
 use crate::hearth::DriverKind;
 use crate::hearth::client::HearthClient;
@@ -28,11 +32,35 @@ const HEARTH_START_DEADLINE: Duration = Duration::from_secs(10);
 /// How long hearth may take to tear everything down and exit when asked to.
 const HEARTH_STOP_DEADLINE: Duration = Duration::from_secs(60);
 
+/// Where the console and the worker run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Services {
+    /// In this process, as servers on 127.0.0.1 listeners (the embedded topology).
+    #[default]
+    InProcess,
+    /// Each in its own container of this image, on a Docker network made for the stack (the
+    /// container topology). The engine is the harness's (`DOCKER_HOST` or the local socket),
+    /// whatever [`StackOptions::docker_host`] tells hearth.
+    Containers(ServiceImage),
+}
+
+impl Services {
+    /// `in-process` or `containers`, for reports.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Services::InProcess => "in-process",
+            Services::Containers(_) => "containers",
+        }
+    }
+}
+
 /// Everything that shapes a stack.
 #[derive(Clone, Debug)]
 pub struct StackOptions {
     /// `local-docker` or `process`.
     pub driver: DriverKind,
+    /// Where the console and the worker run.
+    pub services: Services,
     /// Directories searched for the `hearth` binary, in order.
     pub hearth_search: Vec<PathBuf>,
     /// Compiled stand-in, for the `process` driver.
@@ -60,6 +88,7 @@ impl StackOptions {
     pub fn new(driver: DriverKind, work_dir: PathBuf) -> StackOptions {
         StackOptions {
             driver,
+            services: Services::InProcess,
             hearth_search: default_hearth_search(),
             standin_bin: None,
             session: crate::ids::random_hex(6),
@@ -110,9 +139,13 @@ pub enum StackError {
     HearthNotReady { deadline: Duration, detail: String },
     #[error("failed to set up the stack: {0}")]
     Setup(String),
+    #[error("failed to start the console and worker containers: {0}")]
+    Containers(#[from] ContainerError),
 }
 
-/// A running stack. Call [`Stack::stop`]; dropping it kills hearth without cleanup.
+/// A running stack. Call [`Stack::stop`]. Dropping it instead kills hearth without cleanup
+/// (and, on the container topology, removes the containers but not their network): the
+/// harness's session sweep, or the next run's sweep of dead pids, removes what is left.
 pub struct Stack {
     /// The console's base URL.
     pub console_url: String,
@@ -128,15 +161,25 @@ pub struct Stack {
     pub hearth_socket: PathBuf,
     /// hearth's stderr, kept as evidence.
     pub hearth_log: PathBuf,
-    /// The in-memory recorder of the same log.
-    pub hatch: Arc<Hatch>,
-    /// Session id on every object hearth made.
+    /// Session id on every object hearth made (and on the stack's containers).
     pub session: String,
     /// Which driver hearth runs.
     pub driver: DriverKind,
     hearth: Child,
-    stops: Vec<oneshot::Sender<()>>,
-    servers: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    services: Running,
+}
+
+/// The console and the worker as they run.
+enum Running {
+    InProcess {
+        stops: Vec<oneshot::Sender<()>>,
+        servers: Vec<ServerTask>,
+    },
+    Containers {
+        containers: Box<ServiceContainers>,
+        /// The tokens and VAULT files written for them; removed when the stack stops.
+        secrets: Vec<PathBuf>,
+    },
 }
 
 /// Finds `hearth` in `search`.
@@ -151,7 +194,8 @@ pub fn locate_hearth(search: &[PathBuf]) -> Result<PathBuf, StackError> {
 }
 
 impl Stack {
-    /// Spawns hearth, waits for its ready line, then starts the worker and the console.
+    /// Spawns hearth, waits for its ready line, then starts the worker and the console
+    /// (in-process or in containers, per [`StackOptions::services`]).
     pub async fn start(opts: &StackOptions) -> Result<Stack, StackError> {
         std::fs::create_dir_all(&opts.work_dir)
             .map_err(|e| StackError::Setup(format!("create {}: {e}", opts.work_dir.display())))?;
@@ -160,30 +204,16 @@ impl Stack {
         let hatch_path = opts.work_dir.join("hatch.jsonl");
         let hearth = spawn_hearth(opts, &hearth_socket, &hearth_log).await?;
 
-        let secret = crate::vault::generate_secret();
-        let console_keys = Keyring::single("v1", &secret);
-        let worker_keys = if opts.vault_drift {
-            // Same key id, different secret: what a half-finished VAULT rotation looks like.
-            Keyring::single("v1", &crate::vault::generate_secret())
+        let secret = hex::encode(crate::vault::generate_secret());
+        // Same key id, different secret: what a half-finished VAULT rotation looks like.
+        let worker_secret = if opts.vault_drift {
+            hex::encode(crate::vault::generate_secret())
         } else {
-            Keyring::single("v1", &secret)
+            secret.clone()
         };
-        let mut stops = Vec::new();
-        let mut servers = Vec::new();
-
-        let worker = Worker::new(WorkerConfig {
-            keyring: worker_keys,
-            max_skew_secs: crate::vault::DEFAULT_MAX_SKEW_SECS,
-            drift: opts.worker_drift.clone(),
-        });
-        let (worker_url, stop, task) =
-            serve_local(|l, s| crate::worker::serve(l, worker, s)).await?;
-        stops.push(stop);
-        servers.push(task);
-
         let admin_token = crate::ids::random_hex(16);
         let viewer_token = crate::ids::random_hex(16);
-        let auth = LocalAuth::from_tokens(vec![
+        let tokens = vec![
             (
                 admin_token.clone(),
                 Principal {
@@ -198,30 +228,20 @@ impl Stack {
                     role: Role::Viewer,
                 },
             ),
-        ])
-        .map_err(|e| StackError::Setup(e.to_string()))?;
-        let hatch =
-            Arc::new(Hatch::with_file(&hatch_path).map_err(|e| StackError::Setup(e.to_string()))?);
-        let tiers =
-            crate::tier::load_dir(&opts.tiers_dir).map_err(|e| StackError::Setup(e.to_string()))?;
-        let console = Console::new(ConsoleConfig {
-            auth,
-            hearth: HearthClient::new(&hearth_socket),
-            worker_url: worker_url.clone(),
-            keyring: console_keys,
-            hatch: hatch.clone(),
-            tiers,
-            deadlines: Deadlines {
-                run: opts.run_timeout,
-                teardown: opts.teardown_timeout + Duration::from_secs(30),
-                ..Deadlines::default()
-            },
-        });
-        let (console_url, stop, task) =
-            serve_local(|l, s| crate::console::serve(l, console, s)).await?;
-        stops.push(stop);
-        servers.push(task);
-
+        ];
+        let paths = Paths {
+            hearth_socket: &hearth_socket,
+            hatch_path: &hatch_path,
+        };
+        // On an error below, `hearth` drops and is killed (it has made nothing yet).
+        let (console_url, worker_url, services) = match &opts.services {
+            Services::InProcess => {
+                start_in_process(opts, paths, &secret, &worker_secret, tokens).await?
+            }
+            Services::Containers(image) => {
+                start_containers(opts, paths, image, &secret, &worker_secret, &tokens).await?
+            }
+        };
         Ok(Stack {
             console_url,
             worker_url,
@@ -230,13 +250,29 @@ impl Stack {
             hatch_path,
             hearth_socket,
             hearth_log,
-            hatch,
             session: opts.session.clone(),
             driver: opts.driver,
             hearth,
-            stops,
-            servers,
+            services,
         })
+    }
+
+    /// Where the console and the worker run: `in-process` or `containers`.
+    pub fn services(&self) -> &'static str {
+        match self.services {
+            Running::InProcess { .. } => "in-process",
+            Running::Containers { .. } => "containers",
+        }
+    }
+
+    /// Output of the console and worker containers so far (stdout lines tagged `out|`, stderr
+    /// `err|`, under a header per container), for a failing scenario's report. Empty on the
+    /// embedded topology, where both log to this process's stderr.
+    pub fn logs(&self) -> String {
+        match &self.services {
+            Running::InProcess { .. } => String::new(),
+            Running::Containers { containers, .. } => containers.logs(),
+        }
     }
 
     /// A client for this stack's hearth.
@@ -244,27 +280,175 @@ impl Stack {
         HearthClient::new(&self.hearth_socket)
     }
 
-    /// Stops the console and worker, then asks hearth to exit (it tears down whatever is still
-    /// up) and waits for it. Returns hearth's exit status text if it had to be killed.
+    /// Stops the console and worker (servers, or containers and their network), then asks
+    /// hearth to exit (it tears down whatever is still up) and waits for it. Every step runs;
+    /// the error names each one that failed (e.g. hearth had to be killed).
     pub async fn stop(mut self) -> Result<(), String> {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-        for task in self.servers.drain(..) {
-            let _ = task.await;
+        let mut errors = Vec::new();
+        match std::mem::replace(
+            &mut self.services,
+            Running::InProcess {
+                stops: Vec::new(),
+                servers: Vec::new(),
+            },
+        ) {
+            Running::InProcess { stops, servers } => {
+                for stop in stops {
+                    let _ = stop.send(());
+                }
+                for task in servers {
+                    let _ = task.await;
+                }
+            }
+            Running::Containers {
+                containers,
+                secrets,
+            } => {
+                if let Err(e) = containers.stop().await {
+                    errors.push(e);
+                }
+                for path in secrets {
+                    if let Err(e) = std::fs::remove_file(&path)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        errors.push(format!("failed to remove {}: {e}", path.display()));
+                    }
+                }
+            }
         }
         // Closing hearth's stdin is its signal to clean up and exit.
         drop(self.hearth.stdin.take());
         match tokio::time::timeout(HEARTH_STOP_DEADLINE, self.hearth.wait()).await {
-            Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(format!("hearth exited with {status}")),
-            Ok(Err(e)) => Err(format!("failed to wait for hearth: {e}")),
+            Ok(Ok(status)) if status.success() => {}
+            Ok(Ok(status)) => errors.push(format!("hearth exited with {status}")),
+            Ok(Err(e)) => errors.push(format!("failed to wait for hearth: {e}")),
             Err(_) => {
                 let _ = self.hearth.kill().await;
-                Err(format!(
+                errors.push(format!(
                     "hearth did not exit within {HEARTH_STOP_DEADLINE:?} of being asked; killed"
-                ))
+                ));
             }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// Paths every topology shares.
+#[derive(Clone, Copy)]
+struct Paths<'a> {
+    hearth_socket: &'a Path,
+    hatch_path: &'a Path,
+}
+
+/// The worker, then the console, as servers of this process on loopback listeners.
+async fn start_in_process(
+    opts: &StackOptions,
+    paths: Paths<'_>,
+    secret: &str,
+    worker_secret: &str,
+    tokens: Vec<(String, Principal)>,
+) -> Result<(String, String, Running), StackError> {
+    let mut stops = Vec::new();
+    let mut servers = Vec::new();
+    let worker = Worker::new(WorkerConfig {
+        keyring: Keyring::single("v1", worker_secret.as_bytes()),
+        max_skew_secs: crate::vault::DEFAULT_MAX_SKEW_SECS,
+        drift: opts.worker_drift.clone(),
+    });
+    let (worker_url, stop, task) = serve_local(|l, s| crate::worker::serve(l, worker, s)).await?;
+    stops.push(stop);
+    servers.push(task);
+
+    let auth = LocalAuth::from_tokens(tokens).map_err(|e| StackError::Setup(e.to_string()))?;
+    let hatch =
+        Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| StackError::Setup(e.to_string()))?);
+    let tiers =
+        crate::tier::load_dir(&opts.tiers_dir).map_err(|e| StackError::Setup(e.to_string()))?;
+    let console = Console::new(ConsoleConfig {
+        auth,
+        hearth: HearthClient::new(paths.hearth_socket),
+        worker_url: worker_url.clone(),
+        keyring: Keyring::single("v1", secret.as_bytes()),
+        hatch,
+        tiers,
+        deadlines: Deadlines {
+            run: opts.run_timeout,
+            teardown: opts.teardown_timeout + Duration::from_secs(30),
+            ..Deadlines::default()
+        },
+    });
+    let (console_url, stop, task) =
+        serve_local(|l, s| crate::console::serve(l, console, s)).await?;
+    stops.push(stop);
+    servers.push(task);
+    Ok((
+        console_url,
+        worker_url,
+        Running::InProcess { stops, servers },
+    ))
+}
+
+/// The worker, then the console, each in its own container; their configuration goes
+/// through files in the work directory (tokens and VAULT files, mode 0600).
+async fn start_containers(
+    opts: &StackOptions,
+    paths: Paths<'_>,
+    image: &ServiceImage,
+    secret: &str,
+    worker_secret: &str,
+    tokens: &[(String, Principal)],
+) -> Result<(String, String, Running), StackError> {
+    let write = |path: &Path, r: std::io::Result<()>| {
+        r.map_err(|e| StackError::Setup(format!("write {}: {e}", path.display())))
+    };
+    let tokens_path = opts.work_dir.join("tokens.yaml");
+    write(
+        &tokens_path,
+        crate::auth::write_tokens_file(&tokens_path, tokens),
+    )?;
+    let console_vault = opts.work_dir.join("console-vault.yaml");
+    write(
+        &console_vault,
+        crate::vault::write_keyring_file(&console_vault, "v1", &[("v1", secret)]),
+    )?;
+    let worker_vault = opts.work_dir.join("worker-vault.yaml");
+    write(
+        &worker_vault,
+        crate::vault::write_keyring_file(&worker_vault, "v1", &[("v1", worker_secret)]),
+    )?;
+    let started = ServiceContainers::start(&crate::containers::Config {
+        image,
+        session: &opts.session,
+        work_dir: &opts.work_dir,
+        hearth_socket: paths.hearth_socket,
+        hatch_path: paths.hatch_path,
+        tokens: &tokens_path,
+        console_vault: &console_vault,
+        worker_vault: &worker_vault,
+        tiers_dir: &opts.tiers_dir,
+        run_timeout: opts.run_timeout,
+        drift: &opts.worker_drift,
+    })
+    .await;
+    let secrets = vec![tokens_path, console_vault, worker_vault];
+    match started {
+        Ok(containers) => Ok((
+            containers.console_url.clone(),
+            containers.worker_url.clone(),
+            Running::Containers {
+                containers: Box::new(containers),
+                secrets,
+            },
+        )),
+        Err(e) => {
+            for path in &secrets {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e.into())
         }
     }
 }

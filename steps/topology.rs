@@ -1,15 +1,21 @@
 //! Which stack the scenarios run on, decided once per process.
 //!
-//! `ROCKY_E2E=1`: the `local-docker` driver on the real engine, which must answer (a loud
-//! failure naming `DOCKER_HOST` otherwise, never a skip). Unset: the embedded topology, with
-//! the `process` driver running the stand-in as local child processes; scenarios tagged
-//! `@docker` need an engine and are reported as skipped with the reason.
+//! `ROCKY_E2E=1`: the container topology on the real engine, which must answer (a loud
+//! failure naming `DOCKER_HOST` otherwise, never a skip): hearth on the host with the
+//! `local-docker` driver, the console and the worker each in a container (see
+//! `rocky_e2e::containers`). Init first removes what killed runs left behind (and says what),
+//! then makes sure the stand-in and services images exist. Unset: the embedded topology,
+//! console and worker in-process, with the `process` driver running the stand-in as local
+//! child processes; scenarios tagged `@docker` need an engine and are reported as skipped
+//! with the reason.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use rocky_e2e::hearth::DriverKind;
-use rocky_e2e::stack::StackOptions;
+use rocky_e2e::images::ServiceBinaries;
+use rocky_e2e::stack::{Services, StackOptions};
 
 /// The tag of scenarios that need a Docker engine.
 pub const DOCKER_TAG: &str = "docker";
@@ -21,6 +27,8 @@ pub const STANDIN_LOCAL_TAG: &str = "rocky-e2e/standin:local";
 #[derive(Debug)]
 pub struct Topology {
     pub driver: DriverKind,
+    /// Where the console and the worker run.
+    pub services: Services,
     /// The compiled stand-in, for the `process` driver.
     pub standin_bin: Option<PathBuf>,
     /// One line for the output: which topology and why.
@@ -77,16 +85,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
                 "ROCKY_E2E=1 requires a reachable Docker engine, and the engine at {endpoint} does not answer: {e}. Start the engine or point DOCKER_HOST at one; unset ROCKY_E2E to run on the embedded topology instead."
             )
         })?;
-        let swept = rocky_e2e::hearth::docker::sweep_stale(&docker)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !swept.containers.is_empty() || !swept.networks.is_empty() {
-            eprintln!(
-                "rocky-e2e: removed leftovers of killed runs: {} containers, {} networks",
-                swept.containers.len(),
-                swept.networks.len()
-            );
-        }
+        sweep_leftovers(&docker).await?;
         let image = rocky_e2e::images::ensure_standin_image(&docker, &cache)
             .await
             .map_err(|e| e.to_string())?;
@@ -101,11 +100,33 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
             )
             .await
             .map_err(|e| format!("failed to tag {} as {STANDIN_LOCAL_TAG}: {e}", image.tag))?;
+        let bins = service_binaries().map_err(|e| e.to_string())?;
+        let services = rocky_e2e::images::ensure_services_image(&docker, &cache, &bins)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pruned = rocky_e2e::images::prune_services_images(&docker, &services.tag)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !pruned.is_empty() {
+            eprintln!(
+                "rocky-e2e: removed {} older services image(s): {}",
+                pruned.len(),
+                pruned.join(", ")
+            );
+        }
         Topology {
             driver: DriverKind::LocalDocker,
+            services: Services::Containers((&services).into()),
             standin_bin: None,
             description: format!(
-                "topology: docker (driver local-docker, engine {endpoint}; stand-in image {} {} in {:?})",
+                "topology: docker (driver local-docker, engine {endpoint}; console and worker in containers of {} {} in {:.2?} from {}; stand-in image {} {} in {:.2?})",
+                services.tag,
+                if services.built { "built" } else { "reused" },
+                services.elapsed,
+                bins.console
+                    .parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
                 image.tag,
                 if image.built { "built" } else { "reused" },
                 image.elapsed
@@ -116,11 +137,14 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
         let bin = rocky_e2e::images::standin_binary(&cache).map_err(|e| e.to_string())?;
         Topology {
             driver: DriverKind::Process,
+            services: Services::InProcess,
             standin_bin: Some(bin),
             description: match policy {
-                Policy::Gate => "topology: embedded (driver process; ROCKY_E2E unset)".into(),
+                Policy::Gate => {
+                    "topology: embedded (driver process, console and worker in-process; ROCKY_E2E unset)".into()
+                }
                 Policy::Best => {
-                    "topology: embedded (driver process; no Docker engine answered)".into()
+                    "topology: embedded (driver process, console and worker in-process; no Docker engine answered)".into()
                 }
             },
             docker_skip_reason: Some(
@@ -131,10 +155,57 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
     Ok(TOPOLOGY.get_or_init(|| topology))
 }
 
+/// Removes every object whose `rocky.pid` process is gone (a run killed with SIGKILL: its
+/// console and worker containers, their network, and whatever its hearth could not tear
+/// down), and says what it removed. Live sessions, including concurrent runs, are left alone.
+async fn sweep_leftovers(docker: &bollard::Docker) -> Result<(), String> {
+    let started = Instant::now();
+    let stale = rocky_e2e::containers::stale_objects(docker)
+        .await
+        .map_err(|e| e.to_string())?;
+    let swept = rocky_e2e::hearth::docker::sweep_stale(docker)
+        .await
+        .map_err(|e| e.to_string())?;
+    if swept.containers.is_empty() && swept.networks.is_empty() {
+        eprintln!("rocky-e2e: start-of-run sweep: no leftovers of killed runs");
+        return Ok(());
+    }
+    eprintln!(
+        "rocky-e2e: start-of-run sweep removed {} containers and {} networks left by killed runs (in {:.2?}):",
+        swept.containers.len(),
+        swept.networks.len(),
+        started.elapsed()
+    );
+    for line in &stale {
+        eprintln!("  - {line}");
+    }
+    Ok(())
+}
+
+/// The `console` and `ralph` binaries of this build: cargo's own paths when this is the test
+/// target (cargo builds every bin target before integration tests), else beside the running
+/// executable or on `PATH`.
+fn service_binaries() -> Result<ServiceBinaries, rocky_e2e::images::ImageError> {
+    if let (Some(console), Some(ralph)) = (
+        option_env!("CARGO_BIN_EXE_console"),
+        option_env!("CARGO_BIN_EXE_ralph"),
+    ) {
+        let bins = ServiceBinaries {
+            console: console.into(),
+            ralph: ralph.into(),
+        };
+        if bins.console.is_file() && bins.ralph.is_file() {
+            return Ok(bins);
+        }
+    }
+    ServiceBinaries::locate(&rocky_e2e::stack::default_hearth_search())
+}
+
 impl Topology {
     /// Stack options for one scenario in `dir`.
     pub fn stack_options(&self, dir: PathBuf) -> StackOptions {
         let mut o = StackOptions::new(self.driver, dir);
+        o.services = self.services.clone();
         o.standin_bin = self.standin_bin.clone();
         o
     }
