@@ -110,9 +110,14 @@ impl ExpectedChain {
             if part.is_empty() {
                 continue;
             }
-            let (kind, count) = match part.rsplit_once(['×', 'x']) {
-                Some((k, n)) if !k.trim().is_empty() && n.trim().parse::<usize>().is_ok() => {
-                    (k.trim(), n.trim().parse().expect("checked"))
+            // A trailing ` ×N` (or ` xN`) token is a count.
+            let (kind, count) = match part.rsplit_once(char::is_whitespace) {
+                Some((k, n))
+                    if n.trim_start_matches(['×', 'x']).parse::<usize>().is_ok()
+                        && n.starts_with(['×', 'x']) =>
+                {
+                    let count = n.trim_start_matches(['×', 'x']).parse().expect("checked");
+                    (k.trim(), count)
                 }
                 _ => (part, 1),
             };

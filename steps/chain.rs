@@ -31,8 +31,30 @@ fn table_chain(step: &Step) -> ExpectedChain {
     ExpectedChain(out)
 }
 
+/// The kinds of the chain, or of one workspace's slice of it.
+fn observed(world: &PlayWorld, workspace: Option<&str>) -> Vec<String> {
+    let records = world.chain();
+    let records: Vec<_> = match workspace {
+        Some(w) => records
+            .into_iter()
+            .filter(|r| r.subject.workspace.as_deref() == Some(w))
+            .collect(),
+        None => records,
+    };
+    chain::kinds(&records)
+}
+
 async fn assert_chain(world: &PlayWorld, expected: &ExpectedChain, mode: Mode) {
-    let observed = chain::kinds(&world.chain());
+    assert_chain_of(world, None, expected, mode).await;
+}
+
+async fn assert_chain_of(
+    world: &PlayWorld,
+    workspace: Option<&str>,
+    expected: &ExpectedChain,
+    mode: Mode,
+) {
+    let observed = observed(world, workspace);
     if let Err(report) = chain::check(expected, &observed, mode, &world.collect_evidence().await) {
         panic!("{report}");
     }
@@ -47,6 +69,47 @@ async fn exactly_table(world: &mut PlayWorld, step: &Step) {
 async fn exactly_text(world: &mut PlayWorld, text: String) {
     let expected = ExpectedChain::parse(&text).unwrap_or_else(|e| panic!("{e}"));
     assert_chain(world, &expected, Mode::Exact).await;
+}
+
+/// The snapshot step's text: the vocabulary check uses it to know which scenarios own which
+/// snapshot (for the orphan check).
+pub const SNAPSHOT_STEP: &str = "the HATCH chain matches the snapshot";
+
+#[then(expr = "the HATCH chain of workspace {string} is exactly:")]
+async fn of_exactly_table(world: &mut PlayWorld, workspace: String, step: &Step) {
+    assert_chain_of(world, Some(&workspace), &table_chain(step), Mode::Exact).await;
+}
+
+#[then(expr = "the HATCH chain of workspace {string} is exactly {string}")]
+async fn of_exactly_text(world: &mut PlayWorld, workspace: String, text: String) {
+    let expected = ExpectedChain::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_chain_of(world, Some(&workspace), &expected, Mode::Exact).await;
+}
+
+#[then(expr = "the HATCH chain contains in order {string}")]
+async fn in_order(world: &mut PlayWorld, text: String) {
+    let expected = ExpectedChain::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_chain(world, &expected, Mode::Subsequence).await;
+}
+
+#[then("the HATCH chain counts:")]
+async fn counts(world: &mut PlayWorld, step: &Step) {
+    let expected = table_chain(step);
+    let observed = observed(world, None);
+    if let Err(report) =
+        chain::check_counts(&expected.0, &observed, &world.collect_evidence().await)
+    {
+        panic!("{report}");
+    }
+}
+
+#[then(expr = "{string} never fires")]
+async fn never_fires(world: &mut PlayWorld, kind: String) {
+    let pattern = kind.parse().unwrap_or_else(|e| panic!("{e}"));
+    let observed = observed(world, None);
+    if let Err(report) = chain::check_never(&pattern, &observed, &world.collect_evidence().await) {
+        panic!("{report}");
+    }
 }
 
 #[then("the HATCH chain matches the snapshot")]

@@ -133,7 +133,7 @@ async fn play_gap(world: &PlayWorld) -> Box<chain::GapReport> {
 #[then(expr = "against the play chain the first gap is {string} missing in act {string}")]
 async fn first_gap(world: &mut PlayWorld, kind: String, act: String) {
     let report = play_gap(world).await;
-    println!("{report}");
+    crate::say!("{report}");
     let row = &report.rows[report.gap.row];
     match row {
         Row::Missing { expected, act: a }

@@ -38,14 +38,105 @@ async fn submit_n(world: &mut PlayWorld, n: usize, slug: String) {
     submit(world, &slug, prompts, None).await;
 }
 
-#[when(expr = "I submit a run in workspace {string} with prompts:")]
-async fn submit_table(world: &mut PlayWorld, slug: String, step: &Step) {
+#[when(expr = "I submit a run of {int} prompts in workspace {string} with max_ralph_iters {int}")]
+async fn submit_n_iters(world: &mut PlayWorld, n: usize, slug: String, iters: u32) {
+    let prompts = (1..=n).map(|i| format!("prompt {i}")).collect();
+    submit(world, &slug, prompts, Some(iters)).await;
+}
+
+/// The prompt text the mock model reads: `iterations` is a number (converges after that many
+/// RALPH iterations) or `never`.
+fn with_iterations(prompt: &str, iterations: &str) -> String {
+    match iterations.trim() {
+        "" | "1" => prompt.to_owned(),
+        "never" => format!("{prompt} [ralph:never]"),
+        n => {
+            let n: u32 = n
+                .parse()
+                .unwrap_or_else(|_| panic!("iterations {n:?}: use a number or `never`"));
+            format!("{prompt} [ralph:converge={n}]")
+        }
+    }
+}
+
+/// Prompts from a table with a `prompt` column and an optional `iterations` column.
+fn table_prompts(step: &Step) -> Vec<String> {
     let table = step
         .table
         .as_ref()
-        .expect("this step needs a table of prompts (one column `prompt`)");
-    let prompts = table.rows.iter().skip(1).map(|r| r[0].clone()).collect();
+        .expect("this step needs a table with a `prompt` column (and optionally `iterations`)");
+    let header = &table.rows[0];
+    let col = |name: &str| header.iter().position(|h| h.trim() == name);
+    let prompt = col("prompt").expect("the table needs a `prompt` column");
+    let iterations = col("iterations");
+    table
+        .rows
+        .iter()
+        .skip(1)
+        .map(|r| with_iterations(&r[prompt], iterations.map_or("", |i| r[i].as_str())))
+        .collect()
+}
+
+#[when(expr = "I submit a run in workspace {string} with prompts:")]
+async fn submit_table(world: &mut PlayWorld, slug: String, step: &Step) {
+    let prompts = table_prompts(step);
     submit(world, &slug, prompts, None).await;
+}
+
+#[when(expr = "I submit a run in workspace {string} with max_ralph_iters {int} and prompts:")]
+async fn submit_table_iters(world: &mut PlayWorld, slug: String, iters: u32, step: &Step) {
+    let prompts = table_prompts(step);
+    submit(world, &slug, prompts, Some(iters)).await;
+}
+
+/// A run definition file under `features/runs/` (YAML).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunDefinition {
+    /// Optional; the console's default applies when absent.
+    max_ralph_iters: Option<u32>,
+    prompts: Vec<PromptDefinition>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+enum PromptDefinition {
+    Text(String),
+    Detailed {
+        prompt: String,
+        /// A number, or `never`.
+        iterations: serde_yaml::Value,
+    },
+}
+
+#[when(expr = "I submit the run {string} in workspace {string}")]
+async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("features")
+        .join(&file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("failed to read run definition {}: {e}", path.display()));
+    let def: RunDefinition = serde_yaml::from_str(&text)
+        .unwrap_or_else(|e| panic!("failed to parse run definition {}: {e}", path.display()));
+    let prompts = def
+        .prompts
+        .into_iter()
+        .map(|p| match p {
+            PromptDefinition::Text(t) => t,
+            PromptDefinition::Detailed { prompt, iterations } => {
+                let n = match iterations {
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    serde_yaml::Value::String(s) => s,
+                    other => panic!(
+                        "{}: iterations {other:?}: a number or `never`",
+                        path.display()
+                    ),
+                };
+                with_iterations(&prompt, &n)
+            }
+        })
+        .collect();
+    submit(world, &slug, prompts, def.max_ralph_iters).await;
 }
 
 #[then("the run is accepted")]
@@ -68,6 +159,22 @@ async fn run_ends(world: &mut PlayWorld) {
         .last()
         .cloned()
         .expect("no run was accepted: the submission answered an error");
+    wait_for_end(world, run_id).await;
+}
+
+#[when(expr = "the run in workspace {string} ends")]
+async fn run_in_ends(world: &mut PlayWorld, slug: String) {
+    let (_, run_id) = world
+        .runs
+        .iter()
+        .rev()
+        .find(|(w, _)| *w == slug)
+        .cloned()
+        .unwrap_or_else(|| panic!("no run was accepted in workspace {slug}"));
+    wait_for_end(world, run_id).await;
+}
+
+async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
     let token = world.admin();
     let start = Instant::now();
     let deadline = start + RUN_WAIT;
@@ -98,6 +205,22 @@ async fn run_ends(world: &mut PlayWorld) {
         );
     }
     world.add_time(Act::Stream, start);
+}
+
+#[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
+async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
+    let (_, run_id) = world.runs.last().cloned().expect("a run was accepted");
+    let view = world
+        .run_views
+        .get(&run_id)
+        .cloned()
+        .expect("wait for the run to end first (`When the run ends`)");
+    let n = &view["nodes"][node - 1];
+    assert_eq!(
+        (n["attempts"].as_u64(), n["status"].as_str()),
+        (Some(u64::from(attempts)), Some(outcome.as_str())),
+        "node {node} of run {run_id}: {n}"
+    );
 }
 
 #[then(expr = "the run status is {string}")]

@@ -61,6 +61,10 @@ pub struct PlayWorld {
     pub evidence: Evidence,
     /// Time spent per act.
     pub timings: BTreeMap<Act, Duration>,
+    /// Problems the last vocabulary check reported.
+    pub check_problems: Vec<String>,
+    /// When the scenario started (for its progress line).
+    pub started: Option<Instant>,
     /// Driver time per workspace, as hearth last reported it.
     pub driver_timings: BTreeMap<String, rocky_e2e::hearth::DriverTimings>,
     /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
@@ -97,6 +101,8 @@ impl PlayWorld {
             run_views: BTreeMap::new(),
             evidence: Evidence::default(),
             timings: BTreeMap::new(),
+            check_problems: Vec::new(),
+            started: None,
             driver_timings: BTreeMap::new(),
             _dir: dir,
         }
@@ -257,7 +263,7 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         if let Some(stack) = &world.stack {
             out.push_str(&format!("  └ driver {}\n", stack.driver.as_str()));
         }
-        println!("{out}");
+        crate::say!("{out}");
     }
     if failed && let Some(stack) = &world.stack {
         let log = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();

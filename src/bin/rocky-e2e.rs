@@ -1,6 +1,8 @@
 //! `rocky-e2e`: the command users run (contract §7).
 //!
-//! - `play [PATH...] [--tags EXPR]`: runs the scenarios and prints each act, the chain, timings.
+//! - `play [PATH...] [--tags EXPR] [--dry-run]`: runs the scenarios and prints each act, the
+//!   chain, timings.
+//! - `steps`: the step vocabulary, generated from the step definitions.
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
 //! - `hatch verify FILE`: checks a HATCH log's hash chain.
 
@@ -30,14 +32,17 @@ struct Args {
 enum Command {
     /// Run the scenarios in features/ (or the given files/folders) on the best topology.
     Play {
-        /// Feature files or folders; default: the crate's features/.
-        paths: Vec<PathBuf>,
-        /// Only scenarios matching this tag expression, e.g. `@e2e and not @drill`.
+        #[command(flatten)]
+        run: scenarios::RunOptions,
+    },
+    /// List every step pattern with an example and where it is defined.
+    Steps {
+        /// Compare with this reference file instead of printing (CI: features/STEPS.md).
         #[arg(long)]
-        tags: Option<String>,
-        /// Most scenarios running at once.
+        check: Option<PathBuf>,
+        /// Write the reference to this file.
         #[arg(long)]
-        concurrency: Option<usize>,
+        write: Option<PathBuf>,
     },
     /// Start hearth, console and worker for manual use; tear down on SIGINT/SIGTERM.
     Up {
@@ -62,11 +67,8 @@ enum HatchCommand {
 async fn main() -> ExitCode {
     rocky_e2e::logging::init("warn");
     match Args::parse().command {
-        Command::Play {
-            paths,
-            tags,
-            concurrency,
-        } => play(paths, tags, concurrency).await,
+        Command::Play { run } => play(run).await,
+        Command::Steps { check, write } => steps(check, write),
         Command::Up { state_dir } => match up(state_dir).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -92,38 +94,47 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn play(paths: Vec<PathBuf>, tags: Option<String>, concurrency: Option<usize>) -> ExitCode {
-    let mut cli = scenarios::Cli::default();
-    if let Some(t) = tags {
-        match t.parse() {
-            Ok(op) => cli.tags_filter = Some(op),
-            Err(e) => {
-                eprintln!("rocky-e2e play: invalid tag expression {t:?}: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    cli.runner.concurrency = concurrency;
-    let paths = if paths.is_empty() {
-        vec![scenarios::features_dir()]
-    } else {
-        paths
-    };
+async fn play(run: scenarios::RunOptions) -> ExitCode {
     let started = std::time::Instant::now();
-    let mut ok = true;
-    for path in paths {
-        if !path.exists() {
-            eprintln!("rocky-e2e play: {} does not exist", path.display());
-            return ExitCode::from(2);
-        }
-        ok &= scenarios::run(path, cli.clone(), Policy::Best).await;
+    let dry = run.dry_run;
+    let ok = scenarios::run(run, Policy::Best).await;
+    if !dry {
+        println!("rocky-e2e play: wall time {:.2?}", started.elapsed());
     }
-    println!("rocky-e2e play: wall time {:.2?}", started.elapsed());
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn steps(check: Option<PathBuf>, write: Option<PathBuf>) -> ExitCode {
+    let (reference, problems) = scenarios::steps_reference();
+    for p in &problems {
+        eprintln!("warning: {p}");
+    }
+    if let Some(path) = check {
+        if scenarios::reference_is_current(&path) {
+            println!("{} is current", path.display());
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "{} is out of date: regenerate it with `cargo run --bin rocky-e2e -- steps --write {}`",
+            path.display(),
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    if let Some(path) = write {
+        if let Err(e) = std::fs::write(&path, reference) {
+            eprintln!("failed to write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("wrote {}", path.display());
+        return ExitCode::SUCCESS;
+    }
+    print!("{reference}");
+    ExitCode::SUCCESS
 }
 
 async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
