@@ -127,6 +127,8 @@ pub struct Config<'a> {
     /// Mounted read-only into the console, at the same path.
     pub tiers_dir: &'a Path,
     pub run_timeout: Duration,
+    /// The console's deadline for its teardown call to hearth.
+    pub teardown_timeout: Duration,
     pub drift: &'a Drift,
 }
 
@@ -383,6 +385,8 @@ impl ServiceContainers {
                 path_str(cfg.tiers_dir),
                 "--run-timeout".into(),
                 crate::duration::display(cfg.run_timeout),
+                "--teardown-timeout".into(),
+                crate::duration::display(cfg.teardown_timeout),
             ],
             vec![
                 Mount::bind_mount(path_str(cfg.work_dir), path_str(cfg.work_dir)),
@@ -687,11 +691,7 @@ pub async fn stale_objects(docker: &Docker) -> Result<Vec<String>, ContainerErro
         .collect())
 }
 
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
+use crate::hearth::docker::process_alive;
 
 #[cfg(test)]
 mod tests {

@@ -171,10 +171,7 @@ pub struct Stack {
 
 /// The console and the worker as they run.
 enum Running {
-    InProcess {
-        stops: Vec<oneshot::Sender<()>>,
-        servers: Vec<ServerTask>,
-    },
+    InProcess(InProcess),
     Containers {
         containers: Box<ServiceContainers>,
         /// The tokens and VAULT files written for them; removed when the stack stops.
@@ -260,17 +257,24 @@ impl Stack {
     /// Where the console and the worker run: `in-process` or `containers`.
     pub fn services(&self) -> &'static str {
         match self.services {
-            Running::InProcess { .. } => "in-process",
+            Running::InProcess(_) => "in-process",
             Running::Containers { .. } => "containers",
         }
     }
 
-    /// Output of the console and worker containers so far (stdout lines tagged `out|`, stderr
-    /// `err|`, under a header per container), for a failing scenario's report. Empty on the
-    /// embedded topology, where both log to this process's stderr.
+    /// Output of the console and the worker so far, for a failing scenario's report: the
+    /// containers' stdout/stderr (lines tagged `out|`/`err|`, a header per container), or, in
+    /// process, their tracing output, which goes to this stack's own log file.
     pub fn logs(&self) -> String {
         match &self.services {
-            Running::InProcess { .. } => String::new(),
+            Running::InProcess(servers) => std::fs::read_to_string(&servers.log)
+                .map(|t| {
+                    format!(
+                        "── console and worker (in-process, {}) ──\n{t}",
+                        servers.log.display()
+                    )
+                })
+                .unwrap_or_default(),
             Running::Containers { containers, .. } => containers.logs(),
         }
     }
@@ -285,19 +289,10 @@ impl Stack {
     /// the error names each one that failed (e.g. hearth had to be killed).
     pub async fn stop(mut self) -> Result<(), String> {
         let mut errors = Vec::new();
-        match std::mem::replace(
-            &mut self.services,
-            Running::InProcess {
-                stops: Vec::new(),
-                servers: Vec::new(),
-            },
-        ) {
-            Running::InProcess { stops, servers } => {
-                for stop in stops {
-                    let _ = stop.send(());
-                }
-                for task in servers {
-                    let _ = task.await;
+        match std::mem::replace(&mut self.services, Running::InProcess(InProcess::stopped())) {
+            Running::InProcess(servers) => {
+                if let Err(e) = servers.stop().await {
+                    errors.push(e);
                 }
             }
             Running::Containers {
@@ -344,7 +339,54 @@ struct Paths<'a> {
     hatch_path: &'a Path,
 }
 
-/// The worker, then the console, as servers of this process on loopback listeners.
+/// The console and the worker of an embedded stack: served by a thread of their own with a
+/// single-threaded runtime, so that their tracing output (a thread-local subscriber) goes to
+/// this stack's log file and to no other scenario's.
+struct InProcess {
+    /// Tells the servers to shut down gracefully.
+    stop: Option<oneshot::Sender<()>>,
+    /// Fires when the thread has finished.
+    done: Option<oneshot::Receiver<()>>,
+    /// `services.log` in the work directory.
+    log: PathBuf,
+}
+
+/// The console waits for hearth's teardown answer longer than hearth's own deadline, so that
+/// hearth, not the console, is the one to report a missed deadline.
+fn console_teardown_deadline(opts: &StackOptions) -> Duration {
+    opts.teardown_timeout + Duration::from_secs(30)
+}
+
+/// How long the in-process servers may take to finish after being told to stop.
+const SERVERS_STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+impl InProcess {
+    fn stopped() -> InProcess {
+        InProcess {
+            stop: None,
+            done: None,
+            log: PathBuf::new(),
+        }
+    }
+
+    async fn stop(mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            tokio::time::timeout(SERVERS_STOP_DEADLINE, done)
+                .await
+                .map_err(|_| {
+                    format!("the in-process console and worker did not stop within {SERVERS_STOP_DEADLINE:?}")
+                })?
+                .map_err(|_| "the in-process servers' thread ended abnormally".to_owned())?;
+        }
+        Ok(())
+    }
+}
+
+/// The worker, then the console, as servers of this process on loopback listeners (bound
+/// before serving, mini-redis style, so nothing races for ports).
 async fn start_in_process(
     opts: &StackOptions,
     paths: Paths<'_>,
@@ -352,22 +394,31 @@ async fn start_in_process(
     worker_secret: &str,
     tokens: Vec<(String, Principal)>,
 ) -> Result<(String, String, Running), StackError> {
-    let mut stops = Vec::new();
-    let mut servers = Vec::new();
+    let setup = |e: String| StackError::Setup(e);
     let worker = Worker::new(WorkerConfig {
         keyring: Keyring::single("v1", worker_secret.as_bytes()),
         max_skew_secs: crate::vault::DEFAULT_MAX_SKEW_SECS,
         drift: opts.worker_drift.clone(),
     });
-    let (worker_url, stop, task) = serve_local(|l, s| crate::worker::serve(l, worker, s)).await?;
-    stops.push(stop);
-    servers.push(task);
-
-    let auth = LocalAuth::from_tokens(tokens).map_err(|e| StackError::Setup(e.to_string()))?;
-    let hatch =
-        Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| StackError::Setup(e.to_string()))?);
-    let tiers =
-        crate::tier::load_dir(&opts.tiers_dir).map_err(|e| StackError::Setup(e.to_string()))?;
+    let auth = LocalAuth::from_tokens(tokens).map_err(|e| setup(e.to_string()))?;
+    let hatch = Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| setup(e.to_string()))?);
+    let tiers = crate::tier::load_dir(&opts.tiers_dir).map_err(|e| setup(e.to_string()))?;
+    let worker_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
+    let console_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
+    let worker_url = format!(
+        "http://{}",
+        worker_listener
+            .local_addr()
+            .map_err(|e| setup(e.to_string()))?
+    );
+    let console_url = format!(
+        "http://{}",
+        console_listener
+            .local_addr()
+            .map_err(|e| setup(e.to_string()))?
+    );
     let console = Console::new(ConsoleConfig {
         auth,
         hearth: HearthClient::new(paths.hearth_socket),
@@ -377,18 +428,80 @@ async fn start_in_process(
         tiers,
         deadlines: Deadlines {
             run: opts.run_timeout,
-            teardown: opts.teardown_timeout + Duration::from_secs(30),
+            teardown: console_teardown_deadline(opts),
             ..Deadlines::default()
         },
     });
-    let (console_url, stop, task) =
-        serve_local(|l, s| crate::console::serve(l, console, s)).await?;
-    stops.push(stop);
-    servers.push(task);
+    let log = opts.work_dir.join("services.log");
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| setup(format!("create {}: {e}", log.display())))?;
+    for l in [&worker_listener, &console_listener] {
+        l.set_nonblocking(true).map_err(|e| setup(e.to_string()))?;
+    }
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("stack-{}", opts.session))
+        .spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("ROCKY_LOG")
+                        .unwrap_or_else(|_| "rocky_e2e=info".into()),
+                )
+                .with_writer(std::sync::Mutex::new(log_file))
+                .with_ansi(false)
+                .finish();
+            let _guard = tracing::subscriber::set_default(subscriber);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds");
+            runtime.block_on(async move {
+                let (worker_l, console_l) = match (
+                    tokio::net::TcpListener::from_std(worker_listener),
+                    tokio::net::TcpListener::from_std(console_listener),
+                ) {
+                    (Ok(w), Ok(c)) => (w, c),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!("failed to adopt the listeners: {e}");
+                        return;
+                    }
+                };
+                let (tx, _) = tokio::sync::watch::channel(false);
+                let tx = Arc::new(tx);
+                let shutdown = |tx: &Arc<tokio::sync::watch::Sender<bool>>| {
+                    let mut rx = tx.subscribe();
+                    async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    }
+                };
+                let worker_task = crate::worker::serve(worker_l, worker, shutdown(&tx));
+                let console_task = crate::console::serve(console_l, console, shutdown(&tx));
+                let trigger = {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = stop_rx.await;
+                        tx.send_replace(true);
+                    }
+                };
+                let (w, c, ()) = tokio::join!(worker_task, console_task, trigger);
+                for (name, r) in [("worker", w), ("console", c)] {
+                    if let Err(e) = r {
+                        tracing::error!("the {name} failed: {e}");
+                    }
+                }
+            });
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| setup(format!("spawn the servers' thread: {e}")))?;
     Ok((
         console_url,
         worker_url,
-        Running::InProcess { stops, servers },
+        Running::InProcess(InProcess {
+            stop: Some(stop_tx),
+            done: Some(done_rx),
+            log,
+        }),
     ))
 }
 
@@ -431,6 +544,7 @@ async fn start_containers(
         worker_vault: &worker_vault,
         tiers_dir: &opts.tiers_dir,
         run_timeout: opts.run_timeout,
+        teardown_timeout: console_teardown_deadline(opts),
         drift: &opts.worker_drift,
     })
     .await;
@@ -498,31 +612,4 @@ async fn spawn_hearth(opts: &StackOptions, socket: &Path, log: &Path) -> Result<
         deadline: HEARTH_START_DEADLINE,
         detail,
     })
-}
-
-type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
-
-/// Binds 127.0.0.1:0 and serves on it until the returned sender fires (mini-redis style: the
-/// server takes a bound listener, so nothing races for ports).
-async fn serve_local<F, Fut>(
-    serve: F,
-) -> Result<(String, oneshot::Sender<()>, ServerTask), StackError>
-where
-    F: FnOnce(
-        tokio::net::TcpListener,
-        futures::future::Map<oneshot::Receiver<()>, fn(Result<(), oneshot::error::RecvError>)>,
-    ) -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| StackError::Setup(format!("bind a loopback port: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StackError::Setup(e.to_string()))?;
-    let (tx, rx) = oneshot::channel();
-    use futures::FutureExt;
-    let ignore: fn(Result<(), oneshot::error::RecvError>) = |_| ();
-    let task = tokio::spawn(serve(listener, rx.map(ignore)));
-    Ok((format!("http://{addr}"), tx, task))
 }

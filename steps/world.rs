@@ -266,11 +266,28 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         crate::say!("{out}");
     }
     if failed && let Some(stack) = &world.stack {
-        let log = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
-        if !tail.is_empty() {
-            eprintln!("  hearth log (last {} lines):", tail.len());
-            for l in tail.iter().rev() {
+        // What the stack's own processes said, attached to the failure: hearth's log, and the
+        // console's and worker's (their containers' output, or their in-process tracing).
+        let hearth = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
+        let services = stack.logs();
+        for (title, text) in [
+            (
+                format!("hearth ({})", stack.hearth_log.display()),
+                hearth.as_str(),
+            ),
+            ("console and worker".to_owned(), services.as_str()),
+        ] {
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "  ── {title}: last {} of {} lines ──",
+                tail.len(),
+                lines.len()
+            );
+            for l in tail {
                 eprintln!("    {l}");
             }
         }

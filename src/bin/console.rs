@@ -39,6 +39,9 @@ struct Args {
     /// Deadline from run submission to its end.
     #[arg(long, default_value = "60s", value_parser = rocky_e2e::duration::parse)]
     run_timeout: Duration,
+    /// Deadline for hearth to answer a teardown (hearth enforces its own, shorter one inside).
+    #[arg(long, default_value = "90s", value_parser = rocky_e2e::duration::parse)]
+    teardown_timeout: Duration,
 }
 
 #[tokio::main]
@@ -67,6 +70,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tiers: rocky_e2e::tier::load_dir(&args.tiers)?,
         deadlines: Deadlines {
             run: args.run_timeout,
+            teardown: args.teardown_timeout,
             ..Deadlines::default()
         },
     };

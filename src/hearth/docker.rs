@@ -411,10 +411,25 @@ pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
     Ok(report)
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Whether `pid` names a live process. A zombie (killed, not yet reaped: common here, where
+/// PID 1 does not reap) counts as dead, since it will never clean up after itself.
+pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces or parens, so read the state
+    // after the last ')'.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z"))
+        })
+        .unwrap_or(false)
 }
 
 /// Names of containers and networks labelled with `session` and `slug` (for "nothing remains").
