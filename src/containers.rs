@@ -39,9 +39,6 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::NetworkCreateRequest;
-use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
-};
 use testcontainers::core::logs::LogFrame;
 use testcontainers::core::{AccessMode, IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -565,58 +562,17 @@ async fn stop_service(s: Service) -> Result<(), String> {
 /// Force-removes the console and worker containers and the network of `session` (not
 /// hearth's workspace objects of the same session). Used when a start fails halfway.
 pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), ContainerError> {
-    let filter = HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
-            format!("{}={session}", labels::SESSION),
-            COMPONENT.to_owned(),
-        ],
-    )]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
+    let labels = [
+        format!("{}={session}", labels::SESSION),
+        COMPONENT.to_owned(),
+    ];
+    crate::hearth::docker::sweep_labelled(docker, &labels)
         .await
-        .map_err(engine("list the stack's containers"))?;
-    for id in containers.into_iter().filter_map(|c| c.id) {
-        match docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-        {
-            Ok(()) => {}
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => {}
-            Err(e) => return Err(engine(format!("remove container {id}"))(e)),
-        }
-    }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(engine("list the stack's networks"))?;
-    for name in networks.into_iter().filter_map(|n| n.name) {
-        match docker.remove_network(&name).await {
-            Ok(()) => {}
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(engine(format!("remove network {name}"))(e)),
-        }
-    }
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| ContainerError::Engine {
+            step: "remove the stack's containers and network".into(),
+            message: e.to_string(),
+        })
 }
 
 /// What [`crate::hearth::docker::sweep_stale`] is about to remove, one line per object
@@ -624,74 +580,33 @@ pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), 
 /// every object of every session in which some object's `rocky.pid` names a process that is
 /// gone (the harness or hearth of a killed run).
 pub async fn stale_objects(docker: &Docker) -> Result<Vec<String>, ContainerError> {
-    let filter = HashMap::from([(
-        "label".to_owned(),
-        vec![format!(
-            "{}={}",
-            labels::MANAGED_BY,
-            labels::MANAGED_BY_VALUE
-        )],
-    )]);
-    let mut objects: Vec<(&str, String, HashMap<String, String>)> = Vec::new();
-    for c in docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
+    use crate::hearth::docker::{list_labelled_objects, owner_alive, stale_sessions};
+    let objects = list_labelled_objects(docker, &[])
         .await
-        .map_err(engine("list labelled containers"))?
-    {
-        let name = c
-            .names
-            .unwrap_or_default()
-            .first()
-            .map(|n| n.trim_start_matches('/').to_owned())
-            .unwrap_or_default();
-        objects.push(("container", name, c.labels.unwrap_or_default()));
-    }
-    for n in docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(engine("list labelled networks"))?
-    {
-        objects.push((
-            "network",
-            n.name.unwrap_or_default(),
-            n.labels.unwrap_or_default(),
-        ));
-    }
-    let gone = |l: &HashMap<String, String>| {
-        !l.get(labels::PID)
-            .and_then(|p| p.parse::<i32>().ok())
-            .is_some_and(process_alive)
-    };
-    let stale: std::collections::BTreeSet<&String> = objects
-        .iter()
-        .filter(|(_, _, l)| gone(l))
-        .filter_map(|(_, _, l)| l.get(labels::SESSION))
-        .collect();
+        .map_err(|e| ContainerError::Engine {
+            step: "list labelled objects".into(),
+            message: e.to_string(),
+        })?;
+    let stale = stale_sessions(&objects);
     Ok(objects
         .iter()
-        .filter_map(|(kind, name, l)| {
-            let session = l.get(labels::SESSION).filter(|s| stale.contains(s))?;
+        .filter_map(|o| {
+            let l = &o.labels;
+            let session = l.get(labels::SESSION).filter(|s| stale.contains(*s))?;
             let what = l
                 .get(COMPONENT)
                 .map(|c| format!("stack {c}"))
                 .or_else(|| l.get(labels::WORKSPACE).map(|w| format!("workspace {w}")))
                 .unwrap_or_else(|| "unknown".into());
             let pid = l.get(labels::PID).map(String::as_str).unwrap_or("?");
-            let state = if gone(l) { "gone" } else { "alive" };
+            let state = if owner_alive(l) { "alive" } else { "gone" };
             Some(format!(
-                "{kind} {name} ({what}, session {session}, pid {pid} {state})"
+                "{} {} ({what}, session {session}, pid {pid} {state})",
+                o.kind, o.name
             ))
         })
         .collect())
 }
-
-use crate::hearth::docker::process_alive;
 
 #[cfg(test)]
 mod tests {
@@ -745,32 +660,13 @@ mod tests {
 
     /// Everything labelled with `session`, as `kind name` lines.
     async fn leftovers(docker: &Docker, session: &str) -> Vec<String> {
-        let filter = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{}={session}", labels::SESSION)],
-        )]);
-        let mut out = Vec::new();
-        for c in docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filter.clone()),
-                ..Default::default()
-            }))
+        let labels = [format!("{}={session}", labels::SESSION)];
+        crate::hearth::docker::list_labelled_objects(docker, &labels)
             .await
             .unwrap()
-        {
-            out.push(format!("container {:?}", c.names));
-        }
-        for n in docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filter),
-            }))
-            .await
-            .unwrap()
-        {
-            out.push(format!("network {:?}", n.name));
-        }
-        out
+            .into_iter()
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .collect()
     }
 
     /// A whole stack in containers: the console answers on 127.0.0.1 and reaches hearth

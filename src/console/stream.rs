@@ -238,36 +238,27 @@ fn handle(
     progress: &mut Progress,
     message: SseMessage,
 ) {
-    let envelope = match kahn::validate(&message.data) {
-        Ok(e) => e,
-        Err(rejection) => {
-            tracing::warn!(run_id, "KAHN frame rejected: {}", rejection.reason);
-            entry
-                .view
-                .lock()
-                .expect("run view lock")
-                .rejected_frames
-                .push(RejectedFrame {
-                    event_id: message.id,
-                    reason: rejection.reason,
-                });
-            return;
-        }
-    };
-    if envelope.frame.run_id() != run_id {
+    let reject = |reason: String| {
+        tracing::warn!(run_id, "KAHN frame rejected: {reason}");
         entry
             .view
             .lock()
             .expect("run view lock")
             .rejected_frames
             .push(RejectedFrame {
-                event_id: message.id,
-                reason: format!(
-                    "frame belongs to run {}, not {run_id}",
-                    envelope.frame.run_id()
-                ),
+                event_id: message.id.clone(),
+                reason,
             });
-        return;
+    };
+    let envelope = match kahn::validate(&message.data) {
+        Ok(e) => e,
+        Err(rejection) => return reject(rejection.reason),
+    };
+    if envelope.frame.run_id() != run_id {
+        return reject(format!(
+            "frame belongs to run {}, not {run_id}",
+            envelope.frame.run_id()
+        ));
     }
     match envelope.frame {
         Frame::NodeAttempt {

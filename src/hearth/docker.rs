@@ -301,34 +301,87 @@ pub struct SweepReport {
     pub networks: Vec<String>,
 }
 
-/// Force-removes every container and network with `rocky.managed-by=rocky-e2e` (and, if given,
-/// the session label). Used at hearth shutdown and by the harness to clean up after a killed run.
-pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
+/// One labelled Docker object, as the sweeps and reports see it.
+#[derive(Clone, Debug)]
+pub struct LabelledObject {
+    /// `container` or `network`.
+    pub kind: &'static str,
+    /// Container id or network name: what removal takes.
+    pub id: String,
+    /// Human name (container name without `/`, or the network name).
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// Every container and network carrying all of `labels` (`key=value`) plus
+/// `rocky.managed-by=rocky-e2e`: the one query behind every sweep and "nothing remains" check.
+pub async fn list_labelled_objects(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<Vec<LabelledObject>, DockerError> {
     let mut filters = vec![format!(
         "{}={}",
         labels::MANAGED_BY,
         labels::MANAGED_BY_VALUE
     )];
-    if let Some(s) = session {
-        filters.push(format!("{}={s}", labels::SESSION));
-    }
+    filters.extend(labels.iter().cloned());
     let filter = HashMap::from([("label".to_owned(), filters)]);
-    let containers = docker
+    let mut out = Vec::new();
+    for c in docker
         .list_containers(Some(ListContainersOptions {
             all: true,
             filters: Some(filter.clone()),
             ..Default::default()
         }))
         .await
-        .map_err(err("list labelled containers"))?;
-    let mut report = SweepReport::default();
-    let removals = containers
+        .map_err(err("list labelled containers"))?
+    {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default();
+        out.push(LabelledObject {
+            kind: "container",
+            id: c.id.unwrap_or_default(),
+            name,
+            labels: c.labels.unwrap_or_default(),
+        });
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(err("list labelled networks"))?
+    {
+        let name = n.name.unwrap_or_default();
+        out.push(LabelledObject {
+            kind: "network",
+            id: name.clone(),
+            name,
+            labels: n.labels.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Force-removes every container (concurrently), then every network, carrying all of
+/// `labels` plus `rocky.managed-by=rocky-e2e`. Objects already gone, or already being removed,
+/// are not errors.
+pub async fn sweep_labelled(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<SweepReport, DockerError> {
+    let objects = list_labelled_objects(docker, labels).await?;
+    let removals = objects
         .iter()
-        .filter_map(|c| c.id.clone())
-        .map(|id| async move {
+        .filter(|o| o.kind == "container")
+        .map(|o| async move {
             docker
                 .remove_container(
-                    &id,
+                    &o.id,
                     Some(RemoveContainerOptions {
                         force: true,
                         v: true,
@@ -336,74 +389,60 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
                     }),
                 )
                 .await
-                .map(|()| id)
+                .map(|()| o.id.clone())
         });
+    let mut report = SweepReport::default();
     for r in join_all(removals).await {
         match r {
             Ok(id) => report.containers.push(id),
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if is_gone_or_going(&e) => {}
             Err(e) => return Err(err("remove a labelled container")(e)),
         }
     }
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(err("list labelled networks"))?;
-    for n in networks {
-        let Some(name) = n.name else { continue };
-        match docker.remove_network(&name).await {
-            Ok(()) => report.networks.push(name),
+    for o in objects.iter().filter(|o| o.kind == "network") {
+        match docker.remove_network(&o.id).await {
+            Ok(()) => report.networks.push(o.id.clone()),
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(err(format!("remove network {name}"))(e)),
+            Err(e) => return Err(err(format!("remove network {}", o.id))(e)),
         }
     }
     Ok(report)
+}
+
+/// Force-removes everything of `session` (or, with `None`, everything this project made).
+/// Used at hearth shutdown and by the harness after each scenario.
+pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
+    let labels: Vec<String> = session
+        .map(|s| format!("{}={s}", labels::SESSION))
+        .into_iter()
+        .collect();
+    sweep_labelled(docker, &labels).await
+}
+
+/// Sessions with an object whose `rocky.pid` names a process that is gone.
+pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| !owner_alive(&o.labels))
+        .filter_map(|o| o.labels.get(labels::SESSION).cloned())
+        .collect()
+}
+
+/// Whether the process named by an object's `rocky.pid` label is alive.
+pub fn owner_alive(labels: &HashMap<String, String>) -> bool {
+    labels
+        .get(labels::PID)
+        .and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(process_alive)
 }
 
 /// Removes objects whose hearth is gone: `rocky.pid` names a process that no longer exists
 /// (hearth was SIGKILLed and could not clean up). Live sessions, including concurrent runs, are
 /// left alone.
 pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
-    let filter = HashMap::from([(
-        "label".to_owned(),
-        vec![format!(
-            "{}={}",
-            labels::MANAGED_BY,
-            labels::MANAGED_BY_VALUE
-        )],
-    )]);
-    let containers = docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
-        .await
-        .map_err(err("list labelled containers"))?;
-    let networks = docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(err("list labelled networks"))?;
-    let mut stale = std::collections::BTreeSet::new();
-    let labels_of = containers
-        .iter()
-        .filter_map(|c| c.labels.as_ref())
-        .chain(networks.iter().filter_map(|n| n.labels.as_ref()));
-    for l in labels_of {
-        let alive = l
-            .get(labels::PID)
-            .and_then(|p| p.parse::<i32>().ok())
-            .is_some_and(process_alive);
-        if !alive && let Some(session) = l.get(labels::SESSION) {
-            stale.insert(session.clone());
-        }
-    }
+    let objects = list_labelled_objects(docker, &[]).await?;
     let mut report = SweepReport::default();
-    for session in stale {
+    for session in stale_sessions(&objects) {
         let r = sweep(docker, Some(&session)).await?;
         report.containers.extend(r.containers);
         report.networks.extend(r.networks);
@@ -438,39 +477,26 @@ pub async fn list_labelled(
     session: &str,
     slug: &str,
 ) -> Result<Vec<String>, DockerError> {
-    let filter = HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{}={}", labels::MANAGED_BY, labels::MANAGED_BY_VALUE),
-            format!("{}={session}", labels::SESSION),
-            format!("{}={slug}", labels::WORKSPACE),
-        ],
-    )]);
-    let mut names = Vec::new();
-    for c in docker
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filter.clone()),
-            ..Default::default()
-        }))
-        .await
-        .map_err(err("list labelled containers"))?
-    {
-        names.push(format!(
-            "container {}",
-            c.names.unwrap_or_default().join(",")
-        ));
-    }
-    for n in docker
-        .list_networks(Some(ListNetworksOptions {
-            filters: Some(filter),
-        }))
-        .await
-        .map_err(err("list labelled networks"))?
-    {
-        names.push(format!("network {}", n.name.unwrap_or_default()));
-    }
-    Ok(names)
+    let labels = [
+        format!("{}={session}", labels::SESSION),
+        format!("{}={slug}", labels::WORKSPACE),
+    ];
+    Ok(list_labelled_objects(docker, &labels)
+        .await?
+        .into_iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect())
+}
+
+/// 404 (already gone) or 409 (removal already in progress).
+fn is_gone_or_going(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }
+    )
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
