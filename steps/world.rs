@@ -244,15 +244,15 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             out.push_str(&format!("  │   {:>3} {}\n", r.seq, r.kind));
         }
         let total: Duration = world.timings.values().sum();
-        out.push_str("  │ timings:");
+        out.push_str("  │ timings (act 1 = stack start):");
         for (act, d) in &world.timings {
             out.push_str(&format!(" {} {}={:.1?}", act.number(), act.name(), d));
         }
         out.push_str(&format!(" total={total:.1?}\n"));
         let driver: f64 = world.driver_timings.values().map(|t| t.driver_ms).sum();
         let health: f64 = world.driver_timings.values().map(|t| t.health_ms).sum();
+        let total_ms = total.as_secs_f64() * 1000.0;
         if driver > 0.0 {
-            let total_ms = total.as_secs_f64() * 1000.0;
             out.push_str(&format!(
                 "  │ hearth driver: {driver:.1}ms of {total_ms:.1}ms ({:.0}%): engine/process calls {:.1}ms ({:.0}%), health checks {health:.1}ms\n",
                 100.0 * driver / total_ms,
@@ -261,7 +261,31 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             ));
         }
         if let Some(stack) = &world.stack {
-            out.push_str(&format!("  └ driver {}\n", stack.driver.as_str()));
+            let docker_driver = stack.driver == rocky_e2e::hearth::DriverKind::LocalDocker;
+            let containers = stack.services() == "containers";
+            if docker_driver && total_ms > 0.0 {
+                // Act 1 on the container topology is Docker work too: the stack's network and
+                // the console and worker containers (until their ready lines).
+                let stack_ms = if containers {
+                    world
+                        .timings
+                        .get(&Act::Spawn)
+                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+                } else {
+                    0.0
+                };
+                let engine = driver - health + stack_ms;
+                out.push_str(&format!(
+                    "  │ Docker: {engine:.1}ms of {total_ms:.1}ms ({:.0}%) = workspace engine calls {:.1}ms + stack containers {stack_ms:.1}ms\n",
+                    100.0 * engine / total_ms,
+                    driver - health,
+                ));
+            }
+            out.push_str(&format!(
+                "  └ driver {}, console and worker {}\n",
+                stack.driver.as_str(),
+                stack.services()
+            ));
         }
         crate::say!("{out}");
     }
