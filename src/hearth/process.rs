@@ -136,10 +136,21 @@ impl ProcessDriver {
     }
 }
 
+/// First pause between health probes; doubled after each failed probe up to [`PROBE_MAX_PAUSE`].
+const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(1);
+
+/// Longest pause between health probes: a service that becomes healthy is seen at most about
+/// this long after. A probe costs one loopback connection, so probing 100 times a second while
+/// a slow service boots is cheap; the former 50 ms cap saw a service that listens after
+/// 100–500 ms 20–44 ms late (`cargo bench --bench play -- --only probe`, BENCHMARKS.md).
+const PROBE_MAX_PAUSE: Duration = Duration::from_millis(10);
+
 /// Probes `GET {path}` on `addr` until it answers 200 or `deadline` passes. The service is
-/// started just before, so the first probes may be refused; back off from 2 ms to 50 ms.
+/// started just before, so the first probes may be refused; the pause between probes grows
+/// from [`PROBE_FIRST_PAUSE`] to [`PROBE_MAX_PAUSE`]. (The service offers no readiness event:
+/// a Docker container's published port accepts connections before the service inside does.)
 pub async fn wait_healthy(addr: &str, path: &str, deadline: Instant) -> Result<(), String> {
-    let mut delay = Duration::from_millis(2);
+    let mut delay = PROBE_FIRST_PAUSE;
     let mut last;
     loop {
         match probe(addr, path).await {
@@ -152,7 +163,7 @@ pub async fn wait_healthy(addr: &str, path: &str, deadline: Instant) -> Result<(
             return Err(format!("not healthy before the deadline: {last}"));
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(Duration::from_millis(50));
+        delay = (delay * 2).min(PROBE_MAX_PAUSE);
     }
 }
 
