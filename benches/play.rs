@@ -63,6 +63,8 @@ const KAHN_FRAMES: usize = 100_000;
 const LEVELS: [usize; 3] = [1, 4, 16];
 /// The prompts of the play's run.
 const PROMPTS: usize = 4;
+/// Plays over which the CPU of one embedded play is measured (/proc counts in 10 ms ticks).
+const CPU_PLAYS: usize = 100;
 
 /// Targets from the issue (2-core machine).
 const TARGET_FLOOR_RATIO: f64 = 1.15;
@@ -94,9 +96,13 @@ const SECTIONS: [&str; 8] = [
 ];
 
 impl Args {
-    /// Every section but `engine` runs by default.
+    /// Whether `section` runs: every one but `engine` by default, else those named by `--only`.
     fn wants(&self, section: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|s| s == section)
+        if self.only.is_empty() {
+            section != "engine"
+        } else {
+            self.only.iter().any(|s| s == section)
+        }
     }
 }
 
@@ -207,6 +213,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 /// What every measurement needs: the engine, the stand-in, hearth, the tier.
 struct Env {
+    /// /proc/loadavg before anything ran: other work on the machine skews every figure.
+    load_before: String,
     /// What preparing took, once: (step, wall time).
     setup: Vec<(String, Duration)>,
     docker: Option<Docker>,
@@ -230,6 +238,7 @@ impl Env {
             .unwrap_or_else(|| root.join("target"))
             .join("rocky-e2e");
         let cache = target.join("cache");
+        let load_before = load_average();
         let mut setup = Vec::new();
         let started = Instant::now();
         let standin_bin = rocky_e2e::images::standin_binary(&cache)?;
@@ -312,6 +321,7 @@ impl Env {
             None => None,
         };
         Ok(Env {
+            load_before,
             setup,
             docker,
             docker_note,
@@ -338,11 +348,8 @@ impl Env {
             .map_or("?".into(), |kb| format!("{:.1} GiB", kb as f64 / 1048576.0));
         format!(
             "rocky-e2e bench: medians of {} runs ({} per concurrency level) after 1 warm-up; \
-             {cores} cores, {mem} RAM, load average at the end {}; {}",
-            args.runs,
-            args.conc_runs,
-            load_average(),
-            self.docker_note
+             {cores} cores, {mem} RAM, load average before the run {}; {}",
+            args.runs, args.conc_runs, self.load_before, self.docker_note
         )
     }
 
@@ -464,7 +471,6 @@ async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Resul
             .await
             .context("start the stack")?;
         let mut n = 0;
-        let cpu = CpuMeter::start();
         let samples = repeat(args.runs, || {
             n += 1;
             let slug = format!("p{n}");
@@ -472,12 +478,12 @@ async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Resul
             async move { bounded(play(http, stack, &slug)).await }
         })
         .await;
-        let cpu = format!(
-            "CPU: framework {:.1} core-ms/run, machine {}",
-            cpu.own_ms() / (args.runs + 1) as f64,
-            cpu.per_run(args.runs + 1)
-        );
+        let cpu = match samples {
+            Ok(_) => embedded_cpu(&http, &stack).await,
+            Err(_) => Ok(String::new()),
+        };
         let stopped = stack.stop().await;
+        let cpu = cpu?;
         let samples = samples?;
         stopped.map_err(|e| anyhow!("stop the stack: {e}"))?;
         let total = median(samples.iter().map(|s| s.total));
@@ -511,7 +517,7 @@ async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Resul
             table.duration("floor", &samples, |s| s.total, "", &cpu);
             floor_parts(table, &samples);
         }
-        if args.only.iter().any(|s| s == "engine") {
+        if args.wants("engine") {
             engine_costs(args, env, docker, table).await?;
         }
     }
@@ -549,6 +555,19 @@ async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Resul
         kahn_section(args, table)?;
     }
     Ok(())
+}
+
+/// CPU of one embedded play, over more plays than are timed: /proc counts in 10 ms ticks.
+async fn embedded_cpu(http: &reqwest::Client, stack: &Stack) -> anyhow::Result<String> {
+    let meter = CpuMeter::start();
+    for i in 0..CPU_PLAYS {
+        bounded(play(http, stack, &format!("cpu{i}"))).await?;
+    }
+    Ok(format!(
+        "CPU/play (over {CPU_PLAYS}): framework {:.1}, machine {:.1} core-ms",
+        meter.own_ms() / CPU_PLAYS as f64,
+        meter.core_ms() / CPU_PLAYS as f64
+    ))
 }
 
 fn play_parts(table: &mut Table, samples: &[PlayTimes]) {
@@ -685,21 +704,7 @@ async fn engine_costs(
     table.section("engine: the floor without each feature the play uses, 1 and 16 at once");
     let session = new_session("engine");
     let mut batch = 0;
-    for how in [
-        Floor::PLAY,
-        Floor {
-            own_network: true,
-            publish: false,
-        },
-        Floor {
-            own_network: false,
-            publish: true,
-        },
-        Floor {
-            own_network: false,
-            publish: false,
-        },
-    ] {
+    for how in Floor::VARIANTS {
         eprintln!("bench: engine, {}…", how.describe());
         let mut one = Duration::ZERO;
         for n in [1, 16] {
@@ -709,15 +714,25 @@ async fn engine_costs(
                 let (session, tier) = (&session, &env.tier);
                 bounded_for(CONCURRENT_DEADLINE, async move {
                     let started = Instant::now();
-                    try_join_all(
+                    let each = try_join_all(
                         (0..n).map(|i| floor_once(docker, session, tier, batch * 100 + i, how)),
                     )
                     .await?;
-                    anyhow::Ok(started.elapsed())
+                    anyhow::Ok((started.elapsed(), each))
                 })
             })
             .await?;
             let per_ws = cpu.core_ms() / ((args.conc_runs + 1) * n) as f64;
+            let each: Vec<FloorTimes> = samples.iter().flat_map(|(_, e)| e.clone()).collect();
+            let part = |f: fn(&FloorTimes) -> Duration| fmt_ms(median(each.iter().map(f)));
+            let phases = format!(
+                "network {}+{}, start {}, stop+rm {}",
+                part(|t| t.network),
+                part(|t| t.network_rm),
+                part(|t| t.start),
+                part(|t| t.stop_remove)
+            );
+            let samples: Vec<Duration> = samples.iter().map(|(wall, _)| *wall).collect();
             let wall = median(samples.iter().copied());
             if n == 1 {
                 one = wall;
@@ -727,7 +742,7 @@ async fn engine_costs(
                 median: fmt_ms(wall),
                 spread: spread(samples.iter().copied()),
                 ratio: format!(
-                    "{:.2} × one; machine CPU {per_ws:.0} core-ms/workspace",
+                    "{:.2} × one; machine CPU {per_ws:.0} core-ms/workspace; medians: {phases}",
                     ms(wall) / ms(one)
                 ),
                 target: String::new(),
@@ -753,7 +768,7 @@ fn hatch_section(args: &Args, env: &Env, table: &mut Table) -> anyhow::Result<()
         }
     }
     table.rate(
-        "HATCH append (write per record)",
+        "HATCH append (a write(2) per record, no fsync: the sink's promise)",
         &appends,
         TARGET_APPEND_PER_S,
     );
@@ -797,6 +812,18 @@ async fn concurrency(
     table: &mut Table,
 ) -> anyhow::Result<()> {
     let floor_session = new_session("cfloor");
+    // The CPU one play needs when played alone, for levels whose own CPU figure is too small to
+    // read (/proc counts in 10 ms ticks): the framework's own on the embedded topology
+    // (hearth and the stand-in processes included), over many plays; the whole machine's on
+    // the Docker topologies (the engine is nearly all of it), at N = 1.
+    let mut alone = None;
+    if topology == Topology::Embedded {
+        let meter = CpuMeter::start();
+        for i in 0..CPU_PLAYS {
+            bounded(play(http, stack, &format!("cpu{i}"))).await?;
+        }
+        alone = Some(meter.own_ms() / CPU_PLAYS as f64);
+    }
     let mut one = None;
     let mut floor_one = None;
     let mut batch = 0;
@@ -810,14 +837,19 @@ async fn concurrency(
                     let (session, tier) = (&floor_session, &env.tier);
                     bounded_for(CONCURRENT_DEADLINE, async move {
                         let started = Instant::now();
-                        try_join_all((0..n).map(|i| {
+                        let each = try_join_all((0..n).map(|i| {
                             floor_once(docker, session, tier, batch * 100 + i, Floor::PLAY)
                         }))
                         .await?;
-                        anyhow::Ok(started.elapsed())
+                        anyhow::Ok((started.elapsed(), each))
                     })
                 })
                 .await?;
+                let each: Vec<FloorTimes> = samples
+                    .iter()
+                    .flat_map(|(_, e)| e.iter().copied())
+                    .collect();
+                let samples: Vec<Duration> = samples.iter().map(|(wall, _)| *wall).collect();
                 let cpu = format!(
                     "{}; machine {:.0} core-ms/workspace",
                     cpu.busy_cores(),
@@ -833,6 +865,11 @@ async fn concurrency(
                     target: String::new(),
                     verdict: String::new(),
                 });
+                if n == LEVELS[LEVELS.len() - 1] {
+                    // Where a workspace's time goes when the engine has n of them at once.
+                    table.part("one workspace's lifecycle, all at once", &each, |s| s.total);
+                    floor_parts(table, &each);
+                }
                 floor_at.insert(n, wall);
                 Some(wall)
             }
@@ -847,20 +884,35 @@ async fn concurrency(
         })
         .await?;
         let plays = ((args.conc_runs + 1) * n) as f64;
-        let (own, machine) = (meter.own_ms() / plays, meter.core_ms() / plays);
-        // The CPU one play needs: the framework's own (hearth and the process driver's services
-        // included) on the embedded topology; the whole machine's (the engine is most of it)
-        // on the Docker ones.
-        let work = if topology == Topology::Embedded {
-            own
-        } else {
-            machine
-        };
+        let (own, machine) = (meter.own_ms(), meter.core_ms());
         let wall = median(samples.iter().copied());
-        let (one, one_work) = *one.get_or_insert((wall, work));
+        let one = *one.get_or_insert(wall);
         let ratio = ms(wall) / ms(one);
-        // n plays cannot finish before the cores have done n plays' CPU work.
-        let bound = n as f64 * one_work / cores() as f64 / ms(one);
+        // Below ~100 core-ms in all, the 10 ms ticks make a per-play figure meaningless.
+        let readable = |total: f64| (total >= 100.0).then_some(total / plays);
+        let per_play = |total: f64| {
+            readable(total).map_or("–".into(), |c| {
+                if c >= 100.0 {
+                    format!("{c:.0}")
+                } else {
+                    format!("{c:.1}")
+                }
+            })
+        };
+        let cpu = format!(
+            "CPU/play: framework {}, machine {} core-ms",
+            per_play(own),
+            per_play(machine)
+        );
+        // The CPU a play took at this level (else alone): n plays cannot end before the cores
+        // have done n times that work.
+        let work = if topology == Topology::Embedded {
+            readable(own)
+        } else {
+            readable(machine)
+        };
+        let work = work.unwrap_or(*alone.get_or_insert(machine / plays));
+        let bound = n as f64 * work / cores() as f64 / ms(one);
         let (target, ok) = if n == 16 {
             (
                 format!("< {TARGET_CONCURRENCY_RATIO} × one play"),
@@ -877,7 +929,7 @@ async fn concurrency(
             median: fmt_ms(wall),
             spread: spread(samples.iter().copied()),
             ratio: format!(
-                "{ratio:.2} × one (CPU bound ≥ {bound:.2}){vs_floor}; {}; CPU/play: framework {own:.1}, machine {machine:.0} core-ms; peak RSS {}",
+                "{ratio:.2} × one (CPU bound ≥ {bound:.2}){vs_floor}; {}; {cpu}; peak RSS {}",
                 meter.busy_cores(),
                 peak_memory()
             ),
@@ -1023,20 +1075,62 @@ struct Floor {
     own_network: bool,
     /// The service port published on 127.0.0.1 (else probed on the container's bridge IP).
     publish: bool,
+    /// The private network is `internal` (no route out, no NAT rules, no published ports).
+    internal: bool,
+    /// The private network masquerades outgoing traffic (the engine's default).
+    masquerade: bool,
 }
 
 impl Floor {
     const PLAY: Floor = Floor {
         own_network: true,
         publish: true,
+        internal: false,
+        masquerade: true,
     };
 
+    /// The variants the `engine` section measures.
+    const VARIANTS: [Floor; 6] = [
+        Floor::PLAY,
+        Floor {
+            masquerade: false,
+            ..Floor::PLAY
+        },
+        Floor {
+            publish: false,
+            ..Floor::PLAY
+        },
+        Floor {
+            publish: false,
+            internal: true,
+            ..Floor::PLAY
+        },
+        Floor {
+            own_network: false,
+            ..Floor::PLAY
+        },
+        Floor {
+            own_network: false,
+            publish: false,
+            ..Floor::PLAY
+        },
+    ];
+
     fn describe(self) -> &'static str {
-        match (self.own_network, self.publish) {
-            (true, true) => "own network, port published on 127.0.0.1 (the play's way)",
-            (true, false) => "own network, no published port (probe the bridge IP)",
-            (false, true) => "default bridge network, port published",
-            (false, false) => "default bridge network, no published port",
+        match (
+            self.own_network,
+            self.internal,
+            self.masquerade,
+            self.publish,
+        ) {
+            (true, false, true, true) => {
+                "own network, port published on 127.0.0.1 (the play's way)"
+            }
+            (true, false, false, true) => "own network without masquerading, port published",
+            (true, false, _, false) => "own network, no published port (probe the bridge IP)",
+            (true, true, _, _) => "own internal network, no published port (probe the bridge IP)",
+            (false, _, _, true) => "default bridge network, port published",
+            (false, _, _, false) => "default bridge network, no published port",
         }
     }
 }
@@ -1103,6 +1197,13 @@ async fn floor_work(
                 name: network.to_owned(),
                 driver: Some("bridge".into()),
                 labels: Some(labels.clone()),
+                internal: Some(how.internal),
+                options: (!how.masquerade).then(|| {
+                    HashMap::from([(
+                        "com.docker.network.bridge.enable_ip_masquerade".to_owned(),
+                        "false".to_owned(),
+                    )])
+                }),
                 ..Default::default()
             })
             .await
@@ -1264,17 +1365,19 @@ async fn floor_work(
     Ok(t)
 }
 
-/// `GET {path}` on `addr` until it answers 200. The service has no readiness event to wait
-/// on, so this retries at once on a refused or reset connection (a fresh container's port is
-/// published by docker-proxy before the service inside listens), yielding to the runtime
-/// between attempts and giving up at `deadline`.
+/// `GET {path}` on `addr` until it answers 200, giving up at `deadline`. The service has no
+/// readiness event to wait on (a fresh container's port is published by docker-proxy before the
+/// service inside listens), so a refused or reset probe is retried after 1 ms: the floor sees
+/// a service at most ~1 ms after it answers, without spinning a core the engine needs.
 async fn until_healthy(addr: SocketAddr, path: &str, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        match http_status(addr, path).await {
-            Ok(200) => return Ok(()),
-            Ok(code) if Instant::now() >= deadline => bail!("{addr}{path} answered {code}"),
-            Err(e) if Instant::now() >= deadline => bail!("{addr}{path}: {e}"),
-            _ => tokio::task::yield_now().await,
+        let answer = tokio::time::timeout(Duration::from_secs(2), http_status(addr, path)).await;
+        match answer {
+            Ok(Ok(200)) => return Ok(()),
+            Ok(Ok(code)) if Instant::now() >= deadline => bail!("{addr}{path} answered {code}"),
+            Ok(Err(e)) if Instant::now() >= deadline => bail!("{addr}{path}: {e}"),
+            Err(_) if Instant::now() >= deadline => bail!("{addr}{path}: no answer within 2 s"),
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
 }
