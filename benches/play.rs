@@ -812,10 +812,8 @@ async fn concurrency(
     table: &mut Table,
 ) -> anyhow::Result<()> {
     let floor_session = new_session("cfloor");
-    // The CPU one play needs when played alone, for levels whose own CPU figure is too small to
-    // read (/proc counts in 10 ms ticks): the framework's own on the embedded topology
-    // (hearth and the stand-in processes included), over many plays; the whole machine's on
-    // the Docker topologies (the engine is nearly all of it), at N = 1.
+    // The CPU one embedded play needs alone (hearth and the stand-in processes included),
+    // over enough plays for /proc's 10 ms ticks: N = 1 alone is too few.
     let mut alone = None;
     if topology == Topology::Embedded {
         let meter = CpuMeter::start();
@@ -904,15 +902,18 @@ async fn concurrency(
             per_play(own),
             per_play(machine)
         );
-        // The CPU a play took at this level (else alone): n plays cannot end before the cores
-        // have done n times that work.
+        // The CPU a play took at this level: n plays cannot end before the cores have done n
+        // times that work. At N = 1 too few ticks may have passed; the batch above then says
+        // what a play costs alone. At N > 1 only this level's own figure is a bound.
         let work = if topology == Topology::Embedded {
             readable(own)
         } else {
             readable(machine)
         };
-        let work = work.unwrap_or(*alone.get_or_insert(machine / plays));
-        let bound = n as f64 * work / cores() as f64 / ms(one);
+        let work = work.or(if n == 1 { alone } else { None });
+        let bound = work.map_or("–".into(), |w| {
+            format!("{:.2}", n as f64 * w / cores() as f64 / ms(one))
+        });
         let (target, ok) = if n == 16 {
             (
                 format!("< {TARGET_CONCURRENCY_RATIO} × one play"),
@@ -929,7 +930,7 @@ async fn concurrency(
             median: fmt_ms(wall),
             spread: spread(samples.iter().copied()),
             ratio: format!(
-                "{ratio:.2} × one (CPU bound ≥ {bound:.2}){vs_floor}; {}; {cpu}; peak RSS {}",
+                "{ratio:.2} × one (CPU bound ≥ {bound}){vs_floor}; {}; {cpu}; peak RSS {}",
                 meter.busy_cores(),
                 peak_memory()
             ),
@@ -1688,7 +1689,7 @@ impl CpuMeter {
                 "{:.1}/{cores} cores busy",
                 (b1 - b0) as f64 / (t1 - t0) as f64 * cores as f64
             ),
-            _ => "?".into(),
+            _ => "– cores busy".into(),
         }
     }
 }
