@@ -67,21 +67,33 @@ impl ProcessDriver {
         spec: &ServiceSpec,
         deadline: Instant,
     ) -> Result<(Child, ServiceRef), String> {
-        let mut child = Command::new(&self.standin)
+        let mut command = Command::new(&self.standin);
+        command
             .args(["--listen", "127.0.0.1:0", "--name", &spec.name])
             .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "failed to start service {} from {}: {e}",
-                    spec.name,
-                    self.standin.display()
-                )
-            })?;
+            .kill_on_drop(true);
+        // A hearth killed with SIGKILL cannot run `kill_on_drop`: have the kernel kill the
+        // service when hearth goes, so no stand-in outlives it. (The spawning thread is a
+        // runtime worker, which lives as long as hearth does.)
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().map_err(|e| {
+            format!(
+                "failed to start service {} from {}: {e}",
+                spec.name,
+                self.standin.display()
+            )
+        })?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
