@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -393,11 +393,7 @@ pub fn now_unix() -> i64 {
 /// # Panics
 /// If `/dev/urandom` cannot be read: without it there is no safe secret to hand out.
 pub fn generate_secret() -> Vec<u8> {
-    let mut secret = vec![0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut secret))
-        .unwrap_or_else(|e| panic!("failed to read /dev/urandom for a VAULT secret: {e}"));
-    secret
+    crate::ids::random_bytes(32)
 }
 
 /// Writes a keyring file that [`Keyring::from_file`] reads back, with mode 0600 because it

@@ -5,12 +5,8 @@
 //! the worker really holds another secret or really encodes frames wrongly, and a service
 //! really ignores SIGTERM.
 
-use std::time::Instant;
-
 use cucumber::{given, then, when};
 use rocky_e2e::chain::{self, ExpectedChain, Mode, Row};
-use rocky_e2e::hatch::Act;
-use rocky_e2e::stack::Stack;
 
 use super::world::PlayWorld;
 
@@ -90,13 +86,8 @@ async fn teardown_deadline(world: &mut PlayWorld, deadline: String) {
 
 #[when("the stack starts")]
 async fn stack_starts(world: &mut PlayWorld) {
-    let options = world.options.clone();
-    let start = Instant::now();
-    let result = Stack::start(&options).await;
-    world.add_time(Act::Spawn, start);
-    match result {
-        Ok(s) => world.stack = Some(s),
-        Err(e) => world.start_error = Some(e.to_string()),
+    if let Err(e) = world.start_stack().await {
+        world.start_error = Some(e.to_string());
     }
 }
 

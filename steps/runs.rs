@@ -207,14 +207,20 @@ async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
     world.add_time(Act::Stream, start);
 }
 
-#[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
-async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
+/// The last accepted run's id and the view the console gave when it ended.
+fn last_run_view(world: &PlayWorld) -> (String, serde_json::Value) {
     let (_, run_id) = world.runs.last().cloned().expect("a run was accepted");
     let view = world
         .run_views
         .get(&run_id)
         .cloned()
         .expect("wait for the run to end first (`When the run ends`)");
+    (run_id, view)
+}
+
+#[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
+async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
+    let (run_id, view) = last_run_view(world);
     let n = &view["nodes"][node - 1];
     assert_eq!(
         (n["attempts"].as_u64(), n["status"].as_str()),
@@ -225,11 +231,6 @@ async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcom
 
 #[then(expr = "the run status is {string}")]
 async fn run_status(world: &mut PlayWorld, status: String) {
-    let (_, run_id) = world.runs.last().cloned().expect("a run was accepted");
-    let view = world
-        .run_views
-        .get(&run_id)
-        .cloned()
-        .expect("wait for the run to end first (`When the run ends`)");
+    let (run_id, view) = last_run_view(world);
     assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
 }

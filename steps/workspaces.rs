@@ -6,19 +6,13 @@ use std::time::{Duration, Instant};
 use cucumber::{given, then, when};
 use rocky_e2e::hatch::Act;
 use rocky_e2e::hearth::{DriverKind, Status};
-use rocky_e2e::stack::Stack;
 
 use super::world::PlayWorld;
 
 #[given("a rocky stack")]
 async fn a_stack(world: &mut PlayWorld) {
-    let options = world.options.clone();
-    let start = Instant::now();
-    let started = Stack::start(&options).await;
-    world.add_time(Act::Spawn, start);
-    match started {
-        Ok(s) => world.stack = Some(s),
-        Err(e) => panic!("{e}"),
+    if let Err(e) = world.start_stack().await {
+        panic!("{e}");
     }
 }
 

@@ -115,6 +115,15 @@ impl PlayWorld {
             .expect("no stack is running: start one with `Given a rocky stack`")
     }
 
+    /// Starts this scenario's stack with its (possibly faulted) options, timed as act 1.
+    pub async fn start_stack(&mut self) -> Result<(), rocky_e2e::stack::StackError> {
+        let start = Instant::now();
+        let started = rocky_e2e::stack::Stack::start(&self.options).await;
+        self.add_time(Act::Spawn, start);
+        self.stack = Some(started?);
+        Ok(())
+    }
+
     /// Adds the time since `start` to `act`.
     pub fn add_time(&mut self, act: Act, start: Instant) {
         *self.timings.entry(act).or_default() += start.elapsed();

@@ -137,6 +137,25 @@ impl Console {
     pub fn router(self: Arc<Self>) -> axum::Router {
         routes::router(self)
     }
+
+    /// Appends to the HATCH log. A record that cannot be written is logged loudly: the log is
+    /// the test's evidence, but a broken sink must not turn a request into a 500.
+    fn record(&self, event: crate::hatch::Event) {
+        if let Err(e) = self.config.hatch.append(event) {
+            tracing::error!("failed to append to the HATCH log: {e}");
+        }
+    }
+}
+
+impl RunEntry {
+    /// How many frames the console refused so far.
+    fn rejected(&self) -> usize {
+        self.view
+            .lock()
+            .expect("run view lock")
+            .rejected_frames
+            .len()
+    }
 }
 
 /// Serves the console on `listener` until `shutdown` resolves.

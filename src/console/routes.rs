@@ -115,13 +115,6 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
     })
 }
 
-fn record(console: &Console, event: Event) {
-    if let Err(e) = console.config.hatch.append(event) {
-        // The audit log is the test's evidence; losing a record must be loud.
-        tracing::error!("failed to append to the HATCH log: {e}");
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateWorkspace {
@@ -179,8 +172,7 @@ async fn create_workspace(
             },
         );
     }
-    record(
-        &console,
+    console.record(
         Event::new(EventKind::ProvisioningStarted, who.name.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"tier": req.tier})),
@@ -194,8 +186,7 @@ async fn create_workspace(
         Ok(dep) if dep.status == Status::Ready => {
             set_status(&console, &req.slug, Status::Ready);
             let services: Vec<&str> = dep.services.iter().map(|s| s.name.as_str()).collect();
-            record(
-                &console,
+            console.record(
                 Event::new(EventKind::Provisioned, who.name.as_str())
                     .workspace(&req.slug)
                     .data(serde_json::json!({
@@ -219,8 +210,7 @@ async fn create_workspace(
         Err(e) => e.to_string(),
     };
     set_status(&console, &req.slug, Status::Failed);
-    record(
-        &console,
+    console.record(
         Event::new(EventKind::Failed, who.name.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"reason": failure})),
@@ -283,10 +273,7 @@ async fn delete_workspace(
         ));
     }
     set_status(&console, &slug, Status::TearingDown);
-    record(
-        &console,
-        Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug),
-    );
+    console.record(Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug));
     let report = console
         .config
         .hearth
@@ -302,8 +289,7 @@ async fn delete_workspace(
     match report.status {
         Status::TierTornDown => {
             set_status(&console, &slug, Status::TierTornDown);
-            record(
-                &console,
+            console.record(
                 Event::new(EventKind::Decommissioned, who.name.as_str())
                     .workspace(&slug)
                     .data(serde_json::json!({"status": Status::TierTornDown})),
@@ -385,8 +371,7 @@ async fn submit_run(
         max_ralph_iters: max_iters,
     };
     let accepted = submit_to_worker(&console, &submission).await?;
-    record(
-        &console,
+    console.record(
         Event::new(EventKind::RunStarted, who.name.as_str())
             .workspace(&req.workspace)
             .run_id(&accepted.run_id)

@@ -109,12 +109,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             Ok(Ok(())) => {
                 // The worker closed the stream: it only does so after RunEnded, so if we did not
                 // accept one, it was rejected. Say so instead of waiting for a frame never sent.
-                let rejected = entry
-                    .view
-                    .lock()
-                    .expect("run view lock")
-                    .rejected_frames
-                    .len();
+                let rejected = entry.rejected();
                 failure = Some(format!(
                     "the worker's stream ended without a valid RunEnded ({rejected} frames rejected)"
                 ));
@@ -135,12 +130,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
     if failure.is_none() {
         // The worker may say `succeeded` while the console could not read every node: the
         // console's record is what it verified, so the run ends failed, with why.
-        let rejected = entry
-            .view
-            .lock()
-            .expect("run view lock")
-            .rejected_frames
-            .len();
+        let rejected = entry.rejected();
         if rejected > 0 || progress.finished.len() < expected_nodes {
             failure = Some(format!(
                 "{} of {expected_nodes} nodes reported a valid terminal transition; {rejected} frames rejected",
@@ -167,20 +157,13 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
     if let Some(reason) = &failure {
         data["reason"] = serde_json::Value::String(reason.clone());
     }
-    record(
-        &console,
+    console.record(
         Event::new(EventKind::RunEnded, SYSTEM)
             .workspace(&workspace)
             .run_id(&run_id)
             .data(data),
     );
     entry.ended.send_replace(true);
-}
-
-fn record(console: &Console, event: Event) {
-    if let Err(e) = console.config.hatch.append(event) {
-        tracing::error!("failed to append to the HATCH log: {e}");
-    }
 }
 
 /// Reads the stream until it closes or fails. `Ok` = closed cleanly by the worker.
@@ -284,8 +267,7 @@ fn handle(
                 } else {
                     EventKind::NodeFailed
                 };
-                record(
-                    console,
+                console.record(
                     Event::new(kind, SYSTEM)
                         .workspace(workspace)
                         .run_id(run_id)
