@@ -39,13 +39,13 @@ use bollard::query_parameters::{
     StopContainerOptions, TagImageOptions,
 };
 use futures::future::{join_all, try_join_all};
+use rocky::hatch::{Event, EventKind, Hatch};
+use rocky::hearth::client::HearthClient;
+use rocky::hearth::{DriverKind, Status, labels};
+use rocky::kahn::{self, Frame, NodeState, RunStatus};
+use rocky::tier::TierProfile;
 use rocky_e2e::containers::ServiceImage;
-use rocky_e2e::hatch::{Event, EventKind, Hatch};
-use rocky_e2e::hearth::client::HearthClient;
-use rocky_e2e::hearth::{DriverKind, Status, labels};
-use rocky_e2e::kahn::{self, Frame, NodeState, RunStatus};
 use rocky_e2e::stack::{Services, Stack, StackOptions};
-use rocky_e2e::tier::TierProfile;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The image tier profiles name for the stand-in (features/tiers/solo.yaml).
@@ -175,7 +175,7 @@ fn main() -> std::process::ExitCode {
 static SESSIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn new_session(what: &str) -> String {
-    let s = format!("bench-{what}-{}", rocky_e2e::ids::random_hex(4));
+    let s = format!("bench-{what}-{}", rocky::ids::random_hex(4));
     SESSIONS.lock().expect("sessions").push(s.clone());
     s
 }
@@ -189,7 +189,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(docker) = &env.docker {
         let sessions = std::mem::take(&mut *SESSIONS.lock().expect("sessions"));
         for s in sessions {
-            match rocky_e2e::hearth::docker::sweep(docker, Some(&s)).await {
+            match rocky::hearth::docker::sweep(docker, Some(&s)).await {
                 Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
                     "bench: swept leftovers of {s}: {} containers, {} networks",
                     r.containers.len(),
@@ -246,8 +246,8 @@ impl Env {
             "stand-in binary (rustc, cached by content)".to_owned(),
             started.elapsed(),
         ));
-        // Cargo builds the binaries of the package for benches and names them here.
-        let hearth_dir = Path::new(env!("CARGO_BIN_EXE_hearth"))
+        rocky_e2e::binaries::ensure_built().map_err(anyhow::Error::msg)?;
+        let hearth_dir = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs())?
             .parent()
             .expect("hearth has a directory")
             .to_owned();
@@ -258,9 +258,9 @@ impl Env {
             .prefix("bench-")
             .tempdir_in(&target)?;
         let (docker, docker_note) = if args.docker {
-            match rocky_e2e::hearth::docker::connect().await {
+            match rocky::hearth::docker::connect().await {
                 Ok(d) => {
-                    let stale = rocky_e2e::hearth::docker::sweep_stale(&d).await?;
+                    let stale = rocky::hearth::docker::sweep_stale(&d).await?;
                     if !stale.containers.is_empty() || !stale.networks.is_empty() {
                         eprintln!(
                             "bench: removed leftovers of killed runs: {} containers, {} networks",
@@ -968,7 +968,7 @@ async fn probe_once(delay: Duration) -> anyhow::Result<Duration> {
     // Bound but not listening yet: connections are refused, as with a booting service.
     let listening_at = Instant::now() + delay;
     let server = tokio::spawn(listen_late(socket, listening_at));
-    let result = rocky_e2e::hearth::process::wait_healthy(
+    let result = rocky::hearth::process::wait_healthy(
         &addr.to_string(),
         "/healthz",
         Instant::now() + Duration::from_secs(10),
@@ -1577,7 +1577,7 @@ fn hatch_once(path: &Path) -> anyhow::Result<(f64, f64)> {
     drop(hatch);
     let content = std::fs::read(path)?;
     let started = Instant::now();
-    let summary = rocky_e2e::hatch::verify_bytes(std::hint::black_box(&content))?;
+    let summary = rocky::hatch::verify_bytes(std::hint::black_box(&content))?;
     let verify = HATCH_RECORDS as f64 / started.elapsed().as_secs_f64();
     ensure!(
         summary.records == HATCH_RECORDS as u64,

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::hatch::{Act, EventKind, Record};
+use rocky::hatch::{Act, EventKind, Record};
 
 /// Which kinds a slot of the expected chain accepts: one kind, or a family (`ralph.node.*`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 //! Both run as the owner of the work directory, so every file they write there stays the
 //! harness's to read and delete. Every object carries `rocky.managed-by`, `rocky.session`,
 //! `rocky.pid` (this process: a run killed with SIGKILL leaves objects whose pid is dead, and
-//! [`crate::hearth::docker::sweep_stale`] removes them at the next start) and
+//! [`rocky::hearth::docker::sweep_stale`] removes them at the next start) and
 //! `rocky.component`. They carry no `rocky.workspace`: they belong to the stack, not to a
 //! workspace, and must not match a workspace's "nothing remains" check.
 //!
@@ -44,8 +44,8 @@ use testcontainers::core::{AccessMode, IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::hearth::labels;
-use crate::kahn::Drift;
+use rocky::hearth::labels;
+use rocky::kahn::Drift;
 
 /// Label naming what an object is to the stack: `console`, `worker` or `network`.
 pub const COMPONENT: &str = "rocky.component";
@@ -273,7 +273,7 @@ impl ServiceContainers {
             );
         }
         let docker =
-            crate::hearth::docker::connect()
+            rocky::hearth::docker::connect()
                 .await
                 .map_err(|e| ContainerError::Engine {
                     step: "connect to the Docker engine for the console and worker containers"
@@ -381,9 +381,9 @@ impl ServiceContainers {
                 "--tiers".into(),
                 path_str(cfg.tiers_dir),
                 "--run-timeout".into(),
-                crate::duration::display(cfg.run_timeout),
+                rocky::duration::display(cfg.run_timeout),
                 "--teardown-timeout".into(),
-                crate::duration::display(cfg.teardown_timeout),
+                rocky::duration::display(cfg.teardown_timeout),
             ],
             vec![
                 Mount::bind_mount(path_str(cfg.work_dir), path_str(cfg.work_dir)),
@@ -566,7 +566,7 @@ pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), 
         format!("{}={session}", labels::SESSION),
         COMPONENT.to_owned(),
     ];
-    crate::hearth::docker::sweep_labelled(docker, &labels)
+    rocky::hearth::docker::sweep_labelled(docker, &labels)
         .await
         .map(|_| ())
         .map_err(|e| ContainerError::Engine {
@@ -575,12 +575,12 @@ pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), 
         })
 }
 
-/// What [`crate::hearth::docker::sweep_stale`] is about to remove, one line per object
+/// What [`rocky::hearth::docker::sweep_stale`] is about to remove, one line per object
 /// (`container NAME (stack console, session S, pid P gone)`), for the start-of-run report:
 /// every object of every session in which some object's `rocky.pid` names a process that is
 /// gone (the harness or hearth of a killed run).
 pub async fn stale_objects(docker: &Docker) -> Result<Vec<String>, ContainerError> {
-    use crate::hearth::docker::{list_labelled_objects, owner_alive, stale_sessions};
+    use rocky::hearth::docker::{list_labelled_objects, owner_alive, stale_sessions};
     let objects = list_labelled_objects(docker, &[])
         .await
         .map_err(|e| ContainerError::Engine {
@@ -617,7 +617,7 @@ mod tests {
         assert_eq!(object_name("abc123", "console"), "rocky-abc123_console");
         // hearth names workspace objects `rocky-<session>-<slug>[-<service>]`, and a slug
         // cannot hold `_`.
-        assert!(crate::slug::validate("stack_console").is_err());
+        assert!(rocky::slug::validate("stack_console").is_err());
     }
 
     #[test]
@@ -650,7 +650,7 @@ mod tests {
 
     /// The services image of this build (`cargo test` builds the bins before running tests).
     async fn image(docker: &Docker, cache: &Path) -> ServiceImage {
-        let bins = crate::images::ServiceBinaries::locate(&crate::stack::default_hearth_search())
+        let bins = crate::images::ServiceBinaries::locate(&crate::binaries::search_dirs())
             .expect("cargo test builds console and ralph");
         let built = crate::images::ensure_services_image(docker, cache, &bins)
             .await
@@ -661,7 +661,7 @@ mod tests {
     /// Everything labelled with `session`, as `kind name` lines.
     async fn leftovers(docker: &Docker, session: &str) -> Vec<String> {
         let labels = [format!("{}={session}", labels::SESSION)];
-        crate::hearth::docker::list_labelled_objects(docker, &labels)
+        rocky::hearth::docker::list_labelled_objects(docker, &labels)
             .await
             .unwrap()
             .into_iter()
@@ -677,10 +677,10 @@ mod tests {
         if !e2e_enabled() {
             return;
         }
-        let docker = crate::hearth::docker::connect().await.unwrap();
+        let docker = rocky::hearth::docker::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut opts = crate::stack::StackOptions::new(
-            crate::hearth::DriverKind::LocalDocker,
+            rocky::hearth::DriverKind::LocalDocker,
             dir.path().join("stack"),
         );
         opts.services = crate::stack::Services::Containers(image(&docker, dir.path()).await);
@@ -752,13 +752,13 @@ mod tests {
         if !e2e_enabled() {
             return;
         }
-        let docker = crate::hearth::docker::connect().await.unwrap();
+        let docker = rocky::hearth::docker::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let tiers = dir.path().join("tiers");
         std::fs::create_dir_all(&tiers).unwrap();
         std::fs::write(tiers.join("solo.yaml"), "not: [a tier").unwrap();
         let mut opts = crate::stack::StackOptions::new(
-            crate::hearth::DriverKind::LocalDocker,
+            rocky::hearth::DriverKind::LocalDocker,
             dir.path().join("stack"),
         );
         opts.tiers_dir = tiers;

@@ -485,7 +485,7 @@ pub struct ServiceBinaries {
 
 impl ServiceBinaries {
     /// The first directory of `search` that holds both binaries (see
-    /// [`crate::stack::default_hearth_search`] for the usual list).
+    /// [`crate::binaries::search_dirs`] for the usual list).
     pub fn locate(search: &[PathBuf]) -> Result<ServiceBinaries, ImageError> {
         search
             .iter()
@@ -998,7 +998,7 @@ mod tests {
     /// `/usr/local/bin`, each library `ldd` names at its own path.
     #[test]
     fn services_files_hold_binaries_libraries_and_loader() {
-        let bins = ServiceBinaries::locate(&crate::stack::default_hearth_search())
+        let bins = ServiceBinaries::locate(&crate::binaries::search_dirs())
             .expect("cargo test builds console and ralph");
         let (files, library_path) = services_files(&bins).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
@@ -1090,7 +1090,7 @@ mod tests {
         }
         let docker = docker().await;
         let cache = tempfile::tempdir().unwrap();
-        let bins = ServiceBinaries::locate(&crate::stack::default_hearth_search())
+        let bins = ServiceBinaries::locate(&crate::binaries::search_dirs())
             .expect("cargo test builds console and ralph");
         let first = ensure_services_image(&docker, cache.path(), &bins)
             .await

@@ -1,23 +1,29 @@
-//! rocky-e2e: the six-act play (provision → RALPH → teardown) asserted through the HATCH chain.
+//! rocky-e2e, the harness: it drives the rocky services (the `rocky` crate, the system under
+//! test) through the six-act play and asserts the HATCH chain.
 //!
-//! Each actor of the seed lives in one module, named as the seed names it.
+//! A tour, in the order a scenario uses it:
+//!
+//! - [`topology`]: which stack the scenarios run on (containers on Docker, or embedded),
+//!   decided once per process, with the images it needs.
+//! - [`binaries`]: the service binaries (`hearth`, `console`, `ralph`), built when stale.
+//! - [`images`]: the images built from this repository's own code (stand-in, services).
+//! - [`stack`]: starts hearth, console and worker for one scenario; [`containers`] runs the
+//!   console and the worker as containers for the Docker topology.
+//! - [`steps`]: the step definitions (the files in `steps/`), by domain concept.
+//! - [`chain`]: chain expectations and the gap report every chain assertion goes through.
+//! - [`redact`]: volatile values replaced so snapshots are byte-stable.
+//! - [`runner`]: wires features, steps and topology to cucumber-rs; shared by the `scenarios`
+//!   test target and `rocky-e2e play`.
+//!
+//! `steps/` sits at the top of the repository, where scenario authors look for it; `src/steps`
+//! is a symlink to it so the step definitions are an ordinary module of this library.
 
-pub mod auth;
+pub mod binaries;
 pub mod chain;
-pub mod clock;
-pub mod console;
 pub mod containers;
-pub mod duration;
-pub mod hatch;
-pub mod hearth;
-pub mod ids;
 pub mod images;
-pub mod kahn;
-pub mod logging;
 pub mod redact;
-pub mod shutdown;
-pub mod slug;
+pub mod runner;
 pub mod stack;
-pub mod tier;
-pub mod vault;
-pub mod worker;
+pub mod steps;
+pub mod topology;

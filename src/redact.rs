@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::hatch::{Record, Subject};
+use rocky::hatch::{Record, Subject};
 
 /// Placeholders, so a reviewer sees at a glance what was redacted.
 pub const TS: &str = "[ts]";
@@ -90,7 +90,7 @@ pub fn chain(records: &[Record], volatile: &[(String, &'static str)]) -> Vec<Red
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hatch::{Event, EventKind, Hatch};
+    use rocky::hatch::{Event, EventKind, Hatch};
 
     #[test]
     fn volatile_values_become_placeholders() {

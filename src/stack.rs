@@ -17,15 +17,15 @@ use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use crate::auth::{LocalAuth, Principal, Role};
-use crate::console::{Console, ConsoleConfig, Deadlines};
 use crate::containers::{ContainerError, ServiceContainers, ServiceImage};
-use crate::hatch::Hatch;
-use crate::hearth::DriverKind;
-use crate::hearth::client::HearthClient;
-use crate::kahn::Drift;
-use crate::vault::Keyring;
-use crate::worker::{Worker, WorkerConfig};
+use rocky::auth::{LocalAuth, Principal, Role};
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::Hatch;
+use rocky::hearth::DriverKind;
+use rocky::hearth::client::HearthClient;
+use rocky::kahn::Drift;
+use rocky::vault::Keyring;
+use rocky::worker::{Worker, WorkerConfig};
 
 /// How long hearth may take to print its ready line.
 const HEARTH_START_DEADLINE: Duration = Duration::from_secs(10);
@@ -89,9 +89,9 @@ impl StackOptions {
         StackOptions {
             driver,
             services: Services::InProcess,
-            hearth_search: default_hearth_search(),
+            hearth_search: crate::binaries::search_dirs(),
             standin_bin: None,
-            session: crate::ids::random_hex(6),
+            session: rocky::ids::random_hex(6),
             work_dir,
             tiers_dir: Path::new(env!("CARGO_MANIFEST_DIR")).join("features/tiers"),
             teardown_timeout: Duration::from_secs(30),
@@ -101,26 +101,6 @@ impl StackOptions {
             docker_host: None,
         }
     }
-}
-
-/// Where `hearth` is looked for: beside the running executable (and its parent, for test
-/// binaries in `target/<profile>/deps`), then every `PATH` entry.
-pub fn default_hearth_search() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(dir) = exe.parent()
-    {
-        dirs.push(dir.to_owned());
-        if dir.ends_with("deps")
-            && let Some(up) = dir.parent()
-        {
-            dirs.push(up.to_owned());
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path));
-    }
-    dirs
 }
 
 /// Why a stack did not start.
@@ -201,15 +181,15 @@ impl Stack {
         let hatch_path = opts.work_dir.join("hatch.jsonl");
         let hearth = spawn_hearth(opts, &hearth_socket, &hearth_log).await?;
 
-        let secret = hex::encode(crate::vault::generate_secret());
+        let secret = hex::encode(rocky::vault::generate_secret());
         // Same key id, different secret: what a half-finished VAULT rotation looks like.
         let worker_secret = if opts.vault_drift {
-            hex::encode(crate::vault::generate_secret())
+            hex::encode(rocky::vault::generate_secret())
         } else {
             secret.clone()
         };
-        let admin_token = crate::ids::random_hex(16);
-        let viewer_token = crate::ids::random_hex(16);
+        let admin_token = rocky::ids::random_hex(16);
+        let viewer_token = rocky::ids::random_hex(16);
         let tokens = vec![
             (
                 admin_token.clone(),
@@ -397,12 +377,12 @@ async fn start_in_process(
     let setup = |e: String| StackError::Setup(e);
     let worker = Worker::new(WorkerConfig {
         keyring: Keyring::single("v1", worker_secret.as_bytes()),
-        max_skew_secs: crate::vault::DEFAULT_MAX_SKEW_SECS,
+        max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
         drift: opts.worker_drift.clone(),
     });
     let auth = LocalAuth::from_tokens(tokens).map_err(|e| setup(e.to_string()))?;
     let hatch = Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| setup(e.to_string()))?);
-    let tiers = crate::tier::load_dir(&opts.tiers_dir).map_err(|e| setup(e.to_string()))?;
+    let tiers = rocky::tier::load_dir(&opts.tiers_dir).map_err(|e| setup(e.to_string()))?;
     let worker_listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
     let console_listener = std::net::TcpListener::bind("127.0.0.1:0")
@@ -475,8 +455,8 @@ async fn start_in_process(
                         let _ = rx.wait_for(|stop| *stop).await;
                     }
                 };
-                let worker_task = crate::worker::serve(worker_l, worker, shutdown(&tx));
-                let console_task = crate::console::serve(console_l, console, shutdown(&tx));
+                let worker_task = rocky::worker::serve(worker_l, worker, shutdown(&tx));
+                let console_task = rocky::console::serve(console_l, console, shutdown(&tx));
                 let trigger = {
                     let tx = tx.clone();
                     async move {
@@ -521,17 +501,17 @@ async fn start_containers(
     let tokens_path = opts.work_dir.join("tokens.yaml");
     write(
         &tokens_path,
-        crate::auth::write_tokens_file(&tokens_path, tokens),
+        rocky::auth::write_tokens_file(&tokens_path, tokens),
     )?;
     let console_vault = opts.work_dir.join("console-vault.yaml");
     write(
         &console_vault,
-        crate::vault::write_keyring_file(&console_vault, "v1", &[("v1", secret)]),
+        rocky::vault::write_keyring_file(&console_vault, "v1", &[("v1", secret)]),
     )?;
     let worker_vault = opts.work_dir.join("worker-vault.yaml");
     write(
         &worker_vault,
-        crate::vault::write_keyring_file(&worker_vault, "v1", &[("v1", worker_secret)]),
+        rocky::vault::write_keyring_file(&worker_vault, "v1", &[("v1", worker_secret)]),
     )?;
     let started = ServiceContainers::start(&crate::containers::Config {
         image,
@@ -577,7 +557,7 @@ async fn spawn_hearth(opts: &StackOptions, socket: &Path, log: &Path) -> Result<
         .args(["--driver", opts.driver.as_str()])
         .args(["--session", &opts.session])
         .arg("--teardown-timeout")
-        .arg(crate::duration::display(opts.teardown_timeout))
+        .arg(rocky::duration::display(opts.teardown_timeout))
         .arg("--exit-on-stdin-eof")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use cucumber::{then, when};
 
-use super::vocabulary;
 use super::world::PlayWorld;
+use crate::runner::vocabulary;
 
 #[when(expr = "the features in {string} are checked")]
 async fn check_features(world: &mut PlayWorld, dir: String) {
@@ -44,7 +44,7 @@ async fn check_reports(world: &mut PlayWorld, needle: String) {
 async fn reference_current(_world: &mut PlayWorld, file: String) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
     assert!(
-        super::reference_is_current(&path),
+        crate::runner::reference_is_current(&path),
         "{file} is out of date: regenerate it with `cargo run --bin rocky-e2e -- steps --write {file}`"
     );
 }

@@ -1,9 +1,9 @@
 //! Steps that assert on the HATCH chain: exact sequence, the insta snapshot, the hash chain.
-//! Every mismatch is reported through the gap report (`rocky_e2e::chain`).
+//! Every mismatch is reported through the gap report (`crate::chain`).
 
+use crate::chain::{self, Expectation, ExpectedChain, Mode};
 use cucumber::gherkin::Step;
 use cucumber::then;
-use rocky_e2e::chain::{self, Expectation, ExpectedChain, Mode};
 
 use super::world::PlayWorld;
 
@@ -116,7 +116,7 @@ async fn never_fires(world: &mut PlayWorld, kind: String) {
 async fn matches_snapshot(world: &mut PlayWorld) {
     let records = world.chain();
     let work_dir = world.options.work_dir.display().to_string();
-    let redacted = rocky_e2e::redact::chain(&records, &[(work_dir, "[work_dir]")]);
+    let redacted = crate::redact::chain(&records, &[(work_dir, "[work_dir]")]);
     let name = snapshot_name(&world.feature, &world.scenario);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
     insta::with_settings!({
@@ -132,7 +132,7 @@ async fn matches_snapshot(world: &mut PlayWorld) {
 #[then("the HATCH log verifies")]
 async fn log_verifies(world: &mut PlayWorld) {
     let path = world.stack().hatch_path.clone();
-    rocky_e2e::hatch::verify_file(&path)
+    rocky::hatch::verify_file(&path)
         .unwrap_or_else(|e| panic!("HATCH log {} does not verify: {e}", path.display()));
 }
 

@@ -5,8 +5,8 @@
 //! the worker really holds another secret or really encodes frames wrongly, and a service
 //! really ignores SIGTERM.
 
+use crate::chain::{self, ExpectedChain, Mode, Row};
 use cucumber::{given, then, when};
-use rocky_e2e::chain::{self, ExpectedChain, Mode, Row};
 
 use super::world::PlayWorld;
 
@@ -42,11 +42,11 @@ fn edit_service(
     world: &mut PlayWorld,
     tier: &str,
     service: &str,
-    edit: impl FnOnce(&mut rocky_e2e::tier::ServiceSpec),
+    edit: impl FnOnce(&mut rocky::tier::ServiceSpec),
 ) {
     let dir = world.options.work_dir.join("tiers");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut tiers = rocky_e2e::tier::load_dir(&world.options.tiers_dir).unwrap();
+    let mut tiers = rocky::tier::load_dir(&world.options.tiers_dir).unwrap();
     let profile = tiers
         .get_mut(tier)
         .unwrap_or_else(|| panic!("no tier {tier:?}"));
@@ -81,7 +81,7 @@ async fn runs_image(world: &mut PlayWorld, service: String, tier: String, image:
 #[given(expr = "hearth's teardown deadline is {string}")]
 async fn teardown_deadline(world: &mut PlayWorld, deadline: String) {
     world.options.teardown_timeout =
-        rocky_e2e::duration::parse(&deadline).unwrap_or_else(|e| panic!("{e}"));
+        rocky::duration::parse(&deadline).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[when("the stack starts")]

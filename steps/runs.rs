@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use cucumber::gherkin::Step;
 use cucumber::{then, when};
-use rocky_e2e::hatch::Act;
+use rocky::hatch::Act;
 
 use super::world::PlayWorld;
 

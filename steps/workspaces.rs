@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use cucumber::{given, then, when};
-use rocky_e2e::hatch::Act;
-use rocky_e2e::hearth::{DriverKind, Status};
+use rocky::hatch::Act;
+use rocky::hearth::{DriverKind, Status};
 
 use super::world::PlayWorld;
 
@@ -119,10 +119,10 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
         }
     }
     if world.options.driver == DriverKind::LocalDocker {
-        let docker = rocky_e2e::hearth::docker::connect()
+        let docker = rocky::hearth::docker::connect()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let left = rocky_e2e::hearth::docker::list_labelled(&docker, &world.options.session, &slug)
+        let left = rocky::hearth::docker::list_labelled(&docker, &world.options.session, &slug)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(
@@ -213,7 +213,7 @@ async fn hearth_knows_nothing(world: &mut PlayWorld, slug: String) {
         .status(&slug, Duration::from_secs(10))
         .await
     {
-        Err(rocky_e2e::hearth::client::HearthError::Refused { status: 404, .. }) => {}
+        Err(rocky::hearth::client::HearthError::Refused { status: 404, .. }) => {}
         Ok(report) => panic!("hearth knows workspace {slug}: status {}", report.status),
         Err(e) => panic!("{e}"),
     }

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rocky_e2e::chain::Evidence;
-use rocky_e2e::hatch::{Act, Record};
-use rocky_e2e::stack::{Stack, StackOptions};
+use crate::chain::Evidence;
+use crate::stack::{Stack, StackOptions};
+use rocky::hatch::{Act, Record};
 
-use super::topology;
+use crate::topology;
 
 /// The console's answer to the last request, kept for assertions and as evidence.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ pub struct PlayWorld {
     /// When the scenario started (for its progress line).
     pub started: Option<Instant>,
     /// Driver time per workspace, as hearth last reported it.
-    pub driver_timings: BTreeMap<String, rocky_e2e::hearth::DriverTimings>,
+    pub driver_timings: BTreeMap<String, rocky::hearth::DriverTimings>,
     /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
     _dir: tempfile::TempDir,
 }
@@ -116,9 +116,9 @@ impl PlayWorld {
     }
 
     /// Starts this scenario's stack with its (possibly faulted) options, timed as act 1.
-    pub async fn start_stack(&mut self) -> Result<(), rocky_e2e::stack::StackError> {
+    pub async fn start_stack(&mut self) -> Result<(), crate::stack::StackError> {
         let start = Instant::now();
-        let started = rocky_e2e::stack::Stack::start(&self.options).await;
+        let started = crate::stack::Stack::start(&self.options).await;
         self.add_time(Act::Spawn, start);
         self.stack = Some(started?);
         Ok(())
@@ -178,7 +178,7 @@ impl PlayWorld {
     /// This scenario's HATCH records, read back from the JSONL file the console wrote.
     pub fn chain(&self) -> Vec<Record> {
         match &self.stack {
-            Some(s) => rocky_e2e::hatch::read_file(&s.hatch_path).unwrap_or_else(|e| {
+            Some(s) => rocky::hatch::read_file(&s.hatch_path).unwrap_or_else(|e| {
                 panic!(
                     "failed to read the HATCH log {}: {e}",
                     s.hatch_path.display()
@@ -270,7 +270,7 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             ));
         }
         if let Some(stack) = &world.stack {
-            let docker_driver = stack.driver == rocky_e2e::hearth::DriverKind::LocalDocker;
+            let docker_driver = stack.driver == rocky::hearth::DriverKind::LocalDocker;
             let containers = stack.services() == "containers";
             if docker_driver && total_ms > 0.0 {
                 // Act 1 on the container topology is Docker work too: the stack's network and
@@ -331,11 +331,11 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
     {
         eprintln!("  warning: {e}");
     }
-    if world.options.driver == rocky_e2e::hearth::DriverKind::LocalDocker {
+    if world.options.driver == rocky::hearth::DriverKind::LocalDocker {
         // hearth removed its objects on exit; this catches anything it could not (a service
         // stuck past the teardown deadline, a hearth that was killed).
-        match rocky_e2e::hearth::docker::connect().await {
-            Ok(docker) => match rocky_e2e::hearth::docker::sweep(&docker, Some(&session)).await {
+        match rocky::hearth::docker::connect().await {
+            Ok(docker) => match rocky::hearth::docker::sweep(&docker, Some(&session)).await {
                 Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
                     "  cleanup: removed {} containers and {} networks of session {session}",
                     r.containers.len(),

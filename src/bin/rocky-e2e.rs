@@ -6,16 +6,12 @@
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
 //! - `hatch verify FILE`: checks a HATCH log's hash chain.
 
-// The scenario code is shared with the `cargo test` target; some of it only that target uses.
-#[allow(dead_code)]
-#[path = "../../steps/scenarios.rs"]
-mod scenarios;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use scenarios::topology::{self, Policy};
+use rocky_e2e::runner as scenarios;
+use rocky_e2e::topology::{self, Policy};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,7 +61,7 @@ enum HatchCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    rocky_e2e::logging::init("warn");
+    rocky::logging::init("warn");
     match Args::parse().command {
         Command::Play { run } => play(run).await,
         Command::Steps { check, write } => steps(check, write),
@@ -78,7 +74,7 @@ async fn main() -> ExitCode {
         },
         Command::Hatch {
             command: HatchCommand::Verify { file },
-        } => match rocky_e2e::hatch::verify_file(&file) {
+        } => match rocky::hatch::verify_file(&file) {
             Ok(s) => {
                 println!(
                     "ok: {} records, chain intact (last hash {})",
@@ -162,7 +158,7 @@ async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
     println!("  worker   {}", stack.worker_url);
     println!("  hatch    {}", stack.hatch_path.display());
     println!("Ctrl-C (SIGINT) or SIGTERM tears everything down.");
-    rocky_e2e::shutdown::signalled().await;
+    rocky::shutdown::signalled().await;
     println!("tearing down…");
     let result = stack.stop().await;
     let _ = std::fs::remove_file(&path);

@@ -3,7 +3,7 @@
 //! `ROCKY_E2E=1`: the container topology on the real engine, which must answer (a loud
 //! failure naming `DOCKER_HOST` otherwise, never a skip): hearth on the host with the
 //! `local-docker` driver, the console and the worker each in a container (see
-//! `rocky_e2e::containers`). Init first removes what killed runs left behind (and says what),
+//! `crate::containers`). Init first removes what killed runs left behind (and says what),
 //! then makes sure the stand-in and services images exist. Unset: the embedded topology,
 //! console and worker in-process, with the `process` driver running the stand-in as local
 //! child processes; scenarios tagged `@docker` need an engine and are reported as skipped
@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use rocky_e2e::hearth::DriverKind;
-use rocky_e2e::images::ServiceBinaries;
-use rocky_e2e::stack::{Services, StackOptions};
+use crate::images::ServiceBinaries;
+use crate::stack::{Services, StackOptions};
+use rocky::hearth::DriverKind;
 
 /// The tag of scenarios that need a Docker engine.
 pub const DOCKER_TAG: &str = "docker";
@@ -71,22 +71,25 @@ pub enum Policy {
 
 /// Chooses the topology and prepares what it needs (image or stand-in binary).
 pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
+    tokio::task::spawn_blocking(crate::binaries::ensure_built)
+        .await
+        .map_err(|e| format!("failed to build the service binaries: {e}"))??;
     if let Some(t) = TOPOLOGY.get() {
         return Ok(t);
     }
     let cache = target_dir().join("cache");
-    let use_docker = gate_open()
-        || (policy == Policy::Best && rocky_e2e::hearth::docker::connect().await.is_ok());
+    let use_docker =
+        gate_open() || (policy == Policy::Best && rocky::hearth::docker::connect().await.is_ok());
     let topology = if use_docker {
         let endpoint = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock (DOCKER_HOST unset)".into());
-        let docker = rocky_e2e::hearth::docker::connect().await.map_err(|e| {
+        let docker = rocky::hearth::docker::connect().await.map_err(|e| {
             format!(
                 "ROCKY_E2E=1 requires a reachable Docker engine, and the engine at {endpoint} does not answer: {e}. Start the engine or point DOCKER_HOST at one; unset ROCKY_E2E to run on the embedded topology instead."
             )
         })?;
         sweep_leftovers(&docker).await?;
-        let image = rocky_e2e::images::ensure_standin_image(&docker, &cache)
+        let image = crate::images::ensure_standin_image(&docker, &cache)
             .await
             .map_err(|e| e.to_string())?;
         let (repo, tag) = STANDIN_LOCAL_TAG.split_once(':').expect("tag has a colon");
@@ -101,10 +104,10 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
             .await
             .map_err(|e| format!("failed to tag {} as {STANDIN_LOCAL_TAG}: {e}", image.tag))?;
         let bins = service_binaries().map_err(|e| e.to_string())?;
-        let services = rocky_e2e::images::ensure_services_image(&docker, &cache, &bins)
+        let services = crate::images::ensure_services_image(&docker, &cache, &bins)
             .await
             .map_err(|e| e.to_string())?;
-        let pruned = rocky_e2e::images::prune_services_images(&docker, &services.tag)
+        let pruned = crate::images::prune_services_images(&docker, &services.tag)
             .await
             .map_err(|e| e.to_string())?;
         if !pruned.is_empty() {
@@ -134,7 +137,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
             docker_skip_reason: None,
         }
     } else {
-        let bin = rocky_e2e::images::standin_binary(&cache).map_err(|e| e.to_string())?;
+        let bin = crate::images::standin_binary(&cache).map_err(|e| e.to_string())?;
         Topology {
             driver: DriverKind::Process,
             services: Services::InProcess,
@@ -160,10 +163,10 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
 /// down), and says what it removed. Live sessions, including concurrent runs, are left alone.
 async fn sweep_leftovers(docker: &bollard::Docker) -> Result<(), String> {
     let started = Instant::now();
-    let stale = rocky_e2e::containers::stale_objects(docker)
+    let stale = crate::containers::stale_objects(docker)
         .await
         .map_err(|e| e.to_string())?;
-    let swept = rocky_e2e::hearth::docker::sweep_stale(docker)
+    let swept = rocky::hearth::docker::sweep_stale(docker)
         .await
         .map_err(|e| e.to_string())?;
     if swept.containers.is_empty() && swept.networks.is_empty() {
@@ -182,23 +185,9 @@ async fn sweep_leftovers(docker: &bollard::Docker) -> Result<(), String> {
     Ok(())
 }
 
-/// The `console` and `ralph` binaries of this build: cargo's own paths when this is the test
-/// target (cargo builds every bin target before integration tests), else beside the running
-/// executable or on `PATH`.
-fn service_binaries() -> Result<ServiceBinaries, rocky_e2e::images::ImageError> {
-    if let (Some(console), Some(ralph)) = (
-        option_env!("CARGO_BIN_EXE_console"),
-        option_env!("CARGO_BIN_EXE_ralph"),
-    ) {
-        let bins = ServiceBinaries {
-            console: console.into(),
-            ralph: ralph.into(),
-        };
-        if bins.console.is_file() && bins.ralph.is_file() {
-            return Ok(bins);
-        }
-    }
-    ServiceBinaries::locate(&rocky_e2e::stack::default_hearth_search())
+/// The `console` and `ralph` binaries the services image is made from.
+fn service_binaries() -> Result<ServiceBinaries, crate::images::ImageError> {
+    ServiceBinaries::locate(&crate::binaries::search_dirs())
 }
 
 impl Topology {

@@ -15,7 +15,7 @@ use cucumber::codegen::{StepConstructor, WorldInventory};
 use cucumber::feature::Ext as _;
 use cucumber::gherkin::{self, GherkinEnv, StepType};
 
-use super::world::PlayWorld;
+use crate::steps::world::PlayWorld;
 
 /// One step definition.
 #[derive(Clone, Debug)]
@@ -66,7 +66,11 @@ fn relative(path: &str) -> String {
         .unwrap_or(p)
         .to_string_lossy()
         .into_owned();
-    rel.trim_start_matches("src/bin/../../").to_owned()
+    // `src/steps` is a symlink to `steps/`: name the file where authors find it.
+    match rel.strip_prefix("src/steps/") {
+        Some(file) => format!("steps/{file}"),
+        None => rel,
+    }
 }
 
 /// The attribute text (`expr = "…"` or `"…"`) at `line` of `path`, so the reference shows the
@@ -190,10 +194,10 @@ pub fn check(input: &Path, defs: &[Definition]) -> CheckReport {
                             .or_insert_with(|| {
                                 (format!("{} {}", kind_name(step.ty), step.value), at.clone())
                             });
-                        if one.pattern == super::chain::SNAPSHOT_STEP {
+                        if one.pattern == crate::steps::chain::SNAPSHOT_STEP {
                             report
                                 .snapshots
-                                .insert(super::chain::snapshot_name(&stem, &scenario.name));
+                                .insert(crate::steps::chain::snapshot_name(&stem, &scenario.name));
                         }
                     }
                     [] => report.problems.push(undefined(step, &at, defs)),

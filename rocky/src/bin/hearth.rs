@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rocky_e2e::hearth::DriverKind;
-use rocky_e2e::hearth::docker::DockerDriver;
-use rocky_e2e::hearth::process::ProcessDriver;
-use rocky_e2e::hearth::server::{Driver, Hearth, bind_socket};
+use rocky::hearth::DriverKind;
+use rocky::hearth::docker::DockerDriver;
+use rocky::hearth::process::ProcessDriver;
+use rocky::hearth::server::{Driver, Hearth, bind_socket};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,10 +24,10 @@ struct Args {
     #[arg(long, default_value = "local-docker")]
     driver: DriverKind,
     /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
-    #[arg(long, default_value = "30s", value_parser = rocky_e2e::duration::parse)]
+    #[arg(long, default_value = "30s", value_parser = rocky::duration::parse)]
     teardown_timeout: Duration,
     /// Deadline for a workspace's services to become healthy.
-    #[arg(long, default_value = "30s", value_parser = rocky_e2e::duration::parse)]
+    #[arg(long, default_value = "30s", value_parser = rocky::duration::parse)]
     health_timeout: Duration,
     /// Session id written on every Docker object (`rocky.session`); random when omitted.
     #[arg(long)]
@@ -42,7 +42,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    rocky_e2e::logging::init("hearth=info,rocky_e2e=info");
+    rocky::logging::init("hearth=info,rocky_e2e=info");
     let args = Args::parse();
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -54,9 +54,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let session = args
-        .session
-        .unwrap_or_else(|| rocky_e2e::ids::random_hex(6));
+    let session = args.session.unwrap_or_else(|| rocky::ids::random_hex(6));
     let driver = match args.driver {
         DriverKind::LocalDocker => Driver::Docker(DockerDriver::new(session.clone())),
         DriverKind::Process => {
@@ -82,11 +80,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let stop = async move {
         if exit_on_eof {
             tokio::select! {
-                _ = rocky_e2e::shutdown::signalled() => {}
-                _ = rocky_e2e::shutdown::stdin_closed() => {}
+                _ = rocky::shutdown::signalled() => {}
+                _ = rocky::shutdown::stdin_closed() => {}
             }
         } else {
-            rocky_e2e::shutdown::signalled().await;
+            rocky::shutdown::signalled().await;
         }
     };
     axum::serve(listener, hearth.clone().router())

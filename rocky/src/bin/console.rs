@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use rocky_e2e::auth::LocalAuth;
-use rocky_e2e::console::{Console, ConsoleConfig, Deadlines};
-use rocky_e2e::hatch::Hatch;
-use rocky_e2e::hearth::client::HearthClient;
-use rocky_e2e::vault::Keyring;
+use rocky::auth::LocalAuth;
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::Hatch;
+use rocky::hearth::client::HearthClient;
+use rocky::vault::Keyring;
 
 #[derive(Parser, Debug)]
 #[command(name = "console", about = "rocky's console API")]
@@ -37,16 +37,16 @@ struct Args {
     #[arg(long, default_value = "features/tiers")]
     tiers: PathBuf,
     /// Deadline from run submission to its end.
-    #[arg(long, default_value = "60s", value_parser = rocky_e2e::duration::parse)]
+    #[arg(long, default_value = "60s", value_parser = rocky::duration::parse)]
     run_timeout: Duration,
     /// Deadline for hearth to answer a teardown (hearth enforces its own, shorter one inside).
-    #[arg(long, default_value = "90s", value_parser = rocky_e2e::duration::parse)]
+    #[arg(long, default_value = "90s", value_parser = rocky::duration::parse)]
     teardown_timeout: Duration,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    rocky_e2e::logging::init("console=info,rocky_e2e=info");
+    rocky::logging::init("console=info,rocky_e2e=info");
     match run(Args::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -67,7 +67,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         worker_url: args.worker_url.trim_end_matches('/').to_owned(),
         keyring,
         hatch: Arc::new(Hatch::with_file(&args.hatch)?),
-        tiers: rocky_e2e::tier::load_dir(&args.tiers)?,
+        tiers: rocky::tier::load_dir(&args.tiers)?,
         deadlines: Deadlines {
             run: args.run_timeout,
             teardown: args.teardown_timeout,
@@ -78,11 +78,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("failed to listen on {}: {e}", args.listen))?;
     println!("console listening on {}", listener.local_addr()?);
-    rocky_e2e::console::serve(
-        listener,
-        Console::new(config),
-        rocky_e2e::shutdown::signalled(),
-    )
-    .await?;
+    rocky::console::serve(listener, Console::new(config), rocky::shutdown::signalled()).await?;
     Ok(())
 }

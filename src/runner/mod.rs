@@ -4,22 +4,10 @@
 //! This file wires them to cucumber-rs: strict about skipped steps, one fresh World per
 //! scenario, cleanup in the `after` hook whether the scenario passed or not.
 
-#[path = "authoring.rs"]
-pub mod authoring;
-#[path = "chain.rs"]
-pub mod chain;
-#[path = "faults.rs"]
-pub mod faults;
-#[path = "runs.rs"]
-pub mod runs;
-#[path = "topology.rs"]
-pub mod topology;
-#[path = "vocabulary.rs"]
 pub mod vocabulary;
-#[path = "workspaces.rs"]
-pub mod workspaces;
-#[path = "world.rs"]
-pub mod world;
+
+use crate::steps::world;
+use crate::topology;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +22,7 @@ use cucumber::writer::Stats as _;
 use cucumber::{WriterExt as _, writer};
 use futures::FutureExt as _;
 
-pub use world::PlayWorld;
+pub use crate::steps::world::PlayWorld;
 
 /// Set in `--format json` runs: harness lines then go to stderr so stdout stays JSON.
 pub static STDOUT_IS_JSON: AtomicBool = AtomicBool::new(false);
@@ -43,7 +31,7 @@ pub static STDOUT_IS_JSON: AtomicBool = AtomicBool::new(false);
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
-        if $crate::scenarios::STDOUT_IS_JSON.load(std::sync::atomic::Ordering::Relaxed) {
+        if $crate::runner::STDOUT_IS_JSON.load(std::sync::atomic::Ordering::Relaxed) {
             eprintln!($($arg)*);
         } else {
             println!($($arg)*);

@@ -1,8 +1,6 @@
 //! `cargo test` entry point for the scenarios in `features/` (a `harness = false` target).
 //! Flags after `--`: `--tags @drill`, `--name REGEX`, `--concurrency N`, `--dry-run`, paths.
 
-mod scenarios;
-
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -12,13 +10,13 @@ use clap::Parser;
 )]
 struct Args {
     #[command(flatten)]
-    run: scenarios::RunOptions,
+    run: rocky_e2e::runner::RunOptions,
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if scenarios::run(args.run, scenarios::topology::Policy::Gate).await {
+    if rocky_e2e::runner::run(args.run, rocky_e2e::topology::Policy::Gate).await {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE

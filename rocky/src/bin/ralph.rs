@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use rocky_e2e::kahn::Drift;
-use rocky_e2e::vault::{self, Keyring};
-use rocky_e2e::worker::{Worker, WorkerConfig};
+use rocky::kahn::Drift;
+use rocky::vault::{self, Keyring};
+use rocky::worker::{Worker, WorkerConfig};
 
 #[derive(Parser, Debug)]
 #[command(name = "ralph", about = "rocky's RALPH worker")]
@@ -36,7 +36,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    rocky_e2e::logging::init("ralph=info,rocky_e2e=info");
+    rocky::logging::init("ralph=info,rocky_e2e=info");
     let Command::Serve {
         listen,
         vault,
@@ -72,7 +72,7 @@ async fn main() -> std::process::ExitCode {
         max_skew_secs,
         drift: kahn_drift,
     });
-    match rocky_e2e::worker::serve(listener, worker, rocky_e2e::shutdown::signalled()).await {
+    match rocky::worker::serve(listener, worker, rocky::shutdown::signalled()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ralph: {e}");

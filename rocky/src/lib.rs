@@ -1,0 +1,29 @@
+//! rocky: the services the e2e play drives, and the wire contract between them.
+//!
+//! The actors of the play, each in one module (`docs/contract.md` has the wire details):
+//!
+//! - [`hearth`]: the provisioner daemon on a unix socket, with its drivers.
+//! - [`console`]: the HTTP API users call; writes the HATCH log.
+//! - [`worker`]: `ralph serve`, the RALPH loop streaming KAHN frames.
+//! - [`auth`]: LocalAuth, tokens to principals and roles.
+//! - [`vault`]: the keyring and the HMAC bearer between console and worker.
+//! - [`hatch`]: the HATCH audit log: events, records, the writer and the verifier.
+//! - [`kahn`]: KAHN frames and their strict `kahn/1` validation.
+//! - [`tier`], [`slug`]: tier profiles and workspace names.
+//!
+//! Shared plumbing: [`clock`], [`duration`], [`ids`], [`logging`], [`shutdown`].
+
+pub mod auth;
+pub mod clock;
+pub mod console;
+pub mod duration;
+pub mod hatch;
+pub mod hearth;
+pub mod ids;
+pub mod kahn;
+pub mod logging;
+pub mod shutdown;
+pub mod slug;
+pub mod tier;
+pub mod vault;
+pub mod worker;

@@ -1,0 +1,17 @@
+//! The step definitions, split by domain concept: what a scenario author reads next to
+//! `features/STEPS.md`. Each `#[given]`/`#[when]`/`#[then]` registers itself with cucumber's
+//! inventory, so adding a step is adding a function to the file of its domain.
+//!
+//! - [`world`]: the World, one fresh per scenario, and its clean-up.
+//! - [`workspaces`]: the stack, provisioning, teardown, hearth's status, raw console calls.
+//! - [`runs`]: RALPH runs: submitting prompts, waiting for the end, checking the outcome.
+//! - [`chain`]: assertions on the HATCH chain (exact, in order, counts, never, snapshot).
+//! - [`faults`]: the failure drill's injected faults and the gap they must leave.
+//! - [`authoring`]: the vocabulary check a scenario author relies on.
+
+pub mod authoring;
+pub mod chain;
+pub mod faults;
+pub mod runs;
+pub mod workspaces;
+pub mod world;
