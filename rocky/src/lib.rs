@@ -22,6 +22,7 @@ pub mod hearth;
 pub mod ids;
 pub mod kahn;
 pub mod logging;
+pub mod names;
 pub mod shutdown;
 pub mod slug;
 pub mod tier;
