@@ -189,7 +189,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(docker) = &env.docker {
         let sessions = std::mem::take(&mut *SESSIONS.lock().expect("sessions"));
         for s in sessions {
-            match rocky::hearth::docker::sweep(docker, Some(&s)).await {
+            match rocky::docker::sweep::sweep(docker, Some(&s)).await {
                 Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
                     "bench: swept leftovers of {s}: {} containers, {} networks",
                     r.containers.len(),
@@ -258,9 +258,9 @@ impl Env {
             .prefix("bench-")
             .tempdir_in(&target)?;
         let (docker, docker_note) = if args.docker {
-            match rocky::hearth::docker::connect().await {
+            match rocky::docker::connect().await {
                 Ok(d) => {
-                    let stale = rocky::hearth::docker::sweep_stale(&d).await?;
+                    let stale = rocky::docker::sweep::sweep_stale(&d).await?;
                     if !stale.containers.is_empty() || !stale.networks.is_empty() {
                         eprintln!(
                             "bench: removed leftovers of killed runs: {} containers, {} networks",
@@ -968,7 +968,7 @@ async fn probe_once(delay: Duration) -> anyhow::Result<Duration> {
     // Bound but not listening yet: connections are refused, as with a booting service.
     let listening_at = Instant::now() + delay;
     let server = tokio::spawn(listen_late(socket, listening_at));
-    let result = rocky::hearth::process::wait_healthy(
+    let result = rocky::hearth::driver::health::wait_healthy(
         &addr.to_string(),
         "/healthz",
         Instant::now() + Duration::from_secs(10),

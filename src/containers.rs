@@ -18,7 +18,7 @@
 //! Both run as the owner of the work directory, so every file they write there stays the
 //! harness's to read and delete. Every object carries `rocky.managed-by`, `rocky.session`,
 //! `rocky.pid` (this process: a run killed with SIGKILL leaves objects whose pid is dead, and
-//! [`rocky::hearth::docker::sweep_stale`] removes them at the next start) and
+//! [`rocky::docker::sweep::sweep_stale`] removes them at the next start) and
 //! `rocky.component`. They carry no `rocky.workspace`: they belong to the stack, not to a
 //! workspace, and must not match a workspace's "nothing remains" check.
 //!
@@ -272,14 +272,12 @@ impl ServiceContainers {
                 "waited for a container stack slot"
             );
         }
-        let docker =
-            rocky::hearth::docker::connect()
-                .await
-                .map_err(|e| ContainerError::Engine {
-                    step: "connect to the Docker engine for the console and worker containers"
-                        .into(),
-                    message: e.to_string(),
-                })?;
+        let docker = rocky::docker::connect()
+            .await
+            .map_err(|e| ContainerError::Engine {
+                step: "connect to the Docker engine for the console and worker containers".into(),
+                message: e.to_string(),
+            })?;
         let network = object_name(cfg.session, "stack");
         docker
             .create_network(NetworkCreateRequest {
@@ -566,7 +564,7 @@ pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), 
         format!("{}={session}", labels::SESSION),
         COMPONENT.to_owned(),
     ];
-    rocky::hearth::docker::sweep_labelled(docker, &labels)
+    rocky::docker::sweep::sweep_labelled(docker, &labels)
         .await
         .map(|_| ())
         .map_err(|e| ContainerError::Engine {
@@ -575,12 +573,12 @@ pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), 
         })
 }
 
-/// What [`rocky::hearth::docker::sweep_stale`] is about to remove, one line per object
+/// What [`rocky::docker::sweep::sweep_stale`] is about to remove, one line per object
 /// (`container NAME (stack console, session S, pid P gone)`), for the start-of-run report:
 /// every object of every session in which some object's `rocky.pid` names a process that is
 /// gone (the harness or hearth of a killed run).
 pub async fn stale_objects(docker: &Docker) -> Result<Vec<String>, ContainerError> {
-    use rocky::hearth::docker::{list_labelled_objects, owner_alive, stale_sessions};
+    use rocky::docker::sweep::{list_labelled_objects, owner_alive, stale_sessions};
     let objects = list_labelled_objects(docker, &[])
         .await
         .map_err(|e| ContainerError::Engine {
@@ -661,7 +659,7 @@ mod tests {
     /// Everything labelled with `session`, as `kind name` lines.
     async fn leftovers(docker: &Docker, session: &str) -> Vec<String> {
         let labels = [format!("{}={session}", labels::SESSION)];
-        rocky::hearth::docker::list_labelled_objects(docker, &labels)
+        rocky::docker::sweep::list_labelled_objects(docker, &labels)
             .await
             .unwrap()
             .into_iter()
@@ -677,7 +675,7 @@ mod tests {
         if !e2e_enabled() {
             return;
         }
-        let docker = rocky::hearth::docker::connect().await.unwrap();
+        let docker = rocky::docker::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut opts = crate::stack::StackOptions::new(
             rocky::hearth::DriverKind::LocalDocker,
@@ -752,7 +750,7 @@ mod tests {
         if !e2e_enabled() {
             return;
         }
-        let docker = rocky::hearth::docker::connect().await.unwrap();
+        let docker = rocky::docker::connect().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let tiers = dir.path().join("tiers");
         std::fs::create_dir_all(&tiers).unwrap();

@@ -455,8 +455,8 @@ async fn start_in_process(
                         let _ = rx.wait_for(|stop| *stop).await;
                     }
                 };
-                let worker_task = rocky::worker::serve(worker_l, worker, shutdown(&tx));
-                let console_task = rocky::console::serve(console_l, console, shutdown(&tx));
+                let worker_task = rocky::http::serve(worker_l, worker.router(), shutdown(&tx));
+                let console_task = rocky::http::serve(console_l, console.router(), shutdown(&tx));
                 let trigger = {
                     let tx = tx.clone();
                     async move {

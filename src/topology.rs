@@ -79,11 +79,11 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
     }
     let cache = target_dir().join("cache");
     let use_docker =
-        gate_open() || (policy == Policy::Best && rocky::hearth::docker::connect().await.is_ok());
+        gate_open() || (policy == Policy::Best && rocky::docker::connect().await.is_ok());
     let topology = if use_docker {
         let endpoint = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock (DOCKER_HOST unset)".into());
-        let docker = rocky::hearth::docker::connect().await.map_err(|e| {
+        let docker = rocky::docker::connect().await.map_err(|e| {
             format!(
                 "ROCKY_E2E=1 requires a reachable Docker engine, and the engine at {endpoint} does not answer: {e}. Start the engine or point DOCKER_HOST at one; unset ROCKY_E2E to run on the embedded topology instead."
             )
@@ -166,7 +166,7 @@ async fn sweep_leftovers(docker: &bollard::Docker) -> Result<(), String> {
     let stale = crate::containers::stale_objects(docker)
         .await
         .map_err(|e| e.to_string())?;
-    let swept = rocky::hearth::docker::sweep_stale(docker)
+    let swept = rocky::docker::sweep::sweep_stale(docker)
         .await
         .map_err(|e| e.to_string())?;
     if swept.containers.is_empty() && swept.networks.is_empty() {

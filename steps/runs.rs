@@ -7,22 +7,24 @@ use cucumber::{then, when};
 use rocky::hatch::Act;
 
 use super::world::PlayWorld;
+use rocky::api::console::{SubmitRequest, paths};
 
 /// Longest a scenario waits for a run to end (the console's own run deadline is shorter).
 const RUN_WAIT: Duration = Duration::from_secs(90);
 
 async fn submit(world: &mut PlayWorld, slug: &str, prompts: Vec<String>, max_iters: Option<u32>) {
-    let mut body = serde_json::json!({"workspace": slug, "prompts": prompts});
-    if let Some(n) = max_iters {
-        body["max_ralph_iters"] = n.into();
-    }
+    let body = SubmitRequest {
+        workspace: slug.to_owned(),
+        prompts,
+        max_ralph_iters: max_iters,
+    };
     let token = world.admin();
     let start = Instant::now();
     let reply = world
         .call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
-            Some(serde_json::to_vec(&body).unwrap()),
+            paths::RUNS,
+            Some(serde_json::to_vec(&body).expect("a run serialises")),
             token,
         )
         .await;
@@ -183,7 +185,7 @@ async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
         let reply = world
             .call(
                 reqwest::Method::GET,
-                &format!("/api/ralph/runs/{run_id}?wait=30s"),
+                &format!("{}?wait=30s", paths::run(&run_id)),
                 None,
                 token.clone(),
             )

@@ -8,6 +8,7 @@ use rocky::hatch::Act;
 use rocky::hearth::{DriverKind, Status};
 
 use super::world::PlayWorld;
+use rocky::api::console::{CreateWorkspace, paths};
 
 #[given("a rocky stack")]
 async fn a_stack(world: &mut PlayWorld) {
@@ -18,16 +19,15 @@ async fn a_stack(world: &mut PlayWorld) {
 
 #[when(expr = "I provision workspace {string} on tier {string}")]
 async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
-    let body = serde_json::to_vec(&serde_json::json!({"slug": slug, "tier": tier})).unwrap();
+    let body = serde_json::to_vec(&CreateWorkspace {
+        slug: slug.clone(),
+        tier,
+    })
+    .expect("a workspace request serialises");
     let token = world.admin();
     let start = Instant::now();
     let reply = world
-        .call(
-            reqwest::Method::POST,
-            "/api/hearth/workspaces",
-            Some(body),
-            token,
-        )
+        .call(reqwest::Method::POST, paths::WORKSPACES, Some(body), token)
         .await;
     world.add_time(Act::Provision, start);
     world.services.entry(slug).or_default().extend(
@@ -55,12 +55,7 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
     );
     let token = world.admin();
     let reply = world
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/hearth/workspaces/{slug}"),
-            None,
-            token,
-        )
+        .call(reqwest::Method::GET, &paths::workspace(&slug), None, token)
         .await;
     assert_eq!(
         reply.status,
@@ -78,7 +73,7 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
 #[when(expr = "I tear down workspace {string}")]
 async fn tear_down(world: &mut PlayWorld, slug: String) {
     let token = world.admin();
-    let path = format!("/api/hearth/workspaces/{slug}");
+    let path = paths::workspace(&slug);
     let start = Instant::now();
     world
         .call(reqwest::Method::DELETE, &path, None, token)
@@ -119,10 +114,10 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
         }
     }
     if world.options.driver == DriverKind::LocalDocker {
-        let docker = rocky::hearth::docker::connect()
+        let docker = rocky::docker::connect()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let left = rocky::hearth::docker::list_labelled(&docker, &world.options.session, &slug)
+        let left = rocky::docker::sweep::list_labelled(&docker, &world.options.session, &slug)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::Evidence;
 use crate::stack::{Stack, StackOptions};
+use rocky::client::ConsoleClient;
 use rocky::hatch::{Act, Record};
 
 use crate::topology;
@@ -35,6 +36,9 @@ impl Reply {
     }
 }
 
+/// Longest a single console call of a step may take.
+const CALL_DEADLINE: Duration = Duration::from_secs(120);
+
 #[derive(cucumber::World)]
 #[world(init = Self::new)]
 pub struct PlayWorld {
@@ -47,8 +51,8 @@ pub struct PlayWorld {
     pub stack: Option<Stack>,
     /// Why the stack failed to start, when a scenario expects that.
     pub start_error: Option<String>,
-    /// One HTTP client per scenario, connections kept alive.
-    pub http: reqwest::Client,
+    /// The console's client, once the stack runs (connections kept alive).
+    pub console: Option<ConsoleClient>,
     /// Every console answer, in order (evidence for the gap report).
     pub replies: Vec<Reply>,
     /// Workspace name in the scenario → services it reported (endpoints), for cleanup checks.
@@ -94,7 +98,7 @@ impl PlayWorld {
             options,
             stack: None,
             start_error: None,
-            http: reqwest::Client::new(),
+            console: None,
             replies: Vec::new(),
             services: BTreeMap::new(),
             runs: Vec::new(),
@@ -120,7 +124,9 @@ impl PlayWorld {
         let start = Instant::now();
         let started = crate::stack::Stack::start(&self.options).await;
         self.add_time(Act::Spawn, start);
-        self.stack = Some(started?);
+        let stack = started?;
+        self.console = Some(ConsoleClient::new(stack.console_url.clone()));
+        self.stack = Some(stack);
         Ok(())
     }
 
@@ -137,33 +143,24 @@ impl PlayWorld {
         body: Option<Vec<u8>>,
         token: Option<String>,
     ) -> Reply {
-        let url = format!("{}{path}", self.stack().console_url);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .timeout(Duration::from_secs(120));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
+        let client = self
+            .console
+            .as_ref()
+            .expect("no stack is running: start one with `Given a rocky stack`");
         let request = format!("{method} {path}");
-        let reply = match req.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let text = resp.text().await.unwrap_or_default();
-                let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-                Reply {
-                    request,
-                    status,
-                    body,
-                }
-            }
+        let reply = match client
+            .send(method, path, body, Some(token.as_deref()), CALL_DEADLINE)
+            .await
+        {
+            Ok(answer) => Reply {
+                request,
+                status: answer.status,
+                body: answer.body,
+            },
             Err(e) => Reply {
                 request,
                 status: 0,
-                body: serde_json::Value::String(format!("no answer: {e}")),
+                body: serde_json::Value::String(e.to_string()),
             },
         };
         self.replies.push(reply.clone());
@@ -334,8 +331,8 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
     if world.options.driver == rocky::hearth::DriverKind::LocalDocker {
         // hearth removed its objects on exit; this catches anything it could not (a service
         // stuck past the teardown deadline, a hearth that was killed).
-        match rocky::hearth::docker::connect().await {
-            Ok(docker) => match rocky::hearth::docker::sweep(&docker, Some(&session)).await {
+        match rocky::docker::connect().await {
+            Ok(docker) => match rocky::docker::sweep::sweep(&docker, Some(&session)).await {
                 Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
                     "  cleanup: removed {} containers and {} networks of session {session}",
                     r.containers.len(),

@@ -10,15 +10,23 @@
 //! - [`hatch`]: the HATCH audit log: events, records, the writer and the verifier.
 //! - [`kahn`]: KAHN frames and their strict `kahn/1` validation.
 //! - [`tier`], [`slug`]: tier profiles and workspace names.
+//! - [`api`]: the request and response bodies of every route; [`client`]: typed clients for
+//!   hearth and the console, used by the console itself and by the harness.
 //!
-//! Shared plumbing: [`clock`], [`duration`], [`ids`], [`logging`], [`shutdown`].
+//! Shared plumbing: [`http`] (error body, serving), [`docker`] (the engine: connection, labels,
+//! sweeps), [`names`] (enums with wire names), [`clock`], [`duration`], [`ids`], [`logging`],
+//! [`shutdown`].
 
+pub mod api;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod console;
+pub mod docker;
 pub mod duration;
 pub mod hatch;
 pub mod hearth;
+pub mod http;
 pub mod ids;
 pub mod kahn;
 pub mod logging;

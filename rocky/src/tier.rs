@@ -151,7 +151,8 @@ mod tests {
 
     #[test]
     fn the_shipped_solo_tier_loads() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("features/tiers");
+        // The profiles ship with the scenarios, at the top of the workspace.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../features/tiers");
         let tiers = load_dir(&dir).unwrap();
         let solo = &tiers["solo"];
         let names: Vec<_> = solo.services.iter().map(|s| s.name.as_str()).collect();

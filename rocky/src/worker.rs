@@ -16,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::watch;
 
+use crate::api::worker::paths;
+use crate::http::error;
 use crate::kahn::{self, Drift, Frame, NodeState, RunStatus};
 use crate::vault::{self, Keyring};
 
@@ -27,20 +29,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Upper bound on `max_ralph_iters`, so a typo cannot start a near-endless loop.
 pub const MAX_RALPH_ITERS: u32 = 100;
 
-/// `POST /v1/runs` body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRun {
-    pub workspace: String,
-    pub prompts: Vec<String>,
-    pub max_ralph_iters: u32,
-}
-
-/// `POST /v1/runs` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunAccepted {
-    pub run_id: String,
-}
+pub use crate::api::worker::{RunAccepted, SubmitRun};
 
 /// The deterministic stand-in for the model. A prompt containing `[ralph:converge=N]` needs N
 /// iterations; `[ralph:never]` never converges; any other prompt converges on the first.
@@ -93,14 +82,6 @@ pub struct Worker {
     runs: Mutex<HashMap<String, Arc<RunLog>>>,
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({"error": {"code": code, "message": message.into()}})),
-    )
-        .into_response()
-}
-
 impl Worker {
     pub fn new(config: WorkerConfig) -> Arc<Worker> {
         Arc::new(Worker {
@@ -113,8 +94,8 @@ impl Worker {
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(|| async { StatusCode::OK }))
-            .route("/v1/runs", post(submit))
-            .route("/v1/runs/{run_id}/events", get(events))
+            .route(paths::RUNS, post(submit))
+            .route(paths::EVENTS, get(events))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
@@ -149,17 +130,6 @@ impl Worker {
                 ))
             })
     }
-}
-
-/// Serves the worker on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    worker: Arc<Worker>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, worker.router())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 async fn submit(

@@ -78,6 +78,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("failed to listen on {}: {e}", args.listen))?;
     println!("console listening on {}", listener.local_addr()?);
-    rocky::console::serve(listener, Console::new(config), rocky::shutdown::signalled()).await?;
+    rocky::http::serve(
+        listener,
+        Console::new(config).router(),
+        rocky::shutdown::signalled(),
+    )
+    .await?;
     Ok(())
 }

@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use rocky::hearth::DriverKind;
-use rocky::hearth::docker::DockerDriver;
-use rocky::hearth::process::ProcessDriver;
-use rocky::hearth::server::{Driver, Hearth, bind_socket};
+use rocky::hearth::driver::Driver;
+use rocky::hearth::driver::docker::DockerDriver;
+use rocky::hearth::driver::process::ProcessDriver;
+use rocky::hearth::server::Hearth;
+use rocky::hearth::socket::bind_socket;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,18 +56,24 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let session = args.session.unwrap_or_else(|| rocky::ids::random_hex(6));
-    let driver = match args.driver {
-        DriverKind::LocalDocker => Driver::Docker(DockerDriver::new(session.clone())),
+    let session = args
+        .session
+        .clone()
+        .unwrap_or_else(|| rocky::ids::random_hex(6));
+    match args.driver {
+        DriverKind::LocalDocker => serve(DockerDriver::new(session.clone()), &args, &session).await,
         DriverKind::Process => {
-            let standin = args.standin_bin.ok_or_else(|| {
+            let standin = args.standin_bin.clone().ok_or_else(|| {
                 anyhow::anyhow!(
                     "the process driver needs --standin-bin PATH (the compiled stand-in)"
                 )
             })?;
-            Driver::Process(ProcessDriver { standin })
+            serve(ProcessDriver { standin }, &args, &session).await
         }
-    };
+    }
+}
+
+async fn serve<D: Driver>(driver: D, args: &Args, session: &str) -> anyhow::Result<()> {
     let hearth = Arc::new(Hearth::new(
         driver,
         args.teardown_timeout,
@@ -73,7 +81,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ));
     let listener = bind_socket(&args.socket)
         .map_err(|e| anyhow::anyhow!("failed to bind {}: {e}", args.socket.display()))?;
-    tracing::info!(driver = args.driver.as_str(), session, "hearth ready");
+    tracing::info!(driver = D::KIND.as_str(), session, "hearth ready");
     // The one line on stdout: whoever spawned us waits for it instead of polling the socket.
     println!("hearth listening on {}", args.socket.display());
     let exit_on_eof = args.exit_on_stdin_eof;
@@ -87,9 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rocky::shutdown::signalled().await;
         }
     };
-    axum::serve(listener, hearth.clone().router())
-        .with_graceful_shutdown(stop)
-        .await?;
+    rocky::http::serve(listener, hearth.clone().router(), stop).await?;
     hearth.shutdown().await;
     let _ = std::fs::remove_file(&args.socket);
     Ok(())

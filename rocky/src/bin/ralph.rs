@@ -72,7 +72,7 @@ async fn main() -> std::process::ExitCode {
         max_skew_secs,
         drift: kahn_drift,
     });
-    match rocky::worker::serve(listener, worker, rocky::shutdown::signalled()).await {
+    match rocky::http::serve(listener, worker.router(), rocky::shutdown::signalled()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ralph: {e}");

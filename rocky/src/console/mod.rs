@@ -11,16 +11,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::auth::LocalAuth;
 use crate::hatch::Hatch;
 use crate::hearth::client::HearthClient;
-use crate::kahn::{NodeState, RunStatus};
+
 use crate::tier::TierProfile;
 use crate::vault::Keyring;
 
+pub use crate::api::console::{NodeView, RejectedFrame, RunView, WorkspaceView};
 pub use routes::MAX_BODY_BYTES;
 
 /// Everything the console needs, fixed at start.
@@ -63,44 +63,6 @@ impl Default for Deadlines {
             worker_call: Duration::from_secs(10),
         }
     }
-}
-
-/// Console-side view of a workspace.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct WorkspaceView {
-    pub slug: String,
-    pub tier: String,
-    pub status: crate::hearth::Status,
-}
-
-/// One node of a run as the console saw it in the stream.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct NodeView {
-    pub node_id: String,
-    pub status: NodeState,
-    pub attempts: u32,
-}
-
-/// A KAHN frame the console refused, kept as evidence for the gap report.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RejectedFrame {
-    /// The SSE `id:` it came with.
-    pub event_id: Option<String>,
-    pub reason: String,
-}
-
-/// `GET /api/ralph/runs/{run_id}`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunView {
-    pub run_id: String,
-    pub workspace: String,
-    pub status: RunStatus,
-    pub nodes: Vec<NodeView>,
-    /// Frames that failed `kahn/1` validation, with why.
-    pub rejected_frames: Vec<RejectedFrame>,
-    /// Why the run ended the way it did, when the stream itself went wrong.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// A run the console follows: its view plus a signal for waiters.
@@ -156,15 +118,4 @@ impl RunEntry {
             .rejected_frames
             .len()
     }
-}
-
-/// Serves the console on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    console: Arc<Console>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, console.router())
-        .with_graceful_shutdown(shutdown)
-        .await
 }

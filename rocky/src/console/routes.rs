@@ -16,11 +16,13 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Console, RunEntry, RunView, WorkspaceView};
+use crate::api::console::{CreateWorkspace, SubmitRequest, paths};
+use crate::api::worker::{RunAccepted, SubmitRun};
 use crate::auth::{Principal, Right};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;
+use crate::http::ApiError;
 use crate::kahn::RunStatus;
-use crate::worker::{RunAccepted, SubmitRun};
 
 /// Request bodies above this are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -31,43 +33,16 @@ const MAX_PROMPTS: usize = 64;
 
 type Shared = Arc<Console>;
 
-/// An API error: status plus the contract's `{"error":{"code","message"}}`.
-pub(super) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
-    }
-}
-
 pub(super) fn router(console: Shared) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { StatusCode::OK }))
-        .route("/api/hearth/workspaces", post(create_workspace))
+        .route(paths::HEALTHZ, get(|| async { StatusCode::OK }))
+        .route(paths::WORKSPACES, post(create_workspace))
         .route(
-            "/api/hearth/workspaces/{slug}",
+            paths::WORKSPACE,
             get(get_workspace).delete(delete_workspace),
         )
-        .route("/api/ralph/runs", post(submit_run))
-        .route("/api/ralph/runs/{run_id}", get(get_run))
+        .route(paths::RUNS, post(submit_run))
+        .route(paths::RUN, get(get_run))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(console)
 }
@@ -113,13 +88,6 @@ fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, 
             format!("invalid request body: {e}"),
         )
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateWorkspace {
-    slug: String,
-    tier: String,
 }
 
 async fn create_workspace(
@@ -320,15 +288,6 @@ async fn delete_workspace(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitRequest {
-    workspace: String,
-    prompts: Vec<String>,
-    #[serde(default)]
-    max_ralph_iters: Option<u32>,
-}
-
 async fn submit_run(
     State(console): State<Shared>,
     headers: HeaderMap,
@@ -409,7 +368,7 @@ async fn submit_run(
 /// `POST {worker}/v1/runs` with the HMAC bearer. A refusal becomes a 502 whose message quotes
 /// the worker's status and reason, so the gap report can show it as evidence.
 async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccepted, ApiError> {
-    let path = "/v1/runs";
+    let path = crate::api::worker::paths::RUNS;
     let body = serde_json::to_vec(run).expect("submission serializes");
     let bearer = console
         .config

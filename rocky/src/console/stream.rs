@@ -174,7 +174,7 @@ async fn read_stream(
     workspace: &str,
     progress: &mut Progress,
 ) -> Result<(), String> {
-    let path = format!("/v1/runs/{run_id}/events");
+    let path = crate::api::worker::paths::events(run_id);
     let bearer = console
         .config
         .keyring

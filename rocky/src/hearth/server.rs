@@ -4,7 +4,6 @@
 //! driver call, so a slow teardown does not block `GET /v1/status`.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,69 +14,32 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::docker::{DockerDeployment, DockerDriver};
-use super::process::{ProcessDeployment, ProcessDriver};
+use super::driver::{Driver, Provisioned};
 use super::{
-    DeploymentRef, DriverKind, DriverTimings, ErrorBody, ErrorDetail, ProvisionRequest, Status,
-    StatusReport, TeardownRequest,
+    DeploymentRef, DriverTimings, ProvisionRequest, Status, StatusReport, TeardownRequest,
 };
-
-/// The configured driver.
-pub enum Driver {
-    Docker(DockerDriver),
-    Process(ProcessDriver),
-}
-
-impl Driver {
-    fn kind(&self) -> DriverKind {
-        match self {
-            Driver::Docker(_) => DriverKind::LocalDocker,
-            Driver::Process(_) => DriverKind::Process,
-        }
-    }
-}
-
-/// What a driver made for one workspace: exactly what teardown must undo.
-enum Deployment {
-    Docker(DockerDeployment),
-    Process(ProcessDeployment),
-}
+use crate::http::error;
 
 /// One workspace as hearth tracks it.
-struct Entry {
+struct Entry<T> {
     /// The answer hearth gives about it (status, services, last error).
     reference: DeploymentRef,
     /// The driver's handle; `None` while provisioning, after teardown, or after a failure.
-    deployment: Option<Deployment>,
+    deployment: Option<T>,
     /// Time spent in the driver for this workspace so far.
     timings: DriverTimings,
 }
 
 /// hearth's configuration and state.
-pub struct Hearth {
+pub struct Hearth<D: Driver> {
     /// Does the provisioning.
-    driver: Driver,
+    driver: D,
     /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
     teardown_timeout: Duration,
     /// Deadline for every service of a workspace to answer its health route.
     health_timeout: Duration,
     /// Workspaces by slug.
-    workspaces: Mutex<HashMap<String, Entry>>,
-}
-
-type Shared = Arc<Hearth>;
-
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: ErrorDetail {
-                code: code.into(),
-                message: message.into(),
-            },
-        }),
-    )
-        .into_response()
+    workspaces: Mutex<HashMap<String, Entry<D::Deployment>>>,
 }
 
 fn bad_json(rejection: JsonRejection) -> Response {
@@ -88,8 +50,8 @@ fn bad_json(rejection: JsonRejection) -> Response {
     )
 }
 
-impl Hearth {
-    pub fn new(driver: Driver, teardown_timeout: Duration, health_timeout: Duration) -> Hearth {
+impl<D: Driver> Hearth<D> {
+    pub fn new(driver: D, teardown_timeout: Duration, health_timeout: Duration) -> Hearth<D> {
         Hearth {
             driver,
             teardown_timeout,
@@ -102,9 +64,9 @@ impl Hearth {
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(|| async { StatusCode::OK }))
-            .route("/v1/provision", post(provision))
-            .route("/v1/teardown", post(teardown))
-            .route("/v1/status/{slug}", get(status))
+            .route("/v1/provision", post(provision::<D>))
+            .route("/v1/teardown", post(teardown::<D>))
+            .route("/v1/status/{slug}", get(status::<D>))
             .with_state(self)
     }
 
@@ -121,15 +83,7 @@ impl Hearth {
             let report = self.teardown_slug(&slug).await;
             tracing::info!(slug, status = %report.status, "teardown at shutdown");
         }
-        if let Driver::Docker(d) = &self.driver {
-            match d.sweep_session().await {
-                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => {
-                    tracing::warn!(?r, "removed leftovers at shutdown")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("{e}"),
-            }
-        }
+        self.driver.sweep().await;
         // Process deployments that missed their deadline die with their `Child` handles.
         self.workspaces.lock().expect("hearth state lock").clear();
     }
@@ -156,15 +110,7 @@ impl Hearth {
                 timings: entry.timings,
             };
         };
-        let work = async {
-            match (&self.driver, &mut deployment) {
-                (Driver::Docker(d), Deployment::Docker(dep)) => {
-                    d.teardown(dep).await.map_err(|e| e.to_string())
-                }
-                (Driver::Process(d), Deployment::Process(dep)) => d.teardown(dep).await,
-                _ => Err("deployment does not belong to this driver".into()),
-            }
-        };
+        let work = self.driver.teardown(&mut deployment);
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.teardown_timeout, work).await;
         let mut ws = self.workspaces.lock().expect("hearth state lock");
@@ -198,8 +144,8 @@ impl Hearth {
     }
 }
 
-async fn provision(
-    State(hearth): State<Shared>,
+async fn provision<D: Driver>(
+    State(hearth): State<Arc<Hearth<D>>>,
     body: Result<Json<ProvisionRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
@@ -235,7 +181,7 @@ async fn provision(
                 reference: DeploymentRef {
                     slug: req.slug.clone(),
                     tier: req.profile.name.clone(),
-                    driver: hearth.driver.kind(),
+                    driver: D::KIND,
                     status: Status::Provisioning,
                     services: Vec::new(),
                     error: None,
@@ -246,28 +192,19 @@ async fn provision(
         );
     }
     let started = std::time::Instant::now();
-    let result = match &hearth.driver {
-        Driver::Docker(d) => d
-            .provision(&req.slug, &req.profile, hearth.health_timeout)
-            .await
-            .map(|dep| (dep.services.clone(), dep.health, Deployment::Docker(dep)))
-            .map_err(|e| e.to_string()),
-        Driver::Process(d) => d
-            .provision(&req.slug, &req.profile, hearth.health_timeout)
-            .await
-            .map(|dep| {
-                (
-                    dep.services.clone(),
-                    Duration::ZERO,
-                    Deployment::Process(dep),
-                )
-            }),
-    };
+    let result = hearth
+        .driver
+        .provision(&req.slug, &req.profile, hearth.health_timeout)
+        .await;
     let mut ws = hearth.workspaces.lock().expect("hearth state lock");
     let entry = ws.get_mut(&req.slug).expect("inserted above");
     entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
     match result {
-        Ok((services, health, deployment)) => {
+        Ok(Provisioned {
+            services,
+            health,
+            deployment,
+        }) => {
             entry.timings.health_ms += health.as_secs_f64() * 1000.0;
             entry.reference.status = Status::Ready;
             entry.reference.services = services;
@@ -282,8 +219,8 @@ async fn provision(
     Json(entry.reference.clone()).into_response()
 }
 
-async fn teardown(
-    State(hearth): State<Shared>,
+async fn teardown<D: Driver>(
+    State(hearth): State<Arc<Hearth<D>>>,
     body: Result<Json<TeardownRequest>, JsonRejection>,
 ) -> Response {
     let Json(req) = match body {
@@ -305,7 +242,10 @@ async fn teardown(
     Json(hearth.teardown_slug(&req.slug).await).into_response()
 }
 
-async fn status(State(hearth): State<Shared>, UrlPath(slug): UrlPath<String>) -> Response {
+async fn status<D: Driver>(
+    State(hearth): State<Arc<Hearth<D>>>,
+    UrlPath(slug): UrlPath<String>,
+) -> Response {
     let ws = hearth.workspaces.lock().expect("hearth state lock");
     match ws.get(&slug) {
         Some(e) => Json(StatusReport {
@@ -321,36 +261,4 @@ async fn status(State(hearth): State<Shared>, UrlPath(slug): UrlPath<String>) ->
             format!("no workspace {slug}"),
         ),
     }
-}
-
-/// Binds the unix socket with mode 0600 (its directory is created 0700 if missing).
-pub fn bind_socket(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    if path.exists() {
-        // A stale socket from a killed hearth; a live one would still accept connections.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("another hearth is serving {}", path.display()),
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    // umask first so the socket is never briefly reachable by others.
-    // SAFETY: umask is process-wide but hearth binds once, before serving.
-    let old = unsafe { libc::umask(0o177) };
-    let listener = tokio::net::UnixListener::bind(path);
-    unsafe { libc::umask(old) };
-    let listener = listener?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(listener)
 }

@@ -13,7 +13,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{DeploymentRef, ErrorBody, ProvisionRequest, StatusReport, TeardownRequest};
+use crate::api::ErrorBody;
+use crate::api::hearth::{DeploymentRef, ProvisionRequest, StatusReport, TeardownRequest};
 use crate::tier::TierProfile;
 
 /// A hearth endpoint.

@@ -1,0 +1,27 @@
+//! `ralph serve`'s routes (contract §5): their paths and bodies.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::api::console::RunAccepted;
+
+/// The route paths.
+pub mod paths {
+    /// `POST`: submit a run.
+    pub const RUNS: &str = "/v1/runs";
+    /// `GET`: a run's KAHN frames as SSE (axum pattern).
+    pub const EVENTS: &str = "/v1/runs/{run_id}/events";
+
+    /// The URL path of run `run_id`'s event stream.
+    pub fn events(run_id: &str) -> String {
+        format!("{RUNS}/{run_id}/events")
+    }
+}
+
+/// `POST /v1/runs` body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRun {
+    pub workspace: String,
+    pub prompts: Vec<String>,
+    pub max_ralph_iters: u32,
+}

@@ -1,0 +1,26 @@
+//! Reading back what the engine made.
+
+use bollard::Docker;
+
+use super::{DockerError, err};
+
+/// The host port the engine published for `port/tcp` of container `id`.
+pub async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
+    let info = docker
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .map_err(err(format!("inspect container {id}")))?;
+    let key = format!("{port}/tcp");
+    info.network_settings
+        .and_then(|n| n.ports)
+        .and_then(|p| p.get(&key).cloned().flatten())
+        .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| DockerError {
+            step: format!("find the published port of container {id}"),
+            message: format!("no host binding for {key}"),
+        })
+}

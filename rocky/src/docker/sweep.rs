@@ -1,0 +1,206 @@
+//! Finding and removing labelled objects: everything of one session (hearth at shutdown, the
+//! harness after a scenario) or of an owner that is gone (what a killed run left behind).
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+};
+use futures::future::join_all;
+
+use super::{DockerError, err, is_gone_or_going, is_not_found, labels};
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone)]
+pub struct SweepReport {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// One labelled Docker object, as the sweeps and reports see it.
+#[derive(Clone, Debug)]
+pub struct LabelledObject {
+    /// `container` or `network`.
+    pub kind: &'static str,
+    /// Container id or network name: what removal takes.
+    pub id: String,
+    /// Human name (container name without `/`, or the network name).
+    pub name: String,
+    pub labels: HashMap<String, String>,
+}
+
+/// Every container and network carrying all of `labels` (`key=value`) plus
+/// `rocky.managed-by=rocky-e2e`: the one query behind every sweep and "nothing remains" check.
+pub async fn list_labelled_objects(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<Vec<LabelledObject>, DockerError> {
+    let mut filters = vec![format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    )];
+    filters.extend(labels.iter().cloned());
+    let filter = HashMap::from([("label".to_owned(), filters)]);
+    let mut out = Vec::new();
+    for c in docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .map_err(err("list labelled containers"))?
+    {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default();
+        out.push(LabelledObject {
+            kind: "container",
+            id: c.id.unwrap_or_default(),
+            name,
+            labels: c.labels.unwrap_or_default(),
+        });
+    }
+    for n in docker
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .map_err(err("list labelled networks"))?
+    {
+        let name = n.name.unwrap_or_default();
+        out.push(LabelledObject {
+            kind: "network",
+            id: name.clone(),
+            name,
+            labels: n.labels.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// Force-removes every container (concurrently), then every network, carrying all of
+/// `labels` plus `rocky.managed-by=rocky-e2e`. Objects already gone, or already being removed,
+/// are not errors.
+pub async fn sweep_labelled(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<SweepReport, DockerError> {
+    let objects = list_labelled_objects(docker, labels).await?;
+    let removals = objects
+        .iter()
+        .filter(|o| o.kind == "container")
+        .map(|o| async move {
+            docker
+                .remove_container(
+                    &o.id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map(|()| o.id.clone())
+        });
+    let mut report = SweepReport::default();
+    for r in join_all(removals).await {
+        match r {
+            Ok(id) => report.containers.push(id),
+            Err(e) if is_gone_or_going(&e) => {}
+            Err(e) => return Err(err("remove a labelled container")(e)),
+        }
+    }
+    for o in objects.iter().filter(|o| o.kind == "network") {
+        match docker.remove_network(&o.id).await {
+            Ok(()) => report.networks.push(o.id.clone()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(err(format!("remove network {}", o.id))(e)),
+        }
+    }
+    Ok(report)
+}
+
+/// Force-removes everything of `session` (or, with `None`, everything this project made).
+/// Used at hearth shutdown and by the harness after each scenario.
+pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
+    let labels: Vec<String> = session
+        .map(|s| format!("{}={s}", labels::SESSION))
+        .into_iter()
+        .collect();
+    sweep_labelled(docker, &labels).await
+}
+
+/// Sessions with an object whose `rocky.pid` names a process that is gone.
+pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| !owner_alive(&o.labels))
+        .filter_map(|o| o.labels.get(labels::SESSION).cloned())
+        .collect()
+}
+
+/// Whether the process named by an object's `rocky.pid` label is alive.
+pub fn owner_alive(labels: &HashMap<String, String>) -> bool {
+    labels
+        .get(labels::PID)
+        .and_then(|p| p.parse::<i32>().ok())
+        .is_some_and(process_alive)
+}
+
+/// Removes objects whose hearth is gone: `rocky.pid` names a process that no longer exists
+/// (hearth was SIGKILLed and could not clean up). Live sessions, including concurrent runs, are
+/// left alone.
+pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
+    let objects = list_labelled_objects(docker, &[]).await?;
+    let mut report = SweepReport::default();
+    for session in stale_sessions(&objects) {
+        let r = sweep(docker, Some(&session)).await?;
+        report.containers.extend(r.containers);
+        report.networks.extend(r.networks);
+    }
+    Ok(report)
+}
+
+/// Whether `pid` names a live process. A zombie (killed, not yet reaped: common here, where
+/// PID 1 does not reap) counts as dead, since it will never clean up after itself.
+pub fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i32) -> bool {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces or parens, so read the state
+    // after the last ')'.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Names of containers and networks labelled with `session` and `slug` (for "nothing remains").
+pub async fn list_labelled(
+    docker: &Docker,
+    session: &str,
+    slug: &str,
+) -> Result<Vec<String>, DockerError> {
+    let labels = [
+        format!("{}={session}", labels::SESSION),
+        format!("{}={slug}", labels::WORKSPACE),
+    ];
+    Ok(list_labelled_objects(docker, &labels)
+        .await?
+        .into_iter()
+        .map(|o| format!("{} {}", o.kind, o.name))
+        .collect())
+}
