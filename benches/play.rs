@@ -1224,7 +1224,7 @@ async fn floor_work(
             image: Some(spec.image.clone()),
             env: Some(env),
             labels: Some(labels.clone()),
-            exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
+            exposed_ports: Some(vec![port_key.clone()]),
             host_config: Some(HostConfig {
                 network_mode: Some(network_mode.to_owned()),
                 port_bindings: how.publish.then(|| {

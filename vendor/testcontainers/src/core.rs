@@ -1,10 +1,15 @@
 #[cfg(feature = "reusable-containers")]
 pub use self::image::ReuseDirective;
 pub use self::{
-    build_context::BuildContextBuilder,
-    buildable::BuildableImage,
+    build::{
+        build_context::BuildContextBuilder, build_options::BuildImageOptions,
+        buildable::BuildableImage,
+    },
     containers::*,
-    copy::{CopyDataSource, CopyToContainer, CopyToContainerCollection, CopyToContainerError},
+    copy::{
+        CopyDataSource, CopyFileFromContainer, CopyFromContainerError, CopyToContainer,
+        CopyToContainerCollection, CopyToContainerError,
+    },
     healthcheck::Healthcheck,
     image::{ContainerState, ExecCommand, Image, ImageExt},
     mounts::{AccessMode, Mount, MountTmpfsOptions, MountType},
@@ -12,11 +17,10 @@ pub use self::{
     wait::{cmd_wait::CmdWaitFor, WaitFor},
 };
 
-mod buildable;
 mod image;
 
 pub(crate) mod async_drop;
-pub(crate) mod build_context;
+pub mod build;
 pub mod client;
 pub(crate) mod containers;
 pub(crate) mod copy;

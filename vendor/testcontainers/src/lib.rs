@@ -90,7 +90,7 @@ pub use crate::core::Container;
 #[cfg(feature = "reusable-containers")]
 pub use crate::core::ReuseDirective;
 pub use crate::core::{
-    copy::{CopyDataSource, CopyToContainer, CopyToContainerError},
+    copy::{CopyDataSource, CopyTargetOptions, CopyToContainer, CopyToContainerError},
     error::TestcontainersError,
     BuildableImage, ContainerAsync, ContainerRequest, Healthcheck, Image, ImageExt,
 };
@@ -105,6 +105,10 @@ pub use buildables::generic::GenericBuildableImage;
 /// All available Docker images.
 mod images;
 pub use images::generic::GenericImage;
+
+#[cfg(feature = "docker-compose")]
+#[cfg_attr(docsrs, doc(cfg(feature = "docker-compose")))]
+pub mod compose;
 
 pub mod runners;
 

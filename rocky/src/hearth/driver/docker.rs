@@ -277,7 +277,7 @@ pub fn container_body(
         image: Some(spec.image.clone()),
         env: Some(env),
         labels: Some(labels),
-        exposed_ports: Some(HashMap::from([(port_key.clone(), HashMap::new())])),
+        exposed_ports: Some(vec![port_key.clone()]),
         host_config: Some(HostConfig {
             network_mode: Some(network.to_owned()),
             // Published on loopback only, on a free port the engine picks.

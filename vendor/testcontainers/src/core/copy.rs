@@ -1,15 +1,22 @@
-use std::{
-    io,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio_tar::EntryType;
 
 #[derive(Debug, Clone)]
 pub struct CopyToContainerCollection(Vec<CopyToContainer>);
 
 #[derive(Debug, Clone)]
 pub struct CopyToContainer {
-    target: String,
+    target: CopyTargetOptions,
     source: CopyDataSource,
+}
+
+#[derive(Debug, Clone)]
+pub struct CopyTargetOptions {
+    target: String,
+    mode: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -18,10 +25,123 @@ pub enum CopyDataSource {
     Data(Vec<u8>),
 }
 
+/// Errors that can occur while materializing data copied from a container.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyFromContainerError {
+    #[error("io failed with error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("archive did not contain any regular files")]
+    EmptyArchive,
+    #[error("requested container path is a directory")]
+    IsDirectory,
+    #[error("archive entry type '{0:?}' is not supported for requested target")]
+    UnsupportedEntry(EntryType),
+}
+
+/// Abstraction for materializing the bytes read from a source into a concrete destination.
+///
+/// Implementors typically persist the incoming bytes to disk or buffer them in memory. Some return
+/// a value that callers can work with (for example, the collected bytes), while others simply
+/// report success with `()`. Implementations must consume the provided reader until EOF or return
+/// an error. Destinations are allowed to discard any existing data to make room for the incoming
+/// bytes.
+#[async_trait(?Send)]
+pub trait CopyFileFromContainer {
+    type Output;
+
+    /// Writes all bytes from the reader into `self`, returning a value that represents the completed operation (or `()` for sinks that only confirm success).
+    ///
+    /// Implementations may mutate `self` and must propagate I/O errors via [`CopyFromContainerError`].
+    async fn copy_from_reader<R>(self, reader: R) -> Result<Self::Output, CopyFromContainerError>
+    where
+        R: AsyncRead + Unpin;
+}
+
+#[async_trait(?Send)]
+impl CopyFileFromContainer for Vec<u8> {
+    type Output = Vec<u8>;
+
+    async fn copy_from_reader<R>(
+        mut self,
+        reader: R,
+    ) -> Result<Self::Output, CopyFromContainerError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        let mut_ref = &mut self;
+        mut_ref.copy_from_reader(reader).await?;
+        Ok(self)
+    }
+}
+
+#[async_trait(?Send)]
+impl CopyFileFromContainer for &mut Vec<u8> {
+    type Output = ();
+
+    async fn copy_from_reader<R>(
+        mut self,
+        mut reader: R,
+    ) -> Result<Self::Output, CopyFromContainerError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        self.clear();
+        reader
+            .read_to_end(&mut self)
+            .await
+            .map_err(CopyFromContainerError::Io)?;
+        Ok(())
+    }
+}
+
+#[async_trait(?Send)]
+impl CopyFileFromContainer for PathBuf {
+    type Output = ();
+
+    async fn copy_from_reader<R>(self, reader: R) -> Result<Self::Output, CopyFromContainerError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        self.as_path().copy_from_reader(reader).await
+    }
+}
+
+#[async_trait(?Send)]
+impl CopyFileFromContainer for &Path {
+    type Output = ();
+
+    async fn copy_from_reader<R>(
+        self,
+        mut reader: R,
+    ) -> Result<Self::Output, CopyFromContainerError>
+    where
+        R: AsyncRead + Unpin,
+    {
+        if let Some(parent) = self.parent() {
+            if !parent.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(CopyFromContainerError::Io)?;
+            }
+        }
+
+        let mut file = tokio::fs::File::create(self)
+            .await
+            .map_err(CopyFromContainerError::Io)?;
+
+        tokio::io::copy(&mut reader, &mut file)
+            .await
+            .map_err(CopyFromContainerError::Io)?;
+
+        file.flush().await.map_err(CopyFromContainerError::Io)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CopyToContainerError {
     #[error("io failed with error: {0}")]
-    IoError(io::Error),
+    IoError(std::io::Error),
     #[error("failed to get the path name: {0}")]
     PathNameError(String),
 }
@@ -52,7 +172,7 @@ impl CopyToContainerCollection {
 }
 
 impl CopyToContainer {
-    pub fn new(source: impl Into<CopyDataSource>, target: impl Into<String>) -> Self {
+    pub fn new(source: impl Into<CopyDataSource>, target: impl Into<CopyTargetOptions>) -> Self {
         Self {
             source: source.into(),
             target: target.into(),
@@ -80,11 +200,43 @@ impl CopyToContainer {
     }
 }
 
+impl CopyTargetOptions {
+    pub fn new(target: impl Into<String>) -> Self {
+        Self {
+            target: target.into(),
+            mode: None,
+        }
+    }
+
+    pub fn with_mode(mut self, mode: u32) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub fn mode(&self) -> Option<u32> {
+        self.mode
+    }
+}
+
+impl<T> From<T> for CopyTargetOptions
+where
+    T: Into<String>,
+{
+    fn from(value: T) -> Self {
+        CopyTargetOptions::new(value.into())
+    }
+}
+
 impl From<&Path> for CopyDataSource {
     fn from(value: &Path) -> Self {
         CopyDataSource::File(value.to_path_buf())
     }
 }
+
 impl From<PathBuf> for CopyDataSource {
     fn from(value: PathBuf) -> Self {
         CopyDataSource::File(value)
@@ -100,13 +252,13 @@ impl CopyDataSource {
     pub(crate) async fn append_tar(
         &self,
         ar: &mut tokio_tar::Builder<Vec<u8>>,
-        target_path: impl Into<String>,
+        target: &CopyTargetOptions,
     ) -> Result<(), CopyToContainerError> {
-        let target_path: String = target_path.into();
+        let target_path = target.target();
 
         match self {
             CopyDataSource::File(source_file_path) => {
-                if let Err(e) = append_tar_file(ar, source_file_path, &target_path).await {
+                if let Err(e) = append_tar_file(ar, source_file_path, target).await {
                     log::error!(
                         "Could not append file/dir to tar: {source_file_path:?}:{target_path}"
                     );
@@ -114,7 +266,7 @@ impl CopyDataSource {
                 }
             }
             CopyDataSource::Data(data) => {
-                if let Err(e) = append_tar_bytes(ar, data, &target_path).await {
+                if let Err(e) = append_tar_bytes(ar, data, target).await {
                     log::error!("Could not append data to tar: {target_path}");
                     return Err(e);
                 }
@@ -128,9 +280,9 @@ impl CopyDataSource {
 async fn append_tar_file(
     ar: &mut tokio_tar::Builder<Vec<u8>>,
     source_file_path: &Path,
-    target_path: &str,
+    target: &CopyTargetOptions,
 ) -> Result<(), CopyToContainerError> {
-    let target_path = make_path_relative(target_path);
+    let target_path = make_path_relative(target.target());
     let meta = tokio::fs::metadata(source_file_path)
         .await
         .map_err(CopyToContainerError::IoError)?;
@@ -144,7 +296,25 @@ async fn append_tar_file(
             .await
             .map_err(CopyToContainerError::IoError)?;
 
-        ar.append_file(target_path, f)
+        let mut header = tokio_tar::Header::new_gnu();
+        header.set_size(meta.len());
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = target.mode().unwrap_or_else(|| meta.permissions().mode());
+            header.set_mode(mode);
+        }
+
+        #[cfg(not(unix))]
+        {
+            let mode = target.mode().unwrap_or(0o644);
+            header.set_mode(mode);
+        }
+
+        header.set_cksum();
+
+        ar.append_data(&mut header, target_path, f)
             .await
             .map_err(CopyToContainerError::IoError)?;
     };
@@ -155,13 +325,13 @@ async fn append_tar_file(
 async fn append_tar_bytes(
     ar: &mut tokio_tar::Builder<Vec<u8>>,
     data: &Vec<u8>,
-    target_path: &str,
+    target: &CopyTargetOptions,
 ) -> Result<(), CopyToContainerError> {
-    let relative_target_path = make_path_relative(target_path);
+    let relative_target_path = make_path_relative(target.target());
 
     let mut header = tokio_tar::Header::new_gnu();
     header.set_size(data.len() as u64);
-    header.set_mode(0o0644);
+    header.set_mode(target.mode().unwrap_or(0o0644));
     header.set_cksum();
 
     ar.append_data(&mut header, relative_target_path, data.as_slice())
@@ -184,7 +354,9 @@ fn make_path_relative(path: &str) -> String {
 mod tests {
     use std::{fs::File, io::Write};
 
+    use futures::StreamExt;
     use tempfile::tempdir;
+    use tokio_tar::Archive;
 
     use super::*;
 
@@ -224,7 +396,7 @@ mod tests {
 
         assert!(result.is_err());
         if let Err(CopyToContainerError::IoError(err)) = result {
-            assert_eq!(err.kind(), io::ErrorKind::NotFound);
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
         } else {
             panic!("Expected IoError");
         }
@@ -247,5 +419,37 @@ mod tests {
         assert!(result.is_ok());
         let bytes = result.unwrap();
         assert!(!bytes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn tar_bytes_respects_custom_mode() {
+        let data = vec![1, 2, 3];
+        let target = CopyTargetOptions::new("data.bin").with_mode(0o600);
+        let copy_to_container = CopyToContainer::new(data, target);
+
+        let tar_bytes = copy_to_container.tar().await.unwrap();
+        let mut archive = Archive::new(std::io::Cursor::new(tar_bytes));
+        let mut entries = archive.entries().unwrap();
+        let entry = entries.next().await.unwrap().unwrap();
+
+        assert_eq!(entry.header().mode().unwrap(), 0o600);
+    }
+
+    #[tokio::test]
+    async fn tar_file_respects_custom_mode() {
+        let temp_dir = tempdir().unwrap();
+        let file_path = temp_dir.path().join("file.txt");
+        let mut file = File::create(&file_path).unwrap();
+        writeln!(file, "TEST").unwrap();
+
+        let target = CopyTargetOptions::new("file.txt").with_mode(0o640);
+        let copy_to_container = CopyToContainer::new(file_path, target);
+
+        let tar_bytes = copy_to_container.tar().await.unwrap();
+        let mut archive = Archive::new(std::io::Cursor::new(tar_bytes));
+        let mut entries = archive.entries().unwrap();
+        let entry = entries.next().await.unwrap().unwrap();
+
+        assert_eq!(entry.header().mode().unwrap(), 0o640);
     }
 }

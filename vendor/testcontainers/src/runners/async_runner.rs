@@ -24,7 +24,8 @@ use crate::{
 
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 #[cfg(feature = "reusable-containers")]
-static TESTCONTAINERS_SESSION_ID: std::sync::OnceLock<ulid::Ulid> = std::sync::OnceLock::new();
+static TESTCONTAINERS_SESSION_ID: std::sync::LazyLock<ferroid::id::ULID> =
+    std::sync::LazyLock::new(ferroid::id::ULID::now);
 
 #[doc(hidden)]
 /// A unique identifier for the currently "active" `testcontainers` "session".
@@ -36,11 +37,11 @@ static TESTCONTAINERS_SESSION_ID: std::sync::OnceLock<ulid::Ulid> = std::sync::O
 /// previous test sessions that were marked `reuse`, (or where the test suite was
 /// run with the `TESTCONTAINERS_COMMAND` environment variable set to `keep`), that
 /// *haven't* been manually cleaned up could be incorrectly returned from methods
-/// like [`Client::get_running_container_id`](Client::get_running_container_id),
+/// like [`Client::get_container`](Client::get_container),
 /// as the container name, labels, and network would all still match.
 #[cfg(feature = "reusable-containers")]
-pub(crate) fn session_id() -> &'static ulid::Ulid {
-    TESTCONTAINERS_SESSION_ID.get_or_init(ulid::Ulid::new)
+pub(crate) fn session_id() -> &'static ferroid::id::ULID {
+    &TESTCONTAINERS_SESSION_ID
 }
 
 #[async_trait]
@@ -116,17 +117,32 @@ where
 
         #[cfg(feature = "reusable-containers")]
         {
-            use crate::ReuseDirective::{Always, CurrentSession};
+            use crate::{
+                core::env::ConfigurationError,
+                ReuseDirective::{Always, CurrentSession},
+                TestcontainersError,
+            };
 
             if matches!(container_req.reuse(), Always | CurrentSession) {
-                if let Some(container_id) = client
-                    .get_running_container_id(
+                if labels.is_empty() && container_req.container_name().is_none() {
+                    return Err(TestcontainersError::Client(ClientError::Configuration(
+                        ConfigurationError::MissingContainerNameAndLabels,
+                    )));
+                }
+
+                if let Some(container_info) = client
+                    .get_container(
                         container_req.container_name().as_deref(),
                         container_req.network().as_deref(),
                         &labels,
                     )
                     .await?
                 {
+                    // Check if container is running, and start it if not
+                    if !container_info.is_running {
+                        client.start_container(&container_info.id).await?;
+                    }
+
                     let network = if let Some(network) = container_req.network() {
                         Network::new(network, client.clone()).await?
                     } else {
@@ -134,7 +150,7 @@ where
                     };
 
                     return Ok(ContainerAsync::construct(
-                        container_id,
+                        container_info.id,
                         client,
                         container_req,
                         network,
@@ -165,6 +181,7 @@ where
             healthcheck: container_req
                 .health_check()
                 .map(|hc| hc.clone().into_health_config()),
+            open_stdin: container_req.open_stdin,
             ..Default::default()
         };
 
@@ -198,11 +215,11 @@ where
 
         // platform of the container
         if let Some(platform) = container_req.platform() {
-            let options = options_builder.unwrap_or(CreateContainerOptionsBuilder::new());
+            let options = options_builder.unwrap_or_default();
             options_builder = Some(options.platform(platform));
         } else {
             // set platform from global platform setting if available
-            let options = options_builder.unwrap_or(CreateContainerOptionsBuilder::new());
+            let options = options_builder.unwrap_or_default();
             options_builder = Some(options.platform(client.config.platform().unwrap_or_default()));
         }
 
@@ -250,7 +267,7 @@ where
                 .iter()
                 .copied()
                 .chain(mapped_ports)
-                .map(|p| (format!("{p}"), HashMap::new()))
+                .map(|p| format!("{p}"))
                 .collect();
 
             // exposed ports of the image + mapped ports
@@ -277,6 +294,7 @@ where
         } else if !is_container_networked {
             config.host_config = config.host_config.map(|mut host_config| {
                 host_config.publish_all_ports = Some(true);
+                host_config.port_bindings = Some(HashMap::new());
                 host_config
             });
         }
@@ -307,6 +325,13 @@ where
                     host_config
                 });
             }
+        }
+
+        if let Some(modifier) = container_req.host_config_modifier() {
+            config.host_config = config.host_config.map(|mut host_config| {
+                modifier(&mut host_config);
+                host_config
+            });
         }
 
         let cmd: Vec<_> = container_req.cmd().map(|v| v.to_string()).collect();
@@ -394,9 +419,9 @@ where
 impl From<&Mount> for bollard::models::Mount {
     fn from(mount: &Mount) -> Self {
         let mount_type = match mount.mount_type() {
-            MountType::Bind => bollard::models::MountTypeEnum::BIND,
-            MountType::Volume => bollard::models::MountTypeEnum::VOLUME,
-            MountType::Tmpfs => bollard::models::MountTypeEnum::TMPFS,
+            MountType::Bind => bollard::models::MountType::BIND,
+            MountType::Volume => bollard::models::MountType::VOLUME,
+            MountType::Tmpfs => bollard::models::MountType::TMPFS,
         };
 
         let is_read_only = matches!(mount.access_mode(), AccessMode::ReadOnly);
@@ -431,20 +456,20 @@ impl From<CgroupnsMode> for HostConfigCgroupnsModeEnum {
 mod tests {
     use super::*;
     use crate::{
-        core::{IntoContainerPort, WaitFor},
+        core::{BuildImageOptions, IntoContainerPort, WaitFor},
         images::generic::GenericImage,
         runners::AsyncBuilder,
         GenericBuildableImage, ImageExt,
     };
 
-    async fn get_server_container() -> GenericImage {
+    async fn get_server_image() -> GenericImage {
         let generic_image = GenericBuildableImage::new("simple_web_server", "latest")
             // "Dockerfile" is included already, so adding the build context directory is all what is needed
             .with_file(
                 std::fs::canonicalize("../testimages/simple_web_server").unwrap(),
                 ".",
             )
-            .build_image()
+            .build_image_with(BuildImageOptions::new())
             .await
             .unwrap();
         generic_image.with_wait_for(WaitFor::message_on_stdout("server is ready"))
@@ -535,7 +560,7 @@ mod tests {
     #[tokio::test]
     async fn async_run_command_should_map_exposed_port() -> anyhow::Result<()> {
         let _ = pretty_env_logger::try_init();
-        let image = get_server_container().await.with_exposed_port(5000.tcp());
+        let image = get_server_image().await.with_exposed_port(5000.tcp());
         let container = image.start().await?;
         container
             .get_host_port_ipv4(5000.tcp())
@@ -617,7 +642,7 @@ mod tests {
         let udp_port = 1000.udp();
         let sctp_port = 2000.sctp();
 
-        let generic_server = get_server_container()
+        let generic_server = get_server_image()
             .await
             // Explicitly expose the port, which otherwise would not be available.
             .with_exposed_port(udp_port)
@@ -793,9 +818,7 @@ mod tests {
     #[tokio::test]
     async fn async_should_rely_on_network_mode_when_network_is_provided_and_settings_bridge_empty(
     ) -> anyhow::Result<()> {
-        let web_server = get_server_container()
-            .await
-            .with_wait_for(WaitFor::seconds(1));
+        let web_server = get_server_image().await.with_wait_for(WaitFor::seconds(1));
 
         let container = web_server.clone().with_network("bridge").start().await?;
 
@@ -812,9 +835,7 @@ mod tests {
 
     #[tokio::test]
     async fn async_should_return_error_when_non_bridged_network_selected() -> anyhow::Result<()> {
-        let web_server = get_server_container()
-            .await
-            .with_wait_for(WaitFor::seconds(1));
+        let web_server = get_server_image().await.with_wait_for(WaitFor::seconds(1));
 
         let container = web_server.clone().with_network("host").start().await?;
 
@@ -1022,7 +1043,7 @@ mod tests {
 
     #[tokio::test]
     async fn async_run_command_should_have_user() -> anyhow::Result<()> {
-        let image = get_server_container().await;
+        let image = get_server_image().await;
         let expected_user = "root";
         let container = image.with_user(expected_user).start().await?;
 
@@ -1036,5 +1057,49 @@ mod tests {
             .expect("User");
         assert_eq!(expected_user, &user, "user must be `root`");
         Ok(())
+    }
+
+    #[cfg(feature = "reusable-containers")]
+    #[tokio::test]
+    async fn async_start_should_reuse_stopped_container() -> anyhow::Result<()> {
+        use crate::ReuseDirective;
+
+        let client = Client::lazy_client().await?;
+        let container_name = format!("test-reuse-stopped-{}", std::process::id());
+
+        let container1 = GenericImage::new("testcontainers/helloworld", "1.3.0")
+            .with_container_name(&container_name)
+            .with_reuse(ReuseDirective::Always)
+            .start()
+            .await?;
+        let container_id_1 = container1.id().to_string();
+
+        assert!(
+            client.container_is_running(&container_id_1).await?,
+            "Container should be running after start"
+        );
+
+        container1.stop().await?;
+        assert!(
+            !client.container_is_running(&container_id_1).await?,
+            "Container should be stopped after stop()"
+        );
+
+        let container2 = GenericImage::new("testcontainers/helloworld", "1.3.0")
+            .with_container_name(&container_name)
+            .with_reuse(ReuseDirective::Always)
+            .start()
+            .await?;
+        let container_id_2 = container2.id().to_string();
+
+        assert_eq!(
+            container_id_1, container_id_2,
+            "Should reuse the same container ID"
+        );
+        assert!(
+            client.container_is_running(&container_id_2).await?,
+            "Container should be running after restart"
+        );
+        container2.rm().await.map_err(anyhow::Error::from)
     }
 }

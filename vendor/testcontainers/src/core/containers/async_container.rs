@@ -1,25 +1,19 @@
-use std::{fmt, net::IpAddr, pin::Pin, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, ops::Deref, sync::Arc};
 
-use tokio::io::{AsyncBufRead, AsyncReadExt};
 use tokio_stream::StreamExt;
 
 #[cfg(feature = "host-port-exposure")]
 use super::host::HostPortExposure;
 use crate::{
     core::{
-        async_drop,
-        client::Client,
-        env,
-        error::{ContainerMissingInfo, ExecError, Result, TestcontainersError},
-        network::Network,
-        ports::Ports,
-        wait::WaitStrategy,
-        CmdWaitFor, ContainerPort, ContainerState, ExecCommand, WaitFor,
+        async_drop, client::Client, copy::CopyFileFromContainer, env, error::Result,
+        network::Network, ContainerState,
     },
     ContainerRequest, Image,
 };
 
 pub(super) mod exec;
+pub(crate) mod raw;
 
 /// Represents a running docker container that has been started using an async client.
 ///
@@ -38,10 +32,8 @@ pub(super) mod exec;
 ///
 /// [drop_impl]: struct.ContainerAsync.html#impl-Drop
 pub struct ContainerAsync<I: Image> {
-    id: String,
+    pub(super) raw: raw::RawContainer,
     image: ContainerRequest<I>,
-    pub(super) docker_client: Arc<Client>,
-    #[allow(dead_code)]
     network: Option<Arc<Network>>,
     dropped: bool,
     #[cfg(feature = "host-port-exposure")]
@@ -92,9 +84,8 @@ where
 
         let log_consumers = std::mem::take(&mut container_req.log_consumers);
         let container = ContainerAsync {
-            id,
+            raw: raw::RawContainer::new(id, docker_client),
             image: container_req,
-            docker_client,
             network,
             dropped: false,
             #[cfg(feature = "host-port-exposure")]
@@ -104,8 +95,8 @@ where
         };
 
         if !log_consumers.is_empty() {
-            let mut logs = container.docker_client.logs(&container.id, true);
-            let container_id = container.id.clone();
+            let mut logs = container.docker_client().logs(container.id(), true);
+            let container_id = container.id().to_string();
             tokio::spawn(async move {
                 while let Some(result) = logs.next().await {
                     match result {
@@ -128,11 +119,6 @@ where
         container
     }
 
-    /// Returns the id of this container.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Returns a reference to the [`Image`] of this container.
     ///
     /// [`Image`]: trait.Image.html
@@ -140,164 +126,13 @@ where
         self.image.image()
     }
 
-    pub async fn ports(&self) -> Result<Ports> {
-        self.docker_client.ports(&self.id).await.map_err(Into::into)
-    }
-
-    /// Returns the mapped host port for an internal port of this docker container, on the host's
-    /// IPv4 interfaces.
-    ///
-    /// By default, `u16` is considered as TCP port. Also, you can convert `u16` to [`ContainerPort`] port
-    /// by using [`crate::core::IntoContainerPort`] trait.
-    ///
-    /// This method does **not** magically expose the given port, it simply performs a mapping on
-    /// the already exposed ports. If a docker container does not expose a port, this method will return an error.
-    pub async fn get_host_port_ipv4(&self, internal_port: impl Into<ContainerPort>) -> Result<u16> {
-        let internal_port = internal_port.into();
-        self.ports()
-            .await?
-            .map_to_host_port_ipv4(internal_port)
-            .ok_or_else(|| TestcontainersError::PortNotExposed {
-                id: self.id.clone(),
-                port: internal_port,
-            })
-    }
-
-    /// Returns the mapped host port for an internal port of this docker container, on the host's
-    /// IPv6 interfaces.
-    ///
-    /// By default, `u16` is considered as TCP port. Also, you can convert `u16` to [`ContainerPort`] port
-    /// by using [`crate::core::IntoContainerPort`] trait.
-    ///
-    /// This method does **not** magically expose the given port, it simply performs a mapping on
-    /// the already exposed ports. If a docker container does not expose a port, this method will return an error.
-    pub async fn get_host_port_ipv6(&self, internal_port: impl Into<ContainerPort>) -> Result<u16> {
-        let internal_port = internal_port.into();
-        self.ports()
-            .await?
-            .map_to_host_port_ipv6(internal_port)
-            .ok_or_else(|| TestcontainersError::PortNotExposed {
-                id: self.id.clone(),
-                port: internal_port,
-            })
-    }
-
-    /// Returns the bridge ip address of docker container as specified in NetworkSettings.Networks.IPAddress
-    pub async fn get_bridge_ip_address(&self) -> Result<IpAddr> {
-        let container_id = &self.id;
-        let container_settings = self.docker_client.inspect(container_id).await?;
-
-        let host_config = container_settings
-            .host_config
-            .ok_or_else(|| ContainerMissingInfo::new(container_id, "HostConfig"))?;
-
-        let network_mode = host_config
-            .network_mode
-            .ok_or_else(|| ContainerMissingInfo::new(container_id, "HostConfig.NetworkMode"))?;
-
-        let network_settings = self.docker_client.inspect_network(&network_mode).await?;
-
-        network_settings.driver.ok_or_else(|| {
-            TestcontainersError::other(format!("network {network_mode} is not in bridge mode"))
-        })?;
-
-        let container_network_settings = container_settings
-            .network_settings
-            .ok_or_else(|| ContainerMissingInfo::new(container_id, "NetworkSettings"))?;
-
-        let mut networks = container_network_settings
-            .networks
-            .ok_or_else(|| ContainerMissingInfo::new(container_id, "NetworkSettings.Networks"))?;
-
-        let ip = networks
-            .remove(&network_mode)
-            .and_then(|network| network.ip_address)
-            .ok_or_else(|| {
-                ContainerMissingInfo::new(container_id, "NetworkSettings.Networks.IpAddress")
-            })?;
-
-        IpAddr::from_str(&ip).map_err(TestcontainersError::other)
-    }
-
-    /// Returns the host that this container may be reached on (may not be the local machine)
-    /// Suitable for use in URL
-    pub async fn get_host(&self) -> Result<url::Host> {
-        self.docker_client
-            .docker_hostname()
-            .await
-            .map_err(Into::into)
-    }
-
-    /// Executes a command in the container.
-    pub async fn exec(&self, cmd: ExecCommand) -> Result<exec::ExecResult> {
-        let ExecCommand {
-            cmd,
-            container_ready_conditions,
-            cmd_ready_condition,
-        } = cmd;
-
-        log::debug!("Executing command {:?}", cmd);
-
-        let mut exec = self.docker_client.exec(&self.id, cmd).await?;
-        self.block_until_ready(container_ready_conditions).await?;
-
-        match cmd_ready_condition {
-            CmdWaitFor::StdOutMessage { message } => {
-                exec.stdout()
-                    .wait_for_message(&message, 1)
-                    .await
-                    .map_err(ExecError::from)?;
-            }
-            CmdWaitFor::StdErrMessage { message } => {
-                exec.stderr()
-                    .wait_for_message(&message, 1)
-                    .await
-                    .map_err(ExecError::from)?;
-            }
-            CmdWaitFor::Exit { code } => {
-                let exec_id = exec.id().to_string();
-                loop {
-                    let inspect = self.docker_client.inspect_exec(&exec_id).await?;
-
-                    if let Some(actual) = inspect.exit_code {
-                        if let Some(expected) = code {
-                            if actual != expected {
-                                Err(ExecError::ExitCodeMismatch { expected, actual })?;
-                            }
-                        }
-                        break;
-                    } else {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
-            }
-            CmdWaitFor::Duration { length } => {
-                tokio::time::sleep(length).await;
-            }
-            _ => {}
-        }
-
-        Ok(exec::ExecResult {
-            client: self.docker_client.clone(),
-            id: exec.id,
-            stdout: exec.stdout.into_inner(),
-            stderr: exec.stderr.into_inner(),
-        })
-    }
-
     /// Starts the container.
     pub async fn start(&self) -> Result<()> {
-        self.docker_client.start(&self.id).await?;
+        self.raw.start().await?;
         let state = ContainerState::from_container(self).await?;
         for cmd in self.image.exec_after_start(state)? {
-            self.exec(cmd).await?;
+            self.raw.exec(cmd).await?;
         }
-        Ok(())
-    }
-
-    /// Stops the container (not the same with `pause`) using the default 10 second timeout
-    pub async fn stop(&self) -> Result<()> {
-        self.stop_with_timeout(None).await?;
         Ok(())
     }
 
@@ -309,104 +144,73 @@ where
     pub async fn stop_with_timeout(&self, timeout_seconds: Option<i32>) -> Result<()> {
         log::debug!(
             "Stopping docker container {} with {} second timeout",
-            self.id,
+            self.id(),
             timeout_seconds
                 .map(|t| t.to_string())
                 .unwrap_or("'system default'".into())
         );
 
-        self.docker_client.stop(&self.id, timeout_seconds).await?;
+        self.docker_client()
+            .stop(self.id(), timeout_seconds)
+            .await?;
         Ok(())
     }
 
     /// Pause the container.
     /// [Docker Engine API](https://docs.docker.com/reference/api/engine/version/v1.48/#tag/Container/operation/ContainerPause)
     pub async fn pause(&self) -> Result<()> {
-        self.docker_client.pause(&self.id).await?;
+        self.docker_client().pause(self.id()).await?;
         Ok(())
     }
 
     /// Resume/Unpause the container.
     /// [Docker Engine API](https://docs.docker.com/reference/api/engine/version/v1.48/#tag/Container/operation/ContainerUnpause)
     pub async fn unpause(&self) -> Result<()> {
-        self.docker_client.unpause(&self.id).await?;
+        self.docker_client().unpause(self.id()).await?;
         Ok(())
-    }
-
-    /// Removes the container.
-    pub async fn rm(mut self) -> Result<()> {
-        log::debug!("Deleting docker container {}", self.id);
-
-        self.docker_client.rm(&self.id).await?;
-
-        #[cfg(feature = "watchdog")]
-        crate::watchdog::unregister(&self.id);
-
-        self.dropped = true;
-        Ok(())
-    }
-
-    /// Returns an asynchronous reader for stdout.
-    ///
-    /// Accepts a boolean parameter to follow the logs:
-    ///   - pass `true` to read logs from the moment the container starts until it stops (returns I/O error with kind [`UnexpectedEof`](std::io::ErrorKind::UnexpectedEof) if container removed).
-    ///   - pass `false` to read logs from startup to present.
-    pub fn stdout(&self, follow: bool) -> Pin<Box<dyn AsyncBufRead + Send>> {
-        let stdout = self.docker_client.stdout_logs(&self.id, follow);
-        Box::pin(tokio_util::io::StreamReader::new(stdout))
-    }
-
-    /// Returns an asynchronous reader for stderr.
-    ///
-    /// Accepts a boolean parameter to follow the logs:
-    ///   - pass `true` to read logs from the moment the container starts until it stops (returns I/O error with [`UnexpectedEof`](std::io::ErrorKind::UnexpectedEof) if container removed).
-    ///   - pass `false` to read logs from startup to present.
-    pub fn stderr(&self, follow: bool) -> Pin<Box<dyn AsyncBufRead + Send>> {
-        let stderr = self.docker_client.stderr_logs(&self.id, follow);
-        Box::pin(tokio_util::io::StreamReader::new(stderr))
-    }
-
-    /// Returns stdout as a vector of bytes available at the moment of call (from container startup to present).
-    ///
-    /// If you want to read stdout in asynchronous manner, use [`ContainerAsync::stdout`] instead.
-    pub async fn stdout_to_vec(&self) -> Result<Vec<u8>> {
-        let mut stdout = Vec::new();
-        self.stdout(false).read_to_end(&mut stdout).await?;
-        Ok(stdout)
-    }
-
-    /// Returns stderr as a vector of bytes available at the moment of call (from container startup to present).
-    ///
-    /// If you want to read stderr in asynchronous manner, use [`ContainerAsync::stderr`] instead.
-    pub async fn stderr_to_vec(&self) -> Result<Vec<u8>> {
-        let mut stderr = Vec::new();
-        self.stderr(false).read_to_end(&mut stderr).await?;
-        Ok(stderr)
     }
 
     /// Returns whether the container is still running.
     pub async fn is_running(&self) -> Result<bool> {
-        let status = self.docker_client.container_is_running(&self.id).await?;
+        let status = self.docker_client().container_is_running(self.id()).await?;
         Ok(status)
     }
 
     /// Returns `Some(exit_code)` when the container is finished and `None` when the container is still running.
     pub async fn exit_code(&self) -> Result<Option<i64>> {
-        let exit_code = self.docker_client.container_exit_code(&self.id).await?;
+        let exit_code = self.docker_client().container_exit_code(self.id()).await?;
         Ok(exit_code)
     }
 
-    pub(crate) async fn block_until_ready(&self, ready_conditions: Vec<WaitFor>) -> Result<()> {
-        log::debug!("Waiting for container {} to be ready", self.id);
-        let id = self.id();
+    /// Copies a single file from the container into an arbitrary target implementing [`CopyFileFromContainer`].
+    ///
+    /// # Behavior
+    /// - Regular files are streamed directly into the target (e.g. `PathBuf`, `Vec<u8>`).
+    /// - Additional archive entries (metadata or other files) are skipped after the first regular file.
+    /// - If `container_path` resolves to a directory, an error is returned and no data is written.
+    /// - Symlink handling follows Docker's `GET /containers/{id}/archive` endpoint behavior without extra processing.
+    pub async fn copy_file_from<T>(
+        &self,
+        container_path: impl Into<String>,
+        target: T,
+    ) -> Result<T::Output>
+    where
+        T: CopyFileFromContainer,
+    {
+        let container_path = container_path.into();
+        self.raw.copy_file_from(container_path, target).await
+    }
 
-        for condition in ready_conditions {
-            condition
-                .wait_until_ready(&self.docker_client, self)
-                .await?;
-        }
+    /// Removes the container.
+    pub async fn rm(mut self) -> Result<()> {
+        log::debug!("Deleting docker container {}", self.id());
 
-        log::debug!("Container {id} is now ready!");
+        self.raw.docker_client().rm(self.id()).await?;
+
+        #[cfg(feature = "watchdog")]
+        crate::watchdog::unregister(self.id());
+
+        self.dropped = true;
         Ok(())
     }
 }
@@ -418,9 +222,9 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut repr = f.debug_struct("ContainerAsync");
 
-        repr.field("id", &self.id)
+        repr.field("id", &self.id())
             .field("image", &self.image)
-            .field("command", &self.docker_client.config.command())
+            .field("command", &self.docker_client().config.command())
             .field("network", &self.network)
             .field("dropped", &self.dropped);
 
@@ -447,7 +251,10 @@ where
             use crate::ReuseDirective::{Always, CurrentSession};
 
             if !self.dropped && matches!(self.reuse, Always | CurrentSession) {
-                log::debug!("Declining to reap container marked for reuse: {}", &self.id);
+                log::debug!(
+                    "Declining to reap container marked for reuse: {}",
+                    &self.id()
+                );
 
                 return;
             }
@@ -459,9 +266,9 @@ where
         }
 
         if !self.dropped {
-            let id = self.id.clone();
-            let client = self.docker_client.clone();
-            let command = self.docker_client.config.command();
+            let id = self.id().to_string();
+            let client = self.docker_client().clone();
+            let command = self.docker_client().config.command();
 
             let drop_task = async move {
                 log::trace!("Drop was called for container {id}, cleaning up");
@@ -480,8 +287,15 @@ where
             };
 
             async_drop::async_drop(drop_task);
-            // async_drop::block_on!(drop_task, "failed to remove container on drop");
         }
+    }
+}
+
+impl<I: Image> Deref for ContainerAsync<I> {
+    type Target = raw::RawContainer;
+
+    fn deref(&self) -> &Self::Target {
+        &self.raw
     }
 }
 
@@ -513,7 +327,7 @@ mod tests {
             .start()
             .await?;
 
-        let inspect_info = container.docker_client.inspect(container.id()).await?;
+        let inspect_info = container.docker_client().inspect(container.id()).await?;
         assert!(inspect_info.config.is_some());
 
         let config = inspect_info

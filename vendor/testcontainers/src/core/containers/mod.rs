@@ -5,7 +5,7 @@ pub(crate) mod request;
 #[cfg(feature = "blocking")]
 pub(crate) mod sync_container;
 
-pub use async_container::{exec::ExecResult, ContainerAsync};
+pub use async_container::{exec::ExecResult, raw::RawContainer, ContainerAsync};
 pub use request::{CgroupnsMode, ContainerRequest, Host, PortMapping};
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]

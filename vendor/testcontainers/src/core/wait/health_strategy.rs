@@ -2,10 +2,8 @@ use std::time::Duration;
 
 use bollard::models::HealthStatusEnum::*;
 
-use crate::{
-    core::{client::Client, error::WaitContainerError, wait::WaitStrategy},
-    ContainerAsync, Image,
-};
+use super::RawContainer;
+use crate::core::{client::Client, error::WaitContainerError, wait::WaitStrategy};
 
 #[derive(Debug, Clone)]
 pub struct HealthWaitStrategy {
@@ -28,10 +26,10 @@ impl HealthWaitStrategy {
 }
 
 impl WaitStrategy for HealthWaitStrategy {
-    async fn wait_until_ready<I: Image>(
+    async fn wait_until_ready(
         self,
         client: &Client,
-        container: &ContainerAsync<I>,
+        container: &RawContainer,
     ) -> crate::core::error::Result<()> {
         loop {
             let health_status = client

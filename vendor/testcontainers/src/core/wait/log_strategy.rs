@@ -1,13 +1,11 @@
 use bytes::Bytes;
 
-use crate::{
-    core::{
-        client::Client,
-        error::WaitContainerError,
-        logs::{LogSource, WaitingStreamWrapper},
-        wait::WaitStrategy,
-    },
-    ContainerAsync, Image,
+use super::RawContainer;
+use crate::core::{
+    client::Client,
+    error::WaitContainerError,
+    logs::{LogSource, WaitingStreamWrapper},
+    wait::WaitStrategy,
 };
 
 #[derive(Debug, Clone)]
@@ -55,10 +53,10 @@ impl LogWaitStrategy {
 }
 
 impl WaitStrategy for LogWaitStrategy {
-    async fn wait_until_ready<I: Image>(
+    async fn wait_until_ready(
         self,
         client: &Client,
-        container: &ContainerAsync<I>,
+        container: &RawContainer,
     ) -> crate::core::error::Result<()> {
         let log_stream = match self.source {
             LogSource::StdOut => client.stdout_logs(container.id(), true),
