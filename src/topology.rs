@@ -9,7 +9,7 @@
 //! child processes; scenarios tagged `@docker` need an engine and are reported as skipped
 //! with the reason.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -50,7 +50,7 @@ pub fn get() -> &'static Topology {
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .unwrap_or_else(|| crate::runner::layout::current().root.join("target"))
         .join("rocky-e2e")
 }
 

@@ -1,8 +1,6 @@
 //! Steps about writing scenarios: the vocabulary check a scenario author relies on (undefined
 //! and ambiguous steps, the generated reference).
 
-use std::path::Path;
-
 use cucumber::{then, when};
 
 use super::world::PlayWorld;
@@ -10,7 +8,7 @@ use crate::runner::vocabulary;
 
 #[when(expr = "the features in {string} are checked")]
 async fn check_features(world: &mut PlayWorld, dir: String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let path = crate::runner::layout::current().root.join(dir);
     let report = vocabulary::check(&path, &vocabulary::definitions());
     world.check_problems = report.problems;
 }
@@ -27,7 +25,7 @@ async fn check_ambiguous(world: &mut PlayWorld, dir: String, pattern: String) {
         location: "steps/elsewhere.rs:1".into(),
         ..twin
     });
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let path = crate::runner::layout::current().root.join(dir);
     world.check_problems = vocabulary::check(&path, &defs).problems;
 }
 
@@ -42,7 +40,7 @@ async fn check_reports(world: &mut PlayWorld, needle: String) {
 
 #[then(expr = "{string} is the current step reference")]
 async fn reference_current(_world: &mut PlayWorld, file: String) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&file);
+    let path = crate::runner::layout::current().root.join(&file);
     assert!(
         crate::runner::reference_is_current(&path),
         "{file} is out of date: regenerate it with `cargo run --bin rocky-e2e -- steps --write {file}`"

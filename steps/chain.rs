@@ -118,7 +118,7 @@ async fn matches_snapshot(world: &mut PlayWorld) {
     let work_dir = world.options.work_dir.display().to_string();
     let redacted = crate::redact::chain(&records, &[(work_dir, "[work_dir]")]);
     let name = snapshot_name(&world.feature, &world.scenario);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    let path = crate::runner::layout::current().snapshots.clone();
     insta::with_settings!({
         snapshot_path => path,
         prepend_module_to_snapshot => false,

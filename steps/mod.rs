@@ -15,3 +15,14 @@ pub mod faults;
 pub mod runs;
 pub mod workspaces;
 pub mod world;
+
+/// The source of every step file, compiled in: the step reference shows each pattern as its
+/// author wrote it, even from an installed binary far from this checkout.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("authoring.rs", include_str!("authoring.rs")),
+    ("chain.rs", include_str!("chain.rs")),
+    ("faults.rs", include_str!("faults.rs")),
+    ("runs.rs", include_str!("runs.rs")),
+    ("workspaces.rs", include_str!("workspaces.rs")),
+    ("world.rs", include_str!("world.rs")),
+];

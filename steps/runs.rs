@@ -113,9 +113,7 @@ enum PromptDefinition {
 
 #[when(expr = "I submit the run {string} in workspace {string}")]
 async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("features")
-        .join(&file);
+    let path = crate::runner::layout::current().features.join(&file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("failed to read run definition {}: {e}", path.display()));
     let def: RunDefinition = serde_yaml::from_str(&text)

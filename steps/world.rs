@@ -69,6 +69,10 @@ pub struct PlayWorld {
     pub check_problems: Vec<String>,
     /// When the scenario started (for its progress line).
     pub started: Option<Instant>,
+    /// The scenario's test name (`feature::scenario`).
+    pub test_name: String,
+    /// Its identity in cucumber's events, to file what it saw for the run's reports.
+    pub key: Option<crate::runner::catalogue::Key>,
     /// Driver time per workspace, as hearth last reported it.
     pub driver_timings: BTreeMap<String, rocky::hearth::DriverTimings>,
     /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
@@ -107,6 +111,8 @@ impl PlayWorld {
             timings: BTreeMap::new(),
             check_problems: Vec::new(),
             started: None,
+            test_name: String::new(),
+            key: None,
             driver_timings: BTreeMap::new(),
             _dir: dir,
         }
@@ -241,6 +247,14 @@ impl PlayWorld {
 /// sure nothing it created survives, even when a step failed.
 pub async fn finish(world: &mut PlayWorld, failed: bool) {
     let chain = world.chain();
+    let mut text = String::new();
+    let mut logs = Vec::new();
+    // Evidence for the report, while the stack can still answer (failures only: it asks hearth).
+    let evidence = if failed {
+        world.collect_evidence().await.0
+    } else {
+        Vec::new()
+    };
     if !chain.is_empty() {
         let mut out = format!(
             "  ┌ {} › {}\n  │ HATCH chain:\n",
@@ -293,55 +307,85 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
                 stack.services()
             ));
         }
-        crate::say!("{out}");
+        text.push_str(&out);
     }
     if failed && let Some(stack) = &world.stack {
         // What the stack's own processes said, attached to the failure: hearth's log, and the
         // console's and worker's (their containers' output, or their in-process tracing).
         let hearth = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
         let services = stack.logs();
-        for (title, text) in [
+        for (title, log) in [
             (
                 format!("hearth ({})", stack.hearth_log.display()),
                 hearth.as_str(),
             ),
             ("console and worker".to_owned(), services.as_str()),
         ] {
-            let lines: Vec<&str> = text.lines().collect();
+            let lines: Vec<&str> = log.lines().collect();
             if lines.is_empty() {
                 continue;
             }
             let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!(
-                "  ── {title}: last {} of {} lines ──",
+            text.push_str(&format!(
+                "  ── {title}: last {} of {} lines ──\n",
                 tail.len(),
                 lines.len()
-            );
+            ));
             for l in tail {
-                eprintln!("    {l}");
+                text.push_str(&format!("    {l}\n"));
             }
+            logs.push((title.clone(), text_of(&lines)));
         }
     }
     let session = world.options.session.clone();
+    let topology = world
+        .stack
+        .as_ref()
+        .map(|s| format!("driver {}, console and worker {}", s.driver, s.services()))
+        .unwrap_or_default();
     if let Some(stack) = world.stack.take()
         && let Err(e) = stack.stop().await
     {
-        eprintln!("  warning: {e}");
+        text.push_str(&format!("  warning: {e}\n"));
     }
     if world.options.driver == rocky::hearth::DriverKind::LocalDocker {
         // hearth removed its objects on exit; this catches anything it could not (a service
         // stuck past the teardown deadline, a hearth that was killed).
         match rocky::docker::connect().await {
             Ok(docker) => match rocky::docker::sweep::sweep(&docker, Some(&session)).await {
-                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => eprintln!(
-                    "  cleanup: removed {} containers and {} networks of session {session}",
-                    r.containers.len(),
-                    r.networks.len()
-                ),
+                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => {
+                    text.push_str(&format!(
+                        "  cleanup: removed {} containers and {} networks of session {session}\n",
+                        r.containers.len(),
+                        r.networks.len()
+                    ))
+                }
                 Ok(_) => {}
-                Err(e) => eprintln!("  cleanup of session {session} failed: {e}"),
+                Err(e) => text.push_str(&format!("  cleanup of session {session} failed: {e}\n")),
             },
-            Err(e) => eprintln!("  cleanup of session {session}: {e}"),
+            Err(e) => text.push_str(&format!("  cleanup of session {session}: {e}\n")),
         }
     }
+    if let Some(key) = world.key.clone() {
+        crate::runner::record::put_detail(
+            key,
+            crate::runner::record::Detail {
+                chain: chain.iter().map(|r| r.kind.to_string()).collect(),
+                acts: world
+                    .timings
+                    .iter()
+                    .map(|(act, d)| (act.number(), act.name().to_owned(), *d))
+                    .collect(),
+                gap_report: None,
+                evidence,
+                logs,
+                topology,
+                text,
+            },
+        );
+    }
+}
+
+fn text_of(lines: &[&str]) -> String {
+    lines.join("\n")
 }

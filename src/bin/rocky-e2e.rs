@@ -93,7 +93,7 @@ async fn main() -> ExitCode {
 async fn play(run: scenarios::RunOptions) -> ExitCode {
     let started = std::time::Instant::now();
     let dry = run.dry_run;
-    let ok = scenarios::run(run, Policy::Best).await;
+    let ok = scenarios::run(run, Policy::Best, scenarios::Selection::All).await;
     if !dry {
         println!("rocky-e2e play: wall time {:.2?}", started.elapsed());
     }

@@ -1,28 +1,40 @@
-//! The scenario runner shared by `cargo test` (steps/main.rs) and `rocky-e2e play`.
+//! The scenario runner shared by the `scenarios` test target (cargo test, nextest) and
+//! `rocky-e2e play`: which scenarios run, how many times, and what is reported.
 //!
-//! Step definitions are split by domain concept: workspaces, runs, the HATCH chain, faults.
-//! This file wires them to cucumber-rs: strict about skipped steps, one fresh World per
-//! scenario, cleanup in the `after` hook whether the scenario passed or not.
+//! - [`layout`]: where features, snapshots and tiers are (the current checkout, never the
+//!   build's).
+//! - [`catalogue`]: every scenario as one named test; [`shard`] splits them across runners.
+//! - [`vocabulary`]: the static check of every step before anything starts.
+//! - [`pass`]: one cucumber pass over a set of scenarios; [`output`] prints each scenario's
+//!   block whole; [`record`] keeps what each attempt and World saw.
+//! - [`outcome`]: verdicts (passed, failed, flaky, skipped), JUnit, the summary.
+//! - [`options`], [`input`]: the options, and the folder cucumber parses.
 
+pub mod catalogue;
+pub mod input;
+pub mod layout;
+pub mod options;
+pub mod outcome;
+pub mod output;
+pub mod pass;
+pub mod record;
+pub mod shard;
 pub mod vocabulary;
 
-use crate::steps::world;
-use crate::topology;
-
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use cucumber::World as _;
-use cucumber::event::ScenarioFinished;
 use cucumber::gherkin;
 use cucumber::tag::Ext as _;
-use cucumber::writer::Stats as _;
-use cucumber::{WriterExt as _, writer};
-use futures::FutureExt as _;
 
 pub use crate::steps::world::PlayWorld;
+pub use options::{RunOptions, Selection};
+
+use crate::topology;
+use catalogue::Entry;
+use outcome::Outcome;
 
 /// Set in `--format json` runs: harness lines then go to stderr so stdout stays JSON.
 pub static STDOUT_IS_JSON: AtomicBool = AtomicBool::new(false);
@@ -39,253 +51,253 @@ macro_rules! say {
     };
 }
 
-/// Where the features live.
-pub fn features_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("features")
+/// Whether this process runs one test for cargo-nextest.
+pub fn under_nextest() -> bool {
+    std::env::var_os("NEXTEST").is_some()
 }
 
-/// Where snapshots live.
-pub fn snapshots_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("snapshots")
+/// The scenarios a run selects: everything under its inputs, then its filters and shard.
+pub struct Plan {
+    /// Every scenario of the inputs (what nextest lists).
+    pub all: Vec<Entry>,
+    /// The ones to run.
+    pub selected: Vec<Entry>,
+    /// Whether the whole of `features/` was read (the orphan-snapshot check needs it).
+    pub whole_suite: bool,
 }
 
-/// All tags of a scenario, its feature's included, without the `@`.
-pub fn tags<'a>(feature: &'a gherkin::Feature, scenario: &'a gherkin::Scenario) -> Vec<&'a str> {
-    feature
-        .tags
+/// Resolves the layout and the catalogue, and applies the options' filters.
+pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
+    let layout = layout::set(layout::Layout::resolve(opts.features_dir.as_deref())?);
+    let (paths, words): (Vec<PathBuf>, Vec<PathBuf>) =
+        opts.paths.iter().cloned().partition(|p| p.exists());
+    let words: Vec<String> = words
         .iter()
-        .chain(&scenario.tags)
-        .map(|t| t.trim_start_matches('@'))
-        .collect()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    if let Some(missing) = words
+        .iter()
+        .find(|w| w.contains('/') || w.ends_with(".feature"))
+    {
+        return Err(format!("{missing} does not exist"));
+    }
+    let inputs = if paths.is_empty() {
+        vec![layout.features.clone()]
+    } else {
+        paths.clone()
+    };
+    let all = catalogue::catalogue(&inputs, &layout.features)?;
+    let tags = match opts.tags.as_deref() {
+        None => None,
+        Some(t) => Some(
+            t.parse::<gherkin::tagexpr::TagOperation>()
+                .map_err(|e| format!("invalid tag expression {t:?}: {e}"))?,
+        ),
+    };
+    let name = match opts.name.as_deref() {
+        None => None,
+        Some(n) => Some(
+            cucumber::codegen::Regex::new(n).map_err(|e| format!("invalid --name regex: {e}"))?,
+        ),
+    };
+    let mut selected: Vec<Entry> = all
+        .iter()
+        .filter(|e| match selection {
+            Selection::All => true,
+            Selection::Exact(n) => &e.name == n,
+        })
+        .filter(|e| words.is_empty() || words.iter().any(|w| e.name.contains(w.as_str())))
+        .filter(|e| {
+            tags.as_ref().is_none_or(|t| {
+                t.eval(
+                    e.tags
+                        .iter()
+                        .map(|t| format!("@{t}"))
+                        .collect::<Vec<_>>()
+                        .iter(),
+                )
+            })
+        })
+        .filter(|e| {
+            name.as_ref()
+                .is_none_or(|re| re.is_match(e.name.rsplit_once("::").map_or("", |(_, s)| s)))
+        })
+        .cloned()
+        .collect();
+    if let Selection::Exact(n) = selection
+        && selected.is_empty()
+    {
+        return Err(format!("no scenario is named {n:?}"));
+    }
+    if let Some(shard) = opts.shard {
+        let durations = match &opts.durations {
+            Some(p) => shard::read_durations(p)?,
+            None => shard::Durations::new(),
+        };
+        selected = shard::select(selected, shard, &durations);
+    }
+    Ok(Plan {
+        all,
+        selected,
+        whole_suite: paths.is_empty(),
+    })
 }
 
-/// Options shared by `cargo test --test scenarios -- …` and `rocky-e2e play …`.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Feature files or folders; default: the crate's `features/`.
-    pub paths: Vec<PathBuf>,
-    /// Only scenarios whose tags match this expression, e.g. `@drill and not @docker`.
-    #[arg(long, short = 't')]
-    pub tags: Option<String>,
-    /// Only scenarios whose name matches this regex.
-    #[arg(long, short = 'n')]
-    pub name: Option<String>,
-    /// Most scenarios running at once (default 64; each has its own stack).
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// Parse every feature and check every step against the vocabulary; start nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Where the JUnit XML report goes (default `target/rocky-e2e/junit.xml`).
-    #[arg(long)]
-    pub junit: Option<PathBuf>,
-    /// `json` for libtest's JSON lines (what IDEs read); the default is readable text.
-    #[arg(long, value_parser = ["pretty", "json"])]
-    pub format: Option<String>,
-    /// Accepted for libtest compatibility (IDEs pass it with `--format json`).
-    #[arg(short = 'Z', hide = true)]
-    pub unstable: Option<String>,
-    /// Accepted for libtest compatibility.
-    #[arg(long, hide = true)]
-    pub show_output: bool,
-}
-
-/// Runs the selected scenarios; returns true when everything passed.
-pub async fn run(opts: RunOptions, policy: topology::Policy) -> bool {
-    let started = Instant::now();
-    STDOUT_IS_JSON.store(opts.format.as_deref() == Some("json"), Ordering::Relaxed);
-    let input = match input_dir(&opts.paths) {
-        Ok(p) => p,
+/// Runs the selected scenarios; returns true when the run passes.
+pub async fn run(opts: RunOptions, policy: topology::Policy, selection: Selection) -> bool {
+    match run_inner(opts, policy, selection).await {
+        Ok(ok) => ok,
         Err(e) => {
             eprintln!("rocky-e2e: {e}");
-            return false;
+            false
         }
-    };
+    }
+}
+
+async fn run_inner(
+    opts: RunOptions,
+    policy: topology::Policy,
+    selection: Selection,
+) -> Result<bool, String> {
+    let started = Instant::now();
+    STDOUT_IS_JSON.store(opts.format.as_deref() == Some("json"), Ordering::Relaxed);
+    let plan = plan(&opts, &selection)?;
+    let layout = layout::current();
+    let (paths, _): (Vec<PathBuf>, Vec<PathBuf>) =
+        opts.paths.iter().cloned().partition(|p| p.exists());
+    let input = input::Input::new(&paths, layout.features.clone())?;
     let defs = vocabulary::definitions();
     let check = vocabulary::check(&input.path, &defs);
     if !check.problems.is_empty() {
-        eprintln!("rocky-e2e: the features do not match the step vocabulary:\n");
+        let mut msg = String::from("the features do not match the step vocabulary:\n\n");
         for p in &check.problems {
-            eprintln!("{p}\n");
+            msg.push_str(&format!("{p}\n\n"));
         }
-        eprintln!(
+        msg.push_str(&format!(
             "{} problem(s); nothing was started. `rocky-e2e steps` lists every defined step.",
             check.problems.len()
-        );
-        return false;
+        ));
+        return Err(msg);
     }
     if opts.dry_run {
         say!(
-            "dry run: {} features, {} scenarios, {} steps, all defined, none ambiguous ({:.1?}); nothing started",
+            "dry run: {} features, {} scenarios ({} selected{}), {} steps, all defined, none ambiguous ({:.1?}); nothing started",
             check.features,
             check.scenarios,
+            plan.selected.len(),
+            opts.shard
+                .map(|s| format!(" in shard {s}"))
+                .unwrap_or_default(),
             check.steps,
             started.elapsed()
         );
-        return true;
+        return Ok(true);
     }
-    let tags_filter = match opts
-        .tags
-        .as_deref()
-        .map(str::parse::<gherkin::tagexpr::TagOperation>)
-    {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(e)) => {
-            eprintln!(
-                "rocky-e2e: invalid tag expression {:?}: {e}",
-                opts.tags.unwrap_or_default()
-            );
-            return false;
-        }
-    };
-    let name_filter = match opts.name.as_deref().map(cucumber::codegen::Regex::new) {
-        None => None,
-        Some(Ok(r)) => Some(r),
-        Some(Err(e)) => {
-            eprintln!("rocky-e2e: invalid --name regex: {e}");
-            return false;
-        }
-    };
-    let unfiltered = opts.paths.is_empty() && tags_filter.is_none() && name_filter.is_none();
-
-    let topology = match topology::init(policy).await {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rocky-e2e: {e}");
-            return false;
-        }
-    };
+    let topology = topology::init(policy).await?;
     say!("rocky-e2e {}", topology.description);
-    let skip_note = topology.docker_skip_reason.clone();
-    // Scenarios the topology cannot run: reported as skipped, with the reason, in JUnit too.
-    let skipped: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
-    let skipped_in_filter = skipped.clone();
+    if let Some(shard) = opts.shard {
+        say!(
+            "rocky-e2e: shard {shard}: {} of {} scenarios",
+            plan.selected.len(),
+            plan.all.len()
+        );
+    }
 
-    let junit_path = opts
-        .junit
-        .clone()
-        .unwrap_or_else(|| topology::target_dir().join("junit.xml"));
-    if let Some(dir) = junit_path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let junit_file = match std::fs::File::create(&junit_path) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("rocky-e2e: failed to create {}: {e}", junit_path.display());
-            return false;
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut runnable = Vec::new();
+    for e in &plan.selected {
+        match &topology.docker_skip_reason {
+            Some(reason) if e.has_tag(topology::DOCKER_TAG) => {
+                say!(
+                    "⏭  skipped: {} [@{}]: {reason}",
+                    e.name,
+                    topology::DOCKER_TAG
+                );
+                outcomes.push(Outcome {
+                    entry: e.clone(),
+                    attempts: Vec::new(),
+                    skipped: Some(format!("@{}: {reason}", topology::DOCKER_TAG)),
+                    detail: None,
+                    rounds: 1,
+                });
+            }
+            _ => runnable.push(e.clone()),
         }
-    };
-    let done = Arc::new(AtomicUsize::new(0));
-    let total = check.scenarios;
-    // The same run with either writer; cucumber's writers are distinct types.
-    macro_rules! run_with {
-        ($writer:expr) => {
-            PlayWorld::cucumber()
-        .max_concurrent_scenarios(opts.concurrency.unwrap_or(64))
-        .with_writer($writer)
-        .before(|feature, _, scenario, world| {
-            async move {
-                world.feature = feature
-                    .path
-                    .as_ref()
-                    .and_then(|p| p.file_stem())
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| feature.name.clone());
-                world.scenario = scenario.name.clone();
-                world.started = Some(Instant::now());
+    }
+    let mut attempts: BTreeMap<String, Vec<record::Attempt>> = BTreeMap::new();
+    let mut details = BTreeMap::new();
+    let repeat = opts.repeat.max(1);
+    for round in 1..=repeat {
+        if repeat > 1 {
+            say!("rocky-e2e: round {round} of {repeat}");
+        }
+        let mut pending = runnable.clone();
+        for attempt in 0..=opts.retries {
+            if pending.is_empty() {
+                break;
             }
-            .boxed_local()
-        })
-        .after(move |_, _, _, finished, world| {
-            let done = done.clone();
-            async move {
-                let failed = matches!(finished, ScenarioFinished::StepFailed(..));
-                if let Some(world) = world {
-                    world::finish(world, failed).await;
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    let took = world.started.map(|s| s.elapsed()).unwrap_or_default();
-                    eprintln!(
-                        "[{n}/{total}] {} {} › {} ({took:.1?})",
-                        if failed { "✘" } else { "✔" },
-                        world.feature,
-                        world.scenario
-                    );
+            if attempt > 0 {
+                say!(
+                    "rocky-e2e: retry {attempt} of {}: {} scenario(s)",
+                    opts.retries,
+                    pending.len()
+                );
+            }
+            let results = pass::run(&input.path, &pending, opts.concurrency.unwrap_or(64)).await;
+            let mut failed = Vec::new();
+            for e in pending {
+                let a = results
+                    .get(&e.key())
+                    .cloned()
+                    .unwrap_or_else(|| record::Attempt {
+                        failure: Some(
+                            "the scenario did not run (cucumber never started it)".into(),
+                        ),
+                        ..Default::default()
+                    });
+                if let Some(d) = record::take_detail(&e.key()) {
+                    details.insert(e.name.clone(), d);
+                }
+                let passed = a.passed;
+                attempts.entry(e.name.clone()).or_default().push(a);
+                if !passed {
+                    failed.push(e);
                 }
             }
-            .boxed_local()
-        })
-        .fail_on_skipped()
-        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
-        .filter_run(input.path.clone(), move |feature, rule, scenario| {
-            let selected = match (&name_filter, &tags_filter) {
-                (Some(re), _) => re.is_match(&scenario.name),
-                (None, Some(expr)) => expr.eval(
-                    feature
-                        .tags
-                        .iter()
-                        .chain(rule.iter().flat_map(|r| &r.tags))
-                        .chain(&scenario.tags),
-                ),
-                (None, None) => true,
-            };
-            if !selected {
-                return false;
-            }
-            let t = tags(feature, scenario);
-            match &skip_note {
-                Some(reason) if t.contains(&topology::DOCKER_TAG) => {
-                    say!(
-                        "⏭  skipped: {} › {} [@{}]: {reason}",
-                        feature.name,
-                        scenario.name,
-                        topology::DOCKER_TAG
-                    );
-                    let file = feature
-                        .path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default();
-                    skipped_in_filter.lock().expect("skip list lock").push(format!(
-                        "<testcase name=\"Scenario: {}: {file}:{}:{}\" time=\"0\"><skipped message=\"{}\"/></testcase>",
-                        xml_escape(&scenario.name),
-                        scenario.position.line,
-                        scenario.position.col,
-                        xml_escape(&format!("@{}: {reason}", topology::DOCKER_TAG)),
-                    ));
-                    false
-                }
-                _ => true,
-            }
-        })
-        .await
-        .execution_has_failed()
-        };
+            pending = failed;
+        }
     }
-    let failed = if opts.format.as_deref() == Some("json") {
-        // libtest's JSON lines (`--format json`), which IDEs read; JUnit alongside.
-        run_with!(
-            writer::Libtest::raw(std::io::stdout())
-                .tee::<PlayWorld, _>(writer::JUnit::for_tee(junit_file, 0))
-                .normalized()
-        )
-    } else {
-        run_with!(
-            writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
-                .summarized()
-                .tee::<PlayWorld, _>(writer::JUnit::for_tee(junit_file, 0))
-                .normalized()
-        )
-    };
-    let skipped = std::mem::take(&mut *skipped.lock().expect("skip list lock"));
-    if !skipped.is_empty()
-        && let Err(e) = add_skipped_to_junit(&junit_path, &skipped)
-    {
-        eprintln!("rocky-e2e: failed to add skipped scenarios to the JUnit report: {e}");
+    for e in runnable {
+        outcomes.push(Outcome {
+            attempts: attempts.remove(&e.name).unwrap_or_default(),
+            detail: details.remove(&e.name),
+            skipped: None,
+            rounds: repeat,
+            entry: e,
+        });
     }
-    say!("rocky-e2e: JUnit report {}", junit_path.display());
-    let mut ok = !failed;
-    if unfiltered {
+    let order: BTreeMap<&str, usize> = plan
+        .all
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    outcomes.sort_by_key(|o| order.get(o.entry.name.as_str()).copied());
+
+    let wall = started.elapsed();
+    let mut ok = !outcomes.iter().any(Outcome::fails_run);
+    if repeat > 1 {
+        // A stress run passes only when every round of every scenario passed.
+        ok &= outcomes
+            .iter()
+            .all(|o| o.skipped.is_some() || o.passes() == o.attempts.len());
+    }
+    if !under_nextest() {
+        // nextest writes its own JUnit; one process per scenario must not clobber ours.
+        write_reports(&opts, &outcomes, wall, topology)?;
+    }
+    say!("{}", outcome::summary(&outcomes, repeat));
+    if plan.whole_suite && selection == Selection::All {
         let orphans = orphan_snapshots(&check.snapshots);
         if !orphans.is_empty() {
             eprintln!(
@@ -297,35 +309,36 @@ pub async fn run(opts: RunOptions, policy: topology::Policy) -> bool {
             ok = false;
         }
     }
-    ok
+    Ok(ok)
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
-}
-
-/// cucumber's JUnit writer never sees filtered-out scenarios; list them as skipped.
-fn add_skipped_to_junit(path: &Path, cases: &[String]) -> std::io::Result<()> {
-    let xml = std::fs::read_to_string(path)?;
-    let suite = format!(
-        "<testsuite id=\"skipped\" name=\"skipped by topology\" tests=\"{n}\" skipped=\"{n}\" errors=\"0\" failures=\"0\">{}</testsuite>",
-        cases.concat(),
-        n = cases.len()
-    );
-    let xml = match xml.rfind("</testsuites>") {
-        Some(i) => format!("{}{suite}{}", &xml[..i], &xml[i..]),
-        None => xml,
-    };
-    std::fs::write(path, xml)
+/// JUnit and the durations file, under `target/rocky-e2e/`.
+fn write_reports(
+    opts: &RunOptions,
+    outcomes: &[Outcome],
+    wall: std::time::Duration,
+    _topology: &topology::Topology,
+) -> Result<(), String> {
+    let dir = topology::target_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let junit_path = opts.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
+    std::fs::write(&junit_path, outcome::junit(outcomes, wall))
+        .map_err(|e| format!("failed to write {}: {e}", junit_path.display()))?;
+    say!("rocky-e2e: JUnit report {}", junit_path.display());
+    let durations: BTreeMap<String, std::time::Duration> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.attempts
+                .last()
+                .map(|a| (o.entry.name.clone(), a.duration))
+        })
+        .collect();
+    shard::write_durations(&dir.join("durations.json"), &durations)
 }
 
 /// Snapshot files in `snapshots/` that no scenario asserts.
-fn orphan_snapshots(referenced: &std::collections::BTreeSet<String>) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(snapshots_dir()) else {
+fn orphan_snapshots(referenced: &BTreeSet<String>) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(&layout::current().snapshots) else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = entries
@@ -341,51 +354,10 @@ fn orphan_snapshots(referenced: &std::collections::BTreeSet<String>) -> Vec<Path
     out
 }
 
-/// The folder cucumber parses: the given one, or a temporary folder of links when several
-/// paths are given (cucumber takes a single input).
-struct Input {
-    path: PathBuf,
-    _links: Option<tempfile::TempDir>,
-}
-
-fn input_dir(paths: &[PathBuf]) -> Result<Input, String> {
-    for p in paths {
-        if !p.exists() {
-            return Err(format!("{} does not exist", p.display()));
-        }
-    }
-    match paths {
-        [] => Ok(Input {
-            path: features_dir(),
-            _links: None,
-        }),
-        [one] => Ok(Input {
-            path: one.clone(),
-            _links: None,
-        }),
-        many => {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            for (i, p) in many.iter().enumerate() {
-                let abs = std::fs::canonicalize(p).map_err(|e| e.to_string())?;
-                let name = format!(
-                    "{i:03}-{}",
-                    abs.file_name().unwrap_or_default().to_string_lossy()
-                );
-                std::os::unix::fs::symlink(&abs, dir.path().join(name))
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(Input {
-                path: dir.path().to_owned(),
-                _links: Some(dir),
-            })
-        }
-    }
-}
-
 /// Used by `rocky-e2e steps`: the reference text for the current code and features.
 pub fn steps_reference() -> (String, Vec<String>) {
     let defs = vocabulary::definitions();
-    let check = vocabulary::check(&features_dir(), &defs);
+    let check = vocabulary::check(&layout::current().features, &defs);
     (
         vocabulary::reference(&defs, &check.examples),
         check.problems,

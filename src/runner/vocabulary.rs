@@ -58,30 +58,24 @@ pub fn definitions() -> Vec<Definition> {
     out
 }
 
+/// `…/src/steps/runs.rs` → `steps/runs.rs`: `src/steps` is a symlink to `steps/`, named
+/// where authors find it.
 fn relative(path: &str) -> String {
-    let p = Path::new(path);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rel = p
-        .strip_prefix(root)
-        .unwrap_or(p)
-        .to_string_lossy()
-        .into_owned();
-    // `src/steps` is a symlink to `steps/`: name the file where authors find it.
-    match rel.strip_prefix("src/steps/") {
-        Some(file) => format!("steps/{file}"),
-        None => rel,
+    match path.rsplit_once("steps/") {
+        Some((_, file)) => format!("steps/{file}"),
+        None => path.to_owned(),
     }
 }
 
 /// The attribute text (`expr = "…"` or `"…"`) at `line` of `path`, so the reference shows the
 /// pattern as its author wrote it rather than the compiled regex.
 fn pattern_from_source(path: &str, line: u32) -> Option<String> {
-    let full = if Path::new(path).is_absolute() {
-        PathBuf::from(path)
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-    };
-    let text = std::fs::read_to_string(full).ok()?;
+    let file = relative(path);
+    let file = file.strip_prefix("steps/")?;
+    let text = crate::steps::SOURCES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, text)| *text)?;
     let lines: Vec<&str> = text.lines().collect();
     // The location points at the attribute or the fn below it: look a few lines up.
     let start = (line as usize).saturating_sub(1);

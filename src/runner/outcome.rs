@@ -1,0 +1,254 @@
+//! Each scenario's verdict over its attempts, and what a run reports from them: the JUnit file
+//! (with `flakyFailure` for a pass after a failure) and the summary lines.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::catalogue::Entry;
+use super::record::{Attempt, Detail};
+
+/// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
+pub const FLAKY_TAG: &str = "flaky";
+
+/// What a scenario came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Failed,
+    Flaky,
+    Passed,
+    Skipped,
+}
+
+/// One scenario of the run.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub entry: Entry,
+    /// Every attempt, in order (several with `--retries` or `--repeat`).
+    pub attempts: Vec<Attempt>,
+    /// Why it did not run (e.g. it needs Docker and the gate is closed).
+    pub skipped: Option<String>,
+    /// What its World saw on its last attempt.
+    pub detail: Option<Detail>,
+    /// How many passes count as one round (`--repeat`).
+    pub rounds: u32,
+}
+
+impl Outcome {
+    /// Failed when its last attempt failed (or it never ran); flaky when it passed after a
+    /// failure.
+    pub fn verdict(&self) -> Verdict {
+        if self.skipped.is_some() {
+            return Verdict::Skipped;
+        }
+        match self.attempts.last() {
+            None => Verdict::Failed,
+            Some(a) if !a.passed => Verdict::Failed,
+            Some(_) if self.attempts.iter().any(|a| !a.passed) => Verdict::Flaky,
+            Some(_) => Verdict::Passed,
+        }
+    }
+
+    /// Whether this outcome fails the run.
+    pub fn fails_run(&self) -> bool {
+        match self.verdict() {
+            Verdict::Failed => true,
+            Verdict::Flaky => !self.entry.has_tag(FLAKY_TAG),
+            Verdict::Passed | Verdict::Skipped => false,
+        }
+    }
+
+    pub fn duration(&self) -> Duration {
+        self.attempts.iter().map(|a| a.duration).sum()
+    }
+
+    pub fn passes(&self) -> usize {
+        self.attempts.iter().filter(|a| a.passed).count()
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JUnit XML of a run: one testcase per scenario; a flaky one passes and carries a
+/// `flakyFailure` per failed attempt (the convention nextest and Maven Surefire use).
+pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
+    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict() == v).count();
+    let failures = count(Verdict::Failed);
+    let skipped = count(Verdict::Skipped);
+    let mut cases = String::new();
+    for o in outcomes {
+        let e = &o.entry;
+        let classname = e.name.rsplit_once("::").map_or("", |(f, _)| f);
+        let _ = write!(
+            cases,
+            "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\">",
+            xml_escape(&e.name),
+            xml_escape(classname),
+            xml_escape(&e.path.display().to_string()),
+            e.line,
+            o.duration().as_secs_f64()
+        );
+        match o.verdict() {
+            Verdict::Skipped => {
+                let _ = write!(
+                    cases,
+                    "<skipped message=\"{}\"/>",
+                    xml_escape(o.skipped.as_deref().unwrap_or(""))
+                );
+            }
+            Verdict::Failed => {
+                let last = o.attempts.last();
+                let message = last
+                    .and_then(|a| a.failure.clone())
+                    .unwrap_or_else(|| "the scenario did not run".into());
+                let _ = write!(
+                    cases,
+                    "<failure message=\"{}\" type=\"scenario failed\">{}</failure>",
+                    xml_escape(first_line(&message)),
+                    xml_escape(last.map_or("", |a| a.output.as_str()))
+                );
+                for a in &o.attempts[..o.attempts.len().saturating_sub(1)] {
+                    let _ = write!(
+                        cases,
+                        "<rerunFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></rerunFailure>",
+                        xml_escape(first_line(a.failure.as_deref().unwrap_or(""))),
+                        xml_escape(&a.output)
+                    );
+                }
+            }
+            Verdict::Flaky => {
+                for a in o.attempts.iter().filter(|a| !a.passed) {
+                    let _ = write!(
+                        cases,
+                        "<flakyFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></flakyFailure>",
+                        xml_escape(first_line(a.failure.as_deref().unwrap_or(""))),
+                        xml_escape(&a.output)
+                    );
+                }
+            }
+            Verdict::Passed => {}
+        }
+        if let Some(a) = o.attempts.last() {
+            let _ = write!(cases, "<system-out>{}</system-out>", xml_escape(&a.output));
+        }
+        cases.push_str("</testcase>\n");
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n  <testsuite name=\"scenarios\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        n = outcomes.len(),
+        t = wall.as_secs_f64(),
+    )
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// The summary lines printed at the end of a run.
+pub fn summary(outcomes: &[Outcome], repeat: u32) -> String {
+    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict() == v).count();
+    let mut out = format!(
+        "rocky-e2e: {} scenarios: {} passed, {} failed, {} flaky, {} skipped\n",
+        outcomes.len(),
+        count(Verdict::Passed),
+        count(Verdict::Failed),
+        count(Verdict::Flaky),
+        count(Verdict::Skipped),
+    );
+    for o in outcomes.iter().filter(|o| o.verdict() == Verdict::Flaky) {
+        let quarantined = o.entry.has_tag(FLAKY_TAG);
+        let _ = writeln!(
+            out,
+            "  FLAKY {} (passed on attempt {} of {}){}",
+            o.entry.name,
+            o.attempts.len(),
+            o.attempts.len(),
+            if quarantined {
+                ": quarantined by @flaky, the run does not fail"
+            } else {
+                ": fails the run (tag it @flaky to quarantine it)"
+            }
+        );
+    }
+    for o in outcomes.iter().filter(|o| o.verdict() == Verdict::Failed) {
+        let _ = writeln!(out, "  FAILED {}", o.entry.name);
+    }
+    if repeat > 1 {
+        let _ = writeln!(out, "  passes of {repeat} rounds:");
+        for o in outcomes.iter().filter(|o| o.skipped.is_none()) {
+            let _ = writeln!(out, "    {:>3}/{repeat}  {}", o.passes(), o.entry.name);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(tags: &[&str], passes: &[bool]) -> Outcome {
+        Outcome {
+            entry: Entry {
+                name: "f::s <1>".into(),
+                path: "f.feature".into(),
+                line: 3,
+                col: 3,
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+            },
+            attempts: passes
+                .iter()
+                .map(|&passed| Attempt {
+                    passed,
+                    duration: Duration::from_millis(10),
+                    failure: (!passed).then(|| "Then x: boom".into()),
+                    output: "block".into(),
+                })
+                .collect(),
+            skipped: None,
+            detail: None,
+            rounds: 1,
+        }
+    }
+
+    #[test]
+    fn a_pass_after_a_failure_is_flaky_and_fails_the_run_unless_quarantined() {
+        let o = outcome(&[], &[false, true]);
+        assert_eq!(o.verdict(), Verdict::Flaky);
+        assert!(o.fails_run());
+        assert!(!outcome(&["flaky"], &[false, true]).fails_run());
+        assert_eq!(outcome(&[], &[false, false]).verdict(), Verdict::Failed);
+        assert_eq!(outcome(&[], &[true]).verdict(), Verdict::Passed);
+        assert_eq!(outcome(&[], &[]).verdict(), Verdict::Failed);
+    }
+
+    #[test]
+    fn junit_marks_flaky_attempts_and_escapes() {
+        let xml = junit(&[outcome(&[], &[false, true])], Duration::from_secs(1));
+        assert!(
+            xml.contains("<flakyFailure message=\"Then x: boom\""),
+            "{xml}"
+        );
+        assert!(xml.contains("name=\"f::s &lt;1&gt;\""), "{xml}");
+        assert!(xml.contains("failures=\"0\""), "{xml}");
+        let failed = junit(&[outcome(&[], &[false, false])], Duration::from_secs(1));
+        assert!(
+            failed.contains("<failure message=\"Then x: boom\""),
+            "{failed}"
+        );
+        assert!(failed.contains("<rerunFailure"), "{failed}");
+    }
+}

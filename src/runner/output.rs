@@ -1,0 +1,230 @@
+//! The scenario writer: cucumber's events, buffered per scenario and printed as one whole
+//! block when the scenario finishes, so concurrent scenarios never interleave. It also
+//! records each attempt (verdict, time, first failure, the block) for the run's reports.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use cucumber::event::{self, Cucumber, Feature, Rule, Scenario, Step};
+use cucumber::{Event, Writer, cli, gherkin, parser};
+
+use super::catalogue::{Key, key_of};
+use super::record::{Attempt, take_detail};
+
+/// One finished attempt, with the scenario it belongs to.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub key: Key,
+    pub attempt: Attempt,
+}
+
+/// A scenario being written.
+struct Block {
+    started: Instant,
+    text: String,
+    failed: bool,
+    failure: Option<String>,
+}
+
+/// Writes whole scenario blocks to stdout (stderr when stdout carries libtest JSON).
+pub struct BlockWriter {
+    /// Scenarios in flight.
+    open: HashMap<Key, Block>,
+    /// Every finished attempt, in finishing order.
+    pub finished: Arc<Mutex<Vec<Finished>>>,
+    /// Test names by key, for libtest JSON lines and progress.
+    names: Arc<HashMap<Key, String>>,
+    /// `--format json`: libtest's JSON lines on stdout.
+    json: bool,
+    /// Parse errors of feature files.
+    pub parse_errors: Arc<Mutex<Vec<String>>>,
+    /// Scenarios expected in this pass, for the `[n/total]` progress.
+    total: usize,
+    done: usize,
+}
+
+impl BlockWriter {
+    pub fn new(names: Arc<HashMap<Key, String>>, json: bool, total: usize) -> BlockWriter {
+        BlockWriter {
+            open: HashMap::new(),
+            finished: Arc::default(),
+            names,
+            json,
+            parse_errors: Arc::default(),
+            total,
+            done: 0,
+        }
+    }
+
+    fn on_scenario<W>(
+        &mut self,
+        feature: &gherkin::Feature,
+        scenario: &gherkin::Scenario,
+        ev: &Scenario<W>,
+    ) {
+        let key = key_of(feature, scenario);
+        match ev {
+            Scenario::Started => {
+                let at = feature
+                    .path
+                    .as_ref()
+                    .map(|p| format!("{}:{}", p.display(), scenario.position.line))
+                    .unwrap_or_default();
+                self.open.insert(
+                    key,
+                    Block {
+                        started: Instant::now(),
+                        text: format!(
+                            "Feature: {}\n  {}: {}   ({at})\n",
+                            feature.name, scenario.keyword, scenario.name
+                        ),
+                        failed: false,
+                        failure: None,
+                    },
+                );
+            }
+            Scenario::Background(step, ev) => self.on_step(&key, step, ev, "✔>"),
+            Scenario::Step(step, ev) => self.on_step(&key, step, ev, "✔ "),
+            Scenario::Hook(which, event::Hook::Failed(_, info)) => {
+                let msg = format!("{which:?} hook failed: {}", panic_text(info));
+                if let Some(b) = self.open.get_mut(&key) {
+                    b.text.push_str(&format!("   ✘  {msg}\n"));
+                    b.failed = true;
+                    b.failure.get_or_insert(msg);
+                }
+            }
+            Scenario::Hook(..) => {}
+            Scenario::Log(msg) => {
+                if let Some(b) = self.open.get_mut(&key) {
+                    b.text.push_str(&indent(msg, "      "));
+                }
+            }
+            Scenario::Finished => self.finish(key),
+        }
+    }
+
+    fn on_step<W>(&mut self, key: &Key, step: &gherkin::Step, ev: &Step<W>, ok_mark: &str) {
+        let Some(b) = self.open.get_mut(key) else {
+            return;
+        };
+        let text = format!("{}{}", step.keyword, step.value);
+        match ev {
+            Step::Started => {}
+            Step::Passed(..) => b.text.push_str(&format!("   {ok_mark} {text}\n")),
+            Step::Skipped => {
+                b.text.push_str(&format!(
+                    "   ?   {text}\n      (no step definition matches)\n"
+                ));
+                b.failed = true;
+                b.failure
+                    .get_or_insert_with(|| format!("{text}: no step definition matches"));
+            }
+            Step::Failed(_, _, _, err) => {
+                b.text.push_str(&format!("   ✘  {text}\n"));
+                b.text.push_str(&indent(&err.to_string(), "      "));
+                b.failed = true;
+                b.failure.get_or_insert_with(|| format!("{text}: {err}"));
+            }
+        }
+    }
+
+    fn finish(&mut self, key: Key) {
+        let Some(mut b) = self.open.remove(&key) else {
+            return;
+        };
+        let duration = b.started.elapsed();
+        let name = self.names.get(&key).cloned().unwrap_or_default();
+        if let Some(detail) = take_detail_peek(&key) {
+            b.text.push_str(&detail);
+        }
+        self.done += 1;
+        b.text.push_str(&format!(
+            "[{}/{}] {} {name} ({duration:.1?})\n",
+            self.done,
+            self.total,
+            if b.failed { "✘" } else { "✔" },
+        ));
+        if self.json {
+            // libtest's JSON line per test; the readable block goes to stderr.
+            let line = serde_json::json!({
+                "type": "test",
+                "event": if b.failed { "failed" } else { "ok" },
+                "name": name,
+                "exec_time": duration.as_secs_f64(),
+                "stdout": b.text,
+            });
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = std::io::stderr().lock().write_all(b.text.as_bytes());
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b.text.as_bytes());
+            let _ = out.flush();
+        }
+        self.finished.lock().expect("results lock").push(Finished {
+            key,
+            attempt: Attempt {
+                passed: !b.failed,
+                duration,
+                failure: b.failure,
+                output: b.text,
+            },
+        });
+    }
+}
+
+/// The World's own summary block (chain, timings, logs), printed inside the scenario's block.
+fn take_detail_peek(key: &Key) -> Option<String> {
+    let detail = take_detail(key)?;
+    let text = detail.text.clone();
+    // Put it back: the report reads it after the pass.
+    super::record::put_detail(key.clone(), detail);
+    Some(text)
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines().map(|l| format!("{by}{l}\n")).collect()
+}
+
+fn panic_text(info: &event::Info) -> String {
+    if let Some(s) = info.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = info.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else {
+        "(a non-string panic)".to_owned()
+    }
+}
+
+impl<W: 'static> Writer<W> for BlockWriter {
+    type Cli = cli::Empty;
+
+    async fn handle_event(&mut self, event: parser::Result<Event<Cucumber<W>>>, _cli: &Self::Cli) {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = format!("failed to parse a feature file: {e}");
+                eprintln!("rocky-e2e: {msg}");
+                self.parse_errors.lock().expect("errors lock").push(msg);
+                return;
+            }
+        };
+        if let Cucumber::Feature(feature, ev) = &event.value {
+            match ev {
+                Feature::Scenario(scenario, ev) => self.on_scenario(feature, scenario, &ev.event),
+                Feature::Rule(_, Rule::Scenario(scenario, ev)) => {
+                    self.on_scenario(feature, scenario, &ev.event)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl cucumber::writer::NonTransforming for BlockWriter {}
+
+// Events of concurrent scenarios arrive interleaved; the writer buffers per scenario and
+// prints each block whole, which is what normalization would otherwise be for.
+impl cucumber::writer::Normalized for BlockWriter {}

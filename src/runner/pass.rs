@@ -1,0 +1,66 @@
+//! One cucumber pass over a set of scenarios: a fresh World per scenario, strict about
+//! skipped steps, each scenario's stack stopped in the `after` hook whether it passed or not.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cucumber::World as _;
+use cucumber::event::ScenarioFinished;
+use futures::FutureExt as _;
+
+use super::catalogue::{Entry, Key, key_of};
+use super::output::BlockWriter;
+use super::record::Attempt;
+use crate::steps::world::{self, PlayWorld};
+
+/// Runs `entries` (all under `input`) with at most `concurrency` at once; the attempt of each
+/// scenario that ran, by key.
+pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap<Key, Attempt> {
+    let keys: HashSet<Key> = entries.iter().map(Entry::key).collect();
+    let names: Arc<HashMap<Key, String>> =
+        Arc::new(entries.iter().map(|e| (e.key(), e.name.clone())).collect());
+    let writer = BlockWriter::new(
+        names.clone(),
+        super::STDOUT_IS_JSON.load(std::sync::atomic::Ordering::Relaxed),
+        entries.len(),
+    );
+    let finished = writer.finished.clone();
+    PlayWorld::cucumber()
+        .max_concurrent_scenarios(concurrency.max(1))
+        .with_writer(writer)
+        .before(move |feature, _, scenario, world| {
+            let name = names.get(&key_of(feature, scenario)).cloned();
+            async move {
+                world.feature = feature
+                    .path
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| feature.name.clone());
+                world.scenario = scenario.name.clone();
+                world.test_name = name.unwrap_or_default();
+                world.key = Some(key_of(feature, scenario));
+                world.started = Some(Instant::now());
+            }
+            .boxed_local()
+        })
+        .after(|_, _, _, finished, world| {
+            async move {
+                let failed = matches!(finished, ScenarioFinished::StepFailed(..));
+                if let Some(world) = world {
+                    world::finish(world, failed).await;
+                }
+            }
+            .boxed_local()
+        })
+        .fail_on_skipped()
+        .with_cli(cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default())
+        .filter_run(input.to_owned(), move |feature, _, scenario| {
+            keys.contains(&key_of(feature, scenario))
+        })
+        .await;
+    let done = std::mem::take(&mut *finished.lock().expect("results lock"));
+    done.into_iter().map(|f| (f.key, f.attempt)).collect()
+}

@@ -1,0 +1,69 @@
+//! What a run learns about each scenario: every attempt's verdict, time and printed block, and
+//! what the scenario's World saw (its HATCH chain, act timings, gap report, evidence, logs).
+//! The writer fills attempts, the World's `after` hook fills the details; the JUnit file, the
+//! durations file, the summary and the HTML report all read from here.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use super::catalogue::Key;
+
+/// One run of one scenario.
+#[derive(Clone, Debug, Default)]
+pub struct Attempt {
+    pub passed: bool,
+    pub duration: Duration,
+    /// The first failed step and its message.
+    pub failure: Option<String>,
+    /// The scenario's whole printed block.
+    pub output: String,
+}
+
+/// What the scenario's World recorded (taken when its stack stops).
+#[derive(Clone, Debug, Default)]
+pub struct Detail {
+    /// The HATCH kinds, in order.
+    pub chain: Vec<String>,
+    /// (act number, act name, time spent) in act order.
+    pub acts: Vec<(u8, String, Duration)>,
+    /// The gap report of a failed chain assertion.
+    pub gap_report: Option<String>,
+    /// (what, what it said).
+    pub evidence: Vec<(String, String)>,
+    /// (title, text) of the stack's logs, kept for failures.
+    pub logs: Vec<(String, String)>,
+    /// Topology line: driver and services.
+    pub topology: String,
+    /// The World's own block (chain, timings, logs on failure), printed in the scenario's.
+    pub text: String,
+}
+
+fn details() -> &'static Mutex<HashMap<Key, Detail>> {
+    static DETAILS: OnceLock<Mutex<HashMap<Key, Detail>>> = OnceLock::new();
+    DETAILS.get_or_init(Mutex::default)
+}
+
+/// Stores the World's detail for the scenario at `key` (the latest attempt wins).
+pub fn put_detail(key: Key, mut detail: Detail) {
+    let mut all = details().lock().expect("details lock");
+    if detail.gap_report.is_none() {
+        detail.gap_report = all.get(&key).and_then(|d| d.gap_report.clone());
+    }
+    all.insert(key, detail);
+}
+
+/// Takes the detail recorded for `key`.
+pub fn take_detail(key: &Key) -> Option<Detail> {
+    details().lock().expect("details lock").remove(key)
+}
+
+/// Adds a gap report to the detail of `key` (a chain assertion failed).
+pub fn note_gap(key: Key, report: String) {
+    details()
+        .lock()
+        .expect("details lock")
+        .entry(key)
+        .or_default()
+        .gap_report = Some(report);
+}
