@@ -13,22 +13,23 @@ use subtle::ConstantTimeEq;
 
 use crate::vault::SecretText;
 
-/// What a principal may do, coarsely. Rights are fixed per role; there is no per-user ACL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Operator,
-    Viewer,
+crate::wire_enum! {
+    /// What a principal may do, coarsely. Rights are fixed per role; there is no per-user ACL.
+    pub enum Role {
+        Admin = "admin",
+        Operator = "operator",
+        Viewer = "viewer",
+    }
 }
 
-/// One action class of the console API.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Right {
-    ReadWorkspaces,
-    ManageWorkspaces,
-    SubmitRuns,
-    ReadRuns,
+crate::wire_enum! {
+    /// One action class of the console API.
+    pub enum Right {
+        ReadWorkspaces = "read_workspaces",
+        ManageWorkspaces = "manage_workspaces",
+        SubmitRuns = "submit_runs",
+        ReadRuns = "read_runs",
+    }
 }
 
 impl Role {
@@ -40,37 +41,6 @@ impl Role {
             Role::Operator => !matches!(right, Right::ManageWorkspaces),
             Role::Viewer => matches!(right, Right::ReadWorkspaces | Right::ReadRuns),
         }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Right {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Right::ReadWorkspaces => "read_workspaces",
-            Right::ManageWorkspaces => "manage_workspaces",
-            Right::SubmitRuns => "submit_runs",
-            Right::ReadRuns => "read_runs",
-        }
-    }
-}
-
-impl fmt::Display for Right {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -1,32 +1,11 @@
-//! vault: the VAULT secret source and the HMAC bearer between console and worker (contract §5).
-//!
-//! This module owns the keyring (key id → shared secret, one id active for signing), how it
-//! is loaded (a YAML file, located by `ROCKY_VAULT_FILE` in the solo tier), and the bearer
-//! token format both sides speak:
-//!
-//! ```text
-//! Authorization: Bearer rocky1.<key_id>.<unix_ts>.<hex hmac-sha256>
-//! hmac input:    "rocky1\n{METHOD}\n{path}\n{unix_ts}\n{hex sha256(body)}"
-//! ```
-//!
-//! Secrets stay inside [`Keyring`]: they never reach `Debug` output or error messages.
+//! The VAULT keyring: key id → shared secret, one id active for signing; how it is built,
+//! loaded from YAML (located by `ROCKY_VAULT_FILE` in the solo tier) and written back, and
+//! fresh secrets. Secrets never reach `Debug` output or error messages.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// Version tag of the token format and of the canonical string; bumping it invalidates
-/// every outstanding token, which is what a format change must do.
-const SCHEME: &str = "rocky1";
-
-/// Clock skew tolerated in either direction when verifying a bearer.
-pub const DEFAULT_MAX_SKEW_SECS: i64 = 30;
 
 /// Environment variable naming the keyring file in the solo tier.
 pub const VAULT_FILE_ENV: &str = "ROCKY_VAULT_FILE";
@@ -62,40 +41,13 @@ pub enum VaultError {
     InvalidKeyId { key_id: String, reason: String },
 }
 
-/// Why a bearer was refused. Each maps to a 401 on the worker; the message says exactly what
-/// was wrong so the console can report drift ("signature mismatch, key id v1") without logs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BearerError {
-    #[error("no Authorization header")]
-    Missing,
-    #[error("malformed bearer: {0}")]
-    Malformed(String),
-    #[error("unknown key id {0}")]
-    UnknownKeyId(String),
-    #[error("{}", describe_skew(*skew_secs, *max_secs))]
-    Skew { skew_secs: i64, max_secs: i64 },
-    #[error("signature mismatch, key id {key_id}")]
-    SignatureMismatch { key_id: String },
-}
-
-/// `skew_secs` is token time minus verifier time: positive means the token is from the future.
-fn describe_skew(skew_secs: i64, max_secs: i64) -> String {
-    if skew_secs >= 0 {
-        format!("timestamp {skew_secs}s in the future (max skew {max_secs}s)")
-    } else {
-        format!(
-            "timestamp {}s in the past (max skew {max_secs}s)",
-            skew_secs.unsigned_abs()
-        )
-    }
-}
-
 /// The shared secrets of the HMAC bearer. Several keys may be valid at once so a secret can
 /// be rotated without a flag day: verifiers accept any known key id, signers use the active one.
 #[derive(Clone)]
 pub struct Keyring {
-    active: String,
-    keys: BTreeMap<String, Vec<u8>>,
+    // Open to `bearer`, which signs and verifies with them; nothing outside `vault` sees them.
+    pub(super) active: String,
+    pub(super) keys: BTreeMap<String, Vec<u8>>,
 }
 
 /// Lists key ids only: a keyring ends up in `{:?}` of larger structs and in tracing spans.
@@ -269,123 +221,6 @@ impl Keyring {
     pub fn key_ids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }
-
-    /// Signs a request with the active key and returns the whole header value,
-    /// `Bearer rocky1.<key_id>.<ts>.<hex>`. `path` is the request target as sent
-    /// (path plus query, if any); the verifier must see the same string.
-    pub fn sign(&self, method: &str, path: &str, body: &[u8], now_unix: i64) -> String {
-        let secret = &self.keys[&self.active];
-        let mac = mac_for(secret, method, path, body, now_unix).finalize();
-        format!(
-            "Bearer {SCHEME}.{}.{now_unix}.{}",
-            self.active,
-            hex::encode(mac.into_bytes())
-        )
-    }
-
-    /// Verifies an `Authorization` header value against this request and returns the key
-    /// id that signed it. The timestamp must be within `max_skew_secs` of `now_unix` in both
-    /// directions; the signature is compared in constant time.
-    pub fn verify(
-        &self,
-        header: Option<&str>,
-        method: &str,
-        path: &str,
-        body: &[u8],
-        now_unix: i64,
-        max_skew_secs: i64,
-    ) -> Result<String, BearerError> {
-        let header = header.ok_or(BearerError::Missing)?;
-        let token = parse_header(header)?;
-        let secret = self
-            .keys
-            .get(token.key_id)
-            .ok_or_else(|| BearerError::UnknownKeyId(token.key_id.to_string()))?;
-        let skew_secs = token.ts.saturating_sub(now_unix);
-        if skew_secs.unsigned_abs() > max_skew_secs.unsigned_abs() {
-            return Err(BearerError::Skew {
-                skew_secs,
-                max_secs: max_skew_secs,
-            });
-        }
-        mac_for(secret, method, path, body, token.ts)
-            .verify_slice(&token.signature)
-            .map_err(|_| BearerError::SignatureMismatch {
-                key_id: token.key_id.to_string(),
-            })?;
-        Ok(token.key_id.to_string())
-    }
-}
-
-/// The parts of a bearer token, borrowed from the header.
-struct Token<'a> {
-    key_id: &'a str,
-    ts: i64,
-    signature: Vec<u8>,
-}
-
-fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
-    let malformed = |why: &str| BearerError::Malformed(why.to_string());
-    let (scheme, token) = header
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| malformed("expected \"Bearer <token>\""))?;
-    // The auth scheme is case-insensitive (RFC 9110 §11.1); the token itself is not.
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(malformed("expected the Bearer scheme"));
-    }
-    let parts: Vec<&str> = token.trim().split('.').collect();
-    let [scheme_tag, key_id, ts, sig] = parts[..] else {
-        return Err(malformed(&format!(
-            "expected {SCHEME}.<key_id>.<unix_ts>.<hex signature>, found {} part(s)",
-            parts.len()
-        )));
-    };
-    if scheme_tag != SCHEME {
-        return Err(malformed(&format!("expected the {SCHEME} token format")));
-    }
-    if key_id.is_empty() {
-        return Err(malformed("empty key id"));
-    }
-    // Digits only: i64::from_str would also take "+5" and "-5", which no signer emits.
-    if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(malformed("timestamp is not a non-negative integer"));
-    }
-    let ts: i64 = ts
-        .parse()
-        .map_err(|_| malformed("timestamp is out of range"))?;
-    let signature = hex::decode(sig).map_err(|_| malformed("signature is not hex"))?;
-    if signature.len() != 32 {
-        return Err(malformed("signature is not 32 bytes of HMAC-SHA256"));
-    }
-    Ok(Token {
-        key_id,
-        ts,
-        signature,
-    })
-}
-
-/// HMAC over the canonical string. The body enters as its SHA-256 so the canonical string
-/// stays line-oriented whatever the body holds; the method is upper-cased because HTTP
-/// stacks disagree on its case but never on its meaning.
-fn mac_for(secret: &[u8], method: &str, path: &str, body: &[u8], ts: i64) -> HmacSha256 {
-    // HMAC takes keys of any length, so this cannot fail.
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
-    let canonical = format!(
-        "{SCHEME}\n{}\n{path}\n{ts}\n{}",
-        method.to_ascii_uppercase(),
-        hex::encode(Sha256::digest(body))
-    );
-    mac.update(canonical.as_bytes());
-    mac
-}
-
-/// Seconds since the Unix epoch (negative before it, which only a broken clock yields).
-pub fn now_unix() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
 }
 
 /// 32 random bytes from `/dev/urandom`, for a fresh secret.
@@ -443,198 +278,7 @@ pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const NOW: i64 = 1_750_000_000;
-    const BODY: &[u8] = br#"{"workspace":"acme","prompts":["p1"]}"#;
-
-    fn ring() -> Keyring {
-        Keyring::single("v1", b"correct horse battery staple")
-    }
-
-    fn verify(k: &Keyring, header: &str) -> Result<String, BearerError> {
-        k.verify(
-            Some(header),
-            "POST",
-            "/v1/runs",
-            BODY,
-            NOW,
-            DEFAULT_MAX_SKEW_SECS,
-        )
-    }
-
-    #[test]
-    fn sign_then_verify() {
-        let k = ring();
-        let h = k.sign("POST", "/v1/runs", BODY, NOW);
-        assert!(h.starts_with("Bearer rocky1.v1.1750000000."), "{h}");
-        assert_eq!(verify(&k, &h), Ok("v1".to_string()));
-        // Method case does not matter; the rest does.
-        assert_eq!(
-            k.verify(Some(&h), "post", "/v1/runs", BODY, NOW, 30),
-            Ok("v1".into())
-        );
-    }
-
-    #[test]
-    fn wrong_secret_is_a_mismatch_naming_the_key_id() {
-        let signer = Keyring::single("v1", b"another secret");
-        let h = signer.sign("POST", "/v1/runs", BODY, NOW);
-        let err = verify(&ring(), &h).unwrap_err();
-        assert_eq!(
-            err,
-            BearerError::SignatureMismatch {
-                key_id: "v1".into()
-            }
-        );
-        assert_eq!(err.to_string(), "signature mismatch, key id v1");
-    }
-
-    #[test]
-    fn tampering_is_a_mismatch() {
-        let k = ring();
-        let h = k.sign("POST", "/v1/runs", BODY, NOW);
-        let mismatch = Err(BearerError::SignatureMismatch {
-            key_id: "v1".into(),
-        });
-        assert_eq!(
-            k.verify(Some(&h), "POST", "/v1/runs", b"{}", NOW, 30),
-            mismatch,
-            "body"
-        );
-        assert_eq!(
-            k.verify(Some(&h), "PUT", "/v1/runs", BODY, NOW, 30),
-            mismatch,
-            "method"
-        );
-        assert_eq!(
-            k.verify(Some(&h), "POST", "/v1/runs/x/events", BODY, NOW, 30),
-            mismatch,
-            "path"
-        );
-        // Move the timestamp by one second but keep the signature.
-        let tampered = h.replace(".1750000000.", ".1750000001.");
-        assert_ne!(tampered, h);
-        assert_eq!(verify(&k, &tampered), mismatch, "timestamp");
-        // Flip one signature nibble.
-        let last = h.chars().last().unwrap();
-        let flipped = format!(
-            "{}{}",
-            &h[..h.len() - 1],
-            if last == '0' { '1' } else { '0' }
-        );
-        assert_eq!(verify(&k, &flipped), mismatch, "signature");
-    }
-
-    #[test]
-    fn skew_is_bounded_both_ways() {
-        let k = ring();
-        for (offset, ok) in [
-            (30, true),
-            (-30, true),
-            (31, false),
-            (-31, false),
-            (0, true),
-        ] {
-            let h = k.sign("POST", "/v1/runs", BODY, NOW + offset);
-            let got = verify(&k, &h);
-            if ok {
-                assert_eq!(got, Ok("v1".into()), "offset {offset}");
-            } else {
-                assert_eq!(
-                    got,
-                    Err(BearerError::Skew {
-                        skew_secs: offset,
-                        max_secs: 30
-                    }),
-                    "offset {offset}"
-                );
-            }
-        }
-        let future = BearerError::Skew {
-            skew_secs: 45,
-            max_secs: 30,
-        };
-        assert_eq!(
-            future.to_string(),
-            "timestamp 45s in the future (max skew 30s)"
-        );
-        let past = BearerError::Skew {
-            skew_secs: -45,
-            max_secs: 30,
-        };
-        assert_eq!(past.to_string(), "timestamp 45s in the past (max skew 30s)");
-    }
-
-    #[test]
-    fn unknown_key_id() {
-        let signer = Keyring::single("v9", b"whatever");
-        let h = signer.sign("POST", "/v1/runs", BODY, NOW);
-        let err = verify(&ring(), &h).unwrap_err();
-        assert_eq!(err, BearerError::UnknownKeyId("v9".into()));
-        assert_eq!(err.to_string(), "unknown key id v9");
-    }
-
-    #[test]
-    fn missing_and_malformed() {
-        let k = ring();
-        assert_eq!(
-            k.verify(None, "POST", "/v1/runs", BODY, NOW, 30),
-            Err(BearerError::Missing)
-        );
-        assert_eq!(BearerError::Missing.to_string(), "no Authorization header");
-        let good = k.sign("POST", "/v1/runs", BODY, NOW);
-        let sig = good.rsplit('.').next().unwrap().to_string();
-        let cases = [
-            "".to_string(),
-            "Bearer".to_string(),
-            format!("Basic rocky1.v1.{NOW}.{sig}"),
-            "Bearer rocky1".to_string(),
-            "Bearer rocky1.v1".to_string(),
-            format!("Bearer rocky1.v1.{NOW}"),
-            format!("Bearer rocky1.v1.{NOW}.{sig}.extra"),
-            format!("Bearer rocky2.v1.{NOW}.{sig}"),
-            format!("Bearer rocky1..{NOW}.{sig}"),
-            format!("Bearer rocky1.v1.abc.{sig}"),
-            format!("Bearer rocky1.v1.-{NOW}.{sig}"),
-            format!("Bearer rocky1.v1.99999999999999999999.{sig}"),
-            format!("Bearer rocky1.v1.{NOW}.zz{}", &sig[2..]),
-            format!("Bearer rocky1.v1.{NOW}.{}", &sig[..62]),
-            format!("Bearer rocky1.v1.{NOW}.{sig}00"),
-        ];
-        for case in cases {
-            match verify(&k, &case) {
-                Err(BearerError::Malformed(why)) => assert!(!why.is_empty()),
-                other => panic!("{case:?} gave {other:?}"),
-            }
-        }
-        // The scheme name is case-insensitive.
-        let lower = good.replacen("Bearer", "bearer", 1);
-        assert_eq!(verify(&k, &lower), Ok("v1".into()));
-    }
-
-    #[test]
-    fn rotation_accepts_the_previous_key() {
-        let old = Keyring::single("v0", b"old secret");
-        let rotated = Keyring::new(
-            "v1",
-            vec![
-                ("v1".into(), b"new secret".to_vec()),
-                ("v0".into(), b"old secret".to_vec()),
-            ],
-        )
-        .unwrap();
-        assert_eq!(rotated.active_key_id(), "v1");
-        let from_old = old.sign("POST", "/v1/runs", BODY, NOW);
-        assert_eq!(verify(&rotated, &from_old), Ok("v0".into()));
-        let from_new = rotated.sign("POST", "/v1/runs", BODY, NOW);
-        assert!(from_new.starts_with("Bearer rocky1.v1."));
-        assert_eq!(verify(&rotated, &from_new), Ok("v1".into()));
-        // A verifier that has not learned v1 yet says so precisely.
-        assert_eq!(
-            verify(&old, &from_new),
-            Err(BearerError::UnknownKeyId("v1".into()))
-        );
-    }
+    use crate::vault::fixtures::{BODY, NOW, verify};
 
     #[test]
     fn new_rejects_bad_input() {
@@ -773,12 +417,5 @@ mod tests {
         let b = generate_secret();
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn now_unix_is_recent() {
-        // 2024-01-01 as a floor: catches a unit mix-up (ms vs s) or a zero clock.
-        let now = now_unix();
-        assert!(now > 1_704_067_200 && now < 10_000_000_000, "{now}");
     }
 }

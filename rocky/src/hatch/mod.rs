@@ -1,0 +1,28 @@
+//! HATCH — the audit log of the play (contract §2): one hash-chained JSON record per line.
+//!
+//! Durability promise: [`Hatch::append`] hands each record to the operating system (one
+//! `write` of the whole line, newline included) before it returns, so a record survives a crash
+//! of the process. It does not `fsync`, so a crash of the machine may lose the tail; what is
+//! lost is always a suffix, and a torn last line is caught by the verifier, which names its
+//! `seq`. A log with a torn tail is never appended to: [`Hatch::with_file`] refuses it.
+//!
+//! One job a file:
+//!
+//! - `event`: the event kinds (the only place their names are spelled), the acts they
+//!   belong to, and the [`Event`] a producer states.
+//! - `record`: the [`Record`] line format and the canonical encoding its hash is taken over.
+//! - `writer`: [`Hatch`], the single writer of a chain, in memory and to a JSONL file.
+//! - `verify`: [`verify_bytes`] and [`verify_file`], which name the first bad `seq`.
+
+mod event;
+mod record;
+mod verify;
+mod writer;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use event::{Act, Event, EventKind, Subject};
+pub use record::{GENESIS, Record};
+pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};
+pub use writer::{Hatch, HatchError, read_file};

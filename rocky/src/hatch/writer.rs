@@ -1,0 +1,439 @@
+//! The single writer of a HATCH chain ([`Hatch`]): it assigns `seq`, `ts`, `prev` and
+//! `hash`, keeps the chain in memory, feeds subscribers, and appends each record to the
+//! JSONL file when the log has one. Also reads a log file back ([`read_file`]).
+
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use tokio::sync::broadcast;
+
+use super::event::{Event, EventKind};
+use super::record::{GENESIS, Record, hex_string, sha256_hex};
+use super::verify::{VerifyError, lines, verify_bytes};
+
+/// Microseconds, fixed width: RFC 3339, UTC, and lexically sortable like the chain itself.
+const TS_FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// How many records a subscriber may fall behind before it starts missing some.
+const SUBSCRIBER_BACKLOG: usize = 1024;
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why the log could not be opened, read or appended to.
+#[derive(Debug, thiserror::Error)]
+pub enum HatchError {
+    #[error("failed to open hatch log {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    #[error(
+        "failed to lock hatch log {} for writing (is another writer using it?): {source}",
+        path.display()
+    )]
+    Lock { path: PathBuf, source: TryLockError },
+    #[error("failed to read hatch log {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("failed to parse hatch log {} line {line}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("refusing to append to {}: {source}", path.display())]
+    Refused { path: PathBuf, source: VerifyError },
+    #[error("failed to append {kind}: data must be a JSON object, got {found}")]
+    DataNotObject {
+        kind: EventKind,
+        found: &'static str,
+    },
+    #[error("failed to timestamp hatch record seq {seq}: {source}")]
+    Timestamp {
+        seq: u64,
+        source: time::error::Format,
+    },
+    #[error("failed to write hatch record seq {seq} to {}: {source}", path.display())]
+    Write {
+        seq: u64,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "failed to append hatch record seq {seq} to {}: an earlier failed write left a torn line that could not be cut off",
+        path.display()
+    )]
+    Damaged { seq: u64, path: PathBuf },
+}
+
+/// The single writer of a chain: assigns `seq`, `ts`, `prev` and `hash`, keeps every record
+/// in memory, and optionally appends each one to a JSONL file. Share it behind an `Arc`.
+pub struct Hatch {
+    /// Everything `append` changes, under one lock so seq order, chain order and file order
+    /// are the same order.
+    state: Mutex<State>,
+    /// Live feed of appended records for whoever waits on the chain.
+    feed: broadcast::Sender<Record>,
+    /// The JSONL file, if this log has one; kept outside the lock for cheap reporting.
+    path: Option<PathBuf>,
+}
+
+struct State {
+    /// The seq the next record gets.
+    next_seq: u64,
+    /// The hash the next record's `prev` carries.
+    last_hash: String,
+    /// The in-memory recorder: every record of the chain, the file's earlier ones included.
+    records: Vec<Record>,
+    /// The append-only recorder, when there is one.
+    file: Option<JsonlFile>,
+    /// Reused for every line, so appending does not allocate for the encoding.
+    line: Vec<u8>,
+}
+
+struct JsonlFile {
+    /// Where the log lives, for error messages.
+    path: PathBuf,
+    /// Opened for append and exclusively locked for as long as this writer lives.
+    file: File,
+    /// Length of the verified content, so a failed write can be cut off again.
+    len: u64,
+    /// Set when a failed write could not be cut off: the file then ends in a torn line and
+    /// any further record would be chained behind garbage.
+    damaged: bool,
+}
+
+impl JsonlFile {
+    fn write_line(&mut self, line: &[u8], seq: u64) -> Result<(), HatchError> {
+        if self.damaged {
+            return Err(HatchError::Damaged {
+                seq,
+                path: self.path.clone(),
+            });
+        }
+        // One buffer, one write_all: a concurrent reader never sees half a record unless the
+        // process dies inside this call, and then the verifier names the torn line.
+        match self.file.write_all(line).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(source) => {
+                if self.file.set_len(self.len).is_err() {
+                    self.damaged = true;
+                }
+                Err(HatchError::Write {
+                    seq,
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+impl Hatch {
+    /// A log kept in memory only.
+    pub fn in_memory() -> Hatch {
+        Hatch::from_parts(Vec::new(), None)
+    }
+
+    /// A log recorded to the JSONL file at `path` as well as in memory.
+    ///
+    /// A missing or empty file starts a new chain. An existing file is verified first and its
+    /// chain continued; a file that fails verification (a torn last line after a crash, a
+    /// tampered record) is refused rather than appended to. The file stays exclusively locked
+    /// while the `Hatch` lives, so two writers cannot interleave one chain.
+    pub fn with_file(path: &Path) -> Result<Hatch, HatchError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| HatchError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        file.try_lock().map_err(|source| HatchError::Lock {
+            path: path.to_owned(),
+            source,
+        })?;
+        // Read through the locked handle, so nothing can be appended between the check and
+        // the first write.
+        let mut content = Vec::new();
+        file.read_to_end(&mut content)
+            .map_err(|source| HatchError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        verify_bytes(&content).map_err(|source| HatchError::Refused {
+            path: path.to_owned(),
+            source,
+        })?;
+        let records = parse_records(&content, path)?;
+        let jsonl = JsonlFile {
+            path: path.to_owned(),
+            file,
+            len: content.len() as u64,
+            damaged: false,
+        };
+        Ok(Hatch::from_parts(records, Some(jsonl)))
+    }
+
+    fn from_parts(records: Vec<Record>, file: Option<JsonlFile>) -> Hatch {
+        let (next_seq, last_hash) = match records.last() {
+            Some(last) => (last.seq + 1, last.hash.clone()),
+            None => (1, GENESIS.to_owned()),
+        };
+        let path = file.as_ref().map(|f| f.path.clone());
+        let (feed, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+        Hatch {
+            state: Mutex::new(State {
+                next_seq,
+                last_hash,
+                records,
+                file,
+                line: Vec::with_capacity(512),
+            }),
+            feed,
+            path,
+        }
+    }
+
+    /// The JSONL file this log records to, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Chains `event` behind the last record and records it. With a file, the line has
+    /// reached the operating system when this returns (see the module docs).
+    pub fn append(&self, event: Event) -> Result<Record, HatchError> {
+        if !event.data.is_object() {
+            return Err(HatchError::DataNotObject {
+                kind: event.kind,
+                found: json_type(&event.data),
+            });
+        }
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let seq = state.next_seq;
+        // Taken under the lock, so timestamps never run backwards along the chain.
+        let ts = OffsetDateTime::now_utc()
+            .format(TS_FORMAT)
+            .map_err(|source| HatchError::Timestamp { seq, source })?;
+        let mut record = Record {
+            seq,
+            ts,
+            kind: event.kind.as_str().to_owned(),
+            actor: event.actor,
+            subject: event.subject,
+            data: event.data,
+            prev: state.last_hash.clone(),
+            hash: String::new(),
+        };
+        state.line.clear();
+        record.canonical().encode_into(&mut state.line);
+        let hash = sha256_hex(&state.line);
+        record.hash = hex_string(&hash);
+        if let Some(file) = state.file.as_mut() {
+            // The stored line is the canonical encoding with `hash` as one more field at the
+            // end, which is byte for byte what serializing `Record` gives; splicing it in
+            // saves encoding the record twice.
+            let closing = state.line.pop();
+            debug_assert_eq!(closing, Some(b'}'));
+            state.line.extend_from_slice(b",\"hash\":\"");
+            state.line.extend_from_slice(&hash);
+            state.line.extend_from_slice(b"\"}\n");
+            file.write_line(&state.line, seq)?;
+        }
+        state.next_seq += 1;
+        state.last_hash.clone_from(&record.hash);
+        state.records.push(record.clone());
+        // Sent under the lock so subscribers see records in chain order, and so
+        // `snapshot_and_subscribe` neither misses nor repeats one.
+        if self.feed.receiver_count() > 0 {
+            // Nobody listening any more is not an error for the writer.
+            let _ = self.feed.send(record.clone());
+        }
+        Ok(record)
+    }
+
+    /// A snapshot of every record of the chain so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.lock().records.clone()
+    }
+
+    /// Records appended from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Record> {
+        let _guard = self.lock();
+        self.feed.subscribe()
+    }
+
+    /// The records so far and a feed of every later one, with no gap and no overlap between
+    /// the two: what a waiter needs to wait on a condition over the whole chain.
+    pub fn snapshot_and_subscribe(&self) -> (Vec<Record>, broadcast::Receiver<Record>) {
+        let guard = self.lock();
+        (guard.records.clone(), self.feed.subscribe())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // State only changes after the write succeeded, so a panic elsewhere while holding the
+        // lock cannot leave it half-updated.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Hatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hatch").field("path", &self.path).finish()
+    }
+}
+
+/// Every record of a log file, without checking the chain (see [`verify_file`](super::verify_file)).
+pub fn read_file(path: &Path) -> Result<Vec<Record>, HatchError> {
+    let content = std::fs::read(path).map_err(|source| HatchError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_records(&content, path)
+}
+
+fn parse_records(content: &[u8], path: &Path) -> Result<Vec<Record>, HatchError> {
+    let mut records = Vec::with_capacity(content.len() / 256);
+    for (index, line) in lines(content).enumerate() {
+        let record = serde_json::from_slice(line.bytes).map_err(|source| HatchError::Parse {
+            path: path.to_owned(),
+            line: index + 1,
+            source,
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hatch::fixtures::{file_lines, play_events, write_log};
+    use crate::hatch::verify_file;
+    use serde_json::json;
+
+    #[test]
+    fn append_then_verify_file_round_trips() {
+        let (_dir, path, records) = write_log(9);
+        let summary = verify_file(&path).expect("valid chain");
+        assert_eq!(summary.records, 9);
+        assert_eq!(summary.last_hash, records[8].hash);
+        assert_eq!(read_file(&path).expect("read"), records);
+        for (line, record) in file_lines(&path).iter().zip(&records) {
+            // The spliced line must be exactly what serde makes of the record.
+            assert_eq!(line, &serde_json::to_string(record).expect("encode"));
+            assert_eq!(record.compute_hash(), record.hash);
+            assert!(
+                OffsetDateTime::parse(&record.ts, &time::format_description::well_known::Rfc3339)
+                    .is_ok()
+            );
+            assert!(record.ts.ends_with('Z'));
+        }
+        assert_eq!(records[3].kind(), Some(EventKind::NodeSucceeded));
+        assert_eq!(records[3].subject.node_id.as_deref(), Some("node-1"));
+    }
+
+    #[test]
+    fn chain_starts_at_genesis_and_links_each_record() {
+        let hatch = Hatch::in_memory();
+        let records: Vec<Record> = play_events()
+            .into_iter()
+            .map(|e| hatch.append(e).expect("append"))
+            .collect();
+        assert_eq!(records[0].seq, 1);
+        assert_eq!(records[0].prev, GENESIS);
+        assert_eq!(GENESIS.len(), 64);
+        for pair in records.windows(2) {
+            assert_eq!(pair[1].seq, pair[0].seq + 1);
+            assert_eq!(pair[1].prev, pair[0].hash);
+        }
+        assert_eq!(hatch.records(), records);
+    }
+
+    #[test]
+    fn reopening_continues_the_chain() {
+        let (dir, path, first) = write_log(2);
+        let hatch = Hatch::with_file(&path).expect("reopen");
+        assert_eq!(hatch.records(), first);
+        let third = hatch
+            .append(Event::new(EventKind::RunStarted, "admin"))
+            .expect("append");
+        assert_eq!(third.seq, 3);
+        assert_eq!(third.prev, first[1].hash);
+        drop(hatch);
+        assert_eq!(verify_file(&path).expect("valid").records, 3);
+        drop(dir);
+    }
+
+    #[test]
+    fn reopening_a_torn_log_is_refused() {
+        let (_dir, path, _) = write_log(3);
+        let content = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &content[..content.len() - 10]).expect("tear");
+        match Hatch::with_file(&path) {
+            Err(HatchError::Refused { source, .. }) => assert_eq!(source.seq, 3),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Refusing must not have touched the file.
+        assert_eq!(
+            std::fs::read(&path).expect("read").len(),
+            content.len() - 10
+        );
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let (_dir, path, _) = write_log(1);
+        let first = Hatch::with_file(&path).expect("first writer");
+        assert!(matches!(
+            Hatch::with_file(&path),
+            Err(HatchError::Lock { .. })
+        ));
+        drop(first);
+        assert!(Hatch::with_file(&path).is_ok());
+    }
+
+    #[test]
+    fn data_must_be_an_object() {
+        let hatch = Hatch::in_memory();
+        let err = hatch
+            .append(Event::new(EventKind::Failed, "system").data(json!("docker down")))
+            .expect_err("string data");
+        assert!(matches!(err, HatchError::DataNotObject { .. }));
+        assert!(hatch.records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_every_later_record_in_order() {
+        let hatch = Hatch::in_memory();
+        hatch
+            .append(Event::new(EventKind::ProvisioningStarted, "admin"))
+            .expect("append");
+        let (seen, mut feed) = hatch.snapshot_and_subscribe();
+        assert_eq!(seen.len(), 1);
+        hatch
+            .append(Event::new(EventKind::Provisioned, "system"))
+            .expect("append");
+        let next = feed.recv().await.expect("record");
+        assert_eq!(next.seq, 2);
+    }
+}

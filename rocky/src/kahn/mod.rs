@@ -1,0 +1,23 @@
+//! KAHN — the frames a RALPH run streams as SSE `data:` JSON (contract §6).
+//!
+//! One job a file:
+//!
+//! - `frame`: the `kahn/1` schema: frame types, node states and run statuses (the only
+//!   place their wire names are spelled) and the [`Frame`] itself.
+//! - `encode`: the worker-side encoder, with the deliberate schema [`Drift`] the failure
+//!   drill injects.
+//! - `validate`: the console-side strict validator, whose rejection reasons end up in the
+//!   gap report.
+//! - `raw`: the zero-copy payload reader the validator works on.
+
+mod encode;
+mod frame;
+mod raw;
+mod validate;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use encode::{Drift, DriftParseError, encode, encode_with};
+pub use frame::{Envelope, Frame, FrameType, NodeState, RunStatus, SCHEMA};
+pub use validate::{Rejection, validate};

@@ -1,0 +1,20 @@
+//! vault: the VAULT secret source and the HMAC bearer between console and worker (contract §5).
+//!
+//! One job a file:
+//!
+//! - `keyring`: the [`Keyring`] (key id → shared secret, one id active for signing), how it
+//!   is loaded from and written to a YAML file, and fresh secrets.
+//! - `bearer`: the bearer token format both sides speak ([`Keyring::sign`],
+//!   [`Keyring::verify`], [`BearerError`]).
+//!
+//! Secrets stay inside [`Keyring`]: they never reach `Debug` output or error messages.
+
+mod bearer;
+mod keyring;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use bearer::{BearerError, DEFAULT_MAX_SKEW_SECS, now_unix};
+pub use keyring::{Keyring, VAULT_FILE_ENV, VaultError, generate_secret, write_keyring_file};
+pub(crate) use keyring::{SecretText, write_private_file};
