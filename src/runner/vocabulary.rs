@@ -58,6 +58,16 @@ pub fn definitions() -> Vec<Definition> {
     out
 }
 
+/// A feature file as messages show it: relative to the checkout when it lies inside.
+fn shown_path(file: &Path) -> String {
+    let root = &crate::runner::layout::current().root;
+    let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+    file.strip_prefix(root)
+        .unwrap_or(&file)
+        .display()
+        .to_string()
+}
+
 /// `…/src/steps/runs.rs` → `steps/runs.rs`: `src/steps` is a symlink to `steps/`, named
 /// where authors find it.
 fn relative(path: &str) -> String {
@@ -147,7 +157,7 @@ pub fn feature_files(input: &Path) -> Vec<PathBuf> {
 pub fn check(input: &Path, defs: &[Definition]) -> CheckReport {
     let mut report = CheckReport::default();
     for file in feature_files(input) {
-        let shown = relative(&file.to_string_lossy());
+        let shown = shown_path(&file);
         let feature = match gherkin::Feature::parse_path(&file, GherkinEnv::default())
             .map_err(|e| e.to_string())
             .and_then(|f| f.expand_examples().map_err(|e| e.to_string()))
