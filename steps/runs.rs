@@ -32,6 +32,7 @@ async fn submit(world: &mut PlayWorld, slug: &str, prompts: Vec<String>, max_ite
     if let Some(id) = reply.body["run_id"].as_str() {
         world.runs.push((slug.to_owned(), id.to_owned()));
     }
+    world.submissions.push((slug.to_owned(), reply));
 }
 
 #[when(expr = "I submit a run of {int} prompts in workspace {string}")]
@@ -139,38 +140,70 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
     submit(world, &slug, prompts, def.max_ralph_iters).await;
 }
 
-#[then("the run is accepted")]
-async fn accepted(world: &mut PlayWorld) {
-    let last = world.replies.last().cloned().expect("a run was submitted");
+/// The step that submits a run, for messages about steps used before it.
+const SUBMIT_STEP: &str = "When I submit a run of {int} prompts in workspace {string}";
+
+/// The last submission (in `slug`, when given), or a message naming the step that makes one.
+fn submission(world: &PlayWorld, slug: Option<&str>) -> super::world::Reply {
+    world
+        .submissions
+        .iter()
+        .rev()
+        .find(|(w, _)| slug.is_none_or(|s| s == w))
+        .map(|(_, r)| r.clone())
+        .unwrap_or_else(|| match slug {
+            Some(s) => panic!(
+                "no run was submitted in workspace {s:?}: submit one first with `{SUBMIT_STEP}`"
+            ),
+            None => panic!("no run was submitted: submit one first with `{SUBMIT_STEP}`"),
+        })
+}
+
+/// The id of the last accepted run (in `slug`, when given); a refused or missing submission
+/// is named with what the console said.
+fn accepted_run(world: &PlayWorld, slug: Option<&str>) -> String {
+    let reply = submission(world, slug);
+    match reply.body["run_id"].as_str() {
+        Some(id) => id.to_owned(),
+        None => panic!(
+            "the run was not accepted: {} answered {} ({})",
+            reply.request,
+            reply.status,
+            reply.error_text()
+        ),
+    }
+}
+
+fn assert_accepted(reply: &super::world::Reply) {
     assert_eq!(
-        last.status,
+        reply.status,
         202,
         "{} answered {} ({})",
-        last.request,
-        last.status,
-        last.error_text()
+        reply.request,
+        reply.status,
+        reply.error_text()
     );
+}
+
+#[then("the run is accepted")]
+async fn accepted(world: &mut PlayWorld) {
+    assert_accepted(&submission(world, None));
+}
+
+#[then(expr = "the run in workspace {string} is accepted")]
+async fn accepted_in(world: &mut PlayWorld, slug: String) {
+    assert_accepted(&submission(world, Some(&slug)));
 }
 
 #[when("the run ends")]
 async fn run_ends(world: &mut PlayWorld) {
-    let (_, run_id) = world
-        .runs
-        .last()
-        .cloned()
-        .expect("no run was accepted: the submission answered an error");
+    let run_id = accepted_run(world, None);
     wait_for_end(world, run_id).await;
 }
 
 #[when(expr = "the run in workspace {string} ends")]
 async fn run_in_ends(world: &mut PlayWorld, slug: String) {
-    let (_, run_id) = world
-        .runs
-        .iter()
-        .rev()
-        .find(|(w, _)| *w == slug)
-        .cloned()
-        .unwrap_or_else(|| panic!("no run was accepted in workspace {slug}"));
+    let run_id = accepted_run(world, Some(&slug));
     wait_for_end(world, run_id).await;
 }
 
@@ -207,30 +240,56 @@ async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
     world.add_time(Act::Stream, start);
 }
 
-/// The last accepted run's id and the view the console gave when it ended.
-fn last_run_view(world: &PlayWorld) -> (String, serde_json::Value) {
-    let (_, run_id) = world.runs.last().cloned().expect("a run was accepted");
-    let view = world
-        .run_views
-        .get(&run_id)
-        .cloned()
-        .expect("wait for the run to end first (`When the run ends`)");
+/// The last accepted run (in `slug`, when given) and the view the console gave when it ended.
+fn run_view(world: &PlayWorld, slug: Option<&str>) -> (String, serde_json::Value) {
+    let run_id = accepted_run(world, slug);
+    let view = world.run_views.get(&run_id).cloned().unwrap_or_else(|| {
+        let wait = match slug {
+            Some(s) => format!("When the run in workspace \"{s}\" ends"),
+            None => "When the run ends".to_owned(),
+        };
+        panic!("run {run_id} has not ended yet: wait for it first with `{wait}`")
+    });
     (run_id, view)
 }
 
-#[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
-async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
-    let (run_id, view) = last_run_view(world);
-    let n = &view["nodes"][node - 1];
+fn check_node(view: &serde_json::Value, run_id: &str, node: usize, attempts: u32, outcome: &str) {
+    let n = &view["nodes"][node.saturating_sub(1)];
     assert_eq!(
         (n["attempts"].as_u64(), n["status"].as_str()),
-        (Some(u64::from(attempts)), Some(outcome.as_str())),
+        (Some(u64::from(attempts)), Some(outcome)),
         "node {node} of run {run_id}: {n}"
     );
 }
 
+#[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
+async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
+    let (run_id, view) = run_view(world, None);
+    check_node(&view, &run_id, node, attempts, &outcome);
+}
+
+#[then(
+    expr = "node {int} of the run in workspace {string} needed {int} RALPH iterations and {word}"
+)]
+async fn node_attempts_in(
+    world: &mut PlayWorld,
+    node: usize,
+    slug: String,
+    attempts: u32,
+    outcome: String,
+) {
+    let (run_id, view) = run_view(world, Some(&slug));
+    check_node(&view, &run_id, node, attempts, &outcome);
+}
+
 #[then(expr = "the run status is {string}")]
 async fn run_status(world: &mut PlayWorld, status: String) {
-    let (run_id, view) = last_run_view(world);
+    let (run_id, view) = run_view(world, None);
+    assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
+}
+
+#[then(expr = "the run status in workspace {string} is {string}")]
+async fn run_status_in(world: &mut PlayWorld, slug: String, status: String) {
+    let (run_id, view) = run_view(world, Some(&slug));
     assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
 }

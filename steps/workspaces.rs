@@ -30,6 +30,7 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
         .call(reqwest::Method::POST, paths::WORKSPACES, Some(body), token)
         .await;
     world.add_time(Act::Provision, start);
+    world.provisions.insert(slug.clone(), reply.clone());
     world.services.entry(slug).or_default().extend(
         reply.body["services"]
             .as_array()
@@ -41,11 +42,11 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
 
 #[then(expr = "workspace {string} is ready")]
 async fn is_ready(world: &mut PlayWorld, slug: String) {
-    let last = world
-        .replies
-        .last()
-        .cloned()
-        .expect("a provision request was made");
+    let last = world.provisions.get(&slug).cloned().unwrap_or_else(|| {
+        panic!(
+            "workspace {slug:?} was never provisioned: provision it first with `When I provision workspace \"{slug}\" on tier \"solo\"`"
+        )
+    });
     assert_eq!(
         last.status,
         201,
@@ -130,7 +131,7 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
 
 #[then(expr = "the console answers {int} with code {string}")]
 async fn console_answers(world: &mut PlayWorld, status: u16, code: String) {
-    let last = world.replies.last().cloned().expect("a request was made");
+    let last = world.replies.last().cloned().expect("no request was made to the console yet: make one first (e.g. `When I POST {string} to {string}`)");
     assert_eq!(
         (
             last.status,
@@ -146,7 +147,7 @@ async fn console_answers(world: &mut PlayWorld, status: u16, code: String) {
 
 #[then(expr = "the console answers {int}")]
 async fn console_answers_status(world: &mut PlayWorld, status: u16) {
-    let last = world.replies.last().cloned().expect("a request was made");
+    let last = world.replies.last().cloned().expect("no request was made to the console yet: make one first (e.g. `When I POST {string} to {string}`)");
     assert_eq!(
         last.status,
         status,

@@ -59,6 +59,10 @@ pub struct PlayWorld {
     pub services: BTreeMap<String, Vec<String>>,
     /// Runs submitted, in order: (workspace, run_id).
     pub runs: Vec<(String, String)>,
+    /// Every submission's answer, in order: (workspace, reply), accepted or not.
+    pub submissions: Vec<(String, Reply)>,
+    /// The answer to each workspace's provision request, by workspace.
+    pub provisions: BTreeMap<String, Reply>,
     /// The last run view the console gave.
     pub run_views: BTreeMap<String, serde_json::Value>,
     /// Facts for the gap report beyond the replies.
@@ -106,6 +110,8 @@ impl PlayWorld {
             replies: Vec::new(),
             services: BTreeMap::new(),
             runs: Vec::new(),
+            submissions: Vec::new(),
+            provisions: BTreeMap::new(),
             run_views: BTreeMap::new(),
             evidence: Evidence::default(),
             timings: BTreeMap::new(),
