@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::chain::Evidence;
+use crate::chain::{Act, Evidence};
 use crate::stack::{Stack, StackOptions};
-use rocky::hatch::{Act, Record};
+use rocky::hatch::Record;
 
 use crate::topology;
 
