@@ -1,11 +1,11 @@
 //! images: the images built locally from this repository's own code, and any image from
 //! in-memory files. Nothing is ever pulled: no registry is reachable.
 //!
-//! - [`standin`]: the stand-in service the solo tier's CAIRNET and LORE run (contract §3),
+//! - `standin`: the stand-in service the solo tier's CAIRNET and LORE run (contract §3),
 //!   compiled from `standin/standin.rs` into a static binary, cached by content.
-//! - [`build`]: the generic build: a deterministic build context from files, built and tagged
+//! - `build`: the generic build: a deterministic build context from files, built and tagged
 //!   through the engine's classic builder; [`ImageError`] and the cache directory.
-//! - [`services`]: the console and the worker in one image, made from the binaries cargo
+//! - `services`: the console and the worker in one image, made from the binaries cargo
 //!   built, and the pruning of older ones.
 //!
 //! Every image is content addressed: its tag carries a hash of what went in.
