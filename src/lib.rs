@@ -10,6 +10,8 @@
 //! - [`stack`]: starts hearth, console and worker for one scenario; [`containers`] runs the
 //!   console and the worker as containers for the Docker topology.
 //! - [`steps`]: the step definitions (the files in `steps/`), by domain concept.
+//! - [`faults`]: the failure drill's faults the services know nothing about (KAHN drift),
+//!   turned into the services' public options.
 //! - [`chain`]: chain expectations and the gap report every chain assertion goes through.
 //! - [`redact`]: volatile values replaced so snapshots are byte-stable.
 //! - [`runner`]: wires features, steps and topology to cucumber-rs; shared by the `scenarios`
@@ -21,6 +23,7 @@
 pub mod binaries;
 pub mod chain;
 pub mod containers;
+pub mod faults;
 pub mod images;
 pub mod redact;
 pub mod runner;

@@ -20,8 +20,7 @@ use rocky::hearth::DriverKind;
 /// The tag of scenarios that need a Docker engine.
 pub const DOCKER_TAG: &str = "docker";
 
-/// The image tag tier profiles name for the stand-in (see `features/tiers/solo.yaml`).
-pub const STANDIN_LOCAL_TAG: &str = "rocky-e2e/standin:local";
+pub use crate::images::STANDIN_LOCAL_TAG;
 
 /// The chosen topology.
 #[derive(Debug)]
@@ -92,17 +91,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
         let image = crate::images::ensure_standin_image(&docker, &cache)
             .await
             .map_err(|e| e.to_string())?;
-        let (repo, tag) = STANDIN_LOCAL_TAG.split_once(':').expect("tag has a colon");
-        docker
-            .tag_image(
-                &image.tag,
-                Some(bollard::query_parameters::TagImageOptions {
-                    repo: Some(repo.into()),
-                    tag: Some(tag.into()),
-                }),
-            )
-            .await
-            .map_err(|e| format!("failed to tag {} as {STANDIN_LOCAL_TAG}: {e}", image.tag))?;
+        crate::images::tag_standin_local(&docker, &image.tag).await?;
         let bins = service_binaries().map_err(|e| e.to_string())?;
         let services = crate::images::ensure_services_image(&docker, &cache, &bins)
             .await

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use cucumber::gherkin::Step;
 use cucumber::{then, when};
-use rocky::hatch::Act;
 
 use super::world::PlayWorld;
+use crate::chain::Act;
 use rocky::api::console::{SubmitRequest, paths};
 
 /// Longest a scenario waits for a run to end (the console's own run deadline is shorter).

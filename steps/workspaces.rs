@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use cucumber::{given, then, when};
-use rocky::hatch::Act;
 use rocky::hearth::{DriverKind, Status};
 
 use super::world::PlayWorld;
+use crate::chain::Act;
 use rocky::api::console::{CreateWorkspace, paths};
 
 #[given("a rocky stack")]

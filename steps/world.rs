@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::chain::Evidence;
+use crate::chain::{Act, Evidence};
 use crate::stack::{Stack, StackOptions};
 use rocky::client::ConsoleClient;
-use rocky::hatch::{Act, Record};
+use rocky::hatch::Record;
 
 use crate::topology;
 

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 use crate::api::worker::paths;
 use crate::http::error;
-use crate::kahn::{self, Drift, Frame, NodeState, RunStatus};
+use crate::kahn::{self, Encoding, Frame, NodeState, RunStatus};
 use crate::vault::{self, Keyring};
 
 /// Upper bound on a submission body: prompts are short; anything bigger is a mistake or abuse.
@@ -64,8 +64,8 @@ pub struct WorkerConfig {
     pub keyring: Keyring,
     /// Allowed clock skew of a bearer timestamp, both directions.
     pub max_skew_secs: i64,
-    /// Frame encoding fault for the failure drill (`Drift::None` in normal operation).
-    pub drift: Drift,
+    /// How frames are spelt (`kahn/1` as written by default).
+    pub encoding: Encoding,
 }
 
 /// One run's frame log: frames are appended once and streamed to any number of readers.
@@ -171,17 +171,17 @@ async fn submit(
         .lock()
         .expect("worker state lock")
         .insert(run_id.clone(), log.clone());
-    let drift = worker.config.drift.clone();
+    let encoding = worker.config.encoding.clone();
     let id = run_id.clone();
-    tokio::spawn(async move { execute(&id, &run, &drift, &log).await });
+    tokio::spawn(async move { execute(&id, &run, &encoding, &log).await });
     (StatusCode::ACCEPTED, Json(RunAccepted { run_id })).into_response()
 }
 
 /// The RALPH loop over every node, writing frames as they happen.
-async fn execute(run_id: &str, run: &SubmitRun, drift: &Drift, log: &RunLog) {
+async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, log: &RunLog) {
     let mut seq = 0u64;
     let push = |frame: Frame| {
-        let encoded = kahn::encode_with(&frame, drift);
+        let encoded = kahn::encode_with(&frame, encoding);
         let mut frames = log.frames.lock().expect("run log lock");
         frames.push(encoded);
         let n = frames.len();

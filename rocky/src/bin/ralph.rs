@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use rocky::kahn::Drift;
+use rocky::kahn::Encoding;
 use rocky::vault::{self, Keyring};
 use rocky::worker::{Worker, WorkerConfig};
 
@@ -28,9 +28,12 @@ enum Command {
         /// Allowed bearer clock skew, seconds, both directions.
         #[arg(long, default_value_t = vault::DEFAULT_MAX_SKEW_SECS)]
         max_skew_secs: i64,
-        /// Encode frames wrongly on purpose (failure drill): `schema=kahn/2`, `rename=a:b`.
-        #[arg(long, default_value = "none")]
-        kahn_drift: Drift,
+        /// The `schema` written into every KAHN frame (default `kahn/1`).
+        #[arg(long)]
+        kahn_schema: Option<String>,
+        /// Write KAHN field FROM under the name TO (`FROM:TO`).
+        #[arg(long, value_parser = parse_rename)]
+        kahn_rename: Option<(String, String)>,
     },
 }
 
@@ -41,7 +44,8 @@ async fn main() -> std::process::ExitCode {
         listen,
         vault,
         max_skew_secs,
-        kahn_drift,
+        kahn_schema,
+        kahn_rename,
     } = Args::parse().command;
     let keyring = match vault {
         Some(path) => Keyring::from_file(&path),
@@ -70,7 +74,10 @@ async fn main() -> std::process::ExitCode {
     let worker = Worker::new(WorkerConfig {
         keyring,
         max_skew_secs,
-        drift: kahn_drift,
+        encoding: Encoding {
+            schema: kahn_schema,
+            rename: kahn_rename,
+        },
     });
     match rocky::http::serve(listener, worker.router(), rocky::shutdown::signalled()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -78,5 +85,13 @@ async fn main() -> std::process::ExitCode {
             eprintln!("ralph: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `FROM:TO`, both non-empty.
+fn parse_rename(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok((from.into(), to.into())),
+        _ => Err(format!("expected FROM:TO, got {s:?}")),
     }
 }

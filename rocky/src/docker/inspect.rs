@@ -24,3 +24,28 @@ pub async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16,
             message: format!("no host binding for {key}"),
         })
 }
+
+/// The IP address of container `id` on `network`.
+pub async fn network_ip(
+    docker: &Docker,
+    id: &str,
+    network: &str,
+) -> Result<std::net::IpAddr, DockerError> {
+    let info = docker
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .map_err(err(format!("inspect container {id}")))?;
+    let ip = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(network))
+        .and_then(|e| e.ip_address)
+        .unwrap_or_default();
+    ip.parse().map_err(|_| DockerError {
+        step: format!("read the address of {id} on network {network}"),
+        message: format!("the engine reported {ip:?}"),
+    })
+}

@@ -31,51 +31,6 @@ crate::wire_enum! {
     }
 }
 
-impl EventKind {
-    /// The act of the play in which this event fires.
-    pub fn act(self) -> Act {
-        match self {
-            EventKind::ProvisioningStarted | EventKind::Provisioned | EventKind::Failed => {
-                Act::Provision
-            }
-            EventKind::RunStarted => Act::Submit,
-            EventKind::NodeSucceeded | EventKind::NodeFailed | EventKind::RunEnded => Act::Stream,
-            EventKind::DecommissionStarted | EventKind::Decommissioned => Act::Teardown,
-        }
-    }
-}
-
-crate::wire_enum! {
-    /// The six acts of the play, in order; an act's name is what the play prints.
-    pub enum Act {
-        Spawn = "spawn hearth",
-        Provision = "provision",
-        Submit = "submit run",
-        Stream = "stream nodes",
-        Teardown = "teardown",
-        Status = "status",
-    }
-}
-
-impl Act {
-    /// The act's number in the play, 1 to 6.
-    pub fn number(self) -> u8 {
-        match self {
-            Act::Spawn => 1,
-            Act::Provision => 2,
-            Act::Submit => 3,
-            Act::Stream => 4,
-            Act::Teardown => 5,
-            Act::Status => 6,
-        }
-    }
-
-    /// What the act is called when the play is printed (its wire name).
-    pub fn name(self) -> &'static str {
-        self.as_str()
-    }
-}
-
 /// What a record is about; only the keys that are relevant are present on the wire.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,19 +112,5 @@ mod tests {
         }
         assert_eq!(EventKind::parse("hearth.exploded"), None);
         assert!(serde_json::from_str::<EventKind>("\"hearth.exploded\"").is_err());
-    }
-
-    #[test]
-    fn kinds_belong_to_their_acts() {
-        let numbers: Vec<u8> = Act::ALL.into_iter().map(Act::number).collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
-        assert!(Act::ALL.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(EventKind::Failed.act(), Act::Provision);
-        assert_eq!(EventKind::RunStarted.act(), Act::Submit);
-        assert_eq!(EventKind::RunEnded.act(), Act::Stream);
-        assert_eq!(EventKind::NodeFailed.act(), Act::Stream);
-        assert_eq!(EventKind::Decommissioned.act(), Act::Teardown);
-        // The play emits its events in act order.
-        assert!(EventKind::ALL.windows(2).all(|w| w[0].act() <= w[1].act()));
     }
 }

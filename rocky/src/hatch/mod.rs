@@ -22,7 +22,7 @@ mod writer;
 #[cfg(test)]
 mod fixtures;
 
-pub use event::{Act, Event, EventKind, Subject};
+pub use event::{Event, EventKind, Subject};
 pub use record::{GENESIS, Record};
 pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};
 pub use writer::{Hatch, HatchError, read_file};

@@ -67,7 +67,7 @@ impl FrameType {
 
 crate::wire_enum! {
     /// Every key a `kahn/1` frame may carry; the only place their names are spelled.
-    pub(super) enum Field {
+    pub enum Field {
         Schema = "schema",
         Type = "type",
         RunId = "run_id",

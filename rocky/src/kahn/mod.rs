@@ -4,8 +4,8 @@
 //!
 //! - `frame`: the `kahn/1` schema: frame types, node states and run statuses (the only
 //!   place their wire names are spelled) and the [`Frame`] itself.
-//! - `encode`: the worker-side encoder, with the deliberate schema [`Drift`] the failure
-//!   drill injects.
+//! - `encode`: the worker-side encoder and its [`Encoding`] options (another schema string,
+//!   a renamed field), through which the harness injects the failure drill's schema drift.
 //! - `validate`: the console-side strict validator, whose rejection reasons end up in the
 //!   gap report.
 //! - `raw`: the zero-copy payload reader the validator works on.
@@ -18,6 +18,6 @@ mod validate;
 #[cfg(test)]
 mod fixtures;
 
-pub use encode::{Drift, DriftParseError, encode, encode_with};
-pub use frame::{Envelope, Frame, FrameType, NodeState, RunStatus, SCHEMA};
+pub use encode::{Encoding, encode, encode_with};
+pub use frame::{Envelope, Field, Frame, FrameType, NodeState, RunStatus, SCHEMA};
 pub use validate::{Rejection, validate};

@@ -1,40 +1,9 @@
-//! containers: the console and the worker each in their own container, started with
-//! testcontainers on a Docker network made for one stack (the container topology).
-//!
-//! Layout of one stack (`<s>` is its session id):
-//!
-//! - network `rocky-<s>_stack`: a bridge whose published ports bind 127.0.0.1 only
-//!   (`com.docker.network.bridge.host_binding_ipv4`), since testcontainers cannot name a host
-//!   IP for a port binding;
-//! - container `rocky-<s>_worker`: `ralph serve` on port 8080, not published; the console (and
-//!   the host) reach it at its IP address on the network, so no DNS is involved (the image is
-//!   `FROM scratch`: no resolver configuration);
-//! - container `rocky-<s>_console`: the console on port 8080, published on a random
-//!   127.0.0.1 port for the harness. The stack's work directory is bind-mounted at the same
-//!   path, so hearth's unix socket, the HATCH log, the tokens and the VAULT file have the same
-//!   paths inside and outside; so has the tiers directory (read-only). The worker only gets
-//!   its own VAULT file, read-only.
-//!
-//! Both run as the owner of the work directory, so every file they write there stays the
-//! harness's to read and delete. Every object carries `rocky.managed-by`, `rocky.session`,
-//! `rocky.pid` (this process: a run killed with SIGKILL leaves objects whose pid is dead, and
-//! [`rocky::docker::sweep::sweep_stale`] removes them at the next start) and
-//! `rocky.component`. They carry no `rocky.workspace`: they belong to the stack, not to a
-//! workspace, and must not match a workspace's "nothing remains" check.
-//!
-//! Readiness is the line each binary prints once its listener is bound (`console listening
-//! on`, `ralph listening on`), within [`START_DEADLINE`]. Nothing is ever pulled: the image is
-//! built locally before any container starts (testcontainers 0.25 pulls only when creating a
-//! container answers 404, and has no reaper container).
-//!
-//! An engine's default address pools hold about 30 bridge networks (Docker 20.10: 15 /16s
-//! and 16 /20s, the default bridge included), and every running stack takes one on top of
-//! its workspaces' networks. So a process runs at most [`max_stacks`] container stacks at
-//! once; a further stack waits (up to [`SLOT_DEADLINE`]) for one of them to stop.
+//! The console and the worker containers of one stack: the network made for them, starting
+//! each until its ready line, their captured output, and stopping and removing them.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -44,11 +13,10 @@ use testcontainers::core::{AccessMode, IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use rocky::hearth::labels;
-use rocky::kahn::Drift;
-
-/// Label naming what an object is to the stack: `console`, `worker` or `network`.
-pub const COMPONENT: &str = "rocky.component";
+use super::logs::LogBuffer;
+use super::objects::{labels_for, object_name, remove_stack_objects};
+use super::slots::{SLOT_DEADLINE, max_stacks, stack_slots};
+use super::{Config, ContainerError};
 
 /// Port the console and the worker listen on inside their containers.
 pub const SERVICE_PORT: u16 = 8080;
@@ -62,142 +30,6 @@ const STOP_GRACE_SECS: i32 = 5;
 
 /// The worker's VAULT file inside its container.
 const WORKER_VAULT: &str = "/run/rocky/vault.yaml";
-
-/// Most bytes of log kept per container; older output is dropped first.
-const LOG_CAP: usize = 1 << 20;
-
-/// Default of [`max_stacks`].
-pub const DEFAULT_MAX_STACKS: usize = 12;
-
-/// How long a stack may wait for a free slot (see [`max_stacks`]).
-pub const SLOT_DEADLINE: Duration = Duration::from_secs(180);
-
-/// Container stacks this process runs at once: `ROCKY_E2E_MAX_STACKS`, else
-/// [`DEFAULT_MAX_STACKS`], which leaves more than half of an engine's default address pools
-/// to the workspaces' networks.
-pub fn max_stacks() -> usize {
-    std::env::var("ROCKY_E2E_MAX_STACKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(DEFAULT_MAX_STACKS)
-}
-
-fn stack_slots() -> &'static Arc<tokio::sync::Semaphore> {
-    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(max_stacks())))
-}
-
-/// The image both containers run, as the topology prepared it
-/// ([`crate::images::ensure_services_image`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceImage {
-    /// `repository:tag`; must exist in the engine (nothing is pulled).
-    pub tag: String,
-    /// `LD_LIBRARY_PATH` inside the containers.
-    pub library_path: String,
-}
-
-impl From<&crate::images::ServicesImage> for ServiceImage {
-    fn from(i: &crate::images::ServicesImage) -> ServiceImage {
-        ServiceImage {
-            tag: i.tag.clone(),
-            library_path: i.library_path.clone(),
-        }
-    }
-}
-
-/// What the two containers of one stack need; every path is a host path.
-#[derive(Clone, Debug)]
-pub struct Config<'a> {
-    pub image: &'a ServiceImage,
-    /// The stack's session id: names and labels.
-    pub session: &'a str,
-    /// Bind-mounted into the console at the same path; holds everything below but the tiers.
-    pub work_dir: &'a Path,
-    pub hearth_socket: &'a Path,
-    pub hatch_path: &'a Path,
-    /// LocalAuth tokens (YAML).
-    pub tokens: &'a Path,
-    pub console_vault: &'a Path,
-    pub worker_vault: &'a Path,
-    /// Mounted read-only into the console, at the same path.
-    pub tiers_dir: &'a Path,
-    pub run_timeout: Duration,
-    /// The console's deadline for its teardown call to hearth.
-    pub teardown_timeout: Duration,
-    pub drift: &'a Drift,
-}
-
-/// Why the containers of a stack did not start or stop.
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error("failed to {step}: {message}")]
-    Engine { step: String, message: String },
-    #[error(
-        "the {component} container did not print {ready:?} within {deadline:?}: {detail}{}",
-        logs_suffix(logs)
-    )]
-    NotReady {
-        component: &'static str,
-        ready: &'static str,
-        deadline: Duration,
-        detail: String,
-        logs: String,
-    },
-    #[error(
-        "no free container stack slot within {deadline:?}: this process runs at most {max} stacks at once (ROCKY_E2E_MAX_STACKS), and none stopped"
-    )]
-    NoSlot { max: usize, deadline: Duration },
-}
-
-fn logs_suffix(logs: &str) -> String {
-    if logs.trim().is_empty() {
-        "; it wrote no output".into()
-    } else {
-        format!("; its output:\n{}", logs.trim_end())
-    }
-}
-
-fn engine(step: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ContainerError {
-    let step = step.into();
-    move |e| ContainerError::Engine {
-        step,
-        message: e.to_string(),
-    }
-}
-
-/// Output of one container, kept as it arrives (testcontainers log consumer).
-#[derive(Default)]
-struct LogBuffer(Mutex<String>);
-
-impl LogBuffer {
-    fn push(&self, frame: &LogFrame) {
-        let (tag, bytes) = match frame {
-            LogFrame::StdOut(b) => ("out", b),
-            LogFrame::StdErr(b) => ("err", b),
-        };
-        let text = String::from_utf8_lossy(bytes);
-        let mut buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        for line in text.lines() {
-            buf.push_str(tag);
-            buf.push_str("| ");
-            buf.push_str(line);
-            buf.push('\n');
-        }
-        if buf.len() > LOG_CAP {
-            let mut cut = buf.len() - LOG_CAP / 2;
-            while !buf.is_char_boundary(cut) {
-                cut += 1;
-            }
-            buf.replace_range(..cut, "[… earlier output dropped]\n");
-        }
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
 
 /// One running container and its captured output.
 struct Service {
@@ -223,27 +55,14 @@ pub struct ServiceContainers {
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// Names of the stack's objects: `_` cannot occur in a slug, so they never collide with the
-/// `rocky-<session>-<slug>` objects hearth makes for workspaces.
-pub fn object_name(session: &str, component: &str) -> String {
-    format!("rocky-{session}_{component}")
-}
-
-fn labels_for(session: &str, component: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into()),
-        (labels::SESSION.into(), session.into()),
-        (labels::PID.into(), std::process::id().to_string()),
-        (COMPONENT.into(), component.into()),
-    ])
-}
-
 /// `uid:gid` of the work directory's owner: the user the containers run as.
 fn owner_of(dir: &Path) -> Result<String, ContainerError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|e| ContainerError::Engine {
-        step: format!("read the owner of {}", dir.display()),
-        message: e.to_string(),
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        ContainerError::engine(
+            format!("read the owner of {}", dir.display()),
+            e.to_string(),
+        )
     })?;
     Ok(format!("{}:{}", meta.uid(), meta.gid()))
 }
@@ -272,12 +91,12 @@ impl ServiceContainers {
                 "waited for a container stack slot"
             );
         }
-        let docker = rocky::docker::connect()
-            .await
-            .map_err(|e| ContainerError::Engine {
-                step: "connect to the Docker engine for the console and worker containers".into(),
-                message: e.to_string(),
-            })?;
+        let docker = rocky::docker::connect().await.map_err(|e| {
+            ContainerError::engine(
+                "connect to the Docker engine for the console and worker containers",
+                e.to_string(),
+            )
+        })?;
         let network = object_name(cfg.session, "stack");
         docker
             .create_network(NetworkCreateRequest {
@@ -298,10 +117,7 @@ impl ServiceContainers {
                         " (the engine's address pools are used up: every stack and every workspace takes a bridge network; lower ROCKY_E2E_MAX_STACKS or --concurrency, or widen default-address-pools in the engine's daemon.json)",
                     );
                 }
-                ContainerError::Engine {
-                    step: format!("create network {network}"),
-                    message,
-                }
+                ContainerError::engine(format!("create network {network}"), message)
             })?;
         match Self::start_services(&docker, cfg, &network).await {
             Ok((worker, worker_ip, console, console_port)) => Ok(ServiceContainers {
@@ -339,15 +155,16 @@ impl ServiceContainers {
             "ralph listening on",
             false,
             "ralph",
-            vec![
+            [
                 "serve".into(),
                 "--listen".into(),
                 format!("0.0.0.0:{SERVICE_PORT}"),
                 "--vault".into(),
                 WORKER_VAULT.into(),
-                "--kahn-drift".into(),
-                cfg.drift.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(cfg.drift.worker_args())
+            .collect(),
             vec![
                 Mount::bind_mount(path_str(cfg.worker_vault), WORKER_VAULT)
                     .with_access_mode(AccessMode::ReadOnly),
@@ -395,9 +212,11 @@ impl ServiceContainers {
             .container
             .get_host_port_ipv4(SERVICE_PORT.tcp())
             .await
-            .map_err(|e| ContainerError::Engine {
-                step: format!("read the published port of {}", console.name),
-                message: e.to_string(),
+            .map_err(|e| {
+                ContainerError::engine(
+                    format!("read the published port of {}", console.name),
+                    e.to_string(),
+                )
             })?;
         Ok((worker, worker_ip, console, port))
     }
@@ -522,23 +341,7 @@ async fn worker_address(
     name: &str,
     network: &str,
 ) -> Result<std::net::IpAddr, ContainerError> {
-    let inspect = docker
-        .inspect_container(
-            name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .map_err(engine(format!("inspect container {name}")))?;
-    let ip = inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .and_then(|mut n| n.remove(network))
-        .and_then(|e| e.ip_address)
-        .unwrap_or_default();
-    ip.parse().map_err(|_| ContainerError::Engine {
-        step: format!("read the address of {name} on network {network}"),
-        message: format!("the engine reported {ip:?}"),
-    })
+    Ok(rocky::docker::inspect::network_ip(docker, name, network).await?)
 }
 
 async fn stop_service(s: Service) -> Result<(), String> {
@@ -557,86 +360,12 @@ async fn stop_service(s: Service) -> Result<(), String> {
     stopped.and(removed)
 }
 
-/// Force-removes the console and worker containers and the network of `session` (not
-/// hearth's workspace objects of the same session). Used when a start fails halfway.
-pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), ContainerError> {
-    let labels = [
-        format!("{}={session}", labels::SESSION),
-        COMPONENT.to_owned(),
-    ];
-    rocky::docker::sweep::sweep_labelled(docker, &labels)
-        .await
-        .map(|_| ())
-        .map_err(|e| ContainerError::Engine {
-            step: "remove the stack's containers and network".into(),
-            message: e.to_string(),
-        })
-}
-
-/// What [`rocky::docker::sweep::sweep_stale`] is about to remove, one line per object
-/// (`container NAME (stack console, session S, pid P gone)`), for the start-of-run report:
-/// every object of every session in which some object's `rocky.pid` names a process that is
-/// gone (the harness or hearth of a killed run).
-pub async fn stale_objects(docker: &Docker) -> Result<Vec<String>, ContainerError> {
-    use rocky::docker::sweep::{list_labelled_objects, owner_alive, stale_sessions};
-    let objects = list_labelled_objects(docker, &[])
-        .await
-        .map_err(|e| ContainerError::Engine {
-            step: "list labelled objects".into(),
-            message: e.to_string(),
-        })?;
-    let stale = stale_sessions(&objects);
-    Ok(objects
-        .iter()
-        .filter_map(|o| {
-            let l = &o.labels;
-            let session = l.get(labels::SESSION).filter(|s| stale.contains(*s))?;
-            let what = l
-                .get(COMPONENT)
-                .map(|c| format!("stack {c}"))
-                .or_else(|| l.get(labels::WORKSPACE).map(|w| format!("workspace {w}")))
-                .unwrap_or_else(|| "unknown".into());
-            let pid = l.get(labels::PID).map(String::as_str).unwrap_or("?");
-            let state = if owner_alive(l) { "alive" } else { "gone" };
-            Some(format!(
-                "{} {} ({what}, session {session}, pid {pid} {state})",
-                o.kind, o.name
-            ))
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rocky::hearth::labels;
 
-    #[test]
-    fn names_never_collide_with_workspace_objects() {
-        assert_eq!(object_name("abc123", "console"), "rocky-abc123_console");
-        // hearth names workspace objects `rocky-<session>-<slug>[-<service>]`, and a slug
-        // cannot hold `_`.
-        assert!(rocky::slug::validate("stack_console").is_err());
-    }
-
-    #[test]
-    fn log_buffer_tags_streams_and_stays_bounded() {
-        let buf = LogBuffer::default();
-        buf.push(&LogFrame::StdOut(
-            "console listening on 0.0.0.0:8080\n".into(),
-        ));
-        buf.push(&LogFrame::StdErr("a\nb\n".into()));
-        assert_eq!(
-            buf.text(),
-            "out| console listening on 0.0.0.0:8080\nerr| a\nerr| b\n"
-        );
-        let line = "x".repeat(1000);
-        for _ in 0..3000 {
-            buf.push(&LogFrame::StdOut(line.clone().into()));
-        }
-        let text = buf.text();
-        assert!(text.len() <= LOG_CAP, "{}", text.len());
-        assert!(text.starts_with("[… earlier output dropped]\n"));
-    }
+    use crate::containers::ServiceImage;
 
     fn e2e_enabled() -> bool {
         if std::env::var("ROCKY_E2E").as_deref() == Ok("1") {
@@ -782,15 +511,5 @@ mod tests {
             Vec::<String>::new()
         );
         assert!(!opts.work_dir.join("tokens.yaml").exists());
-    }
-
-    #[test]
-    fn labels_carry_session_pid_and_component_but_no_workspace() {
-        let l = labels_for("s1", "worker");
-        assert_eq!(l[labels::MANAGED_BY], "rocky-e2e");
-        assert_eq!(l[labels::SESSION], "s1");
-        assert_eq!(l[labels::PID], std::process::id().to_string());
-        assert_eq!(l[COMPONENT], "worker");
-        assert!(!l.contains_key(labels::WORKSPACE));
     }
 }

@@ -1,177 +1,10 @@
-//! Chain assertions and the gap report.
-//!
-//! Every assertion on the HATCH chain in the framework goes through here. When the observed
-//! chain differs from the expected one, the [`GapReport`] shows both side by side, aligned by
-//! act, marks the first missing or unexpected event, names its act, and lists the evidence the
-//! harness collected from the stack, so a red CI run says what broke without reading logs.
+//! Comparing an observed chain with an expected one: the alignment, the first gap and the
+//! report every failed chain assertion returns (its rendering is in `report.rs`).
 
-use std::fmt;
+use rocky::hatch::{EventKind, Record};
 
-use rocky::hatch::{Act, EventKind, Record};
-
-/// Which kinds a slot of the expected chain accepts: one kind, or a family (`ralph.node.*`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KindPattern {
-    Exact(EventKind),
-    /// Every kind starting with this prefix (written `prefix*`, e.g. `ralph.node.*`).
-    Family(String),
-}
-
-impl KindPattern {
-    pub fn matches(&self, kind: &str) -> bool {
-        match self {
-            KindPattern::Exact(k) => k.as_str() == kind,
-            KindPattern::Family(prefix) => kind.starts_with(prefix.as_str()),
-        }
-    }
-
-    /// The act a slot of this pattern belongs to.
-    pub fn act(&self) -> Act {
-        match self {
-            KindPattern::Exact(k) => k.act(),
-            KindPattern::Family(prefix) => EventKind::ALL
-                .into_iter()
-                .find(|k| k.as_str().starts_with(prefix.as_str()))
-                .map(EventKind::act)
-                .expect("families are checked to match a kind when parsed"),
-        }
-    }
-}
-
-impl fmt::Display for KindPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KindPattern::Exact(k) => f.write_str(k.as_str()),
-            KindPattern::Family(p) => write!(f, "{p}*"),
-        }
-    }
-}
-
-impl std::str::FromStr for KindPattern {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if let Some(prefix) = s.strip_suffix('*') {
-            if EventKind::ALL
-                .iter()
-                .any(|k| k.as_str().starts_with(prefix))
-            {
-                return Ok(KindPattern::Family(prefix.to_owned()));
-            }
-            return Err(format!("{s:?} matches no HATCH event kind"));
-        }
-        EventKind::parse(s).map(KindPattern::Exact).ok_or_else(|| {
-            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!(
-                "unknown HATCH event kind {s:?}; known kinds: {}",
-                known.join(", ")
-            )
-        })
-    }
-}
-
-/// One line of an expected chain: a pattern and how many times in a row it fires.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expectation {
-    pub pattern: KindPattern,
-    pub count: usize,
-}
-
-/// An expected chain, e.g. the contract's play chain.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct ExpectedChain(pub Vec<Expectation>);
-
-impl ExpectedChain {
-    /// The asserted chain of the six-act play with `nodes` prompts (contract §2).
-    pub fn play(nodes: usize) -> ExpectedChain {
-        let one = |k| Expectation {
-            pattern: KindPattern::Exact(k),
-            count: 1,
-        };
-        ExpectedChain(vec![
-            one(EventKind::ProvisioningStarted),
-            one(EventKind::Provisioned),
-            one(EventKind::RunStarted),
-            Expectation {
-                pattern: KindPattern::Family("ralph.node.".into()),
-                count: nodes,
-            },
-            one(EventKind::RunEnded),
-            one(EventKind::DecommissionStarted),
-            one(EventKind::Decommissioned),
-        ])
-    }
-
-    /// Parses `a → b → ralph.node.* ×4 → c` (also `->` and `x4`).
-    pub fn parse(text: &str) -> Result<ExpectedChain, String> {
-        let mut out = Vec::new();
-        for part in text.split(['→']).flat_map(|p| p.split("->")) {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            // A trailing ` ×N` (or ` xN`) token is a count.
-            let (kind, count) = match part.rsplit_once(char::is_whitespace) {
-                Some((k, n))
-                    if n.trim_start_matches(['×', 'x']).parse::<usize>().is_ok()
-                        && n.starts_with(['×', 'x']) =>
-                {
-                    let count = n.trim_start_matches(['×', 'x']).parse().expect("checked");
-                    (k.trim(), count)
-                }
-                _ => (part, 1),
-            };
-            out.push(Expectation {
-                pattern: kind.parse()?,
-                count,
-            });
-        }
-        if out.is_empty() {
-            return Err("an expected chain needs at least one event".into());
-        }
-        Ok(ExpectedChain(out))
-    }
-
-    /// One slot per expected event, with its place within its expectation (`3/4`).
-    fn slots(&self) -> Vec<Slot> {
-        let mut slots = Vec::new();
-        for e in &self.0 {
-            for i in 0..e.count {
-                slots.push(Slot {
-                    pattern: e.pattern.clone(),
-                    label: if e.count > 1 {
-                        format!("{} ({}/{})", e.pattern, i + 1, e.count)
-                    } else {
-                        e.pattern.to_string()
-                    },
-                });
-            }
-        }
-        slots
-    }
-}
-
-impl fmt::Display for ExpectedChain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" → ")?;
-            }
-            if e.count == 1 {
-                write!(f, "{}", e.pattern)?;
-            } else {
-                write!(f, "{} ×{}", e.pattern, e.count)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Slot {
-    pattern: KindPattern,
-    label: String,
-}
+use super::Act;
+use super::expect::{Expectation, ExpectedChain, KindPattern, Slot};
 
 /// Facts the harness collected from the stack, printed under a gap report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -333,7 +166,7 @@ fn align(slots: &[Slot], observed: &[String]) -> Vec<Row> {
             };
         }
     }
-    let act_of = |kind: &str| EventKind::parse(kind).map(EventKind::act);
+    let act_of = |kind: &str| EventKind::parse(kind).map(Act::of);
     let (mut i, mut j) = (0, 0);
     let mut rows = Vec::new();
     while i < n || j < m {
@@ -465,10 +298,10 @@ pub fn check_never(
         .iter()
         .map(|k| Row::Unexpected {
             observed: k.clone(),
-            act: EventKind::parse(k).map(EventKind::act),
+            act: EventKind::parse(k).map(Act::of),
         })
         .collect();
-    let act = EventKind::parse(&observed[at]).map(EventKind::act);
+    let act = EventKind::parse(&observed[at]).map(Act::of);
     Err(Box::new(GapReport {
         mode: Mode::Subsequence,
         expected: format!("{pattern} never fires"),
@@ -484,79 +317,6 @@ pub fn check_never(
         },
         evidence: evidence.clone(),
     }))
-}
-
-impl fmt::Display for GapReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.mode {
-            Mode::Exact => "exact order",
-            Mode::Subsequence => "in order, others allowed",
-        };
-        writeln!(f, "HATCH chain gap: {}", self.gap.summary)?;
-        writeln!(f, "expected ({mode}): {}", self.expected)?;
-        writeln!(f)?;
-        let width = self
-            .rows
-            .iter()
-            .map(|r| match r {
-                Row::Both { expected, .. }
-                | Row::Missing { expected, .. }
-                | Row::Replaced { expected, .. } => expected.len(),
-                Row::Unexpected { .. } => 0,
-            })
-            .max()
-            .unwrap_or(0)
-            .max("expected".len());
-        writeln!(f, "  {:<16} {:<width$}    observed", "act", "expected")?;
-        let mut last_act: Option<Act> = None;
-        for (i, row) in self.rows.iter().enumerate() {
-            let (act, expected, mark, observed) = match row {
-                Row::Both {
-                    expected,
-                    observed,
-                    act,
-                } => (Some(*act), expected.as_str(), "  ", observed.as_str()),
-                Row::Missing { expected, act } => (Some(*act), expected.as_str(), "✗ ", "—"),
-                Row::Replaced {
-                    expected,
-                    observed,
-                    act,
-                } => (Some(*act), expected.as_str(), "✗ ", observed.as_str()),
-                Row::Unexpected { observed, act } => (*act, "—", "✗ ", observed.as_str()),
-            };
-            let act_label = match act {
-                Some(a) if Some(a) != last_act => format!("{} {}", a.number(), a.name()),
-                Some(_) => String::new(),
-                None => "?".into(),
-            };
-            if act.is_some() {
-                last_act = act;
-            }
-            let pointer = if i == self.gap.row {
-                "   ← first gap"
-            } else {
-                ""
-            };
-            let mark = if matches!(row, Row::Both { .. }) {
-                "  "
-            } else {
-                mark
-            };
-            writeln!(
-                f,
-                "  {act_label:<16} {expected:<width$}  {mark}{observed}{pointer}"
-            )?;
-        }
-        if self.evidence.0.is_empty() {
-            writeln!(f, "\nevidence: none collected")?;
-        } else {
-            writeln!(f, "\nevidence:")?;
-            for (source, detail) in &self.evidence.0 {
-                writeln!(f, "  {source}: {detail}")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -709,17 +469,5 @@ mod tests {
         check_never(&p, &play(), &Evidence::default()).unwrap();
         let p: KindPattern = "ralph.node.*".parse().unwrap();
         assert!(check_never(&p, &play(), &Evidence::default()).is_err());
-    }
-
-    #[test]
-    fn parses_chains_and_rejects_unknown_kinds() {
-        let c = ExpectedChain::parse("hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.* ×4 → ralph.run.ended → hearth.decommission_started → hearth.decommissioned").unwrap();
-        assert_eq!(c, ExpectedChain::play(4));
-        assert!(
-            ExpectedChain::parse("hearth.provisoned")
-                .unwrap_err()
-                .contains("unknown HATCH event kind")
-        );
-        assert!(ExpectedChain::parse("billing.*").is_err());
     }
 }

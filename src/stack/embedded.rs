@@ -1,0 +1,176 @@
+//! The embedded topology's console and worker: servers of this process on loopback listeners,
+//! on a thread of their own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::{Paths, Running, StackError, StackOptions, console_teardown_deadline};
+use rocky::auth::{LocalAuth, Principal};
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::Hatch;
+use rocky::hearth::client::HearthClient;
+use rocky::vault::Keyring;
+use rocky::worker::{Worker, WorkerConfig};
+
+/// The console and the worker of an embedded stack: served by a thread of their own with a
+/// single-threaded runtime, so that their tracing output (a thread-local subscriber) goes to
+/// this stack's log file and to no other scenario's.
+pub(super) struct InProcess {
+    /// Tells the servers to shut down gracefully.
+    stop: Option<oneshot::Sender<()>>,
+    /// Fires when the thread has finished.
+    done: Option<oneshot::Receiver<()>>,
+    /// `services.log` in the work directory.
+    pub(super) log: PathBuf,
+}
+
+/// How long the in-process servers may take to finish after being told to stop.
+const SERVERS_STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+impl InProcess {
+    pub(super) fn stopped() -> InProcess {
+        InProcess {
+            stop: None,
+            done: None,
+            log: PathBuf::new(),
+        }
+    }
+
+    pub(super) async fn stop(mut self) -> Result<(), String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            tokio::time::timeout(SERVERS_STOP_DEADLINE, done)
+                .await
+                .map_err(|_| {
+                    format!("the in-process console and worker did not stop within {SERVERS_STOP_DEADLINE:?}")
+                })?
+                .map_err(|_| "the in-process servers' thread ended abnormally".to_owned())?;
+        }
+        Ok(())
+    }
+}
+
+/// The worker, then the console, as servers of this process on loopback listeners (bound
+/// before serving, mini-redis style, so nothing races for ports).
+pub(super) async fn start_in_process(
+    opts: &StackOptions,
+    paths: Paths<'_>,
+    secret: &str,
+    worker_secret: &str,
+    tokens: Vec<(String, Principal)>,
+) -> Result<(String, String, Running), StackError> {
+    let setup = |e: String| StackError::Setup(e);
+    let worker = Worker::new(WorkerConfig {
+        keyring: Keyring::single("v1", worker_secret.as_bytes()),
+        max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
+        encoding: opts.worker_drift.encoding(),
+    });
+    let auth = LocalAuth::from_tokens(tokens).map_err(|e| setup(e.to_string()))?;
+    let hatch = Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| setup(e.to_string()))?);
+    let tiers = rocky::tier::load_dir(&opts.tiers_dir).map_err(|e| setup(e.to_string()))?;
+    let worker_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
+    let console_listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
+    let worker_url = format!(
+        "http://{}",
+        worker_listener
+            .local_addr()
+            .map_err(|e| setup(e.to_string()))?
+    );
+    let console_url = format!(
+        "http://{}",
+        console_listener
+            .local_addr()
+            .map_err(|e| setup(e.to_string()))?
+    );
+    let console = Console::new(ConsoleConfig {
+        auth,
+        hearth: HearthClient::new(paths.hearth_socket),
+        worker_url: worker_url.clone(),
+        keyring: Keyring::single("v1", secret.as_bytes()),
+        hatch,
+        tiers,
+        deadlines: Deadlines {
+            run: opts.run_timeout,
+            teardown: console_teardown_deadline(opts),
+            ..Deadlines::default()
+        },
+    });
+    let log = opts.work_dir.join("services.log");
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| setup(format!("create {}: {e}", log.display())))?;
+    for l in [&worker_listener, &console_listener] {
+        l.set_nonblocking(true).map_err(|e| setup(e.to_string()))?;
+    }
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("stack-{}", opts.session))
+        .spawn(move || {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_env("ROCKY_LOG")
+                        .unwrap_or_else(|_| "rocky_e2e=info".into()),
+                )
+                .with_writer(std::sync::Mutex::new(log_file))
+                .with_ansi(false)
+                .finish();
+            let _guard = tracing::subscriber::set_default(subscriber);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds");
+            runtime.block_on(async move {
+                let (worker_l, console_l) = match (
+                    tokio::net::TcpListener::from_std(worker_listener),
+                    tokio::net::TcpListener::from_std(console_listener),
+                ) {
+                    (Ok(w), Ok(c)) => (w, c),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!("failed to adopt the listeners: {e}");
+                        return;
+                    }
+                };
+                let (tx, _) = tokio::sync::watch::channel(false);
+                let tx = Arc::new(tx);
+                let shutdown = |tx: &Arc<tokio::sync::watch::Sender<bool>>| {
+                    let mut rx = tx.subscribe();
+                    async move {
+                        let _ = rx.wait_for(|stop| *stop).await;
+                    }
+                };
+                let worker_task = rocky::http::serve(worker_l, worker.router(), shutdown(&tx));
+                let console_task = rocky::http::serve(console_l, console.router(), shutdown(&tx));
+                let trigger = {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = stop_rx.await;
+                        tx.send_replace(true);
+                    }
+                };
+                let (w, c, ()) = tokio::join!(worker_task, console_task, trigger);
+                for (name, r) in [("worker", w), ("console", c)] {
+                    if let Err(e) = r {
+                        tracing::error!("the {name} failed: {e}");
+                    }
+                }
+            });
+            let _ = done_tx.send(());
+        })
+        .map_err(|e| setup(format!("spawn the servers' thread: {e}")))?;
+    Ok((
+        console_url,
+        worker_url,
+        Running::InProcess(InProcess {
+            stop: Some(stop_tx),
+            done: Some(done_rx),
+            log,
+        }),
+    ))
+}
