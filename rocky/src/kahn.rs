@@ -71,11 +71,18 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    /// Its workspace was torn down while it ran.
+    Cancelled,
 }
 
 impl RunStatus {
     /// Every status.
-    pub const ALL: [RunStatus; 3] = [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed];
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
 
     /// The wire name; matches the serde encoding.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +90,7 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -1196,7 +1204,7 @@ mod tests {
         let ended = encode(&frames()[2]).replace("\"failed\"", "true");
         assert_eq!(
             rejected(&ended).reason,
-            "field `status` in RunEnded must be one of running, succeeded, failed, got true"
+            "field `status` in RunEnded must be one of running, succeeded, failed, cancelled, got true"
         );
     }
 
