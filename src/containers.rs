@@ -234,6 +234,7 @@ fn labels_for(session: &str, component: &str) -> HashMap<String, String> {
         (labels::MANAGED_BY.into(), labels::MANAGED_BY_VALUE.into()),
         (labels::SESSION.into(), session.into()),
         (labels::PID.into(), std::process::id().to_string()),
+        (labels::HOST.into(), labels::host_id()),
         (COMPONENT.into(), component.into()),
     ])
 }
