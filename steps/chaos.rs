@@ -78,7 +78,9 @@ async fn finish(world: &mut PlayWorld) {
     world.finish_background().await;
 }
 
-#[when(expr = "I provision workspace {string} on tier {string} and hang up once hearth is provisioning it")]
+#[when(
+    expr = "I provision workspace {string} on tier {string} and hang up once hearth is provisioning it"
+)]
 async fn provision_and_hang_up(world: &mut PlayWorld, slug: String, tier: String) {
     world.call_in_background(
         reqwest::Method::POST,
@@ -90,16 +92,21 @@ async fn provision_and_hang_up(world: &mut PlayWorld, slug: String, tier: String
     task.abort();
     // The abort drops the request (and its connection) before this returns.
     let _ = task.await;
-    world
-        .evidence
-        .add(format!("hang-up {slug}"), "client closed its connection while provisioning");
+    world.evidence.add(
+        format!("hang-up {slug}"),
+        "client closed its connection while provisioning",
+    );
 }
 
 #[then(expr = "the background answers were {string}")]
 async fn background_answers(world: &mut PlayWorld, list: String) {
     let want: Vec<u16> = list
         .split(',')
-        .map(|s| s.trim().parse().expect("a comma-separated list of HTTP statuses"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("a comma-separated list of HTTP statuses")
+        })
         .collect();
     let replies = &world.replies[world.replies.len().saturating_sub(want.len())..];
     let got: Vec<u16> = replies.iter().map(|r| r.status).collect();
@@ -113,7 +120,12 @@ async fn background_answers(world: &mut PlayWorld, list: String) {
 #[then(expr = "the last {int} answers were {int}")]
 async fn last_answers(world: &mut PlayWorld, n: usize, status: u16) {
     let replies = &world.replies[world.replies.len().saturating_sub(n)..];
-    assert_eq!(replies.len(), n, "only {} answers were recorded", replies.len());
+    assert_eq!(
+        replies.len(),
+        n,
+        "only {} answers were recorded",
+        replies.len()
+    );
     for r in replies {
         assert_eq!(
             r.status,

@@ -287,11 +287,12 @@ async fn delete_workspace(
             None => {
                 let current = workspace(&console, &slug)?;
                 if current.status == Status::TierTornDown {
-                    return Err(ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        format!("workspace {slug} is already torn down"),
-                    ));
+                    // Idempotent: a DELETE that lands just after another finished shares its
+                    // result; nothing happens, so nothing is recorded.
+                    return Ok(Json(
+                        serde_json::json!({"slug": slug, "status": Status::TierTornDown}),
+                    )
+                    .into_response());
                 }
                 let (tx, rx) = tokio::sync::watch::channel(None);
                 teardowns.insert(slug.clone(), rx.clone());
