@@ -13,7 +13,8 @@
 //! - `--name NAME` (else env `STANDIN_NAME`, else `standin`)
 //! - prints exactly one stdout line, `standin <name> listening on <addr>`, once bound;
 //!   the process driver reads it to learn the port
-//! - `GET /healthz` → 200 `{"service":"<name>","status":"ok"}`; anything else → 404
+//! - `GET /healthz` → 200 `{"service":"<name>","status":"ok"}` (503 for the first
+//!   `STANDIN_HEALTHY_AFTER_MS` milliseconds, when set); anything else → 404
 //! - SIGTERM/SIGINT → exit 0 at once; `STANDIN_IGNORE_SIGTERM=1` ignores SIGTERM instead
 //!   (the teardown-timeout drill)
 //!
@@ -183,7 +184,9 @@ fn handle(mut stream: TcpStream, health_body: &str) {
     let method = parts.next().unwrap_or("");
     let target = parts.next().unwrap_or("");
     let path = target.split('?').next().unwrap_or("");
-    if method == "GET" && path == "/healthz" {
+    if method == "GET" && path == "/healthz" && !healthy_yet() {
+        respond(&mut stream, "503 Service Unavailable", "text/plain", "starting\n");
+    } else if method == "GET" && path == "/healthz" {
         respond(&mut stream, "200 OK", "application/json", health_body);
     } else {
         respond(&mut stream, "404 Not Found", "text/plain", "not found\n");
@@ -191,7 +194,22 @@ fn handle(mut stream: TcpStream, health_body: &str) {
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
+/// When the service started; `/healthz` answers 503 until `STANDIN_HEALTHY_AFTER_MS` have
+/// passed since (a slow service, for the chaos drill's races with provisioning).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn healthy_yet() -> bool {
+    let after = std::env::var("STANDIN_HEALTHY_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    STARTED
+        .get()
+        .is_none_or(|t| t.elapsed() >= Duration::from_millis(after))
+}
+
 fn main() {
+    STARTED.get_or_init(std::time::Instant::now);
     install_signal_handlers();
     let config = parse_args();
     let listener = match TcpListener::bind(config.listen.as_str()) {

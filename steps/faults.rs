@@ -73,6 +73,14 @@ async fn ignores_sigterm(world: &mut PlayWorld, service: String, tier: String) {
     });
 }
 
+#[given(expr = "service {string} of tier {string} becomes healthy after {int} ms")]
+async fn slow_health(world: &mut PlayWorld, service: String, tier: String, ms: u64) {
+    edit_service(world, &tier, &service, |spec| {
+        spec.env
+            .insert("STANDIN_HEALTHY_AFTER_MS".into(), ms.to_string());
+    });
+}
+
 #[given(expr = "service {string} of tier {string} runs image {string}")]
 async fn runs_image(world: &mut PlayWorld, service: String, tier: String, image: String) {
     edit_service(world, &tier, &service, |spec| spec.image = image);

@@ -6,11 +6,14 @@
 //! - [`workspaces`]: the stack, provisioning, teardown, hearth's status, raw console calls.
 //! - [`runs`]: RALPH runs: submitting prompts, waiting for the end, checking the outcome.
 //! - [`chain`]: assertions on the HATCH chain (exact, in order, counts, never, snapshot).
+//! - [`chaos`]: races, hang-ups and restarts: background requests, waiting on hearth's
+//!   state, hanging up, settling.
 //! - [`faults`]: the failure drill's injected faults and the gap they must leave.
 //! - [`authoring`]: the vocabulary check a scenario author relies on.
 
 pub mod authoring;
 pub mod chain;
+pub mod chaos;
 pub mod faults;
 pub mod runs;
 pub mod workspaces;
@@ -21,6 +24,7 @@ pub mod world;
 pub const SOURCES: &[(&str, &str)] = &[
     ("authoring.rs", include_str!("authoring.rs")),
     ("chain.rs", include_str!("chain.rs")),
+    ("chaos.rs", include_str!("chaos.rs")),
     ("faults.rs", include_str!("faults.rs")),
     ("runs.rs", include_str!("runs.rs")),
     ("workspaces.rs", include_str!("workspaces.rs")),

@@ -53,10 +53,11 @@ fn with_iterations(prompt: &str, iterations: &str) -> String {
     match iterations.trim() {
         "" | "1" => prompt.to_owned(),
         "never" => format!("{prompt} [ralph:never]"),
+        "hold" => format!("{prompt} [ralph:hold]"),
         n => {
             let n: u32 = n
                 .parse()
-                .unwrap_or_else(|_| panic!("iterations {n:?}: use a number or `never`"));
+                .unwrap_or_else(|_| panic!("iterations {n:?}: use a number, `never` or `hold`"));
             format!("{prompt} [ralph:converge={n}]")
         }
     }

@@ -79,6 +79,8 @@ pub struct PlayWorld {
     pub key: Option<crate::runner::catalogue::Key>,
     /// Driver time per workspace, as hearth last reported it.
     pub driver_timings: BTreeMap<String, rocky::hearth::DriverTimings>,
+    /// Console requests sent in the background (chaos steps), awaited by a later step.
+    pub background: Vec<tokio::task::JoinHandle<Reply>>,
     /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
     _dir: tempfile::TempDir,
 }
@@ -120,6 +122,7 @@ impl PlayWorld {
             test_name: String::new(),
             key: None,
             driver_timings: BTreeMap::new(),
+            background: Vec::new(),
             _dir: dir,
         }
     }
@@ -177,6 +180,52 @@ impl PlayWorld {
         };
         self.replies.push(reply.clone());
         reply
+    }
+
+    /// Sends a request to the console on a task of its own, as the admin; the answer is
+    /// collected by [`PlayWorld::finish_background`]. Aborting the task hangs up.
+    pub fn call_in_background(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> &tokio::task::JoinHandle<Reply> {
+        let client = self
+            .console
+            .clone()
+            .expect("no stack is running: start one with `Given a rocky stack`");
+        let token = self.admin();
+        let path = path.to_owned();
+        self.background.push(tokio::spawn(async move {
+            let request = format!("{method} {path}");
+            match client
+                .send(method, &path, body, Some(token.as_deref()), CALL_DEADLINE)
+                .await
+            {
+                Ok(answer) => Reply {
+                    request,
+                    status: answer.status,
+                    body: answer.body,
+                },
+                Err(e) => Reply {
+                    request,
+                    status: 0,
+                    body: serde_json::Value::String(e.to_string()),
+                },
+            }
+        }));
+        self.background.last().expect("just pushed")
+    }
+
+    /// Waits for every background request and records their answers in the order sent.
+    pub async fn finish_background(&mut self) {
+        for task in std::mem::take(&mut self.background) {
+            match task.await {
+                Ok(reply) => self.replies.push(reply),
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => panic!("a background request panicked: {e}"),
+            }
+        }
     }
 
     /// The admin's token.

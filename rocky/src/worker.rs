@@ -32,7 +32,9 @@ pub const MAX_RALPH_ITERS: u32 = 100;
 pub use crate::api::worker::{RunAccepted, SubmitRun};
 
 /// The deterministic stand-in for the model. A prompt containing `[ralph:converge=N]` needs N
-/// iterations; `[ralph:never]` never converges; any other prompt converges on the first.
+/// iterations; `[ralph:never]` never converges; `[ralph:hold]` holds its node until the run is
+/// cancelled (a run that is certainly active when its workspace is torn down); any other
+/// prompt converges on the first.
 pub struct MockModel;
 
 impl MockModel {
@@ -74,6 +76,8 @@ struct RunLog {
     frames: Mutex<Vec<String>>,
     /// (frames written, finished): readers wait on this instead of polling.
     progress: watch::Sender<(usize, bool)>,
+    /// Set by `POST /v1/runs/{id}/cancel`; the run ends `cancelled` at its next step.
+    cancel: watch::Sender<bool>,
 }
 
 /// Shared worker state.
@@ -96,6 +100,7 @@ impl Worker {
             .route("/healthz", get(|| async { StatusCode::OK }))
             .route(paths::RUNS, post(submit))
             .route(paths::EVENTS, get(events))
+            .route(paths::CANCEL, post(cancel))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }
@@ -162,9 +167,11 @@ async fn submit(
     }
     let run_id = format!("run-{}", crate::ids::random_hex(8));
     let (progress, _) = watch::channel((0, false));
+    let (cancel, _) = watch::channel(false);
     let log = Arc::new(RunLog {
         frames: Mutex::new(Vec::new()),
         progress,
+        cancel,
     });
     worker
         .runs
@@ -188,7 +195,12 @@ async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, log: &RunLo
         log.progress.send_modify(|p| p.0 = n);
     };
     let mut all_ok = true;
-    for (i, prompt) in run.prompts.iter().enumerate() {
+    let mut cancelled = log.cancel.subscribe();
+    let is_cancelled = |rx: &watch::Receiver<bool>| *rx.borrow();
+    'nodes: for (i, prompt) in run.prompts.iter().enumerate() {
+        if is_cancelled(&cancelled) {
+            break 'nodes;
+        }
         let node_id = format!("node-{}", i + 1);
         seq += 1;
         push(Frame::NodeTransition {
@@ -199,8 +211,16 @@ async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, log: &RunLo
             to: NodeState::Running,
             ts: crate::clock::now_rfc3339(),
         });
+        if prompt.contains("[ralph:hold]") {
+            // Held until cancelled; the node never reaches a terminal state.
+            let _ = cancelled.wait_for(|c| *c).await;
+            break 'nodes;
+        }
         let mut converged = false;
         for attempt in 1..=run.max_ralph_iters {
+            if is_cancelled(&cancelled) {
+                break 'nodes;
+            }
             seq += 1;
             push(Frame::NodeAttempt {
                 run_id: run_id.into(),
@@ -235,7 +255,9 @@ async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, log: &RunLo
     push(Frame::RunEnded {
         run_id: run_id.into(),
         seq,
-        status: if all_ok {
+        status: if is_cancelled(&cancelled) {
+            RunStatus::Cancelled
+        } else if all_ok {
             RunStatus::Succeeded
         } else {
             RunStatus::Failed
@@ -243,6 +265,35 @@ async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, log: &RunLo
         ts: crate::clock::now_rfc3339(),
     });
     log.progress.send_modify(|p| p.1 = true);
+}
+
+/// `POST /v1/runs/{run_id}/cancel`: the run ends `cancelled` at its next step (202); a run
+/// that already ended is left as it is.
+async fn cancel(
+    State(worker): State<Arc<Worker>>,
+    Path(run_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
+        return *r;
+    }
+    let Some(log) = worker
+        .runs
+        .lock()
+        .expect("worker state lock")
+        .get(&run_id)
+        .cloned()
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no run {run_id}"),
+        );
+    };
+    log.cancel.send_replace(true);
+    StatusCode::ACCEPTED.into_response()
 }
 
 async fn events(

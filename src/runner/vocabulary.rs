@@ -87,25 +87,31 @@ fn pattern_from_source(path: &str, line: u32) -> Option<String> {
         .find(|(name, _)| *name == file)
         .map(|(_, text)| *text)?;
     let lines: Vec<&str> = text.lines().collect();
-    // The location points at the attribute or the fn below it: look a few lines up.
-    let start = (line as usize).saturating_sub(1);
-    for l in lines[..=start.min(lines.len().saturating_sub(1))]
-        .iter()
-        .rev()
-        .take(4)
-    {
-        let l = l.trim();
-        if let Some(rest) = l
-            .strip_prefix("#[given(")
-            .or(l.strip_prefix("#[when("))
-            .or(l.strip_prefix("#[then("))
-        {
-            let rest = rest.trim_end_matches(")]");
-            let rest = rest.strip_prefix("expr = ").unwrap_or(rest);
-            return serde_json::from_str::<String>(rest).ok();
+    // The location points at the attribute or the fn below it: look a few lines up for the
+    // attribute's first line, then read it to its `)]` (rustfmt wraps long ones).
+    let start = (line as usize)
+        .saturating_sub(1)
+        .min(lines.len().saturating_sub(1));
+    let first = (start.saturating_sub(6)..=start).rev().find(|&i| {
+        let l = lines[i].trim();
+        ["#[given(", "#[when(", "#[then("]
+            .iter()
+            .any(|p| l.starts_with(p))
+    })?;
+    let mut attr = String::new();
+    for l in &lines[first..] {
+        attr.push_str(l.trim());
+        if l.trim_end().ends_with(")]") {
+            break;
         }
     }
-    None
+    let rest = attr
+        .strip_prefix("#[given(")
+        .or(attr.strip_prefix("#[when("))
+        .or(attr.strip_prefix("#[then("))?;
+    let rest = rest.trim_end_matches(")]").trim_end_matches(',');
+    let rest = rest.strip_prefix("expr = ").unwrap_or(rest);
+    serde_json::from_str::<String>(rest).ok()
 }
 
 pub fn kind_name(kind: StepType) -> &'static str {
@@ -356,5 +362,22 @@ fn code(text: &str) -> String {
         format!("`` {text} ``")
     } else {
         format!("`{text}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_file_is_compiled_in_so_patterns_read_as_written() {
+        for d in definitions() {
+            let (file, line) = d.location.rsplit_once(':').expect("file:line");
+            assert!(
+                pattern_from_source(file, line.parse().expect("a line")).is_some(),
+                "{} is missing from steps::SOURCES (steps/mod.rs)",
+                d.location
+            );
+        }
     }
 }

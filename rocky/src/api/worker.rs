@@ -10,6 +10,13 @@ pub mod paths {
     pub const RUNS: &str = "/v1/runs";
     /// `GET`: a run's KAHN frames as SSE (axum pattern).
     pub const EVENTS: &str = "/v1/runs/{run_id}/events";
+    /// `POST`: cancel a run (its workspace is being torn down) (axum pattern).
+    pub const CANCEL: &str = "/v1/runs/{run_id}/cancel";
+
+    /// The URL path that cancels run `run_id`.
+    pub fn cancel(run_id: &str) -> String {
+        format!("{RUNS}/{run_id}/cancel")
+    }
 
     /// The URL path of run `run_id`'s event stream.
     pub fn events(run_id: &str) -> String {

@@ -79,6 +79,7 @@ async fn serve<D: Driver>(driver: D, args: &Args, session: &str) -> anyhow::Resu
         args.teardown_timeout,
         args.health_timeout,
     ));
+    hearth.rediscover().await;
     let listener = bind_socket(&args.socket)
         .map_err(|e| anyhow::anyhow!("failed to bind {}: {e}", args.socket.display()))?;
     tracing::info!(driver = D::KIND.as_str(), session, "hearth ready");
@@ -97,6 +98,6 @@ async fn serve<D: Driver>(driver: D, args: &Args, session: &str) -> anyhow::Resu
     };
     rocky::http::serve(listener, hearth.clone().router(), stop).await?;
     hearth.shutdown().await;
-    let _ = std::fs::remove_file(&args.socket);
+    rocky::hearth::socket::remove_socket(&args.socket);
     Ok(())
 }

@@ -92,6 +92,12 @@ impl HearthClient {
             .await
     }
 
+    /// `GET /v1/workspaces`: every workspace hearth knows.
+    pub async fn list(&self, deadline: Duration) -> Result<Vec<DeploymentRef>, HearthError> {
+        self.call::<(), _>(Method::GET, "/v1/workspaces", None, deadline)
+            .await
+    }
+
     /// `GET /healthz`: true once hearth answers.
     pub async fn healthy(&self) -> bool {
         self.raw(Method::GET, "/healthz", Vec::new())

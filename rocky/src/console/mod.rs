@@ -72,6 +72,14 @@ struct RunEntry {
     ended: watch::Sender<bool>,
 }
 
+/// How a teardown ended, shared by every DELETE that joined it.
+#[derive(Clone, Debug)]
+pub(crate) struct Outcome {
+    status: axum::http::StatusCode,
+    code: &'static str,
+    message: String,
+}
+
 /// The console's shared state.
 pub struct Console {
     config: ConsoleConfig,
@@ -79,6 +87,11 @@ pub struct Console {
     http: reqwest::Client,
     workspaces: Mutex<HashMap<String, WorkspaceView>>,
     runs: Mutex<HashMap<String, Arc<RunEntry>>>,
+    /// Per workspace: held by a provision, a run admission or a teardown for as long as it
+    /// acts, so the acts on one workspace (and their HATCH records) are ordered.
+    ops: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per workspace: the teardown in flight, joined by concurrent DELETEs.
+    teardowns: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
 }
 
 impl Console {
@@ -92,12 +105,47 @@ impl Console {
             http,
             workspaces: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
+            ops: Mutex::new(HashMap::new()),
+            teardowns: Mutex::new(HashMap::new()),
         })
     }
 
     /// The routes of contract §4.
     pub fn router(self: Arc<Self>) -> axum::Router {
         routes::router(self)
+    }
+
+    /// The lock that orders the acts on workspace `slug`.
+    fn ops(&self, slug: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ops
+            .lock()
+            .expect("console ops lock")
+            .entry(slug.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Rebuilds the console's view from hearth (a restarted console, or a workspace this
+    /// console has not seen): hearth owns the state machine, the console only mirrors it.
+    pub async fn reconcile(&self) -> Result<usize, crate::hearth::client::HearthError> {
+        let known = self
+            .config
+            .hearth
+            .list(self.config.deadlines.worker_call)
+            .await?;
+        let mut ws = self.workspaces.lock().expect("console state lock");
+        let mut added = 0;
+        for dep in known {
+            ws.entry(dep.slug.clone()).or_insert_with(|| {
+                added += 1;
+                WorkspaceView {
+                    slug: dep.slug,
+                    tier: dep.tier,
+                    status: dep.status,
+                }
+            });
+        }
+        Ok(added)
     }
 
     /// Appends to the HATCH log. A record that cannot be written is logged loudly: the log is

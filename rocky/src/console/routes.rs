@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Console, RunEntry, RunView, WorkspaceView};
+use super::{Console, Outcome, RunEntry, RunView, WorkspaceView};
 use crate::api::console::{CreateWorkspace, SubmitRequest, paths};
 use crate::api::worker::{RunAccepted, SubmitRun};
 use crate::auth::{Principal, Right};
@@ -116,8 +116,15 @@ async fn create_workspace(
                 ),
             )
         })?;
-    {
-        // Reserve the slug before calling hearth so two racing requests cannot both provision.
+    if workspace(&console, &req.slug).is_err() {
+        // Unknown here: a restarted console learns what hearth already has before deciding.
+        if let Err(e) = console.reconcile().await {
+            tracing::warn!("cannot rebuild the view from hearth: {e}");
+        }
+    }
+    let guard = {
+        // Reserve the slug (and take the workspace's ops lock) before calling hearth, so two
+        // racing requests cannot both provision and a DELETE is ordered after this provision.
         let mut ws = console.workspaces.lock().expect("console state lock");
         if let Some(existing) = ws.get(&req.slug)
             && !matches!(existing.status, Status::TierTornDown | Status::Failed)
@@ -131,6 +138,13 @@ async fn create_workspace(
                 ),
             ));
         }
+        let guard = console.ops(&req.slug).try_lock_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "slug_in_use",
+                format!("workspace {} is busy", req.slug),
+            )
+        })?;
         ws.insert(
             req.slug.clone(),
             WorkspaceView {
@@ -139,9 +153,37 @@ async fn create_workspace(
                 status: Status::Provisioning,
             },
         );
-    }
+        guard
+    };
+    // Detached: a caller that hangs up ends this handler, not the provision; the status
+    // settles either way.
+    let work = tokio::spawn(provision_work(
+        console.clone(),
+        req,
+        profile,
+        who.name,
+        guard,
+    ));
+    work.await.unwrap_or_else(|e| Err(lost("provision", e)))
+}
+
+fn lost(what: &str, e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("the {what} ended without an answer: {e}"),
+    )
+}
+
+async fn provision_work(
+    console: Shared,
+    req: CreateWorkspace,
+    profile: crate::tier::TierProfile,
+    who: String,
+    _ops: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<Response, ApiError> {
     console.record(
-        Event::new(EventKind::ProvisioningStarted, who.name.as_str())
+        Event::new(EventKind::ProvisioningStarted, who.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"tier": req.tier})),
     );
@@ -155,7 +197,7 @@ async fn create_workspace(
             set_status(&console, &req.slug, Status::Ready);
             let services: Vec<&str> = dep.services.iter().map(|s| s.name.as_str()).collect();
             console.record(
-                Event::new(EventKind::Provisioned, who.name.as_str())
+                Event::new(EventKind::Provisioned, who.as_str())
                     .workspace(&req.slug)
                     .data(serde_json::json!({
                         "tier": dep.tier,
@@ -179,7 +221,7 @@ async fn create_workspace(
     };
     set_status(&console, &req.slug, Status::Failed);
     console.record(
-        Event::new(EventKind::Failed, who.name.as_str())
+        Event::new(EventKind::Failed, who.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"reason": failure})),
     );
@@ -232,42 +274,85 @@ async fn delete_workspace(
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
     let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
-    let current = workspace(&console, &slug)?;
-    if current.status == Status::TierTornDown {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("workspace {slug} is already torn down"),
-        ));
+    if workspace(&console, &slug).is_err()
+        && let Err(e) = console.reconcile().await
+    {
+        tracing::warn!("cannot rebuild the view from hearth: {e}");
     }
+    let mut rx = {
+        let mut teardowns = console.teardowns.lock().expect("console teardown lock");
+        match teardowns.get(&slug) {
+            // A teardown is in flight: join it and share its result.
+            Some(rx) => rx.clone(),
+            None => {
+                let current = workspace(&console, &slug)?;
+                if current.status == Status::TierTornDown {
+                    // Idempotent: a DELETE that lands just after another finished shares its
+                    // result; nothing happens, so nothing is recorded.
+                    return Ok(Json(
+                        serde_json::json!({"slug": slug, "status": Status::TierTornDown}),
+                    )
+                    .into_response());
+                }
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                teardowns.insert(slug.clone(), rx.clone());
+                // Detached: it runs to its end whoever hangs up.
+                tokio::spawn(teardown_work(console.clone(), slug.clone(), who.name, tx));
+                rx
+            }
+        }
+    };
+    let outcome = rx
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|o| o.clone())
+        .unwrap_or(Outcome {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: format!("the teardown of {slug} ended without an answer"),
+        });
+    if outcome.status == StatusCode::OK {
+        Ok(Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown})).into_response())
+    } else {
+        Err(ApiError::new(outcome.status, outcome.code, outcome.message))
+    }
+}
+
+/// One teardown: after the provision or run admission in flight (the ops lock), end the
+/// workspace's active runs, then record `hearth.decommission_started` and call hearth.
+async fn teardown_work(
+    console: Shared,
+    slug: String,
+    who: String,
+    done: tokio::sync::watch::Sender<Option<Outcome>>,
+) {
+    let ops = console.ops(&slug);
+    let guard = ops.lock_owned().await;
     set_status(&console, &slug, Status::TearingDown);
-    console.record(Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug));
+    cancel_runs(&console, &slug).await;
+    console.record(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug));
     let report = console
         .config
         .hearth
         .teardown(&slug, console.config.deadlines.teardown)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "teardown_failed",
-                format!("teardown of {slug} failed: {e}"),
-            )
-        })?;
-    match report.status {
-        Status::TierTornDown => {
+        .await;
+    let fail = |status, code, message: String| Outcome {
+        status,
+        code,
+        message,
+    };
+    let outcome = match report {
+        Ok(report) if report.status == Status::TierTornDown => {
             set_status(&console, &slug, Status::TierTornDown);
             console.record(
-                Event::new(EventKind::Decommissioned, who.name.as_str())
+                Event::new(EventKind::Decommissioned, who.as_str())
                     .workspace(&slug)
                     .data(serde_json::json!({"status": Status::TierTornDown})),
             );
-            Ok(
-                Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown}))
-                    .into_response(),
-            )
+            fail(StatusCode::OK, "ok", String::new())
         }
-        Status::TearingDown => Err(ApiError::new(
+        Ok(report) if report.status == Status::TearingDown => fail(
             StatusCode::GATEWAY_TIMEOUT,
             "teardown_timeout",
             format!(
@@ -276,15 +361,71 @@ async fn delete_workspace(
                     .error
                     .unwrap_or_else(|| "teardown deadline passed".into())
             ),
-        )),
-        other => Err(ApiError::new(
+        ),
+        Ok(report) => {
+            set_status(&console, &slug, report.status);
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "teardown_failed",
+                format!(
+                    "hearth answered status {}: {}",
+                    report.status,
+                    report.error.unwrap_or_default()
+                ),
+            )
+        }
+        Err(e) => fail(
             StatusCode::BAD_GATEWAY,
             "teardown_failed",
-            format!(
-                "hearth answered status {other}: {}",
-                report.error.unwrap_or_default()
-            ),
-        )),
+            format!("teardown of {slug} failed: {e}"),
+        ),
+    };
+    drop(guard);
+    console
+        .teardowns
+        .lock()
+        .expect("console teardown lock")
+        .remove(&slug);
+    done.send_replace(Some(outcome));
+}
+
+/// Asks the worker to cancel every active run of `slug` and waits (bounded) until each has
+/// ended, so its `ralph.run.ended` is recorded before the teardown's first record.
+async fn cancel_runs(console: &Console, slug: &str) {
+    let active: Vec<(String, Arc<RunEntry>)> = console
+        .runs
+        .lock()
+        .expect("console state lock")
+        .iter()
+        .filter(|(_, e)| {
+            let v = e.view.lock().expect("run view lock");
+            v.workspace == slug && v.status == RunStatus::Running
+        })
+        .map(|(id, e)| (id.clone(), e.clone()))
+        .collect();
+    for (run_id, entry) in active {
+        let path = crate::api::worker::paths::cancel(&run_id);
+        let bearer = console
+            .config
+            .keyring
+            .sign("POST", &path, b"", crate::vault::now_unix());
+        let sent = console
+            .http
+            .post(format!("{}{path}", console.config.worker_url))
+            .header("authorization", bearer)
+            .timeout(console.config.deadlines.worker_call)
+            .send()
+            .await;
+        if let Err(e) = &sent {
+            tracing::warn!(run_id, "cancel failed: {e}");
+        }
+        let mut ended = entry.ended.subscribe();
+        if tokio::time::timeout(console.config.deadlines.worker_call, ended.wait_for(|e| *e))
+            .await
+            .is_err()
+        {
+            tracing::warn!(run_id, "run did not end within the cancel deadline");
+        }
     }
 }
 
@@ -316,14 +457,34 @@ async fn submit_run(
             ),
         ));
     }
-    let ws = workspace(&console, &req.workspace)?;
+    not_ready(&workspace(&console, &req.workspace)?)?;
+    // Admission under the workspace's ops lock: a teardown queued before it wins (and the
+    // re-check below refuses), one queued after it sees this run and cancels it. Detached, so
+    // a run the worker accepted is always recorded and followed.
+    let work = tokio::spawn(admit(console.clone(), req, who.name, max_iters));
+    work.await.unwrap_or_else(|e| Err(lost("run admission", e)))
+}
+
+fn not_ready(ws: &WorkspaceView) -> Result<(), ApiError> {
     if ws.status != Status::Ready {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "workspace_not_ready",
-            format!("workspace {} is {}, not ready", req.workspace, ws.status),
+            format!("workspace {} is {}, not ready", ws.slug, ws.status),
         ));
     }
+    Ok(())
+}
+
+async fn admit(
+    console: Shared,
+    req: SubmitRequest,
+    who: String,
+    max_iters: u32,
+) -> Result<Response, ApiError> {
+    let ops = console.ops(&req.workspace);
+    let _guard = ops.lock().await;
+    not_ready(&workspace(&console, &req.workspace)?)?;
     let submission = SubmitRun {
         workspace: req.workspace.clone(),
         prompts: req.prompts.clone(),
@@ -331,7 +492,7 @@ async fn submit_run(
     };
     let accepted = submit_to_worker(&console, &submission).await?;
     console.record(
-        Event::new(EventKind::RunStarted, who.name.as_str())
+        Event::new(EventKind::RunStarted, who.as_str())
             .workspace(&req.workspace)
             .run_id(&accepted.run_id)
             .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),

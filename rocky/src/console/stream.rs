@@ -127,7 +127,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             }
         }
     }
-    if failure.is_none() {
+    if failure.is_none() && progress.ended != Some(RunStatus::Cancelled) {
         // The worker may say `succeeded` while the console could not read every node: the
         // console's record is what it verified, so the run ends failed, with why.
         let rejected = entry.rejected();

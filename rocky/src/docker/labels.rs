@@ -1,5 +1,6 @@
 //! The labels every Docker object of the project carries (contract §1), and object names.
-//! Ownership is (session, pid): a sweep removes a session whose owning process is gone.
+//! Ownership is (host, pid): a sweep removes a session whose owning process is on this host
+//! and gone, never one of another host sharing the engine (whose pids mean nothing here).
 
 use std::collections::HashMap;
 
@@ -14,6 +15,27 @@ pub const SESSION: &str = "rocky.session";
 /// pid of the process that made the object: a reaper removes objects whose owner is dead.
 pub const PID: &str = "rocky.pid";
 
+/// `rocky.host`: identity of the host (kernel boot and UTS name) whose [`PID`] made the object.
+pub const HOST: &str = "rocky.host";
+
+/// This host's identity for [`HOST`]: `<hostname>/<boot id>`. A pid is meaningful only on
+/// the host (and boot) that issued it; two CI runners sharing one `DOCKER_HOST` differ here.
+pub fn host_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default()
+        };
+        let host = read("/proc/sys/kernel/hostname");
+        let boot = read("/proc/sys/kernel/random/boot_id");
+        let machine = read("/etc/machine-id");
+        format!("{host}/{boot}/{machine}")
+    })
+    .clone()
+}
+
 /// `rocky.managed-by=rocky-e2e` as a `key=value` filter.
 pub fn managed_by_filter() -> String {
     format!("{MANAGED_BY}={MANAGED_BY_VALUE}")
@@ -25,6 +47,7 @@ pub fn owned(session: &str) -> HashMap<String, String> {
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (SESSION.to_owned(), session.to_owned()),
         (PID.to_owned(), std::process::id().to_string()),
+        (HOST.to_owned(), host_id()),
     ])
 }
 
@@ -54,6 +77,7 @@ mod tests {
         assert_eq!(l[SESSION], "s1");
         assert_eq!(l[WORKSPACE], "ws");
         assert_eq!(l[PID], std::process::id().to_string());
+        assert_eq!(l[HOST], host_id());
         assert_eq!(object_name("s1", "ws", Some("lore")), "rocky-s1-ws-lore");
         assert_eq!(object_name("s1", "ws", None), "rocky-s1-ws");
     }

@@ -136,7 +136,7 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
     sweep_labelled(docker, &labels).await
 }
 
-/// Sessions with an object whose `rocky.pid` names a process that is gone.
+/// Sessions with an object whose owner ([`owner_alive`]) is on this host and gone.
 pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<String> {
     objects
         .iter()
@@ -145,8 +145,13 @@ pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<
         .collect()
 }
 
-/// Whether the process named by an object's `rocky.pid` label is alive.
+/// Whether the owner of an object may still be alive: its `rocky.host` is another host (or
+/// missing: whose pid it is cannot be known) or the process its `rocky.pid` names is alive.
+/// Only an owner on this host that is gone is judged gone.
 pub fn owner_alive(labels: &HashMap<String, String>) -> bool {
+    if labels.get(labels::HOST) != Some(&labels::host_id()) {
+        return true;
+    }
     labels
         .get(labels::PID)
         .and_then(|p| p.parse::<i32>().ok())
@@ -203,4 +208,40 @@ pub async fn list_labelled(
         .into_iter()
         .map(|o| format!("{} {}", o.kind, o.name))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(session: &str, host: Option<&str>, pid: u32) -> LabelledObject {
+        let mut l = HashMap::from([
+            (labels::SESSION.to_owned(), session.to_owned()),
+            (labels::PID.to_owned(), pid.to_string()),
+        ]);
+        if let Some(h) = host {
+            l.insert(labels::HOST.to_owned(), h.to_owned());
+        }
+        LabelledObject {
+            kind: "container",
+            id: session.to_owned(),
+            name: session.to_owned(),
+            labels: l,
+        }
+    }
+
+    #[test]
+    fn only_this_hosts_gone_owners_are_stale() {
+        // A pid far above pid_max: no such process exists on this host.
+        let gone = 4_999_999;
+        let me = labels::host_id();
+        let objects = [
+            object("mine-gone", Some(&me), gone),
+            object("mine-alive", Some(&me), std::process::id()),
+            object("other-host", Some("another-runner/boot/machine"), gone),
+            object("unlabelled", None, gone),
+        ];
+        let stale = stale_sessions(&objects);
+        assert_eq!(stale.into_iter().collect::<Vec<_>>(), vec!["mine-gone"]);
+    }
 }

@@ -29,6 +29,8 @@ crate::wire_enum! {
         Running = "running",
         Succeeded = "succeeded",
         Failed = "failed",
+        /// Its workspace was torn down while it ran.
+        Cancelled = "cancelled",
     }
 }
 

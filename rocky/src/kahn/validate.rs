@@ -381,7 +381,7 @@ mod tests {
         let ended = encode(&frames()[2]).replace("\"failed\"", "true");
         assert_eq!(
             rejected(&ended).reason,
-            "field `status` in RunEnded must be one of running, succeeded, failed, got true"
+            "field `status` in RunEnded must be one of running, succeeded, failed, cancelled, got true"
         );
     }
 

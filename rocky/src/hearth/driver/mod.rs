@@ -50,6 +50,15 @@ pub trait Driver: Send + Sync + 'static {
         deployment: &mut Self::Deployment,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
+    /// Deployments an earlier hearth of this session left running (found by the engine's
+    /// labels or the driver's state file), with the reference hearth reports for each.
+    fn rediscover(
+        &self,
+    ) -> impl Future<Output = Vec<(crate::api::hearth::DeploymentRef, Self::Deployment)>> + Send
+    {
+        async { Vec::new() }
+    }
+
     /// Removes whatever of this hearth's may remain (hearth is exiting).
     fn sweep(&self) -> impl Future<Output = ()> + Send {
         async {}

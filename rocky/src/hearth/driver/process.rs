@@ -70,8 +70,10 @@ impl Driver for ProcessDriver {
         }
     }
 
-    /// SIGTERM to every process, then waits for all of them to exit. The caller bounds it with
-    /// the teardown deadline; a process that ignores SIGTERM keeps this waiting.
+    /// SIGTERM to every process, then waits for all of them to exit; one still running after
+    /// [`KILL_GRACE`] gets SIGKILL. The caller bounds it with the teardown deadline (shorter
+    /// deadlines answer `tearing_down`; the escalation then happens on the next attempt or at
+    /// shutdown, where the `Child` handles kill on drop).
     async fn teardown(&self, deployment: &mut ProcessDeployment) -> Result<(), String> {
         for child in &deployment.children {
             if let Some(pid) = child.id() {
@@ -81,7 +83,16 @@ impl Driver for ProcessDriver {
                 }
             }
         }
+        let grace = tokio::time::Instant::now() + KILL_GRACE;
         for child in &mut deployment.children {
+            if tokio::time::timeout_at(grace, child.wait()).await.is_err() {
+                tracing::warn!(
+                    pid = child.id(),
+                    "service ignored SIGTERM for {}; sending SIGKILL",
+                    crate::duration::display(KILL_GRACE)
+                );
+                let _ = child.start_kill();
+            }
             child
                 .wait()
                 .await
@@ -90,6 +101,9 @@ impl Driver for ProcessDriver {
         Ok(())
     }
 }
+
+/// How long a service may take to exit after SIGTERM before it gets SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 impl ProcessDriver {
     async fn start_service(

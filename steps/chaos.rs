@@ -1,0 +1,170 @@
+//! Steps of the chaos drill: requests in the background, racing each other and the lifecycle,
+//! hang-ups, and waiting for statuses to settle. Every wait polls a condition under a deadline
+//! that names what it waited for; none sleeps to synchronise.
+
+use std::time::Duration;
+
+use cucumber::{then, when};
+use rocky::api::console::{CreateWorkspace, paths};
+use rocky::hearth::Status;
+
+use super::world::PlayWorld;
+
+/// Longest a chaos step waits for a condition.
+const SETTLE: Duration = Duration::from_secs(60);
+/// How often a condition is polled.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls hearth until it reports `slug` as `want`, or panics naming what it waited for.
+async fn wait_hearth_status(world: &PlayWorld, slug: &str, want: Status) {
+    let hearth = world.stack().hearth();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut last;
+    loop {
+        match hearth.status(slug, Duration::from_secs(5)).await {
+            Ok(r) if r.status == want => return,
+            Ok(r) => last = format!("status {}", r.status),
+            Err(e) => last = e.to_string(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "hearth did not report workspace {slug} as {want} within {}s (last: {last})",
+                SETTLE.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn provision_body(slug: &str, tier: &str) -> Vec<u8> {
+    serde_json::to_vec(&CreateWorkspace {
+        slug: slug.to_owned(),
+        tier: tier.to_owned(),
+    })
+    .expect("a workspace request serialises")
+}
+
+#[when(expr = "I start provisioning workspace {string} on tier {string} in the background")]
+async fn provision_background(world: &mut PlayWorld, slug: String, tier: String) {
+    world.call_in_background(
+        reqwest::Method::POST,
+        paths::WORKSPACES,
+        Some(provision_body(&slug, &tier)),
+    );
+}
+
+#[when(expr = "hearth reports workspace {string} as {string} in time")]
+async fn hearth_reaches(world: &mut PlayWorld, slug: String, status: String) {
+    let want =
+        Status::parse(&status).unwrap_or_else(|| panic!("{status:?} is not a hearth status"));
+    wait_hearth_status(world, &slug, want).await;
+}
+
+#[when(expr = "I tear down workspace {string} in the background")]
+async fn teardown_background(world: &mut PlayWorld, slug: String) {
+    world.call_in_background(reqwest::Method::DELETE, &paths::workspace(&slug), None);
+}
+
+#[when(expr = "I tear down workspace {string} {int} times at once")]
+async fn teardown_many(world: &mut PlayWorld, slug: String, n: usize) {
+    for _ in 0..n {
+        world.call_in_background(reqwest::Method::DELETE, &paths::workspace(&slug), None);
+    }
+    world.finish_background().await;
+}
+
+#[when("the background requests are answered")]
+async fn finish(world: &mut PlayWorld) {
+    world.finish_background().await;
+}
+
+#[when(
+    expr = "I provision workspace {string} on tier {string} and hang up once hearth is provisioning it"
+)]
+async fn provision_and_hang_up(world: &mut PlayWorld, slug: String, tier: String) {
+    world.call_in_background(
+        reqwest::Method::POST,
+        paths::WORKSPACES,
+        Some(provision_body(&slug, &tier)),
+    );
+    wait_hearth_status(world, &slug, Status::Provisioning).await;
+    let task = world.background.pop().expect("the request was just sent");
+    task.abort();
+    // The abort drops the request (and its connection) before this returns.
+    let _ = task.await;
+    world.evidence.add(
+        format!("hang-up {slug}"),
+        "client closed its connection while provisioning",
+    );
+}
+
+#[then(expr = "the background answers were {string}")]
+async fn background_answers(world: &mut PlayWorld, list: String) {
+    let want: Vec<u16> = list
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("a comma-separated list of HTTP statuses")
+        })
+        .collect();
+    let replies = &world.replies[world.replies.len().saturating_sub(want.len())..];
+    let got: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    let detail: Vec<String> = replies
+        .iter()
+        .map(|r| format!("{} → {} ({})", r.request, r.status, r.error_text()))
+        .collect();
+    assert_eq!(got, want, "answers: {detail:#?}");
+}
+
+#[then(expr = "the last {int} answers were {int}")]
+async fn last_answers(world: &mut PlayWorld, n: usize, status: u16) {
+    let replies = &world.replies[world.replies.len().saturating_sub(n)..];
+    assert_eq!(
+        replies.len(),
+        n,
+        "only {} answers were recorded",
+        replies.len()
+    );
+    for r in replies {
+        assert_eq!(
+            r.status,
+            status,
+            "{} answered {} ({})",
+            r.request,
+            r.status,
+            r.error_text()
+        );
+    }
+}
+
+#[then(expr = "workspace {string} settles as {string}")]
+async fn settles(world: &mut PlayWorld, slug: String, status: String) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let token = world.admin();
+    let client = world.console.clone().expect("a stack is running");
+    let mut last;
+    loop {
+        match client
+            .send(
+                reqwest::Method::GET,
+                &paths::workspace(&slug),
+                None,
+                Some(token.as_deref()),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Ok(a) if a.status == 200 && a.body["status"] == status.as_str() => return,
+            Ok(a) => last = format!("{} {}", a.status, a.body),
+            Err(e) => last = e.to_string(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "the console did not report workspace {slug} as {status} within {}s (last: {last})",
+                SETTLE.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
