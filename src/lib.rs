@@ -14,6 +14,7 @@
 //!   turned into the services' public options.
 //! - [`chain`]: chain expectations and the gap report every chain assertion goes through.
 //! - [`redact`]: volatile values replaced so snapshots are byte-stable.
+//! - [`report`]: the HTML report and the pull request's Markdown.
 //! - [`runner`]: wires features, steps and topology to cucumber-rs; shared by the `scenarios`
 //!   test target and `rocky-e2e play`.
 //!
@@ -26,6 +27,7 @@ pub mod containers;
 pub mod faults;
 pub mod images;
 pub mod redact;
+pub mod report;
 pub mod runner;
 pub mod stack;
 pub mod steps;

@@ -69,6 +69,8 @@ pub struct PlayWorld {
     pub evidence: Evidence,
     /// Time spent per act.
     pub timings: BTreeMap<Act, Duration>,
+    /// When each act ran, from the scenario's start: the report's timeline.
+    pub spans: Vec<crate::report::model::ActSpan>,
     /// Problems the last vocabulary check reported.
     pub check_problems: Vec<String>,
     /// When the scenario started (for its progress line).
@@ -117,6 +119,7 @@ impl PlayWorld {
             run_views: BTreeMap::new(),
             evidence: Evidence::default(),
             timings: BTreeMap::new(),
+            spans: Vec::new(),
             check_problems: Vec::new(),
             started: None,
             test_name: String::new(),
@@ -148,6 +151,14 @@ impl PlayWorld {
     /// Adds the time since `start` to `act`.
     pub fn add_time(&mut self, act: Act, start: Instant) {
         *self.timings.entry(act).or_default() += start.elapsed();
+        if let Some(began) = self.started {
+            let ms = |t: Instant| t.saturating_duration_since(began).as_millis() as u64;
+            self.spans.push(crate::report::model::ActSpan {
+                act: act.name().to_owned(),
+                start_ms: ms(start),
+                end_ms: ms(Instant::now()),
+            });
+        }
     }
 
     /// Sends a request to the console as `token` and records the answer.
@@ -425,12 +436,8 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         crate::runner::record::put_detail(
             key,
             crate::runner::record::Detail {
-                chain: chain.iter().map(|r| r.kind.to_string()).collect(),
-                acts: world
-                    .timings
-                    .iter()
-                    .map(|(act, d)| (act.number(), act.name().to_owned(), *d))
-                    .collect(),
+                chain: chain.iter().map(chain_event).collect(),
+                acts: world.spans.clone(),
                 gap_report: None,
                 evidence,
                 logs,
@@ -438,6 +445,32 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
                 text,
             },
         );
+    }
+}
+
+/// A HATCH record as the report shows it: kind, workspace, and the detail that tells it apart.
+fn chain_event(r: &Record) -> crate::report::model::ChainEvent {
+    let detail = [
+        r.subject.node_id.clone(),
+        r.data.get("attempts").map(|a| format!("attempts {a}")),
+        r.data
+            .get("status")
+            .and_then(|s| s.as_str())
+            .map(|s| format!("status {s}")),
+        r.data
+            .get("reason")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ");
+    crate::report::model::ChainEvent {
+        seq: r.seq,
+        kind: r.kind.to_string(),
+        workspace: r.subject.workspace.clone(),
+        detail: (!detail.is_empty()).then_some(detail),
     }
 }
 

@@ -5,6 +5,7 @@
 //! - `steps`: the step vocabulary, generated from the step definitions.
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
 //! - `hatch verify FILE`: checks a HATCH log's hash chain.
+//! - `snapshots summary`, `junit summary`: Markdown for a pull request's reviewers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +52,36 @@ enum Command {
         #[command(subcommand)]
         command: HatchCommand,
     },
+    /// Snapshot tools for reviewers.
+    Snapshots {
+        #[command(subcommand)]
+        command: SnapshotsCommand,
+    },
+    /// JUnit tools for reviewers.
+    Junit {
+        #[command(subcommand)]
+        command: JunitCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotsCommand {
+    /// Markdown of every pending `*.snap.new`: the accepted chain and the new one side by
+    /// side, aligned by act, with the command that accepts them.
+    Summary {
+        /// The snapshots folder.
+        #[arg(long, default_value = "snapshots")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JunitCommand {
+    /// A Markdown results table from a JUnit file.
+    Summary {
+        #[arg(default_value = "target/rocky-e2e/junit.xml")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +100,24 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rocky-e2e up: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Snapshots {
+            command: SnapshotsCommand::Summary { dir },
+        } => {
+            print!("{}", rocky_e2e::report::markdown::snapshot_summary(&dir));
+            ExitCode::SUCCESS
+        }
+        Command::Junit {
+            command: JunitCommand::Summary { file },
+        } => match std::fs::read_to_string(&file) {
+            Ok(xml) => {
+                print!("{}", rocky_e2e::report::markdown::junit_table(&xml));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rocky-e2e: failed to read {}: {e}", file.display());
                 ExitCode::FAILURE
             }
         },

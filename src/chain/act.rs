@@ -46,6 +46,19 @@ impl Act {
     pub fn name(self) -> &'static str {
         self.as_str()
     }
+
+    /// `2 provision`, as the gap report labels an act.
+    pub fn label(self) -> String {
+        format!("{} {}", self.number(), self.name())
+    }
+
+    /// The act with this name (`provision`) or label (`2 provision`), if any.
+    pub fn named(name: &str) -> Option<Act> {
+        let name = name.trim();
+        Act::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name) || a.label().eq_ignore_ascii_case(name))
+    }
 }
 
 #[cfg(test)]

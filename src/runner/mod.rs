@@ -312,12 +312,62 @@ async fn run_inner(
     Ok(ok)
 }
 
-/// JUnit and the durations file, under `target/rocky-e2e/`.
+/// What the HTML report shows of a run.
+fn report_of(
+    outcomes: &[Outcome],
+    wall: std::time::Duration,
+    topology: &str,
+) -> crate::report::model::RunReport {
+    use crate::report::model::{EvidenceItem, Log, RunReport, ScenarioReport};
+    let scenarios = outcomes
+        .iter()
+        .map(|o| {
+            let (feature, name) = o
+                .entry
+                .name
+                .rsplit_once("::")
+                .unwrap_or(("", o.entry.name.as_str()));
+            let mut s = ScenarioReport {
+                feature: feature.to_owned(),
+                name: name.to_owned(),
+                verdict: o.verdict(),
+                duration_ms: o.duration().as_millis() as u64,
+                skip_reason: o.skipped.clone(),
+                ..Default::default()
+            };
+            if let Some(d) = &o.detail {
+                s.chain = d.chain.clone();
+                s.acts = d.acts.clone();
+                s.evidence = d.evidence.iter().cloned().map(EvidenceItem::from).collect();
+                s.logs = d
+                    .logs
+                    .iter()
+                    .map(|(name, text)| Log {
+                        name: name.clone(),
+                        text: text.clone(),
+                    })
+                    .collect();
+            }
+            if o.verdict() == outcome::Verdict::Failed {
+                let message = o
+                    .attempts
+                    .last()
+                    .and_then(|a| a.failure.clone())
+                    .unwrap_or_else(|| "the scenario did not run".into());
+                s.fail_with(&message);
+            }
+            s
+        })
+        .collect();
+    RunReport::new(topology, wall.as_millis() as u64, scenarios)
+}
+
+/// JUnit, the HTML report and the durations file, under `target/rocky-e2e/`.
 fn write_reports(
     opts: &RunOptions,
     outcomes: &[Outcome],
     wall: std::time::Duration,
-    _topology: &topology::Topology,
+    topology: &topology::Topology,
 ) -> Result<(), String> {
     let dir = topology::target_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -325,6 +375,11 @@ fn write_reports(
     std::fs::write(&junit_path, outcome::junit(outcomes, wall))
         .map_err(|e| format!("failed to write {}: {e}", junit_path.display()))?;
     say!("rocky-e2e: JUnit report {}", junit_path.display());
+    let report = report_of(outcomes, wall, &topology.description);
+    let html = dir.join("report.html");
+    std::fs::write(&html, crate::report::html::render(&report))
+        .map_err(|e| format!("failed to write {}: {e}", html.display()))?;
+    say!("rocky-e2e: report {}", html.display());
     let durations: BTreeMap<String, std::time::Duration> = outcomes
         .iter()
         .filter_map(|o| {

@@ -10,14 +10,7 @@ use super::record::{Attempt, Detail};
 /// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
 pub const FLAKY_TAG: &str = "flaky";
 
-/// What a scenario came to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    Failed,
-    Flaky,
-    Passed,
-    Skipped,
-}
+pub use crate::report::model::Verdict;
 
 /// One scenario of the run.
 #[derive(Clone, Debug)]

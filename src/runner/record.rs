@@ -23,10 +23,10 @@ pub struct Attempt {
 /// What the scenario's World recorded (taken when its stack stops).
 #[derive(Clone, Debug, Default)]
 pub struct Detail {
-    /// The HATCH kinds, in order.
-    pub chain: Vec<String>,
-    /// (act number, act name, time spent) in act order.
-    pub acts: Vec<(u8, String, Duration)>,
+    /// The HATCH records, reduced to what reports show.
+    pub chain: Vec<crate::report::model::ChainEvent>,
+    /// When each act ran, from the scenario's start (an act may run more than once).
+    pub acts: Vec<crate::report::model::ActSpan>,
     /// The gap report of a failed chain assertion.
     pub gap_report: Option<String>,
     /// (what, what it said).

@@ -1,0 +1,280 @@
+//! What a run report holds: filled by the runner, rendered by [`crate::report::html::render`].
+//!
+//! Plain data, serialisable (JSON alongside the HTML if wanted), with no behaviour beyond a
+//! few constructors that save the runner arithmetic.
+
+use serde::{Deserialize, Serialize};
+
+/// One run of the scenarios.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub summary: RunSummary,
+    /// In the order the runner finished them; the renderer puts failures first.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+/// The header of the report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's first line, e.g. `docker topology: hearth local-docker driver, console and
+    /// worker in containers`.
+    pub topology: String,
+    /// Wall time of the whole run, in milliseconds.
+    pub wall_ms: u64,
+    pub counts: Counts,
+    /// When the run started, as the runner wants it shown (RFC 3339 is fine); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// How many scenarios ended how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub flaky: usize,
+}
+
+impl Counts {
+    /// Counts the verdicts of `scenarios`.
+    pub fn of(scenarios: &[ScenarioReport]) -> Counts {
+        let mut c = Counts::default();
+        for s in scenarios {
+            match s.verdict {
+                Verdict::Passed => c.passed += 1,
+                Verdict::Failed => c.failed += 1,
+                Verdict::Skipped => c.skipped += 1,
+                Verdict::Flaky => c.flaky += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.passed + self.failed + self.skipped + self.flaky
+    }
+}
+
+/// How a scenario ended.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Sorted first: what a reader opens the report for.
+    Failed,
+    /// Passed, but only after a failed attempt.
+    Flaky,
+    #[default]
+    Passed,
+    /// Not run (e.g. `@docker` on the embedded topology); `skip_reason` says why.
+    Skipped,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Passed => "passed",
+            Verdict::Failed => "failed",
+            Verdict::Skipped => "skipped",
+            Verdict::Flaky => "flaky",
+        }
+    }
+}
+
+/// One scenario.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    /// The feature file's stem (`failure_drill`), as in the snapshot names.
+    pub feature: String,
+    /// The scenario's name.
+    pub name: String,
+    pub verdict: Verdict,
+    /// The scenario's own time, in milliseconds.
+    pub duration_ms: u64,
+    /// Why it was skipped, for a skipped scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// The HATCH chain as recorded, in order.
+    #[serde(default)]
+    pub chain: Vec<ChainEvent>,
+    /// When each act ran, relative to the scenario's start. An act may appear more than once
+    /// (two workspaces provisioned at different times).
+    #[serde(default)]
+    pub acts: Vec<ActSpan>,
+    /// The failing step and its message, when the failure is not (only) a gap report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The gap report's text, as `chain::GapReport` prints it (`HATCH chain gap: …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_report: Option<String>,
+    /// What the harness collected from the stack (`chain::Evidence`).
+    #[serde(default)]
+    pub evidence: Vec<EvidenceItem>,
+    /// Logs attached to the scenario (hearth, console and worker), shown folded.
+    #[serde(default)]
+    pub logs: Vec<Log>,
+}
+
+impl ScenarioReport {
+    /// Marks the scenario failed with a step's panic message. A message holding a gap report
+    /// (`HATCH chain gap: …`, possibly after cucumber's `Step panicked. Captured output: `)
+    /// goes to `gap_report`; whatever came before it, if anything, to `failure`.
+    pub fn fail_with(&mut self, message: &str) {
+        self.verdict = Verdict::Failed;
+        const PANICKED: &str = "Step panicked. Captured output:";
+        match message.find("HATCH chain gap:") {
+            Some(at) => {
+                let before = message[..at].trim();
+                let before = before.strip_prefix(PANICKED).unwrap_or(before).trim();
+                self.failure = (!before.is_empty()).then(|| before.to_owned());
+                self.gap_report = Some(message[at..].trim_end().to_owned());
+            }
+            None => {
+                let m = message.trim();
+                self.failure = Some(m.strip_prefix(PANICKED).unwrap_or(m).trim().to_owned());
+            }
+        }
+    }
+}
+
+/// One HATCH record, reduced to what the report shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainEvent {
+    pub seq: u64,
+    /// `hearth.provisioned`; its act comes from [`crate::report::acts::act_of`].
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// A short note: `node-3, 3 attempts`, `status failed`, a failure's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// When an act ran, in milliseconds from the scenario's start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActSpan {
+    /// The act's name as the play prints it: `provision`, `stream nodes`.
+    pub act: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl ActSpan {
+    /// Spans laid end to end from per-act durations, for a runner that only kept totals per
+    /// act (what `PlayWorld::timings` holds today).
+    pub fn end_to_end<S: Into<String>>(
+        durations: impl IntoIterator<Item = (S, u64)>,
+    ) -> Vec<ActSpan> {
+        let mut at = 0;
+        durations
+            .into_iter()
+            .map(|(act, ms)| {
+                let span = ActSpan {
+                    act: act.into(),
+                    start_ms: at,
+                    end_ms: at + ms,
+                };
+                at += ms;
+                span
+            })
+            .collect()
+    }
+}
+
+/// One fact of the evidence: where it came from, what it says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    pub source: String,
+    pub detail: String,
+}
+
+impl<S: Into<String>, D: Into<String>> From<(S, D)> for EvidenceItem {
+    fn from((source, detail): (S, D)) -> Self {
+        EvidenceItem {
+            source: source.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A log attached to a scenario.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Log {
+    /// `hearth (/tmp/rocky-e2e-x/hearth.log)`, `console and worker`.
+    pub name: String,
+    pub text: String,
+}
+
+impl RunReport {
+    /// A report whose counts are those of `scenarios`.
+    pub fn new(
+        topology: impl Into<String>,
+        wall_ms: u64,
+        scenarios: Vec<ScenarioReport>,
+    ) -> RunReport {
+        RunReport {
+            summary: RunSummary {
+                topology: topology.into(),
+                wall_ms,
+                counts: Counts::of(&scenarios),
+                started_at: None,
+            },
+            scenarios,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_report_is_taken_out_of_a_panic_message() {
+        let mut s = ScenarioReport::default();
+        s.fail_with(
+            "Step panicked. Captured output: HATCH chain gap: x never fired\nexpected: x\n",
+        );
+        assert_eq!(s.verdict, Verdict::Failed);
+        assert_eq!(s.failure, None);
+        assert_eq!(
+            s.gap_report.as_deref(),
+            Some("HATCH chain gap: x never fired\nexpected: x")
+        );
+
+        let mut s = ScenarioReport::default();
+        s.fail_with("Step panicked. Captured output: the console answered 502");
+        assert_eq!(s.failure.as_deref(), Some("the console answered 502"));
+        assert_eq!(s.gap_report, None);
+    }
+
+    #[test]
+    fn counts_and_spans() {
+        let failed = ScenarioReport {
+            verdict: Verdict::Failed,
+            ..Default::default()
+        };
+        let r = RunReport::new("embedded", 10, vec![failed, ScenarioReport::default()]);
+        assert_eq!(
+            r.summary.counts,
+            Counts {
+                passed: 1,
+                failed: 1,
+                skipped: 0,
+                flaky: 0
+            }
+        );
+        assert_eq!(r.summary.counts.total(), 2);
+        let spans = ActSpan::end_to_end([("provision", 5), ("teardown", 3)]);
+        assert_eq!((spans[1].start_ms, spans[1].end_ms), (5, 8));
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let r = RunReport::new("embedded", 1, vec![ScenarioReport::default()]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"verdict\":\"passed\""), "{json}");
+        assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), r);
+    }
+}
