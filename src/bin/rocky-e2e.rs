@@ -82,6 +82,15 @@ enum JunitCommand {
         #[arg(default_value = "target/rocky-e2e/junit.xml")]
         file: PathBuf,
     },
+    /// Merges the JUnit files of several shards into one (every `<testsuite>` kept).
+    Merge {
+        /// Where the merged file goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// The shards' files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,6 +130,36 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Junit {
+            command: JunitCommand::Merge { out, files },
+        } => {
+            let mut parts = Vec::new();
+            for f in &files {
+                match std::fs::read_to_string(f) {
+                    Ok(xml) => parts.push(xml),
+                    Err(e) => {
+                        eprintln!("rocky-e2e: failed to read {}: {e}", f.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            match rocky_e2e::report::junit::merge(&parts) {
+                Ok(xml) => match std::fs::write(&out, xml) {
+                    Ok(()) => {
+                        println!("merged {} files into {}", files.len(), out.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("rocky-e2e: failed to write {}: {e}", out.display());
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("rocky-e2e: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Hatch {
             command: HatchCommand::Verify { file },
         } => match rocky::hatch::verify_file(&file) {

@@ -281,6 +281,38 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// One JUnit document holding every `<testsuite>` of `parts` (the shards of a run), with the
+/// totals summed. Each part must be a JUnit document with at least a `<testsuites>` or
+/// `<testsuite>` element.
+pub fn merge(parts: &[String]) -> Result<String, String> {
+    let mut suites = String::new();
+    let mut cases = 0usize;
+    for (i, xml) in parts.iter().enumerate() {
+        let parsed = parse(xml).map_err(|e| format!("part {}: {e}", i + 1))?;
+        cases += parsed.len();
+        let mut rest = xml.as_str();
+        let mut found = false;
+        while let Some(start) = rest.find("<testsuite ").or_else(|| rest.find("<testsuite>")) {
+            let end = rest[start..]
+                .find("</testsuite>")
+                .map(|e| start + e + "</testsuite>".len())
+                .or_else(|| rest[start..].find("/>").map(|e| start + e + 2))
+                .ok_or_else(|| format!("part {}: a <testsuite> is not closed", i + 1))?;
+            suites.push_str("  ");
+            suites.push_str(&rest[start..end]);
+            suites.push('\n');
+            rest = &rest[end..];
+            found = true;
+        }
+        if !found {
+            return Err(format!("part {} holds no <testsuite>", i + 1));
+        }
+    }
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{cases}\">\n{suites}</testsuites>\n"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +356,16 @@ mod tests {
         assert!(parse("<a><![CDATA[x").is_err());
         assert_eq!(parse("").unwrap(), vec![]);
         assert_eq!(unescape("a & b &bogus; &lt;"), "a & b &bogus; <");
+    }
+
+    #[test]
+    fn shards_merge_into_one_document_with_every_case() {
+        let a = "<?xml version=\"1.0\"?><testsuites><testsuite name=\"s\" tests=\"1\"><testcase name=\"a\" time=\"1\"/></testsuite></testsuites>".to_owned();
+        let b = "<testsuite name=\"s\" tests=\"2\"><testcase name=\"b\" time=\"1\"/><testcase name=\"c\" time=\"1\"><failure message=\"x\"/></testcase></testsuite>".to_owned();
+        let merged = merge(&[a, b]).unwrap();
+        let cases = parse(&merged).unwrap();
+        assert_eq!(cases.len(), 3, "{merged}");
+        assert!(merged.contains("tests=\"3\""));
+        assert!(merge(&["<nothing/>".to_owned()]).is_err());
     }
 }
