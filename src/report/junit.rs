@@ -292,7 +292,10 @@ pub fn merge(parts: &[String]) -> Result<String, String> {
         cases += parsed.len();
         let mut rest = xml.as_str();
         let mut found = false;
-        while let Some(start) = rest.find("<testsuite ").or_else(|| rest.find("<testsuite>")) {
+        while let Some(start) = rest
+            .find("<testsuite ")
+            .or_else(|| rest.find("<testsuite>"))
+        {
             let end = rest[start..]
                 .find("</testsuite>")
                 .map(|e| start + e + "</testsuite>".len())

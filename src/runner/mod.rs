@@ -64,6 +64,9 @@ pub struct Plan {
     pub selected: Vec<Entry>,
     /// Whether the whole of `features/` was read (the orphan-snapshot check needs it).
     pub whole_suite: bool,
+    /// With `--shard`: the packing's longest shard ÷ the ideal (1.0 is perfect), by the
+    /// durations given (every scenario weighs 1 without them).
+    pub packing: Option<f64>,
 }
 
 /// Resolves the layout and the catalogue, and applies the options' filters.
@@ -129,17 +132,20 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
     {
         return Err(format!("no scenario is named {n:?}"));
     }
+    let mut packing = None;
     if let Some(shard) = opts.shard {
         let durations = match &opts.durations {
             Some(p) => shard::read_durations(p)?,
             None => shard::Durations::new(),
         };
+        packing = Some(shard::packing_ratio(&selected, shard.count, &durations));
         selected = shard::select(selected, shard, &durations);
     }
     Ok(Plan {
         all,
         selected,
         whole_suite: paths.is_empty(),
+        packing,
     })
 }
 
@@ -197,9 +203,10 @@ async fn run_inner(
     say!("rocky-e2e {}", topology.description);
     if let Some(shard) = opts.shard {
         say!(
-            "rocky-e2e: shard {shard}: {} of {} scenarios",
+            "rocky-e2e: shard {shard}: {} of {} scenarios (packing: longest shard / ideal = {:.3})",
             plan.selected.len(),
-            plan.all.len()
+            plan.all.len(),
+            plan.packing.unwrap_or(1.0)
         );
     }
 
