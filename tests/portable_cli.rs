@@ -1,0 +1,77 @@
+//! The CLI works away from the checkout it was built in: a copy of `rocky-e2e` (with the
+//! service binaries beside it, as `cargo install` leaves them on the PATH) runs the play in
+//! another folder holding only `features/` and `snapshots/`, reading nothing from the folder
+//! it was compiled in.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
+        .unwrap()
+}
+
+#[test]
+fn a_copied_binary_plays_in_another_checkout() {
+    // The service binaries this build made (the harness builds them when run under cargo).
+    rocky_e2e::binaries::ensure_built().unwrap();
+    let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs()).unwrap();
+    let built = hearth.parent().unwrap();
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bin = elsewhere.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
+    for name in ["hearth", "console", "ralph"] {
+        std::fs::copy(built.join(name), bin.join(name)).unwrap();
+    }
+    let checkout = elsewhere.path().join("checkout");
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&source.join("features"), &checkout.join("features"));
+    copy_dir(&source.join("snapshots"), &checkout.join("snapshots"));
+
+    let run = |args: &[&str]| {
+        let out = Command::new(bin.join("rocky-e2e"))
+            .args(args)
+            .current_dir(&checkout)
+            // Nothing of cargo's: this is a binary on its own.
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .env_remove("CARGO_TARGET_DIR")
+            // The service binaries beside it first; rustc (the stand-in is compiled) after.
+            .env("PATH", path_with(&bin))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "rocky-e2e {args:?} failed:\n{text}");
+        text
+    };
+    let dry = run(&["play", "--dry-run"]);
+    assert!(dry.contains("all defined, none ambiguous"), "{dry}");
+    let steps = run(&["steps"]);
+    assert!(
+        steps.contains("`When I provision workspace {string} on tier {string}`"),
+        "the reference reads the patterns as written, from the binary itself:\n{steps}"
+    );
+    let play = run(&["play", "features/play.feature"]);
+    assert!(play.contains("1 scenarios: 1 passed"), "{play}");
+    assert!(checkout.join("target/rocky-e2e/report.html").is_file());
+}
