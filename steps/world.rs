@@ -36,6 +36,35 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Sends one request through `client` as `token` (none: no `Authorization`) and keeps
+    /// the answer, or why there was none (status 0).
+    async fn of(
+        client: &ConsoleClient,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        token: Option<String>,
+    ) -> Reply {
+        let request = format!("{method} {path}");
+        match client
+            .send(method, path, body, Some(token.as_deref()), CALL_DEADLINE)
+            .await
+        {
+            Ok(answer) => Reply {
+                request,
+                status: answer.status,
+                body: answer.body,
+            },
+            Err(e) => Reply {
+                request,
+                status: 0,
+                body: serde_json::Value::String(e.to_string()),
+            },
+        }
+    }
+}
+
 /// Longest a single console call of a step may take.
 const CALL_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -173,22 +202,7 @@ impl PlayWorld {
             .console
             .as_ref()
             .expect("no stack is running: start one with `Given a rocky stack`");
-        let request = format!("{method} {path}");
-        let reply = match client
-            .send(method, path, body, Some(token.as_deref()), CALL_DEADLINE)
-            .await
-        {
-            Ok(answer) => Reply {
-                request,
-                status: answer.status,
-                body: answer.body,
-            },
-            Err(e) => Reply {
-                request,
-                status: 0,
-                body: serde_json::Value::String(e.to_string()),
-            },
-        };
+        let reply = Reply::of(client, method, path, body, token).await;
         self.replies.push(reply.clone());
         reply
     }
@@ -208,22 +222,7 @@ impl PlayWorld {
         let token = self.admin();
         let path = path.to_owned();
         self.background.push(tokio::spawn(async move {
-            let request = format!("{method} {path}");
-            match client
-                .send(method, &path, body, Some(token.as_deref()), CALL_DEADLINE)
-                .await
-            {
-                Ok(answer) => Reply {
-                    request,
-                    status: answer.status,
-                    body: answer.body,
-                },
-                Err(e) => Reply {
-                    request,
-                    status: 0,
-                    body: serde_json::Value::String(e.to_string()),
-                },
-            }
+            Reply::of(&client, method, &path, body, token).await
         }));
         self.background.last().expect("just pushed")
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::catalogue::Entry;
 use super::record::{Attempt, Detail};
+// The five markup characters are escaped the same way in XML as in HTML.
+use crate::report::html::esc;
 
 /// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
 pub const FLAKY_TAG: &str = "flaky";
@@ -59,23 +61,6 @@ impl Outcome {
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('?'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The JUnit XML of a run: one testcase per scenario; a flaky one passes and carries a
 /// `flakyFailure` per failed attempt (the convention nextest and Maven Surefire use).
 pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
@@ -89,9 +74,9 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
         let _ = write!(
             cases,
             "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\">",
-            xml_escape(&e.name),
-            xml_escape(classname),
-            xml_escape(&e.path.display().to_string()),
+            esc(&e.name),
+            esc(classname),
+            esc(&e.path.display().to_string()),
             e.line,
             o.duration().as_secs_f64()
         );
@@ -100,7 +85,7 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
                 let _ = write!(
                     cases,
                     "<skipped message=\"{}\"/>",
-                    xml_escape(o.skipped.as_deref().unwrap_or(""))
+                    esc(o.skipped.as_deref().unwrap_or(""))
                 );
             }
             Verdict::Failed => {
@@ -111,15 +96,15 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
                 let _ = write!(
                     cases,
                     "<failure message=\"{}\" type=\"scenario failed\">{}</failure>",
-                    xml_escape(first_line(&message)),
-                    xml_escape(last.map_or("", |a| a.output.as_str()))
+                    esc(first_line(&message)),
+                    esc(last.map_or("", |a| a.output.as_str()))
                 );
                 for a in &o.attempts[..o.attempts.len().saturating_sub(1)] {
                     let _ = write!(
                         cases,
                         "<rerunFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></rerunFailure>",
-                        xml_escape(first_line(a.failure.as_deref().unwrap_or(""))),
-                        xml_escape(&a.output)
+                        esc(first_line(a.failure.as_deref().unwrap_or(""))),
+                        esc(&a.output)
                     );
                 }
             }
@@ -128,15 +113,15 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
                     let _ = write!(
                         cases,
                         "<flakyFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></flakyFailure>",
-                        xml_escape(first_line(a.failure.as_deref().unwrap_or(""))),
-                        xml_escape(&a.output)
+                        esc(first_line(a.failure.as_deref().unwrap_or(""))),
+                        esc(&a.output)
                     );
                 }
             }
             Verdict::Passed => {}
         }
         if let Some(a) = o.attempts.last() {
-            let _ = write!(cases, "<system-out>{}</system-out>", xml_escape(&a.output));
+            let _ = write!(cases, "<system-out>{}</system-out>", esc(&a.output));
         }
         cases.push_str("</testcase>\n");
     }

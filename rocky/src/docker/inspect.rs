@@ -4,15 +4,23 @@ use bollard::Docker;
 
 use super::{DockerError, err};
 
-/// The host port the engine published for `port/tcp` of container `id`.
-pub async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
-    let info = docker
+/// What the engine knows of container `id`.
+async fn inspect(
+    docker: &Docker,
+    id: &str,
+) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+    docker
         .inspect_container(
             id,
             None::<bollard::query_parameters::InspectContainerOptions>,
         )
         .await
-        .map_err(err(format!("inspect container {id}")))?;
+        .map_err(err(format!("inspect container {id}")))
+}
+
+/// The host port the engine published for `port/tcp` of container `id`.
+pub async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
+    let info = inspect(docker, id).await?;
     let key = format!("{port}/tcp");
     info.network_settings
         .and_then(|n| n.ports)
@@ -31,13 +39,7 @@ pub async fn network_ip(
     id: &str,
     network: &str,
 ) -> Result<std::net::IpAddr, DockerError> {
-    let info = docker
-        .inspect_container(
-            id,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .map_err(err(format!("inspect container {id}")))?;
+    let info = inspect(docker, id).await?;
     let ip = info
         .network_settings
         .and_then(|n| n.networks)
