@@ -26,6 +26,8 @@ pub struct Case {
     pub outcome: Outcome,
     /// The `message` attribute of the failure, error, skip or flaky element, else its text.
     pub message: Option<String>,
+    /// `file:line` from the `file` and `line` attributes, when the writer gave them.
+    pub location: Option<String>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,10 @@ pub fn parse(xml: &str) -> Result<Vec<Case>, String> {
                                 .unwrap_or(0.0),
                             outcome: Outcome::Passed,
                             message: None,
+                            location: attr("file").map(|f| match attr("line") {
+                                Some(l) => format!("{f}:{l}"),
+                                None => f,
+                            }),
                         });
                     }
                     kind @ ("failure" | "error" | "skipped" | "flakyFailure" | "flakyError"

@@ -313,6 +313,7 @@ pub fn junit_table(junit_xml: &str) -> String {
         let _ = writeln!(out, "| --- | --- | --- |");
         for c in listed {
             let (name, location) = case_name(&c.name);
+            let location = location.or_else(|| c.location.clone());
             let feature = location
                 .as_deref()
                 .and_then(|l| l.rsplit('/').next())

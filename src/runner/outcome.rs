@@ -76,7 +76,7 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
             "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\">",
             esc(&e.name),
             esc(classname),
-            esc(&e.path.display().to_string()),
+            esc(&shown(&e.path)),
             e.line,
             o.duration().as_secs_f64()
         );
@@ -130,6 +130,15 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
         n = outcomes.len(),
         t = wall.as_secs_f64(),
     )
+}
+
+/// A feature file relative to the checkout when it lies inside, as reviewers read it.
+fn shown(path: &std::path::Path) -> String {
+    let root = &crate::runner::layout::current().root;
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn first_line(s: &str) -> &str {
