@@ -111,15 +111,8 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
         })
         .filter(|e| words.is_empty() || words.iter().any(|w| e.name.contains(w.as_str())))
         .filter(|e| {
-            tags.as_ref().is_none_or(|t| {
-                t.eval(
-                    e.tags
-                        .iter()
-                        .map(|t| format!("@{t}"))
-                        .collect::<Vec<_>>()
-                        .iter(),
-                )
-            })
+            // gherkin keeps tags without their `@`, as the catalogue does.
+            tags.as_ref().is_none_or(|t| t.eval(e.tags.iter()))
         })
         .filter(|e| {
             name.as_ref()
@@ -131,6 +124,15 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
         && selected.is_empty()
     {
         return Err(format!("no scenario is named {n:?}"));
+    }
+    if selected.is_empty() && (!words.is_empty() || tags.is_some() || name.is_some()) {
+        // A filter that selects nothing is a typo, not a green run.
+        return Err(format!(
+            "no scenario matches the filters (tags {:?}, name {:?}, words {words:?}) among {} scenarios",
+            opts.tags.as_deref().unwrap_or("-"),
+            opts.name.as_deref().unwrap_or("-"),
+            all.len()
+        ));
     }
     let mut packing = None;
     if let Some(shard) = opts.shard {
