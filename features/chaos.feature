@@ -58,3 +58,18 @@ Feature: The chaos drill
     And nothing of workspace "x" remains
     And the HATCH chain contains in order "ralph.run.started → ralph.run.ended → hearth.decommission_started → hearth.decommissioned"
     And the HATCH chain matches the snapshot
+
+  Scenario: hearth is killed and restarted between provision and teardown
+    Given a rocky stack
+    When I provision workspace "x" on tier "solo"
+    Then workspace "x" is ready
+    When hearth is killed with SIGKILL
+    And hearth is restarted
+    Then hearth reports workspace "x" as "ready"
+    When I tear down workspace "x"
+    Then the console answers 200
+    And hearth reports workspace "x" as "tier_torn_down"
+    And workspace "x" settles as "tier_torn_down"
+    And nothing of workspace "x" remains
+    And the HATCH chain is exactly "hearth.provisioning_started → hearth.provisioned → hearth.decommission_started → hearth.decommissioned"
+    And the HATCH chain matches the snapshot

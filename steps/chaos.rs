@@ -168,3 +168,30 @@ async fn settles(world: &mut PlayWorld, slug: String, status: String) {
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[when("hearth is killed with SIGKILL")]
+async fn kill_hearth(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack.kill_hearth().await.unwrap_or_else(|e| panic!("{e}"));
+    world
+        .evidence
+        .add("hearth", "killed with SIGKILL (no cleanup)");
+}
+
+#[when("hearth is restarted")]
+async fn restart_hearth(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack
+        .restart_hearth()
+        .await
+        .unwrap_or_else(|e| panic!("hearth did not restart: {e}"));
+    world
+        .evidence
+        .add("hearth", "restarted on the same socket and session");
+}
