@@ -50,7 +50,8 @@ Feature: The chaos drill
       | write the spec  | 1          |
       | wait for a stop | hold       |
     Then the run is accepted
-    When I tear down workspace "x"
+    When the console reports node 2 of the run as "running" in time
+    And I tear down workspace "x"
     Then the console answers 200
     When the run ends
     Then the run status is "cancelled"
