@@ -50,11 +50,27 @@ Feature: The chaos drill
       | write the spec  | 1          |
       | wait for a stop | hold       |
     Then the run is accepted
-    When I tear down workspace "x"
+    When the console reports node 2 of the run as "running" in time
+    And I tear down workspace "x"
     Then the console answers 200
     When the run ends
     Then the run status is "cancelled"
     And hearth reports workspace "x" as "tier_torn_down"
     And nothing of workspace "x" remains
     And the HATCH chain contains in order "ralph.run.started → ralph.run.ended → hearth.decommission_started → hearth.decommissioned"
+    And the HATCH chain matches the snapshot
+
+  Scenario: hearth is killed and restarted between provision and teardown
+    Given a rocky stack
+    When I provision workspace "x" on tier "solo"
+    Then workspace "x" is ready
+    When hearth is killed with SIGKILL
+    And hearth is restarted
+    Then hearth reports workspace "x" as "ready"
+    When I tear down workspace "x"
+    Then the console answers 200
+    And hearth reports workspace "x" as "tier_torn_down"
+    And workspace "x" settles as "tier_torn_down"
+    And nothing of workspace "x" remains
+    And the HATCH chain is exactly "hearth.provisioning_started → hearth.provisioned → hearth.decommission_started → hearth.decommissioned"
     And the HATCH chain matches the snapshot

@@ -168,3 +168,68 @@ async fn settles(world: &mut PlayWorld, slug: String, status: String) {
         tokio::time::sleep(POLL).await;
     }
 }
+
+#[when("hearth is killed with SIGKILL")]
+async fn kill_hearth(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack.kill_hearth().await.unwrap_or_else(|e| panic!("{e}"));
+    world
+        .evidence
+        .add("hearth", "killed with SIGKILL (no cleanup)");
+}
+
+#[when("hearth is restarted")]
+async fn restart_hearth(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack
+        .restart_hearth()
+        .await
+        .unwrap_or_else(|e| panic!("hearth did not restart: {e}"));
+    world
+        .evidence
+        .add("hearth", "restarted on the same socket and session");
+}
+
+#[when(expr = "the console reports node {int} of the run as {string} in time")]
+async fn node_reaches(world: &mut PlayWorld, node: usize, status: String) {
+    let (_, run_id) = world
+        .runs
+        .last()
+        .cloned()
+        .expect("no run was accepted yet: submit one first");
+    let token = world.admin();
+    let client = world.console.clone().expect("a stack is running");
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let mut last;
+    loop {
+        match client
+            .send(
+                reqwest::Method::GET,
+                &paths::run(&run_id),
+                None,
+                Some(token.as_deref()),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Ok(a) if a.status == 200 && a.body["nodes"][node - 1]["status"] == status.as_str() => {
+                return;
+            }
+            Ok(a) => last = format!("{} {}", a.status, a.body),
+            Err(e) => last = e.to_string(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "the console did not report node {node} of run {run_id} as {status} within {}s (last: {last})",
+                SETTLE.as_secs()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

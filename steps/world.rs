@@ -413,6 +413,20 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
     {
         text.push_str(&format!("  warning: {e}\n"));
     }
+    if world.options.driver == rocky::hearth::DriverKind::Process
+        && let Some(standin) = &world.options.standin_bin
+    {
+        // A hearth killed (and not restarted) leaves its services running, named in its
+        // state file: stop them.
+        let state =
+            rocky::hearth::driver::process::state_path(&world.options.work_dir.join("hearth.sock"));
+        let stopped = rocky::hearth::driver::process::stop_left(&state, standin);
+        if !stopped.is_empty() {
+            text.push_str(&format!(
+                "  cleanup: killed service processes {stopped:?}\n"
+            ));
+        }
+    }
     if world.options.driver == rocky::hearth::DriverKind::LocalDocker {
         // hearth removed its objects on exit; this catches anything it could not (a service
         // stuck past the teardown deadline, a hearth that was killed).

@@ -33,7 +33,11 @@ pub(super) async fn spawn(
     log: &Path,
 ) -> Result<Child, StackError> {
     let path = locate_hearth(&opts.hearth_search)?;
-    let log_file = std::fs::File::create(log)
+    // Appended to: a hearth restarted by a chaos step writes after the one it replaces.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
         .map_err(|e| StackError::Setup(format!("create {}: {e}", log.display())))?;
     let mut cmd = Command::new(&path);
     cmd.arg("--socket")
@@ -76,6 +80,18 @@ pub(super) async fn spawn(
         deadline: HEARTH_START_DEADLINE,
         detail,
     })
+}
+
+/// Kills hearth with SIGKILL (no cleanup: what it made stays) and waits until it is gone.
+pub(super) async fn kill(hearth: &mut Child) -> Result<(), String> {
+    hearth
+        .start_kill()
+        .map_err(|e| format!("failed to SIGKILL hearth: {e}"))?;
+    tokio::time::timeout(HEARTH_STOP_DEADLINE, hearth.wait())
+        .await
+        .map_err(|_| format!("hearth did not die within {HEARTH_STOP_DEADLINE:?} of SIGKILL"))?
+        .map_err(|e| format!("failed to wait for hearth: {e}"))?;
+    Ok(())
 }
 
 /// Asks hearth to exit and waits for it, killing it after [`HEARTH_STOP_DEADLINE`].

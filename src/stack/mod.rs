@@ -57,6 +57,8 @@ pub struct Stack {
     pub driver: DriverKind,
     hearth: Child,
     services: Running,
+    /// What the stack was started with (to restart hearth the same way).
+    options: StackOptions,
 }
 
 /// The console and the worker as they run.
@@ -130,7 +132,21 @@ impl Stack {
             driver: opts.driver,
             hearth,
             services,
+            options: opts.clone(),
         })
+    }
+
+    /// Kills hearth with SIGKILL, as a crash would: it cleans nothing up. Its `local-docker`
+    /// objects stay; its `process` services die with it (the kernel kills them).
+    pub async fn kill_hearth(&mut self) -> Result<(), String> {
+        hearth::kill(&mut self.hearth).await
+    }
+
+    /// Starts hearth again on the same socket and session (after [`Stack::kill_hearth`]); it
+    /// rediscovers what the one before left.
+    pub async fn restart_hearth(&mut self) -> Result<(), StackError> {
+        self.hearth = hearth::spawn(&self.options, &self.hearth_socket, &self.hearth_log).await?;
+        Ok(())
     }
 
     /// Where the console and the worker run: `in-process` or `containers`.

@@ -68,7 +68,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     "the process driver needs --standin-bin PATH (the compiled stand-in)"
                 )
             })?;
-            serve(ProcessDriver { standin }, &args, &session).await
+            let state = rocky::hearth::driver::process::state_path(&args.socket);
+            serve(ProcessDriver::new(standin, Some(state)), &args, &session).await
         }
     }
 }

@@ -70,6 +70,11 @@ struct RunEntry {
     view: Mutex<RunView>,
     /// Flips to true when the run has ended; `?wait=` requests wait on it.
     ended: watch::Sender<bool>,
+    /// How many nodes (prompts) the run has.
+    expected_nodes: usize,
+    /// Set, under its lock, when `ralph.run.ended` is recorded: nothing about the run is
+    /// recorded after it (a late frame of a run the console ended itself is ignored).
+    closed: Mutex<bool>,
 }
 
 /// How a teardown ended, shared by every DELETE that joined it.
@@ -158,6 +163,72 @@ impl Console {
 }
 
 impl RunEntry {
+    fn new(view: RunView, expected_nodes: usize) -> RunEntry {
+        RunEntry {
+            view: Mutex::new(view),
+            ended: watch::channel(false).0,
+            expected_nodes,
+            closed: Mutex::new(false),
+        }
+    }
+
+    /// Whether `ralph.run.ended` was recorded.
+    fn is_closed(&self) -> bool {
+        *self.closed.lock().expect("run closed lock")
+    }
+
+    /// Records `event` about this run unless it has ended.
+    fn record_open(&self, console: &Console, event: crate::hatch::Event) {
+        let closed = self.closed.lock().expect("run closed lock");
+        if !*closed {
+            console.record(event);
+        }
+    }
+
+    /// Ends the run once: its view takes `status` (and `failure` as its error), and
+    /// `ralph.run.ended` is recorded with the counts and the reason. False if it had ended.
+    fn close(
+        &self,
+        console: &Console,
+        status: crate::kahn::RunStatus,
+        failure: Option<String>,
+    ) -> bool {
+        let mut closed = self.closed.lock().expect("run closed lock");
+        if *closed {
+            return false;
+        }
+        let (run_id, workspace, nodes_seen, rejected) = {
+            let mut v = self.view.lock().expect("run view lock");
+            v.status = status;
+            v.error = failure.clone();
+            (
+                v.run_id.clone(),
+                v.workspace.clone(),
+                v.nodes.len(),
+                v.rejected_frames.len(),
+            )
+        };
+        let mut data = serde_json::json!({
+            "status": status,
+            "nodes": nodes_seen,
+            "expected_nodes": self.expected_nodes,
+            "rejected_frames": rejected,
+        });
+        if let Some(reason) = &failure {
+            data["reason"] = serde_json::Value::String(reason.clone());
+        }
+        console.record(
+            crate::hatch::Event::new(crate::hatch::EventKind::RunEnded, "system")
+                .workspace(&workspace)
+                .run_id(&run_id)
+                .data(data),
+        );
+        *closed = true;
+        drop(closed);
+        self.ended.send_replace(true);
+        true
+    }
+
     /// How many frames the console refused so far.
     fn rejected(&self) -> usize {
         self.view

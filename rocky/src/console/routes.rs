@@ -374,6 +374,20 @@ async fn teardown_work(
                 ),
             )
         }
+        Err(crate::hearth::client::HearthError::Refused { status: 404, .. }) => {
+            // hearth (restarted without it, or never had it) knows no such workspace: it is
+            // gone. The console mirrors that and forgets it, so every later DELETE is a 404.
+            console
+                .workspaces
+                .lock()
+                .expect("console state lock")
+                .remove(&slug);
+            fail(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("hearth knows no workspace {slug}: nothing of it is left to tear down"),
+            )
+        }
         Err(e) => fail(
             StatusCode::BAD_GATEWAY,
             "teardown_failed",
@@ -390,7 +404,10 @@ async fn teardown_work(
 }
 
 /// Asks the worker to cancel every active run of `slug` and waits (bounded) until each has
-/// ended, so its `ralph.run.ended` is recorded before the teardown's first record.
+/// ended, so its `ralph.run.ended` is recorded before the teardown's first record. A run the
+/// worker cannot be asked to cancel (unreachable, refusing) or that does not end in time is
+/// ended by the console itself: `ralph.run.ended` with `cancelled` and the reason, and later
+/// frames of it are ignored.
 async fn cancel_runs(console: &Console, slug: &str) {
     let active: Vec<(String, Arc<RunEntry>)> = console
         .runs
@@ -416,15 +433,39 @@ async fn cancel_runs(console: &Console, slug: &str) {
             .timeout(console.config.deadlines.worker_call)
             .send()
             .await;
-        if let Err(e) = &sent {
-            tracing::warn!(run_id, "cancel failed: {e}");
-        }
-        let mut ended = entry.ended.subscribe();
-        if tokio::time::timeout(console.config.deadlines.worker_call, ended.wait_for(|e| *e))
-            .await
-            .is_err()
-        {
-            tracing::warn!(run_id, "run did not end within the cancel deadline");
+        let refused = match sent {
+            Err(e) => Some(format!(
+                "the worker could not be reached to cancel the run: {e}"
+            )),
+            Ok(r) if !r.status().is_success() => Some(format!(
+                "the worker answered {} to the cancel",
+                r.status().as_u16()
+            )),
+            Ok(_) => None,
+        };
+        let reason = match refused {
+            Some(reason) => Some(reason),
+            None => {
+                let mut ended = entry.ended.subscribe();
+                let wait = console.config.deadlines.worker_call;
+                tokio::time::timeout(wait, ended.wait_for(|e| *e))
+                    .await
+                    .is_err()
+                    .then(|| {
+                        format!(
+                            "the run did not end within {} of its cancel",
+                            crate::duration::display(wait)
+                        )
+                    })
+            }
+        };
+        if let Some(reason) = reason {
+            tracing::warn!(run_id, "{reason}; the console ends it cancelled");
+            entry.close(
+                console,
+                RunStatus::Cancelled,
+                Some(format!("workspace {slug} torn down; {reason}")),
+            );
         }
     }
 }
@@ -497,18 +538,17 @@ async fn admit(
             .run_id(&accepted.run_id)
             .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
     );
-    let (ended, _) = tokio::sync::watch::channel(false);
-    let entry = Arc::new(RunEntry {
-        view: std::sync::Mutex::new(RunView {
+    let entry = Arc::new(RunEntry::new(
+        RunView {
             run_id: accepted.run_id.clone(),
             workspace: req.workspace.clone(),
             status: RunStatus::Running,
             nodes: Vec::new(),
             rejected_frames: Vec::new(),
             error: None,
-        }),
-        ended,
-    });
+        },
+        req.prompts.len(),
+    ));
     console
         .runs
         .lock()

@@ -96,6 +96,9 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
     let mut failure: Option<String> = None;
     let mut resumes = 0;
     while progress.ended.is_none() {
+        if entry.is_closed() {
+            return;
+        }
         let read = read_stream(&console, &entry, &run_id, &workspace, &mut progress);
         match tokio::time::timeout_at(deadline.into(), read).await {
             Err(_) => {
@@ -106,6 +109,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
                 break;
             }
             Ok(Ok(())) if progress.ended.is_some() => break,
+            Ok(_) if entry.is_closed() => return,
             Ok(Ok(())) => {
                 // The worker closed the stream: it only does so after RunEnded, so if we did not
                 // accept one, it was rejected. Say so instead of waiting for a frame never sent.
@@ -142,28 +146,9 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         (None, Some(s)) => s,
         _ => RunStatus::Failed,
     };
-    let (nodes_seen, rejected) = {
-        let mut v = entry.view.lock().expect("run view lock");
-        v.status = status;
-        v.error = failure.clone();
-        (v.nodes.len(), v.rejected_frames.len())
-    };
-    let mut data = serde_json::json!({
-        "status": status,
-        "nodes": nodes_seen,
-        "expected_nodes": expected_nodes,
-        "rejected_frames": rejected,
-    });
-    if let Some(reason) = &failure {
-        data["reason"] = serde_json::Value::String(reason.clone());
-    }
-    console.record(
-        Event::new(EventKind::RunEnded, SYSTEM)
-            .workspace(&workspace)
-            .run_id(&run_id)
-            .data(data),
-    );
-    entry.ended.send_replace(true);
+    // A run the console already ended (its workspace's teardown could not reach the worker)
+    // keeps that end: nothing more is recorded about it.
+    entry.close(&console, status, failure);
 }
 
 /// Reads the stream until it closes or fails. `Ok` = closed cleanly by the worker.
@@ -206,7 +191,7 @@ async fn read_stream(
             }
             handle(console, entry, run_id, workspace, progress, message);
         }
-        if progress.ended.is_some() {
+        if progress.ended.is_some() || entry.is_closed() {
             return Ok(());
         }
     }
@@ -221,6 +206,9 @@ fn handle(
     progress: &mut Progress,
     message: SseMessage,
 ) {
+    if entry.is_closed() {
+        return;
+    }
     let reject = |reason: String| {
         tracing::warn!(run_id, "KAHN frame rejected: {reason}");
         entry
@@ -267,7 +255,8 @@ fn handle(
                 } else {
                     EventKind::NodeFailed
                 };
-                console.record(
+                entry.record_open(
+                    console,
                     Event::new(kind, SYSTEM)
                         .workspace(workspace)
                         .run_id(run_id)

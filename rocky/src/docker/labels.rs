@@ -15,6 +15,16 @@ pub const SESSION: &str = "rocky.session";
 /// pid of the process that made the object: a reaper removes objects whose owner is dead.
 pub const PID: &str = "rocky.pid";
 
+/// `rocky.tier`: the tier a workspace was provisioned on (on its network), so a restarted
+/// hearth can report it.
+pub const TIER: &str = "rocky.tier";
+/// `rocky.service`: the tier service a container runs.
+pub const SERVICE: &str = "rocky.service";
+/// `rocky.port`: the port the service listens on inside its container.
+pub const PORT: &str = "rocky.port";
+/// `rocky.health`: the service's health route.
+pub const HEALTH: &str = "rocky.health";
+
 /// `rocky.host`: identity of the host (kernel boot and UTS name) whose [`PID`] made the object.
 pub const HOST: &str = "rocky.host";
 

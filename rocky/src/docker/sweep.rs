@@ -136,12 +136,21 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
     sweep_labelled(docker, &labels).await
 }
 
-/// Sessions with an object whose owner ([`owner_alive`]) is on this host and gone.
+/// Sessions with an object whose owner ([`owner_alive`]) is on this host and gone, and no
+/// object whose owner may be alive (a restarted hearth that adopted the session marks it with
+/// an object of its own pid).
 pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<String> {
+    let alive: std::collections::BTreeSet<&String> = objects
+        .iter()
+        .filter(|o| owner_alive(&o.labels))
+        .filter_map(|o| o.labels.get(labels::SESSION))
+        .collect();
     objects
         .iter()
         .filter(|o| !owner_alive(&o.labels))
-        .filter_map(|o| o.labels.get(labels::SESSION).cloned())
+        .filter_map(|o| o.labels.get(labels::SESSION))
+        .filter(|s| !alive.contains(s))
+        .cloned()
         .collect()
 }
 
@@ -240,6 +249,9 @@ mod tests {
             object("mine-alive", Some(&me), std::process::id()),
             object("other-host", Some("another-runner/boot/machine"), gone),
             object("unlabelled", None, gone),
+            // Made by a hearth now gone, adopted by a live one (its marker).
+            object("adopted", Some(&me), gone),
+            object("adopted", Some(&me), std::process::id()),
         ];
         let stale = stale_sessions(&objects);
         assert_eq!(stale.into_iter().collect::<Vec<_>>(), vec!["mine-gone"]);

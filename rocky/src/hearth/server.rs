@@ -93,12 +93,16 @@ impl<D: Driver> Hearth<D> {
         let found = self.driver.rediscover().await;
         let mut ws = self.workspaces.lock().expect("hearth state lock");
         for (reference, deployment) in found {
-            tracing::info!(slug = reference.slug, "rediscovered workspace");
+            tracing::info!(
+                slug = reference.slug,
+                status = %reference.status,
+                "rediscovered workspace"
+            );
             ws.insert(
                 reference.slug.clone(),
                 Entry {
                     reference,
-                    deployment: Some(deployment),
+                    deployment,
                     timings: DriverTimings::default(),
                     provisioning: None,
                     teardown: None,

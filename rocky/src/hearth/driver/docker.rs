@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 
 use super::health::wait_healthy;
 use super::{Driver, Provisioned};
-use crate::api::hearth::{DriverKind, ServiceRef};
+use crate::api::hearth::{DeploymentRef, DriverKind, ServiceRef, Status};
 use crate::docker::inspect::published_port;
 use crate::docker::remove::remove_all;
 use crate::docker::{DockerError, SweepReport, connect, err, labels, sweep};
@@ -27,6 +27,9 @@ use crate::tier::{ServiceSpec, TierProfile};
 /// Seconds `docker stop` waits after SIGTERM before SIGKILL. The stand-in exits on SIGTERM at
 /// once; a service that ignores it is what the teardown deadline exists to catch.
 const STOP_GRACE_SECS: i32 = 10;
+
+/// How long a restarted hearth waits for a rediscovered workspace's services to answer.
+const REDISCOVER_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A workspace as the engine knows it: what teardown must remove.
 #[derive(Clone, Debug)]
@@ -109,7 +112,11 @@ impl DockerDriver {
             .create_network(NetworkCreateRequest {
                 name: network.to_owned(),
                 driver: Some("bridge".into()),
-                labels: Some(self.labels(slug)),
+                labels: Some({
+                    let mut l = self.labels(slug);
+                    l.insert(labels::TIER.to_owned(), profile.name.clone());
+                    l
+                }),
                 ..Default::default()
             })
             .await
@@ -188,7 +195,13 @@ impl DockerDriver {
         spec: &ServiceSpec,
     ) -> Result<String, DockerError> {
         let name = self.name(slug, Some(&spec.name));
-        let body = container_body(spec, network, self.labels(slug));
+        let mut labels = self.labels(slug);
+        labels.extend([
+            (labels::SERVICE.to_owned(), spec.name.clone()),
+            (labels::PORT.to_owned(), spec.port.to_string()),
+            (labels::HEALTH.to_owned(), spec.health.clone()),
+        ]);
+        let body = container_body(spec, network, labels);
         let created = docker
             .create_container(
                 Some(CreateContainerOptions {
@@ -215,6 +228,146 @@ impl DockerDriver {
             STOP_GRACE_SECS,
         )
         .await
+    }
+
+    /// What an earlier hearth of this session left, by workspace: its network (with the tier
+    /// label) and its service containers. A workspace whose network, tier or any service is
+    /// missing, stopped or unhealthy is removed and reported `failed`.
+    async fn find_left(
+        &self,
+    ) -> Result<Vec<(DeploymentRef, Option<DockerDeployment>)>, DockerError> {
+        let docker = self.docker().await?.clone();
+        let objects = sweep::list_labelled_objects(
+            &docker,
+            &[format!("{}={}", labels::SESSION, self.session)],
+        )
+        .await?;
+        let mut by_slug: std::collections::BTreeMap<String, Vec<sweep::LabelledObject>> =
+            Default::default();
+        for o in objects {
+            if let Some(slug) = o.labels.get(labels::WORKSPACE) {
+                by_slug.entry(slug.clone()).or_default().push(o);
+            }
+        }
+        let mut found = Vec::new();
+        for (slug, objects) in by_slug {
+            let network = objects.iter().find(|o| o.kind == "network");
+            let containers: Vec<&sweep::LabelledObject> =
+                objects.iter().filter(|o| o.kind == "container").collect();
+            let tier = network
+                .and_then(|n| n.labels.get(labels::TIER).cloned())
+                .unwrap_or_default();
+            let mut deployment = DockerDeployment {
+                network: network.map(|n| n.id.clone()).unwrap_or_default(),
+                containers: containers.iter().map(|c| c.id.clone()).collect(),
+                services: Vec::new(),
+                health: Duration::ZERO,
+            };
+            let checked = if network.is_none() || tier.is_empty() || containers.is_empty() {
+                Err("its network, tier label or containers are missing".to_owned())
+            } else {
+                self.check_left(&docker, &containers).await
+            };
+            let mut reference = DeploymentRef {
+                slug: slug.clone(),
+                tier,
+                driver: DriverKind::LocalDocker,
+                status: Status::Ready,
+                services: Vec::new(),
+                error: None,
+            };
+            match checked {
+                Ok(services) => {
+                    reference.services = services.clone();
+                    deployment.services = services;
+                    found.push((reference, Some(deployment)));
+                }
+                Err(why) => {
+                    tracing::warn!(slug, "incomplete at rediscovery ({why}); removing it");
+                    remove_all(&docker, &deployment.containers, &deployment.network, 0).await?;
+                    reference.status = Status::Failed;
+                    reference.error = Some(format!(
+                        "found incomplete when hearth restarted ({why}); removed"
+                    ));
+                    found.push((reference, None));
+                }
+            }
+        }
+        if !found.is_empty() {
+            self.mark_adopted(&docker).await?;
+        }
+        Ok(found)
+    }
+
+    /// Every container running, labelled with its service, and answering its health route.
+    async fn check_left(
+        &self,
+        docker: &Docker,
+        containers: &[&sweep::LabelledObject],
+    ) -> Result<Vec<ServiceRef>, String> {
+        let deadline = Instant::now() + REDISCOVER_HEALTH_TIMEOUT;
+        let mut services = Vec::new();
+        for c in containers {
+            let label = |key: &str| {
+                c.labels
+                    .get(key)
+                    .cloned()
+                    .ok_or_else(|| format!("container {} has no {key} label", c.name))
+            };
+            let name = label(labels::SERVICE)?;
+            let health = label(labels::HEALTH)?;
+            let port: u16 = label(labels::PORT)?
+                .parse()
+                .map_err(|_| format!("container {} has a bad {} label", c.name, labels::PORT))?;
+            let info = docker
+                .inspect_container(
+                    &c.id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                )
+                .await
+                .map_err(|e| format!("inspect container {}: {e}", c.name))?;
+            if !info.state.and_then(|s| s.running).unwrap_or(false) {
+                return Err(format!("container {} is not running", c.name));
+            }
+            let image = info.config.and_then(|c| c.image).unwrap_or_default();
+            let host_port = published_port(docker, &c.id, port)
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = format!("127.0.0.1:{host_port}");
+            wait_healthy(&addr, &health, deadline)
+                .await
+                .map_err(|e| format!("service {name} ({addr}{health}): {e}"))?;
+            services.push(ServiceRef {
+                name,
+                image,
+                endpoint: format!("http://{addr}"),
+            });
+        }
+        services.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(services)
+    }
+
+    /// Objects of this session now belong to this hearth, but their `rocky.pid` names the
+    /// hearth that made them (labels cannot change). A small network labelled with this pid
+    /// marks the session as owned by a live process, so no sweep of dead owners removes it;
+    /// it goes with the session's sweep at shutdown.
+    async fn mark_adopted(&self, docker: &Docker) -> Result<(), DockerError> {
+        let name = format!("rocky-{}-adopted-{}", self.session, std::process::id());
+        match docker
+            .create_network(NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels::owned(&self.session)),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
+            Err(e) => Err(err(format!("create network {name}"))(e)),
+        }
     }
 
     /// Force-removes everything labelled with this session (hearth shutting down).
@@ -247,6 +400,16 @@ impl Driver for DockerDriver {
 
     async fn teardown(&self, deployment: &mut DockerDeployment) -> Result<(), String> {
         self.remove(deployment).await.map_err(|e| e.to_string())
+    }
+
+    async fn rediscover(&self) -> Vec<(DeploymentRef, Option<DockerDeployment>)> {
+        match self.find_left().await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!("cannot rediscover workspaces from the engine: {e}");
+                Vec::new()
+            }
+        }
     }
 
     async fn sweep(&self) {

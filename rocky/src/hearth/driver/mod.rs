@@ -50,11 +50,13 @@ pub trait Driver: Send + Sync + 'static {
         deployment: &mut Self::Deployment,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
-    /// Deployments an earlier hearth of this session left running (found by the engine's
-    /// labels or the driver's state file), with the reference hearth reports for each.
+    /// Workspaces an earlier hearth of this session left (found by the engine's labels or the
+    /// driver's state file), with the reference hearth reports for each: `ready` with the
+    /// deployment when every service is there and answers its health route; otherwise what was
+    /// left is removed and the workspace is reported `failed` (with why) and no deployment.
     fn rediscover(
         &self,
-    ) -> impl Future<Output = Vec<(crate::api::hearth::DeploymentRef, Self::Deployment)>> + Send
+    ) -> impl Future<Output = Vec<(crate::api::hearth::DeploymentRef, Option<Self::Deployment>)>> + Send
     {
         async { Vec::new() }
     }
