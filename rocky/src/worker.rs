@@ -80,6 +80,8 @@ struct RunLog {
 pub struct Worker {
     config: WorkerConfig,
     runs: Mutex<HashMap<String, Arc<RunLog>>>,
+    /// Every bearer is accepted once.
+    replay: vault::ReplayGuard,
 }
 
 impl Worker {
@@ -87,6 +89,7 @@ impl Worker {
         Arc::new(Worker {
             config,
             runs: Mutex::new(HashMap::new()),
+            replay: vault::ReplayGuard::default(),
         })
     }
 
@@ -112,10 +115,11 @@ impl Worker {
             .and_then(|h| h.to_str().ok());
         self.config
             .keyring
-            .verify(
+            .verify_once(
+                &self.replay,
                 header,
                 method.as_str(),
-                uri.path(),
+                uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
                 body,
                 vault::now_unix(),
                 self.config.max_skew_secs,
@@ -125,7 +129,7 @@ impl Worker {
                 tracing::warn!("bearer rejected: {e}");
                 Box::new(error(
                     StatusCode::UNAUTHORIZED,
-                    "unauthorized",
+                    e.code(),
                     format!("bearer rejected: {e}"),
                 ))
             })
