@@ -197,7 +197,9 @@ fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
         .parse()
         .map_err(|_| malformed("timestamp is out of range"))?;
     if nonce.len() != NONCE_HEX_LEN
-        || !nonce.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     {
         return Err(malformed(&format!(
             "nonce is not {NONCE_HEX_LEN} lower-case hex digits"

@@ -30,7 +30,8 @@ impl Keyring {
             .keys
             .get(key_id)
             .ok_or_else(|| MacError::UnknownKeyId(key_id.to_owned()))?;
-        let mut m = <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
         m.update(message);
         m.verify_slice(tag)
             .map_err(|_| MacError::Mismatch(key_id.to_owned()))

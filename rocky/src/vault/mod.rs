@@ -20,7 +20,7 @@ mod replay;
 mod fixtures;
 
 pub use bearer::{BearerError, DEFAULT_MAX_SKEW_SECS, now_unix, parse_bearer};
-pub use mac::MacError;
-pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayError, ReplayGuard};
 pub use keyring::{Keyring, VAULT_FILE_ENV, VaultError, generate_secret, write_keyring_file};
 pub(crate) use keyring::{SecretText, write_private_file};
+pub use mac::MacError;
+pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayError, ReplayGuard};

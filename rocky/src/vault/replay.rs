@@ -72,7 +72,11 @@ impl ReplayGuard {
 
     /// How many signatures are remembered now.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).set.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
