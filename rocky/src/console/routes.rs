@@ -116,7 +116,7 @@ async fn create_workspace(
                 ),
             )
         })?;
-    {
+    let previous = {
         // Reserve the slug before calling hearth so two racing requests cannot both provision.
         let mut ws = console.workspaces.lock().expect("console state lock");
         if let Some(existing) = ws.get(&req.slug)
@@ -138,13 +138,17 @@ async fn create_workspace(
                 tier: req.tier.clone(),
                 status: Status::Provisioning,
             },
-        );
-    }
-    console.record(
+        )
+    };
+    if let Err(refused) = console.audit(
         Event::new(EventKind::ProvisioningStarted, who.name.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"tier": req.tier})),
-    );
+    ) {
+        // Fail closed: release the reservation, nothing was provisioned.
+        super::audit::release(&console, &req.slug, previous);
+        return Err(refused);
+    }
     let outcome = console
         .config
         .hearth
@@ -152,9 +156,8 @@ async fn create_workspace(
         .await;
     let failure = match outcome {
         Ok(dep) if dep.status == Status::Ready => {
-            set_status(&console, &req.slug, Status::Ready);
             let services: Vec<&str> = dep.services.iter().map(|s| s.name.as_str()).collect();
-            console.record(
+            if let Err(refused) = console.audit(
                 Event::new(EventKind::Provisioned, who.name.as_str())
                     .workspace(&req.slug)
                     .data(serde_json::json!({
@@ -162,7 +165,12 @@ async fn create_workspace(
                         "driver": dep.driver.as_str(),
                         "services": services,
                     })),
-            );
+            ) {
+                // Fail closed: an unrecorded workspace must not stay up.
+                super::audit::roll_back_provisioning(&console, &req.slug).await;
+                return Err(refused);
+            }
+            set_status(&console, &req.slug, Status::Ready);
             let body = serde_json::json!({
                 "slug": dep.slug,
                 "tier": dep.tier,
@@ -178,11 +186,11 @@ async fn create_workspace(
         Err(e) => e.to_string(),
     };
     set_status(&console, &req.slug, Status::Failed);
-    console.record(
+    console.audit(
         Event::new(EventKind::Failed, who.name.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"reason": failure})),
-    );
+    )?;
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
         "provisioning_failed",
@@ -240,8 +248,9 @@ async fn delete_workspace(
             format!("workspace {slug} is already torn down"),
         ));
     }
+    console
+        .audit(Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug))?;
     set_status(&console, &slug, Status::TearingDown);
-    console.record(Event::new(EventKind::DecommissionStarted, who.name.as_str()).workspace(&slug));
     let report = console
         .config
         .hearth
@@ -257,11 +266,13 @@ async fn delete_workspace(
     match report.status {
         Status::TierTornDown => {
             set_status(&console, &slug, Status::TierTornDown);
-            console.record(
+            // The tier is gone whatever the log says; the status stays true, the caller learns
+            // that the record is missing.
+            console.audit(
                 Event::new(EventKind::Decommissioned, who.name.as_str())
                     .workspace(&slug)
                     .data(serde_json::json!({"status": Status::TierTornDown})),
-            );
+            )?;
             Ok(
                 Json(serde_json::json!({"slug": slug, "status": Status::TierTornDown}))
                     .into_response(),
@@ -330,12 +341,13 @@ async fn submit_run(
         max_ralph_iters: max_iters,
     };
     let accepted = submit_to_worker(&console, &submission).await?;
-    console.record(
+    // Fail closed: an unrecorded run is not followed and not reported as accepted.
+    console.audit(
         Event::new(EventKind::RunStarted, who.name.as_str())
             .workspace(&req.workspace)
             .run_id(&accepted.run_id)
             .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
-    );
+    )?;
     let (ended, _) = tokio::sync::watch::channel(false);
     let entry = Arc::new(RunEntry {
         view: std::sync::Mutex::new(RunView {

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
@@ -196,8 +196,9 @@ pub struct Hatch {
     sync: SyncMode,
     commit: Mutex<Commit>,
     committed: Condvar,
-    /// Fault injection: every append fails (tests of the fail-closed paths).
-    fail_appends: AtomicBool,
+    /// Fault injection: appends from this seq on fail (`u64::MAX`: none); tests of the
+    /// fail-closed paths.
+    fail_from: AtomicU64,
 }
 
 struct State {
@@ -348,7 +349,7 @@ impl Hatch {
             sync: SyncMode::None,
             commit: Mutex::new(Commit::default()),
             committed: Condvar::new(),
-            fail_appends: AtomicBool::new(false),
+            fail_from: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -364,7 +365,12 @@ impl Hatch {
 
     /// Fault injection: while `on`, every append fails as a broken disk would.
     pub fn inject_append_failure(&self, on: bool) {
-        self.fail_appends.store(on, Ordering::SeqCst);
+        self.fail_appends_from(if on { 0 } else { u64::MAX });
+    }
+
+    /// Fault injection: the append of record `seq` and every later one fails.
+    pub fn fail_appends_from(&self, seq: u64) {
+        self.fail_from.store(seq, Ordering::SeqCst);
     }
 
     /// The JSONL file this log records to, if any.
@@ -384,7 +390,7 @@ impl Hatch {
         let mut guard = self.lock();
         let state = &mut *guard;
         let seq = state.next_seq;
-        if self.fail_appends.load(Ordering::SeqCst) {
+        if seq >= self.fail_from.load(Ordering::SeqCst) {
             return Err(HatchError::Injected { seq });
         }
         // Taken under the lock, so timestamps never run backwards along the chain.
