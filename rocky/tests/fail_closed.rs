@@ -246,3 +246,31 @@ async fn teardown_is_refused_when_its_record_cannot_be_written() {
         .await;
     assert_eq!(view["status"], "ready", "{view}");
 }
+
+#[tokio::test]
+async fn out_of_range_durations_from_a_request_get_400() {
+    let s = stack().await;
+    for wait in [
+        "307445734561825861m",
+        "61s",
+        "99999999999999999999999s",
+        "-1s",
+        "5h",
+    ] {
+        let (status, body) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/ralph/runs/run-x?wait={wait}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{wait}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("wait: "),
+            "{body}"
+        );
+    }
+}

@@ -430,6 +430,9 @@ async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccep
     ))
 }
 
+/// Longest `?wait=` long-poll; longer ones are refused (400), under the request deadline.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunQuery {
@@ -444,6 +447,14 @@ async fn get_run(
     Query(query): Query<RunQuery>,
 ) -> Result<Json<RunView>, ApiError> {
     authorize(&console, &headers, Right::ReadRuns)?;
+    let wait = query
+        .wait
+        .map(|wait| {
+            crate::duration::parse_within(&wait, Duration::ZERO, MAX_WAIT).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("wait: {e}"))
+            })
+        })
+        .transpose()?;
     let entry = console
         .runs
         .lock()
@@ -457,10 +468,7 @@ async fn get_run(
                 format!("no run {run_id}"),
             )
         })?;
-    if let Some(wait) = query.wait {
-        let wait = crate::duration::parse(&wait)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?
-            .min(Duration::from_secs(120));
+    if let Some(wait) = wait {
         let mut rx = entry.ended.subscribe();
         // Whether it ended or the wait passed, answer with the current view.
         let _ = tokio::time::timeout(wait, rx.wait_for(|ended| *ended)).await;
