@@ -36,3 +36,4 @@ pub mod slug;
 pub mod tier;
 pub mod vault;
 pub mod worker;
+pub mod worker_limits;

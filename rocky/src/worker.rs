@@ -74,6 +74,8 @@ struct RunLog {
     frames: Mutex<Vec<String>>,
     /// (frames written, finished): readers wait on this instead of polling.
     progress: watch::Sender<(usize, bool)>,
+    /// For eviction once finished (see `worker_limits`).
+    created: std::time::Instant,
 }
 
 /// Shared worker state.
@@ -150,12 +152,8 @@ async fn submit(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
     };
-    if run.prompts.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "a run needs at least one prompt",
-        );
+    if let Err(why) = crate::worker_limits::check_prompts(&run.prompts) {
+        return error(StatusCode::BAD_REQUEST, "bad_request", why);
     }
     if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
         return error(
@@ -169,12 +167,31 @@ async fn submit(
     let log = Arc::new(RunLog {
         frames: Mutex::new(Vec::new()),
         progress,
+        created: std::time::Instant::now(),
     });
-    worker
-        .runs
-        .lock()
-        .expect("worker state lock")
-        .insert(run_id.clone(), log.clone());
+    {
+        use crate::worker_limits::{MAX_ACTIVE_RUNS, RunAge, evictions};
+        let mut runs = worker.runs.lock().expect("worker state lock");
+        let ages = runs.iter().map(|(id, l)| {
+            let age = RunAge {
+                created: l.created,
+                finished: l.progress.borrow().1,
+            };
+            (id.clone(), age)
+        });
+        for id in evictions(ages, std::time::Instant::now()) {
+            runs.remove(&id);
+        }
+        let active = runs.values().filter(|l| !l.progress.borrow().1).count();
+        if active >= MAX_ACTIVE_RUNS {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_runs",
+                format!("{active} runs are executing, the most this worker runs at once"),
+            );
+        }
+        runs.insert(run_id.clone(), log.clone());
+    }
     let drift = worker.config.drift.clone();
     let id = run_id.clone();
     tokio::spawn(async move { execute(&id, &run, &drift, &log).await });
