@@ -33,6 +33,7 @@ pub mod logging;
 pub mod names;
 pub mod shutdown;
 pub mod slug;
+pub mod sse;
 pub mod tier;
 pub mod vault;
 pub mod worker;
