@@ -202,7 +202,11 @@ mod tests {
         let expected = vec![msg(Some("1"), "a\nb"), msg(Some("2"), "c")];
         for ending in ["\n", "\r", "\r\n"] {
             let text = "id: 1\ndata: a\ndata: b\n\nid: 2\ndata: c\n\n".replace('\n', ending);
-            assert_eq!(parse_all(&[text.as_bytes()]).unwrap(), expected, "{ending:?}");
+            assert_eq!(
+                parse_all(&[text.as_bytes()]).unwrap(),
+                expected,
+                "{ending:?}"
+            );
             // Byte by byte: a CR at a chunk's end and the LF that starts the next are one end.
             let bytes: Vec<&[u8]> = text.as_bytes().chunks(1).collect();
             assert_eq!(parse_all(&bytes).unwrap(), expected, "{ending:?} bytewise");
