@@ -22,7 +22,7 @@ fn limits() -> Limits {
 fn router() -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/hang", get(|| std::future::pending::<&'static str>()))
+        .route("/hang", get(std::future::pending::<&'static str>))
 }
 
 async fn start(

@@ -297,9 +297,11 @@ mod tests {
     fn sse_parser_handles_split_chunks_and_comments() {
         let mut p = SseParser::default();
         let mut out = Vec::new();
-        p.push(b": keep-alive\n\nid: 1\nda", &mut out);
+        p.push(b": keep-alive\n\nid: 1\nda", &mut out)
+            .expect("parse");
         assert!(out.is_empty());
-        p.push(b"ta: {\"a\":1}\n\nid: 2\r\ndata: x\r\n\r\n", &mut out);
+        p.push(b"ta: {\"a\":1}\n\nid: 2\r\ndata: x\r\n\r\n", &mut out)
+            .expect("parse");
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].id.as_deref(), Some("1"));
         assert_eq!(out[0].data, "{\"a\":1}");
