@@ -31,11 +31,34 @@ pub(crate) fn hatch_section(args: &Args, env: &Env, table: &mut Table) -> anyhow
         }
     }
     table.rate(
-        "HATCH append (a write(2) per record, no fsync: the sink's promise)",
+        "HATCH append, sealed (a write(2) per record + a pwrite(2) of the seal, no fsync)",
         &appends,
         TARGET_APPEND_PER_S,
     );
     table.rate("HATCH verify_bytes", &verifies, TARGET_VERIFY_PER_S);
+    // Durability modes (console --hatch-sync), sealed, at 1 and 16 writer threads.
+    for sync in rocky::hatch::SyncMode::ALL {
+        for writers in [1usize, 16] {
+            let mut rates = Vec::new();
+            for i in 0..=args.runs {
+                let path = dir.join(format!("s-{sync}-{writers}-{i}.jsonl"));
+                let rate = hatch_sync_once(&path, sync, writers)?;
+                if i > 0 {
+                    rates.push(rate);
+                }
+            }
+            let target = if sync == rocky::hatch::SyncMode::None {
+                TARGET_APPEND_PER_S
+            } else {
+                0.0
+            };
+            table.rate(
+                &format!("HATCH append, sealed, --hatch-sync {sync}, {writers} writer(s)"),
+                &rates,
+                target,
+            );
+        }
+    }
     Ok(())
 }
 
@@ -108,6 +131,8 @@ pub(crate) fn hatch_once(path: &Path) -> anyhow::Result<(f64, f64)> {
     let append = HATCH_RECORDS as f64 / started.elapsed().as_secs_f64();
     drop(hatch);
     let content = std::fs::read(path)?;
+    std::fs::remove_file(rocky::hatch::seal_path(path))?;
+    std::fs::remove_file(rocky::hatch::default_key_path(path))?;
     let started = Instant::now();
     let summary = rocky::hatch::verify_bytes(std::hint::black_box(&content))?;
     let verify = HATCH_RECORDS as f64 / started.elapsed().as_secs_f64();
@@ -117,6 +142,59 @@ pub(crate) fn hatch_once(path: &Path) -> anyhow::Result<(f64, f64)> {
     );
     std::fs::remove_file(path)?;
     Ok((append, verify))
+}
+
+/// Records per mode: fsync-bound modes get fewer so the bench stays short.
+fn sync_records(sync: rocky::hatch::SyncMode) -> usize {
+    match sync {
+        rocky::hatch::SyncMode::None => HATCH_RECORDS,
+        rocky::hatch::SyncMode::Batch => 20_000,
+        rocky::hatch::SyncMode::Always => 2_000,
+    }
+}
+
+/// Appends records from `writers` threads to a new sealed log with `sync`; records/s.
+fn hatch_sync_once(
+    path: &Path,
+    sync: rocky::hatch::SyncMode,
+    writers: usize,
+) -> anyhow::Result<f64> {
+    let total = sync_records(sync);
+    let key = rocky::hatch::default_key_path(path);
+    let options = rocky::hatch::HatchOptions::sealed(&key, sync)?;
+    let hatch = std::sync::Arc::new(Hatch::open(path, options)?);
+    let per = total / writers;
+    let events = hatch_events();
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..writers)
+            .map(|_| {
+                let hatch = hatch.clone();
+                let events = events.clone();
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for e in events.into_iter().cycle().take(per) {
+                        hatch.append(e)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().map_err(|_| anyhow!("writer panicked"))??;
+        }
+        Ok(())
+    })?;
+    let rate = (per * writers) as f64 / started.elapsed().as_secs_f64();
+    drop(hatch);
+    let summary = rocky::hatch::verify_sealed_file(path, None)?;
+    ensure!(
+        summary.seal.records == (per * writers) as u64,
+        "sealed {summary:?}"
+    );
+    for p in [path.to_owned(), rocky::hatch::seal_path(path), key] {
+        std::fs::remove_file(p)?;
+    }
+    Ok(rate)
 }
 
 /// A run's worth of frames as the worker encodes them: attempts, transitions, the end.

@@ -18,11 +18,29 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     match unit {
         "ms" => Ok(Duration::from_millis(value)),
         "" | "s" => Ok(Duration::from_secs(value)),
-        "m" => Ok(Duration::from_secs(value * 60)),
+        "m" => value
+            .checked_mul(60)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("invalid duration {text:?}: out of range")),
         other => Err(format!(
             "invalid duration {text:?}: unknown unit {other:?} (use ms, s or m)"
         )),
     }
+}
+
+/// [`parse`], then checks `min..=max`; what a duration taken from a request goes through, so
+/// that an out-of-range one is refused by name (400) rather than clamped, wrapped or panicked on.
+pub fn parse_within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse(text)?;
+    if d < min || d > max {
+        return Err(format!(
+            "duration {:?} is out of range ({}..={})",
+            text.trim(),
+            display(min),
+            display(max)
+        ));
+    }
+    Ok(d)
 }
 
 /// Formats a duration the way [`parse`] reads it, for messages that name a deadline.
@@ -49,5 +67,27 @@ mod tests {
         assert!(parse("5h").unwrap_err().contains("unknown unit"));
         assert_eq!(display(Duration::from_millis(1500)), "1500ms");
         assert_eq!(display(Duration::from_secs(3)), "3s");
+    }
+
+    #[test]
+    fn huge_values_are_errors_not_overflows() {
+        assert!(
+            parse("307445734561825861m")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(parse("99999999999999999999999s").is_err());
+        assert!(parse(&format!("{}m", u64::MAX)).is_err());
+        assert_eq!(
+            parse(&format!("{}ms", u64::MAX)).unwrap(),
+            Duration::from_millis(u64::MAX)
+        );
+        let max = Duration::from_secs(60);
+        assert!(
+            parse_within("61s", Duration::ZERO, max)
+                .unwrap_err()
+                .contains("out of range (0s..=60s)")
+        );
+        assert_eq!(parse_within("1m", Duration::ZERO, max), Ok(max));
     }
 }

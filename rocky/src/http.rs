@@ -1,9 +1,13 @@
 //! What the three HTTP servers (hearth, console, worker) share: the contract's error body and
 //! serving a router until shutdown.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
 
 pub use crate::api::{ErrorBody, ErrorDetail};
 
@@ -48,7 +52,32 @@ pub fn error(status: StatusCode, code: &'static str, message: impl Into<String>)
     ApiError::new(status, code, message).into_response()
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight end.
+/// The bounds every server keeps (contract §9): how long a client may take to send its
+/// headers, how long a request may take to be answered, how many connections are served at
+/// once (further ones wait in the accept backlog), and how long shutdown waits for
+/// connections in flight before it cuts them.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub header_read: Duration,
+    pub request: Duration,
+    pub max_connections: usize,
+    pub shutdown: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read: Duration::from_secs(10),
+            // Above the longest long-poll (`?wait=` is capped at 60 s) and hearth's deadlines.
+            request: Duration::from_secs(150),
+            max_connections: 512,
+            shutdown: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight end,
+/// within the default [`Limits`].
 pub async fn serve<L>(
     listener: L,
     router: axum::Router,
@@ -58,7 +87,97 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, shutdown, Limits::default()).await
+}
+
+/// [`serve`] within the given [`Limits`]. HTTP/1.1 only (every client of these servers
+/// speaks it). A response's head must be ready within `limits.request` (503
+/// `deadline_exceeded` otherwise); a streamed body (SSE) is not cut by it.
+pub async fn serve_with<L>(
+    mut listener: L,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (io, _addr) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        // Reap finished connections so the set stays as small as the connection limit.
+        while connections.try_join_next().is_some() {}
+        let router = router.clone();
+        let deadline = limits.request;
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                async move {
+                    let answer = tokio::time::timeout(
+                        deadline,
+                        router.oneshot(req.map(axum::body::Body::new)),
+                    )
+                    .await;
+                    Ok::<_, std::convert::Infallible>(match answer {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "deadline_exceeded",
+                            format!(
+                                "the request was not answered within its deadline ({})",
+                                crate::duration::display(deadline)
+                            ),
+                        ),
+                    })
+                }
+            });
+        let mut stop = stop_rx.clone();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read);
+        connections.spawn(async move {
+            let _permit = permit;
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            let mut connection = std::pin::pin!(connection);
+            let stopped = tokio::select! {
+                _ = connection.as_mut() => false,
+                _ = stop.wait_for(|stop| *stop) => true,
+            };
+            if stopped {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "shutdown deadline ({}) passed with {} connection(s) open: cutting them",
+            crate::duration::display(limits.shutdown),
+            connections.len()
+        );
+        connections.abort_all();
+    }
+    Ok(())
 }

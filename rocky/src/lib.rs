@@ -33,6 +33,8 @@ pub mod logging;
 pub mod names;
 pub mod shutdown;
 pub mod slug;
+pub mod sse;
 pub mod tier;
 pub mod vault;
 pub mod worker;
+pub mod worker_limits;

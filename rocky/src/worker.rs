@@ -78,12 +78,16 @@ struct RunLog {
     progress: watch::Sender<(usize, bool)>,
     /// Set by `POST /v1/runs/{id}/cancel`; the run ends `cancelled` at its next step.
     cancel: watch::Sender<bool>,
+    /// For eviction once finished (see `worker_limits`).
+    created: std::time::Instant,
 }
 
 /// Shared worker state.
 pub struct Worker {
     config: WorkerConfig,
     runs: Mutex<HashMap<String, Arc<RunLog>>>,
+    /// Every bearer is accepted once.
+    replay: vault::ReplayGuard,
 }
 
 impl Worker {
@@ -91,6 +95,7 @@ impl Worker {
         Arc::new(Worker {
             config,
             runs: Mutex::new(HashMap::new()),
+            replay: vault::ReplayGuard::default(),
         })
     }
 
@@ -117,10 +122,11 @@ impl Worker {
             .and_then(|h| h.to_str().ok());
         self.config
             .keyring
-            .verify(
+            .verify_once(
+                &self.replay,
                 header,
                 method.as_str(),
-                uri.path(),
+                uri.path_and_query().map_or(uri.path(), |pq| pq.as_str()),
                 body,
                 vault::now_unix(),
                 self.config.max_skew_secs,
@@ -130,7 +136,7 @@ impl Worker {
                 tracing::warn!("bearer rejected: {e}");
                 Box::new(error(
                     StatusCode::UNAUTHORIZED,
-                    "unauthorized",
+                    e.code(),
                     format!("bearer rejected: {e}"),
                 ))
             })
@@ -151,12 +157,8 @@ async fn submit(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
     };
-    if run.prompts.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "a run needs at least one prompt",
-        );
+    if let Err(why) = crate::worker_limits::check_prompts(&run.prompts) {
+        return error(StatusCode::BAD_REQUEST, "bad_request", why);
     }
     if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
         return error(
@@ -172,12 +174,31 @@ async fn submit(
         frames: Mutex::new(Vec::new()),
         progress,
         cancel,
+        created: std::time::Instant::now(),
     });
-    worker
-        .runs
-        .lock()
-        .expect("worker state lock")
-        .insert(run_id.clone(), log.clone());
+    {
+        use crate::worker_limits::{MAX_ACTIVE_RUNS, RunAge, evictions};
+        let mut runs = worker.runs.lock().expect("worker state lock");
+        let ages = runs.iter().map(|(id, l)| {
+            let age = RunAge {
+                created: l.created,
+                finished: l.progress.borrow().1,
+            };
+            (id.clone(), age)
+        });
+        for id in evictions(ages, std::time::Instant::now()) {
+            runs.remove(&id);
+        }
+        let active = runs.values().filter(|l| !l.progress.borrow().1).count();
+        if active >= MAX_ACTIVE_RUNS {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_runs",
+                format!("{active} runs are executing, the most this worker runs at once"),
+            );
+        }
+        runs.insert(run_id.clone(), log.clone());
+    }
     let encoding = worker.config.encoding.clone();
     let id = run_id.clone();
     tokio::spawn(async move { execute(&id, &run, &encoding, &log).await });

@@ -4,8 +4,9 @@
 //!   chain, timings.
 //! - `steps`: the step vocabulary, generated from the step definitions.
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
-//! - `hatch verify FILE`: checks a HATCH log's hash chain.
-//! - `snapshots summary`, `junit summary`: Markdown for a pull request's reviewers.
+//! - `hatch verify FILE [--key KEYFILE]`: checks a HATCH log's hash chain against its seal.
+//! - `hatch repair FILE [--key KEYFILE]`: cuts a torn tail back to the last sealed record.
+//! - `snapshots summary`, `junit summary`, `junit merge`: Markdown and JUnit for reviewers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,8 +96,24 @@ enum JunitCommand {
 
 #[derive(Subcommand, Debug)]
 enum HatchCommand {
-    /// Recompute the hash chain of a HATCH log and name the first bad record.
-    Verify { file: PathBuf },
+    /// Recompute the hash chain of a HATCH log, check it against its seal (`FILE.seal`) and
+    /// name what is wrong: the first bad record, records cut from the tail, a rewrite, a
+    /// missing seal, or (with --key) a forged one.
+    Verify {
+        file: PathBuf,
+        /// The seal key (VAULT keyring YAML, `hatch_key_path` in stack.json): authenticates
+        /// the seal. Without it the seal is compared but a forged one cannot be told apart.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Cut a torn tail (after a crash) back to the last sealed record, saying what was cut.
+    /// A log with fewer records than sealed, or a changed record, is refused.
+    Repair {
+        file: PathBuf,
+        /// The seal key; when given the seal is authenticated before anything is cut.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -160,21 +177,62 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Hatch {
-            command: HatchCommand::Verify { file },
-        } => match rocky::hatch::verify_file(&file) {
-            Ok(s) => {
-                println!(
-                    "ok: {} records, chain intact (last hash {})",
-                    s.records, s.last_hash
-                );
-                ExitCode::SUCCESS
+        Command::Hatch { command } => hatch(command),
+    }
+}
+
+fn load_key(key: Option<&PathBuf>) -> Result<Option<rocky::vault::Keyring>, String> {
+    key.map(|k| rocky::vault::Keyring::from_file(k).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+fn hatch(command: HatchCommand) -> ExitCode {
+    match command {
+        HatchCommand::Verify { file, key } => {
+            let key = match load_key(key.as_ref()) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rocky::hatch::verify_sealed_file(&file, key.as_ref()) {
+                Ok(s) => {
+                    println!(
+                        "ok: {} records, chain intact and sealed (last hash {}); seal {}",
+                        s.chain.records,
+                        s.chain.last_hash,
+                        if s.authenticated {
+                            format!("authenticated under key id {}", s.seal.key_id)
+                        } else {
+                            format!(
+                                "NOT authenticated (no --key): key id {} unchecked",
+                                s.seal.key_id
+                            )
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("{}: {e}", file.display());
-                ExitCode::FAILURE
+        }
+        HatchCommand::Repair { file, key } => {
+            let repaired = load_key(key.as_ref())
+                .and_then(|key| rocky::hatch::repair_file(&file, key.as_ref()));
+            match repaired {
+                Ok(r) => {
+                    println!("{}: {r}", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
@@ -235,6 +293,7 @@ async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
         "worker_url": stack.worker_url,
         "admin_token": stack.admin_token,
         "hatch_path": stack.hatch_path,
+        "hatch_key_path": rocky::hatch::default_key_path(&stack.hatch_path),
         "hearth_socket": stack.hearth_socket,
         "driver": stack.driver.as_str(),
         "session": stack.session,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use rocky::auth::LocalAuth;
 use rocky::console::{Console, ConsoleConfig, Deadlines};
-use rocky::hatch::Hatch;
+use rocky::hatch::{Hatch, HatchOptions};
 use rocky::hearth::client::HearthClient;
 use rocky::vault::Keyring;
 
@@ -24,9 +24,17 @@ struct Args {
     /// Base URL of `ralph serve`.
     #[arg(long)]
     worker_url: String,
-    /// HATCH log (JSONL, append-only).
+    /// HATCH log (JSONL, append-only, mode 0600); sealed at `FILE.seal`.
     #[arg(long)]
     hatch: PathBuf,
+    /// The seal key (VAULT keyring YAML; its active key id seals). Default `FILE.key`, created
+    /// with a fresh secret when missing; keep it off the log's disk in production.
+    #[arg(long)]
+    hatch_key: Option<PathBuf>,
+    /// When an append reaches the disk: `always` (fsync each), `batch` (group commit: concurrent
+    /// appends share one fsync) or `none` (the OS page cache).
+    #[arg(long, default_value = "batch")]
+    hatch_sync: rocky::hatch::SyncMode,
     /// LocalAuth tokens file (YAML).
     #[arg(long)]
     tokens: PathBuf,
@@ -66,7 +74,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         hearth: HearthClient::new(&args.hearth_socket),
         worker_url: args.worker_url.trim_end_matches('/').to_owned(),
         keyring,
-        hatch: Arc::new(Hatch::with_file(&args.hatch)?),
+        hatch: Arc::new(Hatch::open(
+            &args.hatch,
+            HatchOptions::sealed(
+                &args
+                    .hatch_key
+                    .clone()
+                    .unwrap_or_else(|| rocky::hatch::default_key_path(&args.hatch)),
+                args.hatch_sync,
+            )?,
+        )?),
         tiers: rocky::tier::load_dir(&args.tiers)?,
         deadlines: Deadlines {
             run: args.run_timeout,

@@ -4,6 +4,7 @@
 //!
 //! Bad input is refused before anything happens: no provision call, no HATCH record.
 
+mod audit;
 mod routes;
 mod stream;
 
@@ -153,13 +154,35 @@ impl Console {
         Ok(added)
     }
 
-    /// Appends to the HATCH log. A record that cannot be written is logged loudly: the log is
-    /// the test's evidence, but a broken sink must not turn a request into a 500.
+    /// Appends a lifecycle record, failing closed: when the append fails the action must be
+    /// refused (503 `audit_unavailable`) and undone, so an audit gap is never silent.
+    fn audit(&self, event: crate::hatch::Event) -> Result<(), crate::http::ApiError> {
+        let kind = event.kind;
+        self.config.hatch.append(event).map(|_| ()).map_err(|e| {
+            tracing::error!("refusing {kind}: the HATCH append failed: {e}");
+            audit_unavailable(kind, &e)
+        })
+    }
+
+    /// Appends a record the stream follower observed (no caller to refuse). A record that
+    /// cannot be written is logged loudly and kept on the run's view as its error.
     fn record(&self, event: crate::hatch::Event) {
         if let Err(e) = self.config.hatch.append(event) {
             tracing::error!("failed to append to the HATCH log: {e}");
         }
     }
+}
+
+/// The 503 a lifecycle action gets when its audit record cannot be written.
+pub(crate) fn audit_unavailable(
+    kind: crate::hatch::EventKind,
+    e: &crate::hatch::HatchError,
+) -> crate::http::ApiError {
+    crate::http::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        format!("refused: the audit record {kind} could not be written ({e}); nothing was changed"),
+    )
 }
 
 impl RunEntry {

@@ -122,7 +122,7 @@ async fn create_workspace(
             tracing::warn!("cannot rebuild the view from hearth: {e}");
         }
     }
-    let guard = {
+    let (guard, previous) = {
         // Reserve the slug (and take the workspace's ops lock) before calling hearth, so two
         // racing requests cannot both provision and a DELETE is ordered after this provision.
         let mut ws = console.workspaces.lock().expect("console state lock");
@@ -145,7 +145,7 @@ async fn create_workspace(
                 format!("workspace {} is busy", req.slug),
             )
         })?;
-        ws.insert(
+        let previous = ws.insert(
             req.slug.clone(),
             WorkspaceView {
                 slug: req.slug.clone(),
@@ -153,7 +153,7 @@ async fn create_workspace(
                 status: Status::Provisioning,
             },
         );
-        guard
+        (guard, previous)
     };
     // Detached: a caller that hangs up ends this handler, not the provision; the status
     // settles either way.
@@ -163,6 +163,7 @@ async fn create_workspace(
         profile,
         who.name,
         guard,
+        previous,
     ));
     work.await.unwrap_or_else(|e| Err(lost("provision", e)))
 }
@@ -181,12 +182,17 @@ async fn provision_work(
     profile: crate::tier::TierProfile,
     who: String,
     _ops: tokio::sync::OwnedMutexGuard<()>,
+    previous: Option<WorkspaceView>,
 ) -> Result<Response, ApiError> {
-    console.record(
+    if let Err(refused) = console.audit(
         Event::new(EventKind::ProvisioningStarted, who.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"tier": req.tier})),
-    );
+    ) {
+        // Fail closed: release the reservation, nothing was provisioned.
+        super::audit::release(&console, &req.slug, previous);
+        return Err(refused);
+    }
     let outcome = console
         .config
         .hearth
@@ -194,9 +200,8 @@ async fn provision_work(
         .await;
     let failure = match outcome {
         Ok(dep) if dep.status == Status::Ready => {
-            set_status(&console, &req.slug, Status::Ready);
             let services: Vec<&str> = dep.services.iter().map(|s| s.name.as_str()).collect();
-            console.record(
+            if let Err(refused) = console.audit(
                 Event::new(EventKind::Provisioned, who.as_str())
                     .workspace(&req.slug)
                     .data(serde_json::json!({
@@ -204,7 +209,12 @@ async fn provision_work(
                         "driver": dep.driver.as_str(),
                         "services": services,
                     })),
-            );
+            ) {
+                // Fail closed: an unrecorded workspace must not stay up.
+                super::audit::roll_back_provisioning(&console, &req.slug).await;
+                return Err(refused);
+            }
+            set_status(&console, &req.slug, Status::Ready);
             let body = serde_json::json!({
                 "slug": dep.slug,
                 "tier": dep.tier,
@@ -220,11 +230,11 @@ async fn provision_work(
         Err(e) => e.to_string(),
     };
     set_status(&console, &req.slug, Status::Failed);
-    console.record(
+    console.audit(
         Event::new(EventKind::Failed, who.as_str())
             .workspace(&req.slug)
             .data(serde_json::json!({"reason": failure})),
-    );
+    )?;
     Err(ApiError::new(
         StatusCode::BAD_GATEWAY,
         "provisioning_failed",
@@ -331,26 +341,54 @@ async fn teardown_work(
     let guard = ops.lock_owned().await;
     set_status(&console, &slug, Status::TearingDown);
     cancel_runs(&console, &slug).await;
-    console.record(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug));
+    let outcome = match console
+        .audit(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug))
+    {
+        Err(refused) => {
+            // Fail closed: hearth is not called; the workspace stays up and says so.
+            set_status(&console, &slug, Status::Ready);
+            Outcome {
+                status: refused.status,
+                code: refused.code,
+                message: refused.message,
+            }
+        }
+        Ok(()) => decommission(&console, &slug, &who).await,
+    };
+    drop(guard);
+    console
+        .teardowns
+        .lock()
+        .expect("console teardown lock")
+        .remove(&slug);
+    done.send_replace(Some(outcome));
+}
+
+/// hearth's half of a recorded teardown: the call, and the status and record it leads to.
+async fn decommission(console: &Console, slug: &str, who: &str) -> Outcome {
     let report = console
         .config
         .hearth
-        .teardown(&slug, console.config.deadlines.teardown)
+        .teardown(slug, console.config.deadlines.teardown)
         .await;
     let fail = |status, code, message: String| Outcome {
         status,
         code,
         message,
     };
-    let outcome = match report {
+    match report {
         Ok(report) if report.status == Status::TierTornDown => {
-            set_status(&console, &slug, Status::TierTornDown);
-            console.record(
-                Event::new(EventKind::Decommissioned, who.as_str())
-                    .workspace(&slug)
+            set_status(console, slug, Status::TierTornDown);
+            // The tier is gone whatever the log says; the status stays true, the caller learns
+            // that the record is missing.
+            match console.audit(
+                Event::new(EventKind::Decommissioned, who)
+                    .workspace(slug)
                     .data(serde_json::json!({"status": Status::TierTornDown})),
-            );
-            fail(StatusCode::OK, "ok", String::new())
+            ) {
+                Ok(()) => fail(StatusCode::OK, "ok", String::new()),
+                Err(refused) => fail(refused.status, refused.code, refused.message),
+            }
         }
         Ok(report) if report.status == Status::TearingDown => fail(
             StatusCode::GATEWAY_TIMEOUT,
@@ -363,7 +401,7 @@ async fn teardown_work(
             ),
         ),
         Ok(report) => {
-            set_status(&console, &slug, report.status);
+            set_status(console, slug, report.status);
             fail(
                 StatusCode::BAD_GATEWAY,
                 "teardown_failed",
@@ -381,7 +419,7 @@ async fn teardown_work(
                 .workspaces
                 .lock()
                 .expect("console state lock")
-                .remove(&slug);
+                .remove(slug);
             fail(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -393,14 +431,7 @@ async fn teardown_work(
             "teardown_failed",
             format!("teardown of {slug} failed: {e}"),
         ),
-    };
-    drop(guard);
-    console
-        .teardowns
-        .lock()
-        .expect("console teardown lock")
-        .remove(&slug);
-    done.send_replace(Some(outcome));
+    }
 }
 
 /// Asks the worker to cancel every active run of `slug` and waits (bounded) until each has
@@ -532,12 +563,13 @@ async fn admit(
         max_ralph_iters: max_iters,
     };
     let accepted = submit_to_worker(&console, &submission).await?;
-    console.record(
+    // Fail closed: an unrecorded run is not followed and not reported as accepted.
+    console.audit(
         Event::new(EventKind::RunStarted, who.as_str())
             .workspace(&req.workspace)
             .run_id(&accepted.run_id)
             .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
-    );
+    )?;
     let entry = Arc::new(RunEntry::new(
         RunView {
             run_id: accepted.run_id.clone(),
@@ -619,6 +651,9 @@ async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccep
     ))
 }
 
+/// Longest `?wait=` long-poll; longer ones are refused (400), under the request deadline.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunQuery {
@@ -633,6 +668,14 @@ async fn get_run(
     Query(query): Query<RunQuery>,
 ) -> Result<Json<RunView>, ApiError> {
     authorize(&console, &headers, Right::ReadRuns)?;
+    let wait = query
+        .wait
+        .map(|wait| {
+            crate::duration::parse_within(&wait, Duration::ZERO, MAX_WAIT).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("wait: {e}"))
+            })
+        })
+        .transpose()?;
     let entry = console
         .runs
         .lock()
@@ -646,10 +689,7 @@ async fn get_run(
                 format!("no run {run_id}"),
             )
         })?;
-    if let Some(wait) = query.wait {
-        let wait = crate::duration::parse(&wait)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))?
-            .min(Duration::from_secs(120));
+    if let Some(wait) = wait {
         let mut rx = entry.ended.subscribe();
         // Whether it ended or the wait passed, answer with the current view.
         let _ = tokio::time::timeout(wait, rx.wait_for(|ended| *ended)).await;

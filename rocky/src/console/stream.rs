@@ -16,60 +16,17 @@ use crate::kahn::{self, Frame, NodeState, RunStatus};
 
 /// How many times a dropped stream is resumed before the run is declared failed.
 const MAX_RESUMES: u32 = 3;
+// Failures are counted back to back: a connection that delivered anything resets the count.
 
 /// Actor of records caused by the worker's stream rather than by a caller.
 const SYSTEM: &str = "system";
 
-/// One SSE event as read off the wire.
-struct SseMessage {
-    id: Option<String>,
-    data: String,
-}
+use crate::sse::{SseMessage, SseParser};
 
-/// Splits an SSE byte stream into messages (fields `id` and `data`; comments ignored).
-#[derive(Default)]
-struct SseParser {
-    buffer: Vec<u8>,
-    id: Option<String>,
-    data: Vec<String>,
-}
-
-impl SseParser {
-    fn push(&mut self, chunk: &[u8], out: &mut Vec<SseMessage>) {
-        self.buffer.extend_from_slice(chunk);
-        while let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
-            let mut line: Vec<u8> = self.buffer.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            let line = String::from_utf8_lossy(&line).into_owned();
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    out.push(SseMessage {
-                        id: self.id.take(),
-                        data: self.data.join("\n"),
-                    });
-                    self.data.clear();
-                }
-                self.id = None;
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line.as_str(), ""),
-            };
-            match field {
-                "id" => self.id = Some(value.to_owned()),
-                "data" => self.data.push(value.to_owned()),
-                _ => {}
-            }
-        }
-    }
-}
+/// First wait before reconnecting, unless the stream set `retry:`.
+const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait between reconnects.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the follow learned; decides how the run ends.
 struct Progress {
@@ -79,6 +36,10 @@ struct Progress {
     finished: BTreeSet<String>,
     /// The valid `RunEnded`, once seen.
     ended: Option<RunStatus>,
+    /// Messages read so far (over every connection): progress resets the backoff.
+    messages: u64,
+    /// The reconnection time the worker asked for (`retry:`).
+    retry: Option<std::time::Duration>,
 }
 
 /// Follows `entry`'s run to its end and records it. Never returns before the run has ended.
@@ -92,15 +53,35 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         last_event_id: None,
         finished: BTreeSet::new(),
         ended: None,
+        messages: 0,
+        retry: None,
     };
     let mut failure: Option<String> = None;
+    // Consecutive connections that failed or delivered nothing; progress resets it.
     let mut resumes = 0;
+    let mut backoff: Option<std::time::Duration> = None;
     while progress.ended.is_none() {
         if entry.is_closed() {
             return;
         }
+        if let Some(wait) = backoff {
+            // Bounded by the run deadline like everything else in the follow.
+            let until = (Instant::now() + wait).min(deadline);
+            tokio::time::sleep_until(until.into()).await;
+        }
+        let before = progress.messages;
         let read = read_stream(&console, &entry, &run_id, &workspace, &mut progress);
-        match tokio::time::timeout_at(deadline.into(), read).await {
+        let outcome = tokio::time::timeout_at(deadline.into(), read).await;
+        let progressed = progress.messages > before;
+        if progressed {
+            resumes = 0;
+        }
+        let base = progress.retry.unwrap_or(BASE_BACKOFF).min(MAX_BACKOFF);
+        backoff = Some(match backoff {
+            Some(previous) if !progressed => (previous * 2).min(MAX_BACKOFF).max(base),
+            _ => base,
+        });
+        match outcome {
             Err(_) => {
                 failure = Some(format!(
                     "no valid RunEnded within the run deadline of {}",
@@ -110,9 +91,14 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             }
             Ok(Ok(())) if progress.ended.is_some() => break,
             Ok(_) if entry.is_closed() => return,
+            Ok(Ok(())) if progressed => {
+                // A clean close before RunEnded is a reconnect (WHATWG), from Last-Event-ID.
+                tracing::info!(run_id, "event stream closed before RunEnded, reconnecting");
+            }
             Ok(Ok(())) => {
-                // The worker closed the stream: it only does so after RunEnded, so if we did not
-                // accept one, it was rejected. Say so instead of waiting for a frame never sent.
+                // A reconnect that delivered nothing new and closed cleanly: the worker has no
+                // more frames, so a RunEnded it sent was rejected. Say so instead of waiting
+                // for a frame never sent.
                 let rejected = entry.rejected();
                 failure = Some(format!(
                     "the worker's stream ended without a valid RunEnded ({rejected} frames rejected)"
@@ -184,8 +170,15 @@ async fn read_stream(
     let mut messages = Vec::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
-        parser.push(&chunk, &mut messages);
+        let parsed = parser.push(&chunk, &mut messages);
+        progress.retry = parser.retry().or(progress.retry);
+        if let Err(e) = &parsed
+            && messages.is_empty()
+        {
+            return Err(format!("the worker's event stream is unreadable: {e}"));
+        }
         for message in messages.drain(..) {
+            progress.messages += 1;
             if message.id.is_some() {
                 progress.last_event_id = message.id.clone();
             }
@@ -194,6 +187,7 @@ async fn read_stream(
         if progress.ended.is_some() || entry.is_closed() {
             return Ok(());
         }
+        parsed.map_err(|e| format!("the worker's event stream is unreadable: {e}"))?;
     }
     Ok(())
 }
@@ -292,9 +286,11 @@ mod tests {
     fn sse_parser_handles_split_chunks_and_comments() {
         let mut p = SseParser::default();
         let mut out = Vec::new();
-        p.push(b": keep-alive\n\nid: 1\nda", &mut out);
+        p.push(b": keep-alive\n\nid: 1\nda", &mut out)
+            .expect("parse");
         assert!(out.is_empty());
-        p.push(b"ta: {\"a\":1}\n\nid: 2\r\ndata: x\r\n\r\n", &mut out);
+        p.push(b"ta: {\"a\":1}\n\nid: 2\r\ndata: x\r\n\r\n", &mut out)
+            .expect("parse");
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].id.as_deref(), Some("1"));
         assert_eq!(out[0].data, "{\"a\":1}");

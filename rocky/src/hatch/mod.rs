@@ -12,10 +12,13 @@
 //!   belong to, and the [`Event`] a producer states.
 //! - `record`: the [`Record`] line format and the canonical encoding its hash is taken over.
 //! - `writer`: [`Hatch`], the single writer of a chain, in memory and to a JSONL file.
+//! - `seal`: the [`Seal`] kept at `FILE.seal` (count, last hash, HMAC under a VAULT key),
+//!   checking a log against it, and repairing a torn tail.
 //! - `verify`: [`verify_bytes`] and [`verify_file`], which name the first bad `seq`.
 
 mod event;
 mod record;
+mod seal;
 mod verify;
 mod writer;
 
@@ -24,5 +27,10 @@ mod fixtures;
 
 pub use event::{Event, EventKind, Subject};
 pub use record::{GENESIS, Record};
+pub use seal::{
+    DEFAULT_SEAL_KEY_ID, Repaired, SEAL_FORMAT, Seal, SealError, SealedSummary, default_key_path,
+    load_or_create_key, repair_file, repair_plan, seal_path, verify_sealed_bytes,
+    verify_sealed_file,
+};
 pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};
-pub use writer::{Hatch, HatchError, read_file};
+pub use writer::{Hatch, HatchError, HatchOptions, SyncMode, read_file};

@@ -5,8 +5,10 @@
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -16,7 +18,11 @@ use tokio::sync::broadcast;
 
 use super::event::{Event, EventKind};
 use super::record::{GENESIS, Record, hex_string, sha256_hex};
+use super::seal::{
+    Seal, SealError, default_key_path, load_or_create_key, seal_path, verify_sealed_bytes,
+};
 use super::verify::{VerifyError, lines, verify_bytes};
+use crate::vault::Keyring;
 
 /// Microseconds, fixed width: RFC 3339, UTC, and lexically sortable like the chain itself.
 const TS_FORMAT: &[BorrowedFormatItem<'static>] =
@@ -77,6 +83,100 @@ pub enum HatchError {
         path.display()
     )]
     Damaged { seq: u64, path: PathBuf },
+    #[error("refusing to append to {}: {source}", path.display())]
+    Unsealed { path: PathBuf, source: SealError },
+    #[error("failed to load the seal key for {}: {reason}", path.display())]
+    SealKey { path: PathBuf, reason: String },
+    #[error("failed to seal hatch record seq {seq} in {}: {source}", path.display())]
+    Seal {
+        seq: u64,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("failed to sync hatch record seq {seq} to disk ({}): {source}", path.display())]
+    Sync {
+        seq: u64,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("failed to append hatch record seq {seq}: the audit sink is failing (injected fault)")]
+    Injected { seq: u64 },
+}
+
+crate::wire_enum! {
+    /// When an append reaches the disk (`console --hatch-sync`).
+    pub enum SyncMode {
+        /// Every append `fdatasync`s the log, then its seal, before it returns.
+        Always = "always",
+        /// Group commit: concurrent appends share one `fdatasync` of the log and one of the
+        /// seal; each returns once a sync covering it has finished.
+        Batch = "batch",
+        /// Appends reach the operating system, never wait for the disk.
+        None = "none",
+    }
+}
+
+/// How a log file is opened: its seal key and its durability.
+#[derive(Clone, Debug)]
+pub struct HatchOptions {
+    /// The seal key; `None` keeps no seal (tests and tools only: the console always seals).
+    pub seal_key: Option<Keyring>,
+    pub sync: SyncMode,
+}
+
+impl HatchOptions {
+    /// Sealed with the keyring at `key_path` (created when missing), with `sync`.
+    pub fn sealed(key_path: &Path, sync: SyncMode) -> Result<HatchOptions, HatchError> {
+        let seal_key = load_or_create_key(key_path).map_err(|reason| HatchError::SealKey {
+            path: key_path.to_owned(),
+            reason,
+        })?;
+        Ok(HatchOptions {
+            seal_key: Some(seal_key),
+            sync,
+        })
+    }
+}
+
+/// The seal file, overwritten in place with every seal.
+struct SealFile {
+    path: PathBuf,
+    file: File,
+    key: Keyring,
+}
+
+impl SealFile {
+    fn write(&self, records: u64, last_hash: &str, seq: u64) -> Result<(), HatchError> {
+        let line = Seal::new(&self.key, records, last_hash).encode();
+        // The seal never shrinks (its count only grows), so overwriting from offset 0 leaves
+        // no stale bytes behind.
+        self.file
+            .write_all_at(&line, 0)
+            .map_err(|source| HatchError::Seal {
+                seq,
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn sync(&self, seq: u64) -> Result<(), HatchError> {
+        self.file.sync_data().map_err(|source| HatchError::Sync {
+            seq,
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Group commit for [`SyncMode::Batch`].
+#[derive(Default)]
+struct Commit {
+    /// Highest seq that is on disk and sealed.
+    synced: u64,
+    /// A leader is syncing now.
+    syncing: bool,
+    /// A sync failed: nothing after it can be promised any more.
+    failed: bool,
 }
 
 /// The single writer of a chain: assigns `seq`, `ts`, `prev` and `hash`, keeps every record
@@ -89,6 +189,16 @@ pub struct Hatch {
     feed: broadcast::Sender<Record>,
     /// The JSONL file, if this log has one; kept outside the lock for cheap reporting.
     path: Option<PathBuf>,
+    /// The seal, when the log is sealed.
+    seal: Option<SealFile>,
+    /// A second handle on the log, for syncing outside the state lock.
+    sync_handle: Option<File>,
+    sync: SyncMode,
+    commit: Mutex<Commit>,
+    committed: Condvar,
+    /// Fault injection: appends from this seq on fail (`u64::MAX`: none); tests of the
+    /// fail-closed paths.
+    fail_from: AtomicU64,
 }
 
 struct State {
@@ -158,10 +268,22 @@ impl Hatch {
     /// tampered record) is refused rather than appended to. The file stays exclusively locked
     /// while the `Hatch` lives, so two writers cannot interleave one chain.
     pub fn with_file(path: &Path) -> Result<Hatch, HatchError> {
+        let options = HatchOptions::sealed(&default_key_path(path), SyncMode::None)?;
+        Hatch::open(path, options)
+    }
+
+    /// A log at `path`, sealed at `path.seal` when `options` has a key (see [`Hatch::with_file`]).
+    ///
+    /// A sealed log is checked against its seal first: a log with records beyond the seal (a
+    /// torn tail after a crash), fewer records than sealed, a changed record, a seal that is
+    /// missing (for a log that has records) or forged is refused; `rocky-e2e hatch repair`
+    /// cuts a torn tail back to the last sealed record. The log and its seal are mode 0600.
+    pub fn open(path: &Path, options: HatchOptions) -> Result<Hatch, HatchError> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(path)
             .map_err(|source| HatchError::Open {
                 path: path.to_owned(),
@@ -183,14 +305,26 @@ impl Hatch {
             path: path.to_owned(),
             source,
         })?;
+        let seal = match options.seal_key {
+            Some(key) => Some(open_seal(path, &content, key)?),
+            None => None,
+        };
         let records = parse_records(&content, path)?;
+        let sync_handle = file.try_clone().map_err(|source| HatchError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let jsonl = JsonlFile {
             path: path.to_owned(),
             file,
             len: content.len() as u64,
             damaged: false,
         };
-        Ok(Hatch::from_parts(records, Some(jsonl)))
+        let mut hatch = Hatch::from_parts(records, Some(jsonl));
+        hatch.seal = seal;
+        hatch.sync_handle = Some(sync_handle);
+        hatch.sync = options.sync;
+        Ok(hatch)
     }
 
     fn from_parts(records: Vec<Record>, file: Option<JsonlFile>) -> Hatch {
@@ -210,7 +344,33 @@ impl Hatch {
             }),
             feed,
             path,
+            seal: None,
+            sync_handle: None,
+            sync: SyncMode::None,
+            commit: Mutex::new(Commit::default()),
+            committed: Condvar::new(),
+            fail_from: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// The seal file of this log, when it is sealed.
+    pub fn seal_path(&self) -> Option<&Path> {
+        self.seal.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// How appends reach the disk.
+    pub fn sync_mode(&self) -> SyncMode {
+        self.sync
+    }
+
+    /// Fault injection: while `on`, every append fails as a broken disk would.
+    pub fn inject_append_failure(&self, on: bool) {
+        self.fail_appends_from(if on { 0 } else { u64::MAX });
+    }
+
+    /// Fault injection: the append of record `seq` and every later one fails.
+    pub fn fail_appends_from(&self, seq: u64) {
+        self.fail_from.store(seq, Ordering::SeqCst);
     }
 
     /// The JSONL file this log records to, if any.
@@ -230,6 +390,9 @@ impl Hatch {
         let mut guard = self.lock();
         let state = &mut *guard;
         let seq = state.next_seq;
+        if seq >= self.fail_from.load(Ordering::SeqCst) {
+            return Err(HatchError::Injected { seq });
+        }
         // Taken under the lock, so timestamps never run backwards along the chain.
         let ts = OffsetDateTime::now_utc()
             .format(TS_FORMAT)
@@ -258,6 +421,19 @@ impl Hatch {
             state.line.extend_from_slice(&hash);
             state.line.extend_from_slice(b"\"}\n");
             file.write_line(&state.line, seq)?;
+            if let Err(e) = self.seal_under_lock(file, seq, &record.hash) {
+                // The record must not stand unsealed: cut it off again.
+                if file
+                    .file
+                    .set_len(file.len - state.line.len() as u64)
+                    .is_ok()
+                {
+                    file.len -= state.line.len() as u64;
+                } else {
+                    file.damaged = true;
+                }
+                return Err(e);
+            }
         }
         state.next_seq += 1;
         state.last_hash.clone_from(&record.hash);
@@ -268,7 +444,90 @@ impl Hatch {
             // Nobody listening any more is not an error for the writer.
             let _ = self.feed.send(record.clone());
         }
+        drop(guard);
+        if self.sync == SyncMode::Batch && self.path.is_some() {
+            self.commit_through(seq)?;
+        }
         Ok(record)
+    }
+
+    /// `none` and `always`: the seal follows the record under the state lock (`always` syncs
+    /// the record before sealing it, and the seal before returning).
+    fn seal_under_lock(&self, file: &JsonlFile, seq: u64, hash: &str) -> Result<(), HatchError> {
+        match self.sync {
+            SyncMode::Batch => Ok(()),
+            SyncMode::None => match &self.seal {
+                Some(seal) => seal.write(seq, hash, seq),
+                None => Ok(()),
+            },
+            SyncMode::Always => {
+                file.file.sync_data().map_err(|source| HatchError::Sync {
+                    seq,
+                    path: file.path.clone(),
+                    source,
+                })?;
+                if let Some(seal) = &self.seal {
+                    seal.write(seq, hash, seq)?;
+                    seal.sync(seq)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `batch`: waits until a group commit covers `seq`, leading one if none is under way.
+    /// The leader syncs the log, then seals everything written so far and syncs the seal, so
+    /// a seal on disk never covers a record that is not.
+    fn commit_through(&self, seq: u64) -> Result<(), HatchError> {
+        let lock_commit = || self.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut commit = lock_commit();
+        loop {
+            if commit.failed {
+                return Err(HatchError::Sync {
+                    seq,
+                    path: self.path.clone().unwrap_or_default(),
+                    source: io::Error::other("an earlier group commit failed"),
+                });
+            }
+            if commit.synced >= seq {
+                return Ok(());
+            }
+            if !commit.syncing {
+                commit.syncing = true;
+                break;
+            }
+            commit = self
+                .committed
+                .wait(commit)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        drop(commit);
+        let (through, last_hash) = {
+            let state = self.lock();
+            (state.next_seq - 1, state.last_hash.clone())
+        };
+        let result = (|| {
+            if let Some(handle) = &self.sync_handle {
+                handle.sync_data().map_err(|source| HatchError::Sync {
+                    seq,
+                    path: self.path.clone().unwrap_or_default(),
+                    source,
+                })?;
+            }
+            if let Some(seal) = &self.seal {
+                seal.write(through, &last_hash, seq)?;
+                seal.sync(seq)?;
+            }
+            Ok(())
+        })();
+        let mut commit = lock_commit();
+        commit.syncing = false;
+        match &result {
+            Ok(()) => commit.synced = commit.synced.max(through),
+            Err(_) => commit.failed = true,
+        }
+        self.committed.notify_all();
+        result
     }
 
     /// A snapshot of every record of the chain so far.
@@ -300,6 +559,66 @@ impl fmt::Debug for Hatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hatch").field("path", &self.path).finish()
     }
+}
+
+/// Opens (creating, mode 0600) the seal of the log whose verified content is `content`, checks
+/// the log against it, and rewrites it in full.
+fn open_seal(path: &Path, content: &[u8], key: Keyring) -> Result<SealFile, HatchError> {
+    let seal_file = seal_path(path);
+    let existing = match std::fs::read(&seal_file) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(HatchError::Read {
+                path: seal_file,
+                source,
+            });
+        }
+    };
+    let refused = |source| HatchError::Unsealed {
+        path: path.to_owned(),
+        source,
+    };
+    // A new log (no records, no seal) starts sealed at zero; any other state must verify.
+    let summary = if existing.is_none() && content.is_empty() {
+        None
+    } else {
+        Some(
+            verify_sealed_bytes(content, existing.as_deref(), &seal_file, Some(&key))
+                .map_err(refused)?,
+        )
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&seal_file)
+        .map_err(|source| HatchError::Open {
+            path: seal_file.clone(),
+            source,
+        })?;
+    let seal = SealFile {
+        path: seal_file,
+        file,
+        key,
+    };
+    let (records, last_hash) = summary.map_or((0, GENESIS.to_owned()), |s| {
+        (s.chain.records, s.chain.last_hash)
+    });
+    // Rewritten in full: the active key (and so the key id's length) may have changed.
+    let line = Seal::new(&seal.key, records, &last_hash).encode();
+    seal.file
+        .set_len(0)
+        .and_then(|()| seal.file.write_all_at(&line, 0))
+        .and_then(|()| seal.file.sync_data())
+        .map_err(|source| HatchError::Seal {
+            seq: records,
+            path: seal.path.clone(),
+            source,
+        })?;
+    Ok(seal)
 }
 
 /// Every record of a log file, without checking the chain (see [`verify_file`](super::verify_file)).

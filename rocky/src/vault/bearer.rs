@@ -2,9 +2,14 @@
 //! key, verifying one against any known key, and why a bearer is refused.
 //!
 //! ```text
-//! Authorization: Bearer rocky1.<key_id>.<unix_ts>.<hex hmac-sha256>
-//! hmac input:    "rocky1\n{METHOD}\n{path}\n{unix_ts}\n{hex sha256(body)}"
+//! Authorization: Bearer rocky2.<key_id>.<unix_ts>.<nonce>.<hex hmac-sha256>
+//! hmac input:    "rocky2\n{METHOD}\n{path?query}\n{unix_ts}\n{nonce}\n{hex sha256(body)}"
 //! ```
+//!
+//! The nonce (16 hex digits, fresh per signature) makes two identical requests in the same
+//! second carry different bearers, so refusing a replayed signature never refuses a genuine
+//! repeat. The signed target is the whole request target, path and query as sent. A verifier that
+//! holds a [`ReplayGuard`](super::ReplayGuard) accepts each signature once ([`Keyring::verify_once`]).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -15,7 +20,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Version tag of the token format and of the canonical string; bumping it invalidates
 /// every outstanding token, which is what a format change must do.
-const SCHEME: &str = "rocky1";
+const SCHEME: &str = "rocky2";
+
+/// Length of the nonce in hex digits.
+const NONCE_HEX_LEN: usize = 16;
 
 /// Clock skew tolerated in either direction when verifying a bearer.
 pub const DEFAULT_MAX_SKEW_SECS: i64 = 30;
@@ -34,6 +42,19 @@ pub enum BearerError {
     Skew { skew_secs: i64, max_secs: i64 },
     #[error("signature mismatch, key id {key_id}")]
     SignatureMismatch { key_id: String },
+    #[error("{0}")]
+    Replay(#[from] super::ReplayError),
+}
+
+impl BearerError {
+    /// The error code a 401 carries: `replayed` for a replay, `unauthorized` otherwise.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BearerError::Replay(super::ReplayError::Replayed) => "replayed",
+            BearerError::Replay(super::ReplayError::Full(_)) => "replay_memory_full",
+            _ => "unauthorized",
+        }
+    }
 }
 
 /// `skew_secs` is token time minus verifier time: positive means the token is from the future.
@@ -50,13 +71,26 @@ fn describe_skew(skew_secs: i64, max_secs: i64) -> String {
 
 impl Keyring {
     /// Signs a request with the active key and returns the whole header value,
-    /// `Bearer rocky1.<key_id>.<ts>.<hex>`. `path` is the request target as sent
+    /// `Bearer rocky2.<key_id>.<ts>.<hex>`. `path` is the request target as sent
     /// (path plus query, if any); the verifier must see the same string.
     pub fn sign(&self, method: &str, path: &str, body: &[u8], now_unix: i64) -> String {
+        let nonce = crate::ids::random_hex(NONCE_HEX_LEN / 2);
+        self.sign_with_nonce(method, path, body, now_unix, &nonce)
+    }
+
+    /// [`sign`](Keyring::sign) with a given nonce (16 lower-case hex digits): for tests.
+    pub fn sign_with_nonce(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        now_unix: i64,
+        nonce: &str,
+    ) -> String {
         let secret = &self.keys[&self.active];
-        let mac = mac_for(secret, method, path, body, now_unix).finalize();
+        let mac = mac_for(secret, method, path, body, now_unix, nonce).finalize();
         format!(
-            "Bearer {SCHEME}.{}.{now_unix}.{}",
+            "Bearer {SCHEME}.{}.{now_unix}.{nonce}.{}",
             self.active,
             hex::encode(mac.into_bytes())
         )
@@ -87,19 +121,48 @@ impl Keyring {
                 max_secs: max_skew_secs,
             });
         }
-        mac_for(secret, method, path, body, token.ts)
+        mac_for(secret, method, path, body, token.ts, token.nonce)
             .verify_slice(&token.signature)
             .map_err(|_| BearerError::SignatureMismatch {
                 key_id: token.key_id.to_string(),
             })?;
         Ok(token.key_id.to_string())
     }
+
+    /// [`verify`](Keyring::verify), then refuses a bearer whose signature `guard` has seen
+    /// within the skew window (`BearerError::Replay`). `target` is the path and query.
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_once(
+        &self,
+        guard: &super::ReplayGuard,
+        header: Option<&str>,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        now_unix: i64,
+        max_skew_secs: i64,
+    ) -> Result<String, BearerError> {
+        let key_id = self.verify(header, method, target, body, now_unix, max_skew_secs)?;
+        // verify succeeded, so the header parses and the signature is 32 bytes.
+        let token = parse_header(header.unwrap_or_default())?;
+        let mut signature = [0u8; 32];
+        signature.copy_from_slice(&token.signature);
+        guard.check(signature, token.ts, now_unix, max_skew_secs)?;
+        Ok(key_id)
+    }
+}
+
+/// Parses a bearer header without checking it against any key: for fuzzing and diagnostics.
+/// Returns (key id, timestamp).
+pub fn parse_bearer(header: &str) -> Result<(String, i64), BearerError> {
+    parse_header(header).map(|t| (t.key_id.to_owned(), t.ts))
 }
 
 /// The parts of a bearer token, borrowed from the header.
 struct Token<'a> {
     key_id: &'a str,
     ts: i64,
+    nonce: &'a str,
     signature: Vec<u8>,
 }
 
@@ -114,9 +177,9 @@ fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
         return Err(malformed("expected the Bearer scheme"));
     }
     let parts: Vec<&str> = token.trim().split('.').collect();
-    let [scheme_tag, key_id, ts, sig] = parts[..] else {
+    let [scheme_tag, key_id, ts, nonce, sig] = parts[..] else {
         return Err(malformed(&format!(
-            "expected {SCHEME}.<key_id>.<unix_ts>.<hex signature>, found {} part(s)",
+            "expected {SCHEME}.<key_id>.<unix_ts>.<nonce>.<hex signature>, found {} part(s)",
             parts.len()
         )));
     };
@@ -133,6 +196,15 @@ fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
     let ts: i64 = ts
         .parse()
         .map_err(|_| malformed("timestamp is out of range"))?;
+    if nonce.len() != NONCE_HEX_LEN
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(malformed(&format!(
+            "nonce is not {NONCE_HEX_LEN} lower-case hex digits"
+        )));
+    }
     let signature = hex::decode(sig).map_err(|_| malformed("signature is not hex"))?;
     if signature.len() != 32 {
         return Err(malformed("signature is not 32 bytes of HMAC-SHA256"));
@@ -140,6 +212,7 @@ fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
     Ok(Token {
         key_id,
         ts,
+        nonce,
         signature,
     })
 }
@@ -147,11 +220,18 @@ fn parse_header(header: &str) -> Result<Token<'_>, BearerError> {
 /// HMAC over the canonical string. The body enters as its SHA-256 so the canonical string
 /// stays line-oriented whatever the body holds; the method is upper-cased because HTTP
 /// stacks disagree on its case but never on its meaning.
-fn mac_for(secret: &[u8], method: &str, path: &str, body: &[u8], ts: i64) -> HmacSha256 {
+fn mac_for(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    body: &[u8],
+    ts: i64,
+    nonce: &str,
+) -> HmacSha256 {
     // HMAC takes keys of any length, so this cannot fail.
     let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
     let canonical = format!(
-        "{SCHEME}\n{}\n{path}\n{ts}\n{}",
+        "{SCHEME}\n{}\n{path}\n{ts}\n{nonce}\n{}",
         method.to_ascii_uppercase(),
         hex::encode(Sha256::digest(body))
     );
@@ -180,7 +260,7 @@ mod tests {
     fn sign_then_verify() {
         let k = ring();
         let h = k.sign("POST", "/v1/runs", BODY, NOW);
-        assert!(h.starts_with("Bearer rocky1.v1.1750000000."), "{h}");
+        assert!(h.starts_with("Bearer rocky2.v1.1750000000."), "{h}");
         assert_eq!(verify(&k, &h), Ok("v1".to_string()));
         // Method case does not matter; the rest does.
         assert_eq!(
@@ -298,22 +378,26 @@ mod tests {
         assert_eq!(BearerError::Missing.to_string(), "no Authorization header");
         let good = k.sign("POST", "/v1/runs", BODY, NOW);
         let sig = good.rsplit('.').next().unwrap().to_string();
+        let sig = format!("0123456789abcdef.{sig}");
         let cases = [
             "".to_string(),
             "Bearer".to_string(),
-            format!("Basic rocky1.v1.{NOW}.{sig}"),
-            "Bearer rocky1".to_string(),
-            "Bearer rocky1.v1".to_string(),
-            format!("Bearer rocky1.v1.{NOW}"),
-            format!("Bearer rocky1.v1.{NOW}.{sig}.extra"),
-            format!("Bearer rocky2.v1.{NOW}.{sig}"),
-            format!("Bearer rocky1..{NOW}.{sig}"),
-            format!("Bearer rocky1.v1.abc.{sig}"),
-            format!("Bearer rocky1.v1.-{NOW}.{sig}"),
-            format!("Bearer rocky1.v1.99999999999999999999.{sig}"),
-            format!("Bearer rocky1.v1.{NOW}.zz{}", &sig[2..]),
-            format!("Bearer rocky1.v1.{NOW}.{}", &sig[..62]),
-            format!("Bearer rocky1.v1.{NOW}.{sig}00"),
+            format!("Basic rocky2.v1.{NOW}.{sig}"),
+            "Bearer rocky2".to_string(),
+            "Bearer rocky2.v1".to_string(),
+            format!("Bearer rocky2.v1.{NOW}"),
+            format!("Bearer rocky1.v1.{NOW}.{}", &sig[17..]),
+            format!("Bearer rocky2.v1.{NOW}.{sig}.extra"),
+            format!("Bearer rocky3.v1.{NOW}.{sig}"),
+            format!("Bearer rocky2..{NOW}.{sig}"),
+            format!("Bearer rocky2.v1.abc.{sig}"),
+            format!("Bearer rocky2.v1.-{NOW}.{sig}"),
+            format!("Bearer rocky2.v1.99999999999999999999.{sig}"),
+            format!("Bearer rocky2.v1.{NOW}.0123456789abcdef.zz{}", &sig[19..]),
+            format!("Bearer rocky2.v1.{NOW}.0123456789ABCDEF.{}", &sig[17..]),
+            format!("Bearer rocky2.v1.{NOW}.{}", &sig[17..]),
+            format!("Bearer rocky2.v1.{NOW}.{}", &sig[..79]),
+            format!("Bearer rocky2.v1.{NOW}.{sig}00"),
         ];
         for case in cases {
             match verify(&k, &case) {
@@ -341,13 +425,54 @@ mod tests {
         let from_old = old.sign("POST", "/v1/runs", BODY, NOW);
         assert_eq!(verify(&rotated, &from_old), Ok("v0".into()));
         let from_new = rotated.sign("POST", "/v1/runs", BODY, NOW);
-        assert!(from_new.starts_with("Bearer rocky1.v1."));
+        assert!(from_new.starts_with("Bearer rocky2.v1."));
         assert_eq!(verify(&rotated, &from_new), Ok("v1".into()));
         // A verifier that has not learned v1 yet says so precisely.
         assert_eq!(
             verify(&old, &from_new),
             Err(BearerError::UnknownKeyId("v1".into()))
         );
+    }
+
+    #[test]
+    fn query_is_signed() {
+        let k = ring();
+        let h = k.sign("GET", "/v1/runs/r1/events?from=1", b"", NOW);
+        assert_eq!(
+            k.verify(Some(&h), "GET", "/v1/runs/r1/events?from=1", b"", NOW, 30),
+            Ok("v1".into())
+        );
+        for other in ["/v1/runs/r1/events", "/v1/runs/r1/events?from=2"] {
+            assert_eq!(
+                k.verify(Some(&h), "GET", other, b"", NOW, 30),
+                Err(BearerError::SignatureMismatch {
+                    key_id: "v1".into()
+                }),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replay_within_the_window_is_refused() {
+        let k = ring();
+        let guard = crate::vault::ReplayGuard::new(16);
+        let h = k.sign("POST", "/v1/runs", BODY, NOW);
+        let once = |now| k.verify_once(&guard, Some(&h), "POST", "/v1/runs", BODY, now, 30);
+        assert_eq!(once(NOW), Ok("v1".into()));
+        for later in [NOW, NOW + 1, NOW + 30] {
+            let err = once(later).unwrap_err();
+            assert_eq!(err.code(), "replayed");
+            assert!(err.to_string().contains("replayed"), "{err}");
+        }
+        // A fresh signature for the same request is fine.
+        let h2 = k.sign("POST", "/v1/runs", BODY, NOW + 1);
+        assert_eq!(
+            k.verify_once(&guard, Some(&h2), "POST", "/v1/runs", BODY, NOW + 1, 30),
+            Ok("v1".into())
+        );
+        // A bad bearer is not remembered.
+        assert_eq!(guard.len(), 2);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! - `keyring`: the [`Keyring`] (key id → shared secret, one id active for signing), how it
 //!   is loaded from and written to a YAML file, and fresh secrets.
+//! - `mac`: plain HMAC tags under a keyring key (the HATCH seal).
+//! - `replay`: the bounded memory of accepted bearers that refuses a replay.
 //! - `bearer`: the bearer token format both sides speak ([`Keyring::sign`],
 //!   [`Keyring::verify`], [`BearerError`]).
 //!
@@ -11,10 +13,14 @@
 
 mod bearer;
 mod keyring;
+mod mac;
+mod replay;
 
 #[cfg(test)]
 mod fixtures;
 
-pub use bearer::{BearerError, DEFAULT_MAX_SKEW_SECS, now_unix};
+pub use bearer::{BearerError, DEFAULT_MAX_SKEW_SECS, now_unix, parse_bearer};
 pub use keyring::{Keyring, VAULT_FILE_ENV, VaultError, generate_secret, write_keyring_file};
 pub(crate) use keyring::{SecretText, write_private_file};
+pub use mac::MacError;
+pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayError, ReplayGuard};
