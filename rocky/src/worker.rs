@@ -110,6 +110,22 @@ impl Worker {
             .with_state(self)
     }
 
+    /// The frame log of `run_id`, or the 404 that names it.
+    fn run_log(&self, run_id: &str) -> Result<Arc<RunLog>, crate::http::ApiError> {
+        self.runs
+            .lock()
+            .expect("worker state lock")
+            .get(run_id)
+            .cloned()
+            .ok_or_else(|| {
+                crate::http::ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no run {run_id}"),
+                )
+            })
+    }
+
     fn check_bearer(
         &self,
         headers: &HeaderMap,
@@ -300,18 +316,9 @@ async fn cancel(
     if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
         return *r;
     }
-    let Some(log) = worker
-        .runs
-        .lock()
-        .expect("worker state lock")
-        .get(&run_id)
-        .cloned()
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no run {run_id}"),
-        );
+    let log = match worker.run_log(&run_id) {
+        Ok(log) => log,
+        Err(not_found) => return not_found.into_response(),
     };
     log.cancel.send_replace(true);
     StatusCode::ACCEPTED.into_response()
@@ -327,18 +334,9 @@ async fn events(
     if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
         return *r;
     }
-    let Some(log) = worker
-        .runs
-        .lock()
-        .expect("worker state lock")
-        .get(&run_id)
-        .cloned()
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no run {run_id}"),
-        );
+    let log = match worker.run_log(&run_id) {
+        Ok(log) => log,
+        Err(not_found) => return not_found.into_response(),
     };
     // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
     let after = match headers.get("last-event-id").map(|v| v.to_str()) {

@@ -1,96 +1,25 @@
-//! The console's route handlers. Each one checks auth, then input, and only then acts, so a
-//! refused request changes nothing and writes no HATCH record.
+//! The workspace routes: provision (detached, fail-closed audit), read, and teardown
+//! (joined when concurrent, runs ended first).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use super::{Console, Outcome, RunEntry, RunView, WorkspaceView};
-use crate::api::console::{CreateWorkspace, SubmitRequest, paths};
-use crate::api::worker::{RunAccepted, SubmitRun};
-use crate::auth::{Principal, Right};
+use super::{Shared, authorize, parse};
+use crate::api::console::CreateWorkspace;
+use crate::auth::Right;
+use crate::console::{Console, Outcome, RunEntry, WorkspaceView};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;
 use crate::http::ApiError;
 use crate::kahn::RunStatus;
 
-/// Request bodies above this are refused with 413 before parsing.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// Default RALPH iteration cap when a submission names none.
-const DEFAULT_MAX_RALPH_ITERS: u32 = 5;
-/// Most prompts one run may carry.
-const MAX_PROMPTS: usize = 64;
-
-type Shared = Arc<Console>;
-
-pub(super) fn router(console: Shared) -> Router {
-    Router::new()
-        .route(paths::HEALTHZ, get(|| async { StatusCode::OK }))
-        .route(paths::WORKSPACES, post(create_workspace))
-        .route(
-            paths::WORKSPACE,
-            get(get_workspace).delete(delete_workspace),
-        )
-        .route(paths::RUNS, post(submit_run))
-        .route(paths::RUN, get(get_run))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(console)
-}
-
-fn authorize(console: &Console, headers: &HeaderMap, right: Right) -> Result<Principal, ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    console.config.auth.authorize(header, right).map_err(|e| {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let code = if status == StatusCode::FORBIDDEN {
-            "forbidden"
-        } else {
-            "unauthorized"
-        };
-        ApiError::new(status, code, e.to_string())
-    })
-}
-
-/// Parses a JSON body strictly (unknown fields refused by the target type). A body over
-/// [`MAX_BODY_BYTES`] is refused with 413 before any of it is parsed.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
-        }
-    })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            "bad_json"
-        } else {
-            "bad_request"
-        };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            format!("invalid request body: {e}"),
-        )
-    })
-}
-
-async fn create_workspace(
+pub(super) async fn create_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -168,7 +97,7 @@ async fn create_workspace(
     work.await.unwrap_or_else(|e| Err(lost("provision", e)))
 }
 
-fn lost(what: &str, e: tokio::task::JoinError) -> ApiError {
+pub(super) fn lost(what: &str, e: tokio::task::JoinError) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -190,7 +119,7 @@ async fn provision_work(
             .data(serde_json::json!({"tier": req.tier})),
     ) {
         // Fail closed: release the reservation, nothing was provisioned.
-        super::audit::release(&console, &req.slug, previous);
+        crate::console::audit::release(&console, &req.slug, previous);
         return Err(refused);
     }
     let outcome = console
@@ -211,7 +140,7 @@ async fn provision_work(
                     })),
             ) {
                 // Fail closed: an unrecorded workspace must not stay up.
-                super::audit::roll_back_provisioning(&console, &req.slug).await;
+                crate::console::audit::roll_back_provisioning(&console, &req.slug).await;
                 return Err(refused);
             }
             set_status(&console, &req.slug, Status::Ready);
@@ -253,7 +182,7 @@ fn set_status(console: &Console, slug: &str, status: Status) {
     }
 }
 
-fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, ApiError> {
+pub(super) fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, ApiError> {
     console
         .workspaces
         .lock()
@@ -269,7 +198,7 @@ fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, ApiError> {
         })
 }
 
-async fn get_workspace(
+pub(super) async fn get_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
     Path(slug): Path<String>,
@@ -278,7 +207,7 @@ async fn get_workspace(
     workspace(&console, &slug).map(Json)
 }
 
-async fn delete_workspace(
+pub(super) async fn delete_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
     Path(slug): Path<String>,
@@ -499,201 +428,4 @@ async fn cancel_runs(console: &Console, slug: &str) {
             );
         }
     }
-}
-
-async fn submit_run(
-    State(console): State<Shared>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let who = authorize(&console, &headers, Right::SubmitRuns)?;
-    let req: SubmitRequest = parse(body)?;
-    if req.prompts.is_empty() || req.prompts.len() > MAX_PROMPTS {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "a run needs 1..={MAX_PROMPTS} prompts, got {}",
-                req.prompts.len()
-            ),
-        ));
-    }
-    let max_iters = req.max_ralph_iters.unwrap_or(DEFAULT_MAX_RALPH_ITERS);
-    if max_iters == 0 || max_iters > crate::worker::MAX_RALPH_ITERS {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!(
-                "max_ralph_iters must be 1..={}, got {max_iters}",
-                crate::worker::MAX_RALPH_ITERS
-            ),
-        ));
-    }
-    not_ready(&workspace(&console, &req.workspace)?)?;
-    // Admission under the workspace's ops lock: a teardown queued before it wins (and the
-    // re-check below refuses), one queued after it sees this run and cancels it. Detached, so
-    // a run the worker accepted is always recorded and followed.
-    let work = tokio::spawn(admit(console.clone(), req, who.name, max_iters));
-    work.await.unwrap_or_else(|e| Err(lost("run admission", e)))
-}
-
-fn not_ready(ws: &WorkspaceView) -> Result<(), ApiError> {
-    if ws.status != Status::Ready {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "workspace_not_ready",
-            format!("workspace {} is {}, not ready", ws.slug, ws.status),
-        ));
-    }
-    Ok(())
-}
-
-async fn admit(
-    console: Shared,
-    req: SubmitRequest,
-    who: String,
-    max_iters: u32,
-) -> Result<Response, ApiError> {
-    let ops = console.ops(&req.workspace);
-    let _guard = ops.lock().await;
-    not_ready(&workspace(&console, &req.workspace)?)?;
-    let submission = SubmitRun {
-        workspace: req.workspace.clone(),
-        prompts: req.prompts.clone(),
-        max_ralph_iters: max_iters,
-    };
-    let accepted = submit_to_worker(&console, &submission).await?;
-    // Fail closed: an unrecorded run is not followed and not reported as accepted.
-    console.audit(
-        Event::new(EventKind::RunStarted, who.as_str())
-            .workspace(&req.workspace)
-            .run_id(&accepted.run_id)
-            .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
-    )?;
-    let entry = Arc::new(RunEntry::new(
-        RunView {
-            run_id: accepted.run_id.clone(),
-            workspace: req.workspace.clone(),
-            status: RunStatus::Running,
-            nodes: Vec::new(),
-            rejected_frames: Vec::new(),
-            error: None,
-        },
-        req.prompts.len(),
-    ));
-    console
-        .runs
-        .lock()
-        .expect("console state lock")
-        .insert(accepted.run_id.clone(), entry.clone());
-    tokio::spawn(super::stream::follow(
-        console.clone(),
-        entry,
-        req.prompts.len(),
-    ));
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"run_id": accepted.run_id})),
-    )
-        .into_response())
-}
-
-/// `POST {worker}/v1/runs` with the HMAC bearer. A refusal becomes a 502 whose message quotes
-/// the worker's status and reason, so the gap report can show it as evidence.
-async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccepted, ApiError> {
-    let path = crate::api::worker::paths::RUNS;
-    let body = serde_json::to_vec(run).expect("submission serializes");
-    let bearer = console
-        .config
-        .keyring
-        .sign("POST", path, &body, crate::vault::now_unix());
-    let url = format!("{}{path}", console.config.worker_url);
-    let response = console
-        .http
-        .post(&url)
-        .header("authorization", bearer)
-        .header("content-type", "application/json")
-        .body(body)
-        .timeout(console.config.deadlines.worker_call)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "worker_unreachable",
-                format!("console→worker POST {url} failed: {e}"),
-            )
-        })?;
-    let status = response.status();
-    let text = response.text().await.unwrap_or_default();
-    if status == reqwest::StatusCode::ACCEPTED {
-        return serde_json::from_str(&text).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "worker_refused",
-                format!("console→worker returned an unreadable answer: {e}"),
-            )
-        });
-    }
-    let reason = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or(text);
-    let code = if status == reqwest::StatusCode::UNAUTHORIZED {
-        "worker_unauthorized"
-    } else {
-        "worker_refused"
-    };
-    Err(ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        code,
-        format!("console→worker returned {} ({reason})", status.as_u16()),
-    ))
-}
-
-/// Longest `?wait=` long-poll; longer ones are refused (400), under the request deadline.
-pub const MAX_WAIT: Duration = Duration::from_secs(60);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunQuery {
-    /// Long-poll: wait up to this long (e.g. `10s`) for the run to end before answering.
-    wait: Option<String>,
-}
-
-async fn get_run(
-    State(console): State<Shared>,
-    headers: HeaderMap,
-    Path(run_id): Path<String>,
-    Query(query): Query<RunQuery>,
-) -> Result<Json<RunView>, ApiError> {
-    authorize(&console, &headers, Right::ReadRuns)?;
-    let wait = query
-        .wait
-        .map(|wait| {
-            crate::duration::parse_within(&wait, Duration::ZERO, MAX_WAIT).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("wait: {e}"))
-            })
-        })
-        .transpose()?;
-    let entry = console
-        .runs
-        .lock()
-        .expect("console state lock")
-        .get(&run_id)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no run {run_id}"),
-            )
-        })?;
-    if let Some(wait) = wait {
-        let mut rx = entry.ended.subscribe();
-        // Whether it ended or the wait passed, answer with the current view.
-        let _ = tokio::time::timeout(wait, rx.wait_for(|ended| *ended)).await;
-    }
-    let view = entry.view.lock().expect("run view lock").clone();
-    Ok(Json(view))
 }
