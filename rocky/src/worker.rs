@@ -110,6 +110,20 @@ impl Worker {
             .with_state(self)
     }
 
+    /// The frame log of `run_id` for a bodiless request whose bearer checks out, or the 401 or
+    /// 404 that says why not.
+    fn signed_run_log(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &Uri,
+        run_id: &str,
+    ) -> Result<Arc<RunLog>, Box<Response>> {
+        self.check_bearer(headers, method, uri, b"")?;
+        self.run_log(run_id)
+            .map_err(|not_found| Box::new(not_found.into_response()))
+    }
+
     /// The frame log of `run_id`, or the 404 that names it.
     fn run_log(&self, run_id: &str) -> Result<Arc<RunLog>, crate::http::ApiError> {
         self.runs
@@ -313,12 +327,9 @@ async fn cancel(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    let log = match worker.run_log(&run_id) {
+    let log = match worker.signed_run_log(&headers, &method, &uri, &run_id) {
         Ok(log) => log,
-        Err(not_found) => return not_found.into_response(),
+        Err(refused) => return *refused,
     };
     log.cancel.send_replace(true);
     StatusCode::ACCEPTED.into_response()
@@ -331,12 +342,9 @@ async fn events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    let log = match worker.run_log(&run_id) {
+    let log = match worker.signed_run_log(&headers, &method, &uri, &run_id) {
         Ok(log) => log,
-        Err(not_found) => return not_found.into_response(),
+        Err(refused) => return *refused,
     };
     // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
     let after = match headers.get("last-event-id").map(|v| v.to_str()) {
