@@ -403,11 +403,6 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         }
     }
     let session = world.options.session.clone();
-    let topology = world
-        .stack
-        .as_ref()
-        .map(|s| format!("driver {}, console and worker {}", s.driver, s.services()))
-        .unwrap_or_default();
     if let Some(stack) = world.stack.take()
         && let Err(e) = stack.stop().await
     {
@@ -451,10 +446,8 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             crate::runner::record::Detail {
                 chain: chain.iter().map(chain_event).collect(),
                 acts: world.spans.clone(),
-                gap_report: None,
                 evidence,
                 logs,
-                topology,
                 text,
             },
         );

@@ -227,7 +227,6 @@ async fn run_inner(
                     attempts: Vec::new(),
                     skipped: Some(format!("@{}: {reason}", topology::DOCKER_TAG)),
                     detail: None,
-                    rounds: 1,
                 });
             }
             _ => runnable.push(e.clone()),
@@ -281,7 +280,6 @@ async fn run_inner(
             attempts: attempts.remove(&e.name).unwrap_or_default(),
             detail: details.remove(&e.name),
             skipped: None,
-            rounds: repeat,
             entry: e,
         });
     }

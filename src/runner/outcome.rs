@@ -24,8 +24,6 @@ pub struct Outcome {
     pub skipped: Option<String>,
     /// What its World saw on its last attempt.
     pub detail: Option<Detail>,
-    /// How many passes count as one round (`--repeat`).
-    pub rounds: u32,
 }
 
 impl Outcome {
@@ -207,7 +205,6 @@ mod tests {
                 .collect(),
             skipped: None,
             detail: None,
-            rounds: 1,
         }
     }
 

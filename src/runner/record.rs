@@ -27,14 +27,10 @@ pub struct Detail {
     pub chain: Vec<crate::report::model::ChainEvent>,
     /// When each act ran, from the scenario's start (an act may run more than once).
     pub acts: Vec<crate::report::model::ActSpan>,
-    /// The gap report of a failed chain assertion.
-    pub gap_report: Option<String>,
     /// (what, what it said).
     pub evidence: Vec<(String, String)>,
     /// (title, text) of the stack's logs, kept for failures.
     pub logs: Vec<(String, String)>,
-    /// Topology line: driver and services.
-    pub topology: String,
     /// The World's own block (chain, timings, logs on failure), printed in the scenario's.
     pub text: String,
 }
@@ -45,25 +41,11 @@ fn details() -> &'static Mutex<HashMap<Key, Detail>> {
 }
 
 /// Stores the World's detail for the scenario at `key` (the latest attempt wins).
-pub fn put_detail(key: Key, mut detail: Detail) {
-    let mut all = details().lock().expect("details lock");
-    if detail.gap_report.is_none() {
-        detail.gap_report = all.get(&key).and_then(|d| d.gap_report.clone());
-    }
-    all.insert(key, detail);
+pub fn put_detail(key: Key, detail: Detail) {
+    details().lock().expect("details lock").insert(key, detail);
 }
 
 /// Takes the detail recorded for `key`.
 pub fn take_detail(key: &Key) -> Option<Detail> {
     details().lock().expect("details lock").remove(key)
-}
-
-/// Adds a gap report to the detail of `key` (a chain assertion failed).
-pub fn note_gap(key: Key, report: String) {
-    details()
-        .lock()
-        .expect("details lock")
-        .entry(key)
-        .or_default()
-        .gap_report = Some(report);
 }
