@@ -31,6 +31,7 @@ pub mod ids;
 pub mod kahn;
 pub mod logging;
 pub mod names;
+pub mod retention;
 pub mod shutdown;
 pub mod slug;
 pub mod sse;

@@ -78,7 +78,7 @@ struct RunLog {
     progress: watch::Sender<(usize, bool)>,
     /// Set by `POST /v1/runs/{id}/cancel`; the run ends `cancelled` at its next step.
     cancel: watch::Sender<bool>,
-    /// For eviction once finished (see `worker_limits`).
+    /// For eviction once finished (see [`crate::retention`]).
     created: std::time::Instant,
 }
 
@@ -207,7 +207,8 @@ async fn submit(
         created: std::time::Instant::now(),
     });
     {
-        use crate::worker_limits::{MAX_ACTIVE_RUNS, RunAge, evictions};
+        use crate::retention::{RunAge, evictions};
+        use crate::worker_limits::MAX_ACTIVE_RUNS;
         let mut runs = worker.runs.lock().expect("worker state lock");
         let ages = runs.iter().map(|(id, l)| {
             let age = RunAge {

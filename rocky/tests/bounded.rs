@@ -123,3 +123,45 @@ async fn shutdown_cuts_what_is_still_open_at_its_deadline() {
     read_to_close(&mut hanging, "a hanging request at shutdown").await;
     read_to_close(&mut half, "half a request at shutdown").await;
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let mut l = limits();
+    l.max_connections = 2;
+    l.header_read = Duration::from_secs(600);
+    l.request = Duration::from_secs(600);
+    let (addr, _stop, _server) = start(l).await;
+    // Two kept-alive connections, each answered once: both hold a slot.
+    let mut held = Vec::new();
+    for i in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(PATIENCE, c.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("kept-alive connection {i} not answered in {PATIENCE:?}"))
+            .expect("read");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "connection {i}");
+        held.push(c);
+    }
+    let mut third = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "a third connection was served while the limit of 2 was held"
+    );
+    drop(held.pop());
+    let answer = read_to_close(&mut third, "the third connection once a slot freed").await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}

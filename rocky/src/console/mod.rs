@@ -76,6 +76,8 @@ struct RunEntry {
     /// Set, under its lock, when `ralph.run.ended` is recorded: nothing about the run is
     /// recorded after it (a late frame of a run the console ended itself is ignored).
     closed: Mutex<bool>,
+    /// For eviction once ended (see [`crate::retention`]).
+    created: std::time::Instant,
 }
 
 /// How a teardown ended, shared by every DELETE that joined it.
@@ -154,6 +156,24 @@ impl Console {
         Ok(added)
     }
 
+    /// Keeps `entry` for readers, first dropping the ended runs past [`crate::retention`]'s
+    /// bounds: the console's memory stays bounded however many runs pass through it.
+    fn keep_run(&self, run_id: String, entry: Arc<RunEntry>) {
+        use crate::retention::{RunAge, evictions};
+        let mut runs = self.runs.lock().expect("console state lock");
+        let ages = runs.iter().map(|(id, e)| {
+            let age = RunAge {
+                created: e.created,
+                finished: e.is_closed(),
+            };
+            (id.clone(), age)
+        });
+        for id in evictions(ages, std::time::Instant::now()) {
+            runs.remove(&id);
+        }
+        runs.insert(run_id, entry);
+    }
+
     /// Appends a lifecycle record, failing closed: when the append fails the action must be
     /// refused (503 `audit_unavailable`) and undone, so an audit gap is never silent.
     fn audit(&self, event: crate::hatch::Event) -> Result<(), crate::http::ApiError> {
@@ -170,6 +190,18 @@ impl Console {
         if let Err(e) = self.config.hatch.append(event) {
             tracing::error!("failed to append to the HATCH log: {e}");
         }
+    }
+}
+
+/// The fixed sentence for a failed call to the worker, for records and snapshots: the kind of
+/// failure without the address, port or OS text (the full error goes to the log).
+pub(crate) fn worker_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_connect() {
+        "the worker could not be connected to"
+    } else if e.is_timeout() {
+        "the worker did not answer in time"
+    } else {
+        "the connection to the worker dropped"
     }
 }
 
@@ -192,6 +224,7 @@ impl RunEntry {
             ended: watch::channel(false).0,
             expected_nodes,
             closed: Mutex::new(false),
+            created: std::time::Instant::now(),
         }
     }
 

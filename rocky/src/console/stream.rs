@@ -2,7 +2,14 @@
 //! frame strictly, and turns terminal node transitions and the run's end into HATCH records.
 //!
 //! The follow is bounded by the run deadline, resumes with `Last-Event-ID` when the connection
-//! drops, and ends the run `failed` (with the reason) rather than hanging.
+//! drops (a worker restart included, for as long as [`Deadlines::worker_call`] without
+//! progress), and ends the run `failed` (with the reason) rather than hanging. A worker that no
+//! longer knows the run (404: it was restarted and lost it, or evicted it) ends it at once.
+//!
+//! Reasons are fixed sentences: they land in `ralph.run.ended` and in snapshots, so they name
+//! the kind of failure, never an address, a port or an OS error text (those go to the log).
+//!
+//! [`Deadlines::worker_call`]: super::Deadlines::worker_call
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,10 +20,6 @@ use futures::StreamExt;
 use super::{Console, NodeView, RejectedFrame, RunEntry};
 use crate::hatch::{Event, EventKind};
 use crate::kahn::{self, Frame, NodeState, RunStatus};
-
-/// How many times a dropped stream is resumed before the run is declared failed.
-const MAX_RESUMES: u32 = 3;
-// Failures are counted back to back: a connection that delivered anything resets the count.
 
 /// Actor of records caused by the worker's stream rather than by a caller.
 const SYSTEM: &str = "system";
@@ -57,8 +60,10 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         retry: None,
     };
     let mut failure: Option<String> = None;
-    // Consecutive connections that failed or delivered nothing; progress resets it.
-    let mut resumes = 0;
+    // When the stream last delivered a message (or the follow began): a worker that stays
+    // unreachable for `worker_call` from then on is given up on.
+    let mut last_progress = Instant::now();
+    let patience = console.config.deadlines.worker_call;
     let mut backoff: Option<std::time::Duration> = None;
     while progress.ended.is_none() {
         if entry.is_closed() {
@@ -74,7 +79,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         let outcome = tokio::time::timeout_at(deadline.into(), read).await;
         let progressed = progress.messages > before;
         if progressed {
-            resumes = 0;
+            last_progress = Instant::now();
         }
         let base = progress.retry.unwrap_or(BASE_BACKOFF).min(MAX_BACKOFF);
         backoff = Some(match backoff {
@@ -105,15 +110,20 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
                 ));
                 break;
             }
-            Ok(Err(e)) if resumes >= MAX_RESUMES => {
-                failure = Some(format!(
-                    "the worker's stream failed after {MAX_RESUMES} resumes: {e}"
-                ));
+            Ok(Err(StreamError::Final(reason))) => {
+                failure = Some(reason);
                 break;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(run_id, "event stream dropped, resuming: {e}");
-                resumes += 1;
+            Ok(Err(StreamError::Transient { kind, detail })) => {
+                if last_progress.elapsed() >= patience {
+                    tracing::warn!(run_id, "event stream failed, giving up: {detail}");
+                    failure = Some(format!(
+                        "the worker's event stream could not be resumed for {} ({kind})",
+                        crate::duration::display(patience)
+                    ));
+                    break;
+                }
+                tracing::warn!(run_id, "event stream dropped, resuming: {detail}");
             }
         }
     }
@@ -137,6 +147,40 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
     entry.close(&console, status, failure);
 }
 
+/// Why a connection to the event stream ended before `RunEnded`.
+#[derive(Debug)]
+enum StreamError {
+    /// Worth another try (the worker is restarting, the connection dropped): `kind` is the
+    /// fixed sentence for the record, `detail` the full error for the log.
+    Transient { kind: &'static str, detail: String },
+    /// No retry can help: the run ends failed with this reason.
+    Final(String),
+}
+
+/// The fixed sentence for a failed request to the worker.
+fn transient(e: reqwest::Error) -> StreamError {
+    StreamError::Transient {
+        kind: super::worker_failure(&e),
+        detail: e.to_string(),
+    }
+}
+
+/// What a non-success answer to `GET /v1/runs/{id}/events` means for the follow.
+fn refused(status: reqwest::StatusCode) -> StreamError {
+    let code = status.as_u16();
+    match code {
+        404 => StreamError::Final(
+            "the worker no longer knows the run (404): it was restarted, or evicted the run"
+                .to_owned(),
+        ),
+        _ if status.is_server_error() => StreamError::Transient {
+            kind: "the worker answered with a server error",
+            detail: format!("the worker answered {code} to the event stream"),
+        },
+        _ => StreamError::Final(format!("the worker refused the event stream ({code})")),
+    }
+}
+
 /// Reads the stream until it closes or fails. `Ok` = closed cleanly by the worker.
 async fn read_stream(
     console: &Console,
@@ -144,7 +188,7 @@ async fn read_stream(
     run_id: &str,
     workspace: &str,
     progress: &mut Progress,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     let path = crate::api::worker::paths::events(run_id);
     let bearer = console
         .config
@@ -158,24 +202,21 @@ async fn read_stream(
     if let Some(id) = &progress.last_event_id {
         request = request.header("last-event-id", id);
     }
-    let response = request.send().await.map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(transient)?;
     if !response.status().is_success() {
-        return Err(format!(
-            "console→worker GET {path} returned {}",
-            response.status().as_u16()
-        ));
+        return Err(refused(response.status()));
     }
     let mut body = response.bytes_stream();
     let mut parser = SseParser::default();
     let mut messages = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk.map_err(transient)?;
         let parsed = parser.push(&chunk, &mut messages);
         progress.retry = parser.retry().or(progress.retry);
         if let Err(e) = &parsed
             && messages.is_empty()
         {
-            return Err(format!("the worker's event stream is unreadable: {e}"));
+            return Err(unreadable(e));
         }
         for message in messages.drain(..) {
             progress.messages += 1;
@@ -187,9 +228,15 @@ async fn read_stream(
         if progress.ended.is_some() || entry.is_closed() {
             return Ok(());
         }
-        parsed.map_err(|e| format!("the worker's event stream is unreadable: {e}"))?;
+        parsed.map_err(|e| unreadable(&e))?;
     }
     Ok(())
+}
+
+/// A stream that breaks the SSE rules (e.g. a line past the bound): reconnecting would read
+/// the same bytes again, so the run ends.
+fn unreadable(e: &impl std::fmt::Display) -> StreamError {
+    StreamError::Final(format!("the worker's event stream is unreadable: {e}"))
 }
 
 fn handle(

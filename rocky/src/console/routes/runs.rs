@@ -87,13 +87,22 @@ async fn admit(
         max_ralph_iters: max_iters,
     };
     let accepted = submit_to_worker(&console, &submission).await?;
-    // Fail closed: an unrecorded run is not followed and not reported as accepted.
-    console.audit(
+    // Fail closed: an unrecorded run is not followed and not reported as accepted, and the
+    // worker is told to stop it (best effort: the refusal stands either way).
+    if let Err(refused) = console.audit(
         Event::new(EventKind::RunStarted, who.as_str())
             .workspace(&req.workspace)
             .run_id(&accepted.run_id)
             .data(serde_json::json!({"prompts": req.prompts.len(), "max_ralph_iters": max_iters})),
-    )?;
+    ) {
+        if let Err(why) = cancel_at_worker(&console, &accepted.run_id).await {
+            tracing::warn!(
+                run_id = accepted.run_id,
+                "the unrecorded run could not be cancelled: {why}"
+            );
+        }
+        return Err(refused);
+    }
     let entry = Arc::new(RunEntry::new(
         RunView {
             run_id: accepted.run_id.clone(),
@@ -105,11 +114,7 @@ async fn admit(
         },
         req.prompts.len(),
     ));
-    console
-        .runs
-        .lock()
-        .expect("console state lock")
-        .insert(accepted.run_id.clone(), entry.clone());
+    console.keep_run(accepted.run_id.clone(), entry.clone());
     tokio::spawn(crate::console::stream::follow(
         console.clone(),
         entry,
@@ -173,6 +178,37 @@ async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccep
         code,
         format!("console→worker returned {} ({reason})", status.as_u16()),
     ))
+}
+
+/// `POST {worker}/v1/runs/{id}/cancel` with the HMAC bearer: the run ends `cancelled` at its
+/// next step. `Err` is the fixed sentence saying why the worker did not take the cancel.
+pub(super) async fn cancel_at_worker(console: &Console, run_id: &str) -> Result<(), String> {
+    let path = crate::api::worker::paths::cancel(run_id);
+    let bearer = console
+        .config
+        .keyring
+        .sign("POST", &path, b"", crate::vault::now_unix());
+    let sent = console
+        .http
+        .post(format!("{}{path}", console.config.worker_url))
+        .header("authorization", bearer)
+        .timeout(console.config.deadlines.worker_call)
+        .send()
+        .await;
+    match sent {
+        Err(e) => {
+            tracing::warn!(run_id, "cancel: {e}");
+            Err(format!(
+                "the cancel failed: {}",
+                crate::console::worker_failure(&e)
+            ))
+        }
+        Ok(r) if !r.status().is_success() => Err(format!(
+            "the worker answered {} to the cancel",
+            r.status().as_u16()
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Longest `?wait=` long-poll; longer ones are refused (400), under the request deadline.

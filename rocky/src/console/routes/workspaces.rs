@@ -381,28 +381,7 @@ async fn cancel_runs(console: &Console, slug: &str) {
         .map(|(id, e)| (id.clone(), e.clone()))
         .collect();
     for (run_id, entry) in active {
-        let path = crate::api::worker::paths::cancel(&run_id);
-        let bearer = console
-            .config
-            .keyring
-            .sign("POST", &path, b"", crate::vault::now_unix());
-        let sent = console
-            .http
-            .post(format!("{}{path}", console.config.worker_url))
-            .header("authorization", bearer)
-            .timeout(console.config.deadlines.worker_call)
-            .send()
-            .await;
-        let refused = match sent {
-            Err(e) => Some(format!(
-                "the worker could not be reached to cancel the run: {e}"
-            )),
-            Ok(r) if !r.status().is_success() => Some(format!(
-                "the worker answered {} to the cancel",
-                r.status().as_u16()
-            )),
-            Ok(_) => None,
-        };
+        let refused = super::runs::cancel_at_worker(console, &run_id).await.err();
         let reason = match refused {
             Some(reason) => Some(reason),
             None => {

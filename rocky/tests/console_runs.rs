@@ -1,0 +1,130 @@
+//! The console's runs against a real worker: ended runs are evicted past the retention bound
+//! (contract §9: a bound on what a server keeps), a worker that is gone at teardown still lets
+//! the teardown end the run, and a worker that lost a run (killed and restarted) ends it
+//! `failed` at once instead of leaving it running.
+
+mod support;
+
+use rocky::retention::MAX_FINISHED_RUNS;
+use support::stack;
+
+fn run_id(body: &serde_json::Value) -> String {
+    body["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no run_id in {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn ended_runs_are_evicted_past_the_retention_bound() {
+    let s = stack().await;
+    s.provision("ws-runs").await;
+    let total = MAX_FINISHED_RUNS + 4;
+    let mut ids = Vec::with_capacity(total);
+    for i in 0..total {
+        let (status, body) = s.submit("ws-runs", &["write the spec"]).await;
+        assert_eq!(status, 202, "run {i}: {body}");
+        let id = run_id(&body);
+        // Each run ends before the next is submitted, so every earlier one is evictable.
+        s.run_until(&id, "its end", |v| v["status"] != "running")
+            .await;
+        ids.push(id);
+    }
+    // At each submission the oldest ended runs beyond the bound go: the first
+    // `total - MAX_FINISHED_RUNS - 1` are gone, the rest are still readable.
+    let gone = total - MAX_FINISHED_RUNS - 1;
+    for (i, id) in ids.iter().enumerate() {
+        let (status, body) = s
+            .call(reqwest::Method::GET, &format!("/api/ralph/runs/{id}"), None)
+            .await;
+        let expected = if i < gone { 404 } else { 200 };
+        assert_eq!(status, expected, "run {i} ({id}): {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_teardown_ends_a_run_whose_worker_is_gone() {
+    let mut s = stack().await;
+    s.provision("ws-gone").await;
+    let (status, body) = s
+        .submit("ws-gone", &["write the spec", "wait [ralph:hold]"])
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = run_id(&body);
+    s.run_until(&id, "node 2 running", |v| {
+        v["nodes"][1]["status"] == "running"
+    })
+    .await;
+    s.kill_worker().await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/ws-gone",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let view = s
+        .run_until(&id, "its end", |v| v["status"] != "running")
+        .await;
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(
+        view["error"],
+        "workspace ws-gone torn down; the cancel failed: the worker could not be connected to",
+        "{view}"
+    );
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "ralph.run.started",
+            "ralph.node.succeeded",
+            "ralph.run.ended",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_run_the_restarted_worker_lost_ends_failed_at_once() {
+    let mut s = stack().await;
+    s.provision("ws-lost").await;
+    let (status, body) = s
+        .submit("ws-lost", &["write the spec", "wait [ralph:hold]"])
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = run_id(&body);
+    s.run_until(&id, "node 2 running", |v| {
+        v["nodes"][1]["status"] == "running"
+    })
+    .await;
+    s.kill_worker().await;
+    s.restart_worker().await;
+    let view = s
+        .run_until(&id, "its end", |v| v["status"] != "running")
+        .await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(
+        view["error"],
+        "the worker no longer knows the run (404): it was restarted, or evicted the run",
+        "{view}"
+    );
+    let events = s.worker_answers("/events");
+    assert_eq!(
+        events.last().map(|(_, status)| *status),
+        Some(404),
+        "the follow resumed against the restarted worker: {events:?}"
+    );
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "ralph.run.started",
+            "ralph.node.succeeded",
+            "ralph.run.ended",
+        ]
+    );
+}

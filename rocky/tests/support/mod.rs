@@ -1,0 +1,291 @@
+//! A small real stack for the console's integration tests: hearth with a counting fake driver
+//! on a real unix socket, a real worker and the console, both served on loopback, driven over
+//! HTTP. The worker's answers are recorded, and it can be killed (its server and every
+//! connection dropped at once, as a SIGKILL would).
+#![allow(dead_code)] // each test file uses its own part of the support
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rocky::api::hearth::{DriverKind, ServiceRef};
+use rocky::auth::{LocalAuth, Principal, Role};
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::Hatch;
+use rocky::hearth::client::HearthClient;
+use rocky::hearth::driver::{Driver, Provisioned};
+use rocky::hearth::server::Hearth;
+use rocky::tier::{ServiceSpec, TierProfile};
+use rocky::vault::Keyring;
+use rocky::worker::{Worker, WorkerConfig};
+
+/// How long any wait of these tests may take before it fails, naming what it waited for.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Default)]
+pub struct Counts {
+    pub provisions: AtomicUsize,
+    pub teardowns: AtomicUsize,
+}
+
+struct FakeDriver(Arc<Counts>);
+
+impl Driver for FakeDriver {
+    type Deployment = ();
+    const KIND: DriverKind = DriverKind::Process;
+
+    async fn provision(
+        &self,
+        _slug: &str,
+        profile: &TierProfile,
+        _health: Duration,
+    ) -> Result<Provisioned<()>, String> {
+        self.0.provisions.fetch_add(1, Ordering::SeqCst);
+        Ok(Provisioned {
+            services: profile
+                .services
+                .iter()
+                .map(|s| ServiceRef {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    endpoint: "http://127.0.0.1:1".into(),
+                })
+                .collect(),
+            health: Duration::ZERO,
+            deployment: (),
+        })
+    }
+
+    async fn teardown(&self, _d: &mut ()) -> Result<(), String> {
+        self.0.teardowns.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// `(method, path, status)` of every request the worker answered.
+pub type Calls = Arc<Mutex<Vec<(String, String, u16)>>>;
+
+pub struct Stack {
+    _dir: tempfile::TempDir,
+    pub url: String,
+    pub hatch: Arc<Hatch>,
+    pub counts: Arc<Counts>,
+    pub worker_calls: Calls,
+    worker_addr: std::net::SocketAddr,
+    worker: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    http: reqwest::Client,
+}
+
+pub const TOKEN: &str = "admin-token-console-tests";
+const SECRET: &[u8] = b"console-tests-secret";
+
+/// The worker on `listener`, recording every answer in `calls`.
+fn serve_worker(
+    listener: tokio::net::TcpListener,
+    calls: Calls,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let worker = Worker::new(WorkerConfig {
+        keyring: Keyring::single("v1", SECRET),
+        max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
+        encoding: Default::default(),
+    });
+    let record = axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let calls = calls.clone();
+            async move {
+                let (method, path) = (req.method().to_string(), req.uri().path().to_owned());
+                let response = next.run(req).await;
+                let status = response.status().as_u16();
+                calls
+                    .lock()
+                    .expect("calls lock")
+                    .push((method, path, status));
+                response
+            }
+        },
+    );
+    tokio::spawn(rocky::http::serve(
+        listener,
+        worker.router().layer(record),
+        std::future::pending(),
+    ))
+}
+
+pub async fn stack() -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let counts = Arc::new(Counts::default());
+    let hearth = Arc::new(Hearth::new(
+        FakeDriver(counts.clone()),
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    ));
+    let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
+    tokio::spawn(rocky::http::serve(
+        listener,
+        hearth.router(),
+        std::future::pending(),
+    ));
+    let worker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind worker");
+    let worker_addr = worker_listener.local_addr().expect("addr");
+    let worker_url = format!("http://{worker_addr}");
+    let worker_calls = Calls::default();
+    let worker = serve_worker(worker_listener, worker_calls.clone());
+    let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
+    let profile = TierProfile {
+        name: "solo".into(),
+        services: vec![ServiceSpec {
+            name: "cairnet".into(),
+            image: "standin".into(),
+            port: 8080,
+            health: "/healthz".into(),
+            env: Default::default(),
+        }],
+    };
+    let config = ConsoleConfig {
+        auth: LocalAuth::from_tokens(vec![(
+            TOKEN.into(),
+            Principal {
+                name: "admin".into(),
+                role: Role::Admin,
+            },
+        )])
+        .expect("tokens"),
+        hearth: HearthClient::new(&socket),
+        worker_url,
+        keyring: Keyring::single("v1", SECRET),
+        hatch: hatch.clone(),
+        tiers: BTreeMap::from([("solo".to_owned(), profile)]),
+        deadlines: Deadlines::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind console");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(rocky::http::serve(
+        listener,
+        Console::new(config).router(),
+        std::future::pending(),
+    ));
+    Stack {
+        _dir: dir,
+        url,
+        hatch,
+        counts,
+        worker_calls,
+        worker_addr,
+        worker: Some(worker),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Stack {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN)
+            .timeout(PATIENCE);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the console did not answer {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub fn kinds(&self) -> Vec<String> {
+        self.hatch.records().into_iter().map(|r| r.kind).collect()
+    }
+
+    /// Provisions `slug` on tier `solo` (201).
+    pub async fn provision(&self, slug: &str) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/hearth/workspaces",
+                Some(serde_json::json!({"slug": slug, "tier": "solo"})),
+            )
+            .await;
+        assert_eq!(status, 201, "provision {slug}: {body}");
+    }
+
+    /// Submits a run of `prompts` in `slug`: the status and the body.
+    pub async fn submit(&self, slug: &str, prompts: &[&str]) -> (u16, serde_json::Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/api/ralph/runs",
+            Some(serde_json::json!({"workspace": slug, "prompts": prompts})),
+        )
+        .await
+    }
+
+    /// Kills the worker: its listener and every open connection are dropped at once.
+    pub async fn kill_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+            let _ = worker.await;
+        }
+    }
+
+    /// Starts a new worker (no runs, as after a restart) on the killed one's address.
+    pub async fn restart_worker(&mut self) {
+        assert!(
+            self.worker.is_none(),
+            "restart_worker needs kill_worker first"
+        );
+        let listener = tokio::net::TcpListener::bind(self.worker_addr)
+            .await
+            .unwrap_or_else(|e| panic!("rebind the worker's address {}: {e}", self.worker_addr));
+        self.worker = Some(serve_worker(listener, self.worker_calls.clone()));
+    }
+
+    /// Reads run `run_id` until `done` holds for its view, within [`PATIENCE`].
+    pub async fn run_until(
+        &self,
+        run_id: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (status, view) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/ralph/runs/{run_id}?wait=100ms"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "read run {run_id}: {view}");
+            if done(&view) {
+                return view;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {run_id}: {what} not seen within {PATIENCE:?}; last view {view}"
+            );
+        }
+    }
+
+    /// The worker's answers to requests whose path ends with `suffix`.
+    pub fn worker_answers(&self, suffix: &str) -> Vec<(String, u16)> {
+        self.worker_calls
+            .lock()
+            .expect("calls lock")
+            .iter()
+            .filter(|(_, path, _)| path.ends_with(suffix))
+            .map(|(method, path, status)| (format!("{method} {path}"), *status))
+            .collect()
+    }
+}
