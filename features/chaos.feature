@@ -74,3 +74,46 @@ Feature: The chaos drill
     And nothing of workspace "x" remains
     And the HATCH chain is exactly "hearth.provisioning_started → hearth.provisioned → hearth.decommission_started → hearth.decommissioned"
     And the HATCH chain matches the snapshot
+
+  Scenario: the worker is killed and restarted mid-run
+    Given a rocky stack
+    When I provision workspace "x" on tier "solo"
+    Then workspace "x" is ready
+    When I submit a run in workspace "x" with prompts:
+      | prompt          | iterations |
+      | write the spec  | 1          |
+      | wait for a stop | hold       |
+    Then the run is accepted
+    When the console reports node 2 of the run as "running" in time
+    And the worker is killed with SIGKILL
+    And the worker is restarted
+    And the run ends
+    Then the run status is "failed"
+    And the run ended because "the worker no longer knows the run (404): it was restarted, or evicted the run"
+    When I tear down workspace "x"
+    Then the console answers 200
+    And hearth reports workspace "x" as "tier_torn_down"
+    And nothing of workspace "x" remains
+    And the HATCH chain is exactly "hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.succeeded → ralph.run.ended → hearth.decommission_started → hearth.decommissioned"
+    And the HATCH chain matches the snapshot
+
+  Scenario: a teardown ends a run whose worker is gone
+    Given a rocky stack
+    When I provision workspace "x" on tier "solo"
+    Then workspace "x" is ready
+    When I submit a run in workspace "x" with prompts:
+      | prompt          | iterations |
+      | write the spec  | 1          |
+      | wait for a stop | hold       |
+    Then the run is accepted
+    When the console reports node 2 of the run as "running" in time
+    And the worker is killed with SIGKILL
+    And I tear down workspace "x"
+    Then the console answers 200
+    When the run ends
+    Then the run status is "cancelled"
+    And the run ended because "workspace x torn down; the cancel failed: the worker could not be reached"
+    And hearth reports workspace "x" as "tier_torn_down"
+    And nothing of workspace "x" remains
+    And the HATCH chain is exactly "hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.succeeded → ralph.run.ended → hearth.decommission_started → hearth.decommissioned"
+    And the HATCH chain matches the snapshot

@@ -196,6 +196,33 @@ async fn restart_hearth(world: &mut PlayWorld) {
         .add("hearth", "restarted on the same socket and session");
 }
 
+#[when("the worker is killed with SIGKILL")]
+async fn kill_worker(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack.kill_worker().await.unwrap_or_else(|e| panic!("{e}"));
+    world
+        .evidence
+        .add("worker", "killed with SIGKILL (its runs and frames lost)");
+}
+
+#[when("the worker is restarted")]
+async fn restart_worker(world: &mut PlayWorld) {
+    let stack = world
+        .stack
+        .as_mut()
+        .expect("no stack is running: start one with `Given a rocky stack`");
+    stack
+        .restart_worker()
+        .await
+        .unwrap_or_else(|e| panic!("the worker did not restart: {e}"));
+    world
+        .evidence
+        .add("worker", "restarted at the same address, with no runs");
+}
+
 #[when(expr = "the console reports node {int} of the run as {string} in time")]
 async fn node_reaches(world: &mut PlayWorld, node: usize, status: String) {
     let (_, run_id) = world

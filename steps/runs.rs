@@ -289,6 +289,16 @@ async fn run_status(world: &mut PlayWorld, status: String) {
     assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
 }
 
+#[then(expr = "the run ended because {string}")]
+async fn run_reason(world: &mut PlayWorld, reason: String) {
+    let (run_id, view) = run_view(world, None);
+    assert_eq!(
+        view["error"].as_str(),
+        Some(reason.as_str()),
+        "the reason run {run_id} ended: {view}"
+    );
+}
+
 #[then(expr = "the run status in workspace {string} is {string}")]
 async fn run_status_in(world: &mut PlayWorld, slug: String, status: String) {
     let (run_id, view) = run_view(world, Some(&slug));

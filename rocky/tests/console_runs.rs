@@ -70,7 +70,7 @@ async fn a_teardown_ends_a_run_whose_worker_is_gone() {
     assert_eq!(view["status"], "cancelled", "{view}");
     assert_eq!(
         view["error"],
-        "workspace ws-gone torn down; the cancel failed: the worker could not be connected to",
+        "workspace ws-gone torn down; the cancel failed: the worker could not be reached",
         "{view}"
     );
     assert_eq!(

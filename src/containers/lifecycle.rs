@@ -24,6 +24,12 @@ pub const SERVICE_PORT: u16 = 8080;
 /// How long a container may take from creation to its ready line.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a killed worker may take to stop, and a restarted one to answer its health check.
+const WORKER_RESTART_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How often a kill or restart is checked on.
+const POLL: Duration = Duration::from_millis(50);
+
 /// Seconds `docker stop` waits after SIGTERM before SIGKILL. Both binaries shut down on
 /// SIGTERM at once; the grace only matters for a worker still streaming a run.
 const STOP_GRACE_SECS: i32 = 5;
@@ -240,6 +246,79 @@ impl ServiceContainers {
             }
         }
         out
+    }
+
+    /// Kills the worker container with SIGKILL, as a crash would (no shutdown, its runs and
+    /// frames lost), and waits until the engine reports it stopped.
+    pub async fn kill_worker(&self) -> Result<(), String> {
+        let name = &self.worker.name;
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+            .signal("SIGKILL")
+            .build();
+        self.docker
+            .kill_container(name, Some(options))
+            .await
+            .map_err(|e| format!("failed to SIGKILL container {name}: {e}"))?;
+        let deadline = Instant::now() + WORKER_RESTART_DEADLINE;
+        loop {
+            let running = rocky::docker::inspect::is_running(&self.docker, name)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !running {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "container {name} still runs {WORKER_RESTART_DEADLINE:?} after SIGKILL"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Starts the killed worker container again (a fresh process: nothing of its runs) and
+    /// waits until it answers `/healthz` at the address the console was given. The engine may
+    /// hand a restarted container another address; the console cannot follow that, so it is
+    /// an error that names both.
+    pub async fn restart_worker(&self) -> Result<(), String> {
+        let name = &self.worker.name;
+        self.docker
+            .start_container(
+                name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(|e| format!("failed to start container {name} again: {e}"))?;
+        let ip = worker_address(&self.docker, name, &self.network)
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!("http://{ip}:{SERVICE_PORT}");
+        if url != self.worker_url {
+            return Err(format!(
+                "the restarted worker came back at {url}, not {}: the console was started with the old address",
+                self.worker_url
+            ));
+        }
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + WORKER_RESTART_DEADLINE;
+        loop {
+            let answer = http
+                .get(format!("{url}/healthz"))
+                .timeout(POLL * 10)
+                .send()
+                .await;
+            let last = match answer {
+                Ok(a) if a.status().is_success() => return Ok(()),
+                Ok(a) => format!("answered {}", a.status().as_u16()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the restarted worker {name} did not answer {url}/healthz within {WORKER_RESTART_DEADLINE:?} (last: {last})"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Stops both containers (SIGTERM, then SIGKILL after a grace), removes them, then the

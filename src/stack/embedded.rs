@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{Paths, Running, StackError, StackOptions, console_teardown_deadline};
 use rocky::auth::{LocalAuth, Principal};
@@ -21,6 +21,8 @@ use rocky::worker::{Worker, WorkerConfig};
 pub(super) struct InProcess {
     /// Tells the servers to shut down gracefully.
     stop: Option<oneshot::Sender<()>>,
+    /// Kills and restarts the worker (the chaos drill).
+    worker: Option<tokio::sync::mpsc::UnboundedSender<WorkerCommand>>,
     /// Fires when the thread has finished.
     done: Option<oneshot::Receiver<()>>,
     /// `services.log` in the work directory.
@@ -34,9 +36,42 @@ impl InProcess {
     pub(super) fn stopped() -> InProcess {
         InProcess {
             stop: None,
+            worker: None,
             done: None,
             log: PathBuf::new(),
         }
+    }
+
+    /// Kills the worker as a SIGKILL would: its listener and every connection are dropped at
+    /// once, and what it kept in memory (runs, frames) is gone. The console keeps running.
+    pub(super) async fn kill_worker(&self) -> Result<(), String> {
+        self.worker_command(WorkerCommand::Kill).await
+    }
+
+    /// Starts a new worker (with nothing in memory, as after a restart) on the killed one's
+    /// address.
+    pub(super) async fn restart_worker(&self) -> Result<(), String> {
+        self.worker_command(WorkerCommand::Restart).await
+    }
+
+    async fn worker_command(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), String>>) -> WorkerCommand,
+    ) -> Result<(), String> {
+        let control = self
+            .worker
+            .as_ref()
+            .ok_or("the in-process servers are stopped")?;
+        let (reply, answer) = oneshot::channel();
+        control
+            .send(command(reply))
+            .map_err(|_| "the in-process servers' thread has ended".to_owned())?;
+        tokio::time::timeout(SERVERS_STOP_DEADLINE, answer)
+            .await
+            .map_err(|_| {
+                format!("the in-process worker did not answer a kill or restart within {SERVERS_STOP_DEADLINE:?}")
+            })?
+            .map_err(|_| "the in-process servers' thread has ended".to_owned())?
     }
 
     pub(super) async fn stop(mut self) -> Result<(), String> {
@@ -55,6 +90,87 @@ impl InProcess {
     }
 }
 
+/// What the servers' thread is asked to do with the worker.
+pub(super) enum WorkerCommand {
+    Kill(oneshot::Sender<Result<(), String>>),
+    Restart(oneshot::Sender<Result<(), String>>),
+}
+
+/// The worker's server task and what it takes to start a new one in its place.
+struct WorkerSlot {
+    addr: std::net::SocketAddr,
+    config: Box<dyn Fn() -> WorkerConfig + Send>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl WorkerSlot {
+    fn serve(&mut self, listener: tokio::net::TcpListener, stop: watch::Receiver<bool>) {
+        let worker = Worker::new((self.config)());
+        self.task = Some(tokio::spawn(rocky::http::serve(
+            listener,
+            worker.router(),
+            stopped(stop),
+        )));
+    }
+
+    async fn kill(&mut self) -> Result<(), String> {
+        let task = self.task.take().ok_or("the worker is not running")?;
+        task.abort();
+        // Awaited so that its listener and connections are closed when the kill answers.
+        let _ = task.await;
+        Ok(())
+    }
+
+    fn restart(&mut self, stop: watch::Receiver<bool>) -> Result<(), String> {
+        if self.task.is_some() {
+            return Err("the worker is running: kill it first".into());
+        }
+        let bind = || -> std::io::Result<tokio::net::TcpListener> {
+            let listener = std::net::TcpListener::bind(self.addr)?;
+            listener.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(listener)
+        };
+        let listener =
+            bind().map_err(|e| format!("rebind the worker's address {}: {e}", self.addr))?;
+        self.serve(listener, stop);
+        Ok(())
+    }
+
+    /// Serves the worker, obeying `control`, until the stack is told to stop; then waits for
+    /// the worker's graceful shutdown.
+    async fn run(
+        mut self,
+        listener: tokio::net::TcpListener,
+        stop: watch::Receiver<bool>,
+        mut control: tokio::sync::mpsc::UnboundedReceiver<WorkerCommand>,
+    ) -> std::io::Result<()> {
+        self.serve(listener, stop.clone());
+        let mut stopping = stop.clone();
+        loop {
+            tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
+                Some(command) = control.recv() => match command {
+                    WorkerCommand::Kill(reply) => {
+                        let _ = reply.send(self.kill().await);
+                    }
+                    WorkerCommand::Restart(reply) => {
+                        let _ = reply.send(self.restart(stop.clone()));
+                    }
+                },
+            }
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Resolves once `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// The worker, then the console, as servers of this process on loopback listeners (bound
 /// before serving, mini-redis style, so nothing races for ports).
 pub(super) async fn start_in_process(
@@ -65,11 +181,13 @@ pub(super) async fn start_in_process(
     tokens: Vec<(String, Principal)>,
 ) -> Result<(String, String, Running), StackError> {
     let setup = |e: String| StackError::Setup(e);
-    let worker = Worker::new(WorkerConfig {
-        keyring: Keyring::single("v1", worker_secret.as_bytes()),
+    let worker_keyring = Keyring::single("v1", worker_secret.as_bytes());
+    let encoding = opts.worker_drift.encoding();
+    let worker_config = move || WorkerConfig {
+        keyring: worker_keyring.clone(),
         max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
-        encoding: opts.worker_drift.encoding(),
-    });
+        encoding: encoding.clone(),
+    };
     let auth = LocalAuth::from_tokens(tokens).map_err(|e| setup(e.to_string()))?;
     let hatch = Arc::new(Hatch::with_file(paths.hatch_path).map_err(|e| setup(e.to_string()))?);
     let tiers = rocky::tier::load_dir(&opts.tiers_dir).map_err(|e| setup(e.to_string()))?;
@@ -77,12 +195,10 @@ pub(super) async fn start_in_process(
         .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
     let console_listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| setup(format!("bind a loopback port: {e}")))?;
-    let worker_url = format!(
-        "http://{}",
-        worker_listener
-            .local_addr()
-            .map_err(|e| setup(e.to_string()))?
-    );
+    let worker_addr = worker_listener
+        .local_addr()
+        .map_err(|e| setup(e.to_string()))?;
+    let worker_url = format!("http://{worker_addr}");
     let console_url = format!(
         "http://{}",
         console_listener
@@ -110,6 +226,12 @@ pub(super) async fn start_in_process(
     }
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (done_tx, done_rx) = oneshot::channel::<()>();
+    let (control_tx, control_rx) = tokio::sync::mpsc::unbounded_channel();
+    let slot = WorkerSlot {
+        addr: worker_addr,
+        config: Box::new(worker_config),
+        task: None,
+    };
     std::thread::Builder::new()
         .name(format!("stack-{}", opts.session))
         .spawn(move || {
@@ -137,22 +259,13 @@ pub(super) async fn start_in_process(
                         return;
                     }
                 };
-                let (tx, _) = tokio::sync::watch::channel(false);
-                let tx = Arc::new(tx);
-                let shutdown = |tx: &Arc<tokio::sync::watch::Sender<bool>>| {
-                    let mut rx = tx.subscribe();
-                    async move {
-                        let _ = rx.wait_for(|stop| *stop).await;
-                    }
-                };
-                let worker_task = rocky::http::serve(worker_l, worker.router(), shutdown(&tx));
-                let console_task = rocky::http::serve(console_l, console.router(), shutdown(&tx));
-                let trigger = {
-                    let tx = tx.clone();
-                    async move {
-                        let _ = stop_rx.await;
-                        tx.send_replace(true);
-                    }
+                let (tx, _) = watch::channel(false);
+                let worker_task = slot.run(worker_l, tx.subscribe(), control_rx);
+                let console_task =
+                    rocky::http::serve(console_l, console.router(), stopped(tx.subscribe()));
+                let trigger = async move {
+                    let _ = stop_rx.await;
+                    tx.send_replace(true);
                 };
                 let (w, c, ()) = tokio::join!(worker_task, console_task, trigger);
                 for (name, r) in [("worker", w), ("console", c)] {
@@ -169,6 +282,7 @@ pub(super) async fn start_in_process(
         worker_url,
         Running::InProcess(InProcess {
             stop: Some(stop_tx),
+            worker: Some(control_tx),
             done: Some(done_rx),
             log,
         }),

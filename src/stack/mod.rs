@@ -149,6 +149,24 @@ impl Stack {
         Ok(())
     }
 
+    /// Kills the worker as a crash would (SIGKILL to its container, or, in process, its server
+    /// and every connection dropped at once): its runs and frames are lost.
+    pub async fn kill_worker(&mut self) -> Result<(), String> {
+        match &self.services {
+            Running::InProcess(servers) => servers.kill_worker().await,
+            Running::Containers { containers, .. } => containers.kill_worker().await,
+        }
+    }
+
+    /// Starts the worker again after [`Stack::kill_worker`], at the same address, with nothing
+    /// in memory; returns once it answers.
+    pub async fn restart_worker(&mut self) -> Result<(), String> {
+        match &self.services {
+            Running::InProcess(servers) => servers.restart_worker().await,
+            Running::Containers { containers, .. } => containers.restart_worker().await,
+        }
+    }
+
     /// Where the console and the worker run: `in-process` or `containers`.
     pub fn services(&self) -> &'static str {
         match self.services {

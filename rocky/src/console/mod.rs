@@ -53,6 +53,11 @@ pub struct Deadlines {
     pub run: Duration,
     /// A single request to the worker.
     pub worker_call: Duration,
+    /// How long a run's follow keeps resuming the event stream of a worker that does not
+    /// answer (it may be restarting) before it ends the run `failed`. Longer than
+    /// `worker_call`, so that a teardown's cancel to a worker that is gone (bounded by
+    /// `worker_call`) ends the run first, `cancelled`.
+    pub worker_gone: Duration,
 }
 
 impl Default for Deadlines {
@@ -62,6 +67,7 @@ impl Default for Deadlines {
             teardown: Duration::from_secs(90),
             run: Duration::from_secs(60),
             worker_call: Duration::from_secs(10),
+            worker_gone: Duration::from_secs(30),
         }
     }
 }
@@ -104,8 +110,11 @@ pub struct Console {
 
 impl Console {
     pub fn new(config: ConsoleConfig) -> Arc<Console> {
+        // A worker address that swallows packets (a killed container's) fails a connect at
+        // the worker-call deadline, not at the kernel's minutes of SYN retries.
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
+            .connect_timeout(config.deadlines.worker_call)
             .build()
             .expect("a plain HTTP client builds");
         Arc::new(Console {
@@ -193,17 +202,11 @@ impl Console {
     }
 }
 
-/// The fixed sentence for a failed call to the worker, for records and snapshots: the kind of
-/// failure without the address, port or OS text (the full error goes to the log).
-pub(crate) fn worker_failure(e: &reqwest::Error) -> &'static str {
-    if e.is_connect() {
-        "the worker could not be connected to"
-    } else if e.is_timeout() {
-        "the worker did not answer in time"
-    } else {
-        "the connection to the worker dropped"
-    }
-}
+/// The fixed sentence for a call to the worker that got no answer, for records and snapshots.
+/// Whether the connection was refused, timed out or dropped depends on how the worker went
+/// away and on the network (a dead container's address may swallow packets or answer with an
+/// unreachable host), so the record does not say; the full error goes to the log.
+pub(crate) const WORKER_UNREACHABLE: &str = "the worker could not be reached";
 
 /// The 503 a lifecycle action gets when its audit record cannot be written.
 pub(crate) fn audit_unavailable(

@@ -2,14 +2,14 @@
 //! frame strictly, and turns terminal node transitions and the run's end into HATCH records.
 //!
 //! The follow is bounded by the run deadline, resumes with `Last-Event-ID` when the connection
-//! drops (a worker restart included, for as long as [`Deadlines::worker_call`] without
+//! drops (a worker restart included, for as long as [`Deadlines::worker_gone`] without
 //! progress), and ends the run `failed` (with the reason) rather than hanging. A worker that no
 //! longer knows the run (404: it was restarted and lost it, or evicted it) ends it at once.
 //!
 //! Reasons are fixed sentences: they land in `ralph.run.ended` and in snapshots, so they name
 //! the kind of failure, never an address, a port or an OS error text (those go to the log).
 //!
-//! [`Deadlines::worker_call`]: super::Deadlines::worker_call
+//! [`Deadlines::worker_gone`]: super::Deadlines::worker_gone
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -61,9 +61,9 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
     };
     let mut failure: Option<String> = None;
     // When the stream last delivered a message (or the follow began): a worker that stays
-    // unreachable for `worker_call` from then on is given up on.
+    // unreachable for `worker_gone` from then on is given up on.
     let mut last_progress = Instant::now();
-    let patience = console.config.deadlines.worker_call;
+    let patience = console.config.deadlines.worker_gone;
     let mut backoff: Option<std::time::Duration> = None;
     while progress.ended.is_none() {
         if entry.is_closed() {
@@ -114,11 +114,11 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
                 failure = Some(reason);
                 break;
             }
-            Ok(Err(StreamError::Transient { kind, detail })) => {
+            Ok(Err(StreamError::Transient { detail })) => {
                 if last_progress.elapsed() >= patience {
                     tracing::warn!(run_id, "event stream failed, giving up: {detail}");
                     failure = Some(format!(
-                        "the worker's event stream could not be resumed for {} ({kind})",
+                        "the worker's event stream could not be resumed within {}",
                         crate::duration::display(patience)
                     ));
                     break;
@@ -150,17 +150,15 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
 /// Why a connection to the event stream ended before `RunEnded`.
 #[derive(Debug)]
 enum StreamError {
-    /// Worth another try (the worker is restarting, the connection dropped): `kind` is the
-    /// fixed sentence for the record, `detail` the full error for the log.
-    Transient { kind: &'static str, detail: String },
+    /// Worth another try (the worker is restarting, the connection dropped): `detail` is the
+    /// full error, for the log.
+    Transient { detail: String },
     /// No retry can help: the run ends failed with this reason.
     Final(String),
 }
 
-/// The fixed sentence for a failed request to the worker.
 fn transient(e: reqwest::Error) -> StreamError {
     StreamError::Transient {
-        kind: super::worker_failure(&e),
         detail: e.to_string(),
     }
 }
@@ -174,7 +172,6 @@ fn refused(status: reqwest::StatusCode) -> StreamError {
                 .to_owned(),
         ),
         _ if status.is_server_error() => StreamError::Transient {
-            kind: "the worker answered with a server error",
             detail: format!("the worker answered {code} to the event stream"),
         },
         _ => StreamError::Final(format!("the worker refused the event stream ({code})")),

@@ -18,6 +18,12 @@ async fn inspect(
         .map_err(err(format!("inspect container {id}")))
 }
 
+/// Whether container `id` is running, as the engine says.
+pub async fn is_running(docker: &Docker, id: &str) -> Result<bool, DockerError> {
+    let info = inspect(docker, id).await?;
+    Ok(info.state.and_then(|s| s.running).unwrap_or(false))
+}
+
 /// The host port the engine published for `port/tcp` of container `id`.
 pub async fn published_port(docker: &Docker, id: &str, port: u16) -> Result<u16, DockerError> {
     let info = inspect(docker, id).await?;

@@ -200,7 +200,7 @@ pub(super) async fn cancel_at_worker(console: &Console, run_id: &str) -> Result<
             tracing::warn!(run_id, "cancel: {e}");
             Err(format!(
                 "the cancel failed: {}",
-                crate::console::worker_failure(&e)
+                crate::console::WORKER_UNREACHABLE
             ))
         }
         Ok(r) if !r.status().is_success() => Err(format!(
