@@ -103,7 +103,10 @@ mod tests {
         hatch
             .append(Event::new(EventKind::RunStarted, "admin").run_id("run-123"))
             .unwrap();
-        let out = chain(&hatch.records(), &[("/tmp/x1".into(), "[work_dir]")]);
+        let out = chain(
+            &hatch.records().expect("records"),
+            &[("/tmp/x1".into(), "[work_dir]")],
+        );
         assert_eq!(out[0].data["reason"], "no socket [work_dir]/e.sock");
         assert_eq!(out[0].data["driver"], DRIVER);
         assert_eq!(out[1].subject.run_id.as_deref(), Some(RUN_ID));

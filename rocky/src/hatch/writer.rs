@@ -206,7 +206,9 @@ struct State {
     next_seq: u64,
     /// The hash the next record's `prev` carries.
     last_hash: String,
-    /// The in-memory recorder: every record of the chain, the file's earlier ones included.
+    /// The in-memory recorder of a log without a file: every record of the chain. A log with
+    /// a file keeps none in memory (the console's memory stays flat however long it runs);
+    /// its records are read back from the file.
     records: Vec<Record>,
     /// The append-only recorder, when there is one.
     file: Option<JsonlFile>,
@@ -258,7 +260,7 @@ impl JsonlFile {
 impl Hatch {
     /// A log kept in memory only.
     pub fn in_memory() -> Hatch {
-        Hatch::from_parts(Vec::new(), None)
+        Hatch::from_parts(&[], None)
     }
 
     /// A log recorded to the JSONL file at `path` as well as in memory.
@@ -320,14 +322,14 @@ impl Hatch {
             len: content.len() as u64,
             damaged: false,
         };
-        let mut hatch = Hatch::from_parts(records, Some(jsonl));
+        let mut hatch = Hatch::from_parts(&records, Some(jsonl));
         hatch.seal = seal;
         hatch.sync_handle = Some(sync_handle);
         hatch.sync = options.sync;
         Ok(hatch)
     }
 
-    fn from_parts(records: Vec<Record>, file: Option<JsonlFile>) -> Hatch {
+    fn from_parts(records: &[Record], file: Option<JsonlFile>) -> Hatch {
         let (next_seq, last_hash) = match records.last() {
             Some(last) => (last.seq + 1, last.hash.clone()),
             None => (1, GENESIS.to_owned()),
@@ -338,7 +340,11 @@ impl Hatch {
             state: Mutex::new(State {
                 next_seq,
                 last_hash,
-                records,
+                records: if file.is_some() {
+                    Vec::new()
+                } else {
+                    records.to_vec()
+                },
                 file,
                 line: Vec::with_capacity(512),
             }),
@@ -437,7 +443,9 @@ impl Hatch {
         }
         state.next_seq += 1;
         state.last_hash.clone_from(&record.hash);
-        state.records.push(record.clone());
+        if state.file.is_none() {
+            state.records.push(record.clone());
+        }
         // Sent under the lock so subscribers see records in chain order, and so
         // `snapshot_and_subscribe` neither misses nor repeats one.
         if self.feed.receiver_count() > 0 {
@@ -530,9 +538,18 @@ impl Hatch {
         result
     }
 
-    /// A snapshot of every record of the chain so far.
-    pub fn records(&self) -> Vec<Record> {
-        self.lock().records.clone()
+    /// A snapshot of every record of the chain so far (read back from the file, when the log
+    /// has one).
+    pub fn records(&self) -> Result<Vec<Record>, HatchError> {
+        Self::records_of(&self.lock())
+    }
+
+    /// Under the state lock, so the file ends on a whole record.
+    fn records_of(state: &State) -> Result<Vec<Record>, HatchError> {
+        match &state.file {
+            Some(file) => read_file(&file.path),
+            None => Ok(state.records.clone()),
+        }
     }
 
     /// Records appended from now on.
@@ -543,9 +560,11 @@ impl Hatch {
 
     /// The records so far and a feed of every later one, with no gap and no overlap between
     /// the two: what a waiter needs to wait on a condition over the whole chain.
-    pub fn snapshot_and_subscribe(&self) -> (Vec<Record>, broadcast::Receiver<Record>) {
+    pub fn snapshot_and_subscribe(
+        &self,
+    ) -> Result<(Vec<Record>, broadcast::Receiver<Record>), HatchError> {
         let guard = self.lock();
-        (guard.records.clone(), self.feed.subscribe())
+        Ok((Self::records_of(&guard)?, self.feed.subscribe()))
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -685,14 +704,14 @@ mod tests {
             assert_eq!(pair[1].seq, pair[0].seq + 1);
             assert_eq!(pair[1].prev, pair[0].hash);
         }
-        assert_eq!(hatch.records(), records);
+        assert_eq!(hatch.records().expect("read back"), records);
     }
 
     #[test]
     fn reopening_continues_the_chain() {
         let (dir, path, first) = write_log(2);
         let hatch = Hatch::with_file(&path).expect("reopen");
-        assert_eq!(hatch.records(), first);
+        assert_eq!(hatch.records().expect("read back"), first);
         let third = hatch
             .append(Event::new(EventKind::RunStarted, "admin"))
             .expect("append");
@@ -738,7 +757,7 @@ mod tests {
             .append(Event::new(EventKind::Failed, "system").data(json!("docker down")))
             .expect_err("string data");
         assert!(matches!(err, HatchError::DataNotObject { .. }));
-        assert!(hatch.records().is_empty());
+        assert!(hatch.records().expect("read back").is_empty());
     }
 
     #[tokio::test]
@@ -747,7 +766,7 @@ mod tests {
         hatch
             .append(Event::new(EventKind::ProvisioningStarted, "admin"))
             .expect("append");
-        let (seen, mut feed) = hatch.snapshot_and_subscribe();
+        let (seen, mut feed) = hatch.snapshot_and_subscribe().expect("snapshot");
         assert_eq!(seen.len(), 1);
         hatch
             .append(Event::new(EventKind::Provisioned, "system"))

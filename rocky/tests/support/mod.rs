@@ -206,7 +206,12 @@ impl Stack {
     }
 
     pub fn kinds(&self) -> Vec<String> {
-        self.hatch.records().into_iter().map(|r| r.kind).collect()
+        self.hatch
+            .records()
+            .expect("read the HATCH log back")
+            .into_iter()
+            .map(|r| r.kind)
+            .collect()
     }
 
     /// Provisions `slug` on tier `solo` (201).
