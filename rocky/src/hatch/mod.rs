@@ -11,21 +11,29 @@
 //! - `event`: the event kinds (the only place their names are spelled), the acts they
 //!   belong to, and the [`Event`] a producer states.
 //! - `record`: the [`Record`] line format and the canonical encoding its hash is taken over.
-//! - `writer`: [`Hatch`], the single writer of a chain, in memory and to a JSONL file.
+//! - `writer`: [`Hatch`], the single writer of a chain, in memory or to a JSONL file.
+//! - `jsonl`: the log file, written one whole line at a time, and read back.
+//! - `seal_file`: the writer's handle on `FILE.seal`, checked when the log is opened.
+//! - `error`: [`HatchError`].
 //! - `seal`: the [`Seal`] kept at `FILE.seal` (count, last hash, HMAC under a VAULT key),
 //!   checking a log against it, and repairing a torn tail.
 //! - `verify`: [`verify_bytes`] and [`verify_file`], which name the first bad `seq`.
 
+mod error;
 mod event;
+mod jsonl;
 mod record;
 mod seal;
+mod seal_file;
 mod verify;
 mod writer;
 
 #[cfg(test)]
 mod fixtures;
 
+pub use error::HatchError;
 pub use event::{Event, EventKind, Subject};
+pub use jsonl::read_file;
 pub use record::{GENESIS, Record};
 pub use seal::{
     DEFAULT_SEAL_KEY_ID, Repaired, SEAL_FORMAT, Seal, SealError, SealedSummary, default_key_path,
@@ -33,4 +41,4 @@ pub use seal::{
     verify_sealed_file,
 };
 pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};
-pub use writer::{Hatch, HatchError, HatchOptions, SyncMode, read_file};
+pub use writer::{Hatch, HatchOptions, SyncMode};

@@ -1,11 +1,11 @@
 //! The single writer of a HATCH chain ([`Hatch`]): it assigns `seq`, `ts`, `prev` and
-//! `hash`, keeps the chain in memory, feeds subscribers, and appends each record to the
-//! JSONL file when the log has one. Also reads a log file back ([`read_file`]).
+//! `hash`, feeds subscribers, and appends each record to the JSONL file when the log has one
+//! (a log without a file keeps its chain in memory), sealing it per [`SyncMode`].
 
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -16,12 +16,13 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use tokio::sync::broadcast;
 
-use super::event::{Event, EventKind};
+pub use super::error::HatchError;
+use super::event::Event;
+use super::jsonl::{JsonlFile, parse_records, read_file};
 use super::record::{GENESIS, Record, hex_string, sha256_hex};
-use super::seal::{
-    Seal, SealError, default_key_path, load_or_create_key, seal_path, verify_sealed_bytes,
-};
-use super::verify::{VerifyError, lines, verify_bytes};
+use super::seal::{default_key_path, load_or_create_key};
+use super::seal_file::{SealFile, open_seal};
+use super::verify::verify_bytes;
 use crate::vault::Keyring;
 
 /// Microseconds, fixed width: RFC 3339, UTC, and lexically sortable like the chain itself.
@@ -40,67 +41,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// Why the log could not be opened, read or appended to.
-#[derive(Debug, thiserror::Error)]
-pub enum HatchError {
-    #[error("failed to open hatch log {}: {source}", path.display())]
-    Open { path: PathBuf, source: io::Error },
-    #[error(
-        "failed to lock hatch log {} for writing (is another writer using it?): {source}",
-        path.display()
-    )]
-    Lock { path: PathBuf, source: TryLockError },
-    #[error("failed to read hatch log {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
-    #[error("failed to parse hatch log {} line {line}: {source}", path.display())]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        source: serde_json::Error,
-    },
-    #[error("refusing to append to {}: {source}", path.display())]
-    Refused { path: PathBuf, source: VerifyError },
-    #[error("failed to append {kind}: data must be a JSON object, got {found}")]
-    DataNotObject {
-        kind: EventKind,
-        found: &'static str,
-    },
-    #[error("failed to timestamp hatch record seq {seq}: {source}")]
-    Timestamp {
-        seq: u64,
-        source: time::error::Format,
-    },
-    #[error("failed to write hatch record seq {seq} to {}: {source}", path.display())]
-    Write {
-        seq: u64,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error(
-        "failed to append hatch record seq {seq} to {}: an earlier failed write left a torn line that could not be cut off",
-        path.display()
-    )]
-    Damaged { seq: u64, path: PathBuf },
-    #[error("refusing to append to {}: {source}", path.display())]
-    Unsealed { path: PathBuf, source: SealError },
-    #[error("failed to load the seal key for {}: {reason}", path.display())]
-    SealKey { path: PathBuf, reason: String },
-    #[error("failed to seal hatch record seq {seq} in {}: {source}", path.display())]
-    Seal {
-        seq: u64,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error("failed to sync hatch record seq {seq} to disk ({}): {source}", path.display())]
-    Sync {
-        seq: u64,
-        path: PathBuf,
-        source: io::Error,
-    },
-    #[error("failed to append hatch record seq {seq}: the audit sink is failing (injected fault)")]
-    Injected { seq: u64 },
 }
 
 crate::wire_enum! {
@@ -134,36 +74,6 @@ impl HatchOptions {
         Ok(HatchOptions {
             seal_key: Some(seal_key),
             sync,
-        })
-    }
-}
-
-/// The seal file, overwritten in place with every seal.
-struct SealFile {
-    path: PathBuf,
-    file: File,
-    key: Keyring,
-}
-
-impl SealFile {
-    fn write(&self, records: u64, last_hash: &str, seq: u64) -> Result<(), HatchError> {
-        let line = Seal::new(&self.key, records, last_hash).encode();
-        // The seal never shrinks (its count only grows), so overwriting from offset 0 leaves
-        // no stale bytes behind.
-        self.file
-            .write_all_at(&line, 0)
-            .map_err(|source| HatchError::Seal {
-                seq,
-                path: self.path.clone(),
-                source,
-            })
-    }
-
-    fn sync(&self, seq: u64) -> Result<(), HatchError> {
-        self.file.sync_data().map_err(|source| HatchError::Sync {
-            seq,
-            path: self.path.clone(),
-            source,
         })
     }
 }
@@ -214,47 +124,6 @@ struct State {
     file: Option<JsonlFile>,
     /// Reused for every line, so appending does not allocate for the encoding.
     line: Vec<u8>,
-}
-
-struct JsonlFile {
-    /// Where the log lives, for error messages.
-    path: PathBuf,
-    /// Opened for append and exclusively locked for as long as this writer lives.
-    file: File,
-    /// Length of the verified content, so a failed write can be cut off again.
-    len: u64,
-    /// Set when a failed write could not be cut off: the file then ends in a torn line and
-    /// any further record would be chained behind garbage.
-    damaged: bool,
-}
-
-impl JsonlFile {
-    fn write_line(&mut self, line: &[u8], seq: u64) -> Result<(), HatchError> {
-        if self.damaged {
-            return Err(HatchError::Damaged {
-                seq,
-                path: self.path.clone(),
-            });
-        }
-        // One buffer, one write_all: a concurrent reader never sees half a record unless the
-        // process dies inside this call, and then the verifier names the torn line.
-        match self.file.write_all(line).and_then(|()| self.file.flush()) {
-            Ok(()) => {
-                self.len += line.len() as u64;
-                Ok(())
-            }
-            Err(source) => {
-                if self.file.set_len(self.len).is_err() {
-                    self.damaged = true;
-                }
-                Err(HatchError::Write {
-                    seq,
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        }
-    }
 }
 
 impl Hatch {
@@ -580,93 +449,11 @@ impl fmt::Debug for Hatch {
     }
 }
 
-/// Opens (creating, mode 0600) the seal of the log whose verified content is `content`, checks
-/// the log against it, and rewrites it in full.
-fn open_seal(path: &Path, content: &[u8], key: Keyring) -> Result<SealFile, HatchError> {
-    let seal_file = seal_path(path);
-    let existing = match std::fs::read(&seal_file) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(HatchError::Read {
-                path: seal_file,
-                source,
-            });
-        }
-    };
-    let refused = |source| HatchError::Unsealed {
-        path: path.to_owned(),
-        source,
-    };
-    // A new log (no records, no seal) starts sealed at zero; any other state must verify.
-    let summary = if existing.is_none() && content.is_empty() {
-        None
-    } else {
-        Some(
-            verify_sealed_bytes(content, existing.as_deref(), &seal_file, Some(&key))
-                .map_err(refused)?,
-        )
-    };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&seal_file)
-        .map_err(|source| HatchError::Open {
-            path: seal_file.clone(),
-            source,
-        })?;
-    let seal = SealFile {
-        path: seal_file,
-        file,
-        key,
-    };
-    let (records, last_hash) = summary.map_or((0, GENESIS.to_owned()), |s| {
-        (s.chain.records, s.chain.last_hash)
-    });
-    // Rewritten in full: the active key (and so the key id's length) may have changed.
-    let line = Seal::new(&seal.key, records, &last_hash).encode();
-    seal.file
-        .set_len(0)
-        .and_then(|()| seal.file.write_all_at(&line, 0))
-        .and_then(|()| seal.file.sync_data())
-        .map_err(|source| HatchError::Seal {
-            seq: records,
-            path: seal.path.clone(),
-            source,
-        })?;
-    Ok(seal)
-}
-
-/// Every record of a log file, without checking the chain (see [`verify_file`](super::verify_file)).
-pub fn read_file(path: &Path) -> Result<Vec<Record>, HatchError> {
-    let content = std::fs::read(path).map_err(|source| HatchError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_records(&content, path)
-}
-
-fn parse_records(content: &[u8], path: &Path) -> Result<Vec<Record>, HatchError> {
-    let mut records = Vec::with_capacity(content.len() / 256);
-    for (index, line) in lines(content).enumerate() {
-        let record = serde_json::from_slice(line.bytes).map_err(|source| HatchError::Parse {
-            path: path.to_owned(),
-            line: index + 1,
-            source,
-        })?;
-        records.push(record);
-    }
-    Ok(records)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hatch::fixtures::{file_lines, play_events, write_log};
-    use crate::hatch::verify_file;
+    use crate::hatch::{EventKind, verify_file};
     use serde_json::json;
 
     #[test]
