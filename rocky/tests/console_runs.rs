@@ -15,6 +15,22 @@ fn run_id(body: &serde_json::Value) -> String {
         .to_owned()
 }
 
+/// Provisions `slug` and submits a run whose node 2 holds until cancelled; returns the run id
+/// once the console reports node 2 running.
+async fn held_run(s: &support::Stack, slug: &str) -> String {
+    s.provision(slug).await;
+    let (status, body) = s
+        .submit(slug, &["write the spec", "wait [ralph:hold]"])
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = run_id(&body);
+    s.run_until(&id, "node 2 running", |v| {
+        v["nodes"][1]["status"] == "running"
+    })
+    .await;
+    id
+}
+
 #[tokio::test]
 async fn ended_runs_are_evicted_past_the_retention_bound() {
     let s = stack().await;
@@ -45,16 +61,7 @@ async fn ended_runs_are_evicted_past_the_retention_bound() {
 #[tokio::test]
 async fn a_teardown_ends_a_run_whose_worker_is_gone() {
     let mut s = stack().await;
-    s.provision("ws-gone").await;
-    let (status, body) = s
-        .submit("ws-gone", &["write the spec", "wait [ralph:hold]"])
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = run_id(&body);
-    s.run_until(&id, "node 2 running", |v| {
-        v["nodes"][1]["status"] == "running"
-    })
-    .await;
+    let id = held_run(&s, "ws-gone").await;
     s.kill_worker().await;
     let (status, body) = s
         .call(
@@ -90,16 +97,7 @@ async fn a_teardown_ends_a_run_whose_worker_is_gone() {
 #[tokio::test]
 async fn a_run_the_restarted_worker_lost_ends_failed_at_once() {
     let mut s = stack().await;
-    s.provision("ws-lost").await;
-    let (status, body) = s
-        .submit("ws-lost", &["write the spec", "wait [ralph:hold]"])
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let id = run_id(&body);
-    s.run_until(&id, "node 2 running", |v| {
-        v["nodes"][1]["status"] == "running"
-    })
-    .await;
+    let id = held_run(&s, "ws-lost").await;
     s.kill_worker().await;
     s.restart_worker().await;
     let view = s

@@ -27,7 +27,7 @@ pub const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a killed worker may take to stop, and a restarted one to answer its health check.
 const WORKER_RESTART_DEADLINE: Duration = Duration::from_secs(30);
 
-/// How often a kill or restart is checked on.
+/// How often a killed worker is checked on.
 const POLL: Duration = Duration::from_millis(50);
 
 /// Seconds `docker stop` waits after SIGTERM before SIGKILL. Both binaries shut down on
@@ -292,33 +292,22 @@ impl ServiceContainers {
         let ip = worker_address(&self.docker, name, &self.network)
             .await
             .map_err(|e| e.to_string())?;
-        let url = format!("http://{ip}:{SERVICE_PORT}");
+        let addr = format!("{ip}:{SERVICE_PORT}");
+        let url = format!("http://{addr}");
         if url != self.worker_url {
             return Err(format!(
                 "the restarted worker came back at {url}, not {}: the console was started with the old address",
                 self.worker_url
             ));
         }
-        let http = reqwest::Client::new();
         let deadline = Instant::now() + WORKER_RESTART_DEADLINE;
-        loop {
-            let answer = http
-                .get(format!("{url}/healthz"))
-                .timeout(POLL * 10)
-                .send()
-                .await;
-            let last = match answer {
-                Ok(a) if a.status().is_success() => return Ok(()),
-                Ok(a) => format!("answered {}", a.status().as_u16()),
-                Err(e) => e.to_string(),
-            };
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the restarted worker {name} did not answer {url}/healthz within {WORKER_RESTART_DEADLINE:?} (last: {last})"
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        rocky::hearth::driver::health::wait_healthy(&addr, "/healthz", deadline)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the restarted worker {name} did not answer {url}/healthz within {WORKER_RESTART_DEADLINE:?}: {e}"
+                )
+            })
     }
 
     /// Stops both containers (SIGTERM, then SIGKILL after a grace), removes them, then the

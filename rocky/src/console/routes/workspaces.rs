@@ -381,10 +381,9 @@ async fn cancel_runs(console: &Console, slug: &str) {
         .map(|(id, e)| (id.clone(), e.clone()))
         .collect();
     for (run_id, entry) in active {
-        let refused = super::runs::cancel_at_worker(console, &run_id).await.err();
-        let reason = match refused {
-            Some(reason) => Some(reason),
-            None => {
+        let reason = match super::runs::cancel_at_worker(console, &run_id).await {
+            Err(refused) => Some(refused),
+            Ok(()) => {
                 let mut ended = entry.ended.subscribe();
                 let wait = console.config.deadlines.worker_call;
                 tokio::time::timeout(wait, ended.wait_for(|e| *e))
