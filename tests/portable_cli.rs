@@ -75,3 +75,38 @@ fn a_copied_binary_plays_in_another_checkout() {
     assert!(play.contains("1 scenarios: 1 passed"), "{play}");
     assert!(checkout.join("target/rocky-e2e/report.html").is_file());
 }
+
+#[test]
+fn outside_a_checkout_every_command_says_what_to_do_without_a_panic() {
+    let nowhere = tempfile::tempdir().unwrap();
+    for args in [
+        &["up", "--state-dir", "state"][..],
+        &["steps"][..],
+        &["play"][..],
+        &["play", "--dry-run"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+            .args(args)
+            .current_dir(nowhere.path())
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "rocky-e2e {args:?} succeeded outside a checkout"
+        );
+        assert!(
+            !err.contains("panicked"),
+            "rocky-e2e {args:?} panicked:\n{err}"
+        );
+        assert!(
+            err.contains("no features folder at") && err.contains("--features-dir"),
+            "rocky-e2e {args:?} does not say what to do:\n{err}"
+        );
+        assert!(
+            !nowhere.path().join("state").exists(),
+            "rocky-e2e {args:?} created its state dir before failing"
+        );
+    }
+}

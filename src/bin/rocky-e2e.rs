@@ -41,12 +41,18 @@ enum Command {
         /// Write the reference to this file.
         #[arg(long)]
         write: Option<PathBuf>,
+        /// The folder holding the `.feature` files (default `./features`).
+        #[arg(long)]
+        features_dir: Option<PathBuf>,
     },
     /// Start hearth, console and worker for manual use; tear down on SIGINT/SIGTERM.
     Up {
         /// Where the stack keeps its socket, logs and `stack.json`.
         #[arg(long)]
         state_dir: PathBuf,
+        /// The folder holding `tiers/` (default `./features`): the tier profiles hearth reads.
+        #[arg(long)]
+        features_dir: Option<PathBuf>,
     },
     /// HATCH log tools.
     Hatch {
@@ -121,13 +127,26 @@ async fn main() -> ExitCode {
     rocky::logging::init("warn");
     match Args::parse().command {
         Command::Play { run } => play(run).await,
-        Command::Steps { check, write } => steps(check, write),
-        Command::Up { state_dir } => match up(state_dir).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("rocky-e2e up: {e:#}");
-                ExitCode::FAILURE
-            }
+        Command::Steps {
+            check,
+            write,
+            features_dir,
+        } => match layout(features_dir.as_deref()) {
+            Ok(()) => steps(check, write),
+            Err(code) => code,
+        },
+        Command::Up {
+            state_dir,
+            features_dir,
+        } => match layout(features_dir.as_deref()) {
+            Err(code) => code,
+            Ok(()) => match up(state_dir).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rocky-e2e up: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
         },
         Command::Snapshots {
             command: SnapshotsCommand::Summary { dir },
@@ -277,6 +296,21 @@ fn steps(check: Option<PathBuf>, write: Option<PathBuf>) -> ExitCode {
     }
     print!("{reference}");
     ExitCode::SUCCESS
+}
+
+/// Fixes where features, tiers and snapshots are read from before anything starts, so a
+/// command run outside a checkout says what to do instead of panicking later.
+fn layout(features_dir: Option<&std::path::Path>) -> Result<(), ExitCode> {
+    match scenarios::layout::Layout::resolve(features_dir) {
+        Ok(layout) => {
+            scenarios::layout::set(layout);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("rocky-e2e: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
