@@ -15,7 +15,7 @@
 //!
 //! Shared plumbing: [`http`] (error body, serving), [`docker`] (the engine: connection, labels,
 //! sweeps), [`names`] (enums with wire names), [`clock`], [`duration`], [`ids`], [`logging`],
-//! [`shutdown`].
+//! [`shutdown`], [`secure_file`] (private files: keys, seals, tokens, state).
 
 pub mod api;
 pub mod auth;
@@ -32,6 +32,7 @@ pub mod kahn;
 pub mod logging;
 pub mod names;
 pub mod retention;
+pub mod secure_file;
 pub mod shutdown;
 pub mod slug;
 pub mod sse;

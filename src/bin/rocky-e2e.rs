@@ -4,7 +4,8 @@
 //!   chain, timings.
 //! - `steps`: the step vocabulary, generated from the step definitions.
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
-//! - `hatch verify FILE [--key KEYFILE]`: checks a HATCH log's hash chain against its seal.
+//! - `hatch verify FILE [--key KEYFILE] [--checkpoint SEAL…]`: checks a HATCH log's hash chain
+//!   against its seal and against every checkpoint (an earlier copy of its seal).
 //! - `hatch repair FILE [--key KEYFILE]`: cuts a torn tail back to the last sealed record.
 //! - `snapshots summary`, `junit summary`, `junit merge`: Markdown and JUnit for reviewers.
 
@@ -111,6 +112,11 @@ enum HatchCommand {
         /// the seal. Without it the seal is compared but a forged one cannot be told apart.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// A checkpoint: a copy of this log's seal taken earlier and kept elsewhere. The log
+        /// must extend it (same log id, at least its records, the same hash at its last
+        /// record), which is what shows a rollback. Repeatable.
+        #[arg(long = "checkpoint", value_name = "SEAL")]
+        checkpoints: Vec<PathBuf>,
     },
     /// Cut a torn tail (after a crash) back to the last sealed record, saying what was cut.
     /// A log with fewer records than sealed, or a changed record, is refused.
@@ -207,7 +213,11 @@ fn load_key(key: Option<&PathBuf>) -> Result<Option<rocky::vault::Keyring>, Stri
 
 fn hatch(command: HatchCommand) -> ExitCode {
     match command {
-        HatchCommand::Verify { file, key } => {
+        HatchCommand::Verify {
+            file,
+            key,
+            checkpoints,
+        } => {
             let key = match load_key(key.as_ref()) {
                 Ok(k) => k,
                 Err(e) => {
@@ -215,10 +225,21 @@ fn hatch(command: HatchCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rocky::hatch::verify_sealed_file(&file, key.as_ref()) {
+            let loaded: Result<Vec<_>, _> = checkpoints
+                .iter()
+                .map(|p| rocky::hatch::Checkpoint::load(p))
+                .collect();
+            let checkpoints = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rocky::hatch::verify_against(&file, key.as_ref(), &checkpoints) {
                 Ok(s) => {
                     println!(
-                        "ok: {} records, chain intact and sealed (last hash {}); seal {}",
+                        "ok: {} records, chain intact and sealed (last hash {}); seal {}; log id {}{}",
                         s.chain.records,
                         s.chain.last_hash,
                         if s.authenticated {
@@ -228,6 +249,11 @@ fn hatch(command: HatchCommand) -> ExitCode {
                                 "NOT authenticated (no --key): key id {} unchecked",
                                 s.seal.key_id
                             )
+                        },
+                        s.seal.log_id,
+                        match checkpoints.len() {
+                            0 => String::new(),
+                            n => format!("; extends {n} checkpoint(s)"),
                         }
                     );
                     ExitCode::SUCCESS
@@ -348,15 +374,8 @@ async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `stack.json` holds the admin token: readable by its owner only.
+/// `stack.json` holds the admin token: readable by its owner only, written via a new file
+/// (`O_EXCL`, no symlink followed) renamed into place.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
+    rocky::secure_file::write_private(path, bytes)
 }

@@ -45,10 +45,16 @@ pub enum HatchError {
         source: io::Error,
     },
     #[error(
-        "failed to append hatch record seq {seq} to {}: an earlier failed write left a torn line that could not be cut off",
+        "failed to append hatch record seq {seq} to {}: an earlier refused record could not be undone yet ({reason}); appends are refused until the disk lets it be (retried with every append) or the console restarts",
         path.display()
     )]
-    Damaged { seq: u64, path: PathBuf },
+    Damaged {
+        seq: u64,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("failed to take the append lock on hatch log {}: {source}", path.display())]
+    AppendLock { path: PathBuf, source: io::Error },
     #[error("refusing to append to {}: {source}", path.display())]
     Unsealed { path: PathBuf, source: SealError },
     #[error("failed to load the seal key for {}: {reason}", path.display())]

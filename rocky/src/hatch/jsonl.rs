@@ -1,8 +1,7 @@
-//! The append-only JSONL file of a log: each record one whole line in one write, a failed
-//! write cut off again; and reading a log file back ([`read_file`]).
+//! The append-only JSONL file of a log (each record one whole line in one write, see the
+//! writer), and reading a log file back ([`read_file`]).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::error::HatchError;
@@ -14,40 +13,8 @@ pub(super) struct JsonlFile {
     pub(super) path: PathBuf,
     /// Opened for append and exclusively locked for as long as this writer lives.
     pub(super) file: File,
-    /// Length of the verified content, so a failed write can be cut off again.
+    /// Length of what was written and not cut off again, so a refused record can be cut off.
     pub(super) len: u64,
-    /// Set when a failed write could not be cut off: the file then ends in a torn line and
-    /// any further record would be chained behind garbage.
-    pub(super) damaged: bool,
-}
-
-impl JsonlFile {
-    pub(super) fn write_line(&mut self, line: &[u8], seq: u64) -> Result<(), HatchError> {
-        if self.damaged {
-            return Err(HatchError::Damaged {
-                seq,
-                path: self.path.clone(),
-            });
-        }
-        // One buffer, one write_all: a concurrent reader never sees half a record unless the
-        // process dies inside this call, and then the verifier names the torn line.
-        match self.file.write_all(line).and_then(|()| self.file.flush()) {
-            Ok(()) => {
-                self.len += line.len() as u64;
-                Ok(())
-            }
-            Err(source) => {
-                if self.file.set_len(self.len).is_err() {
-                    self.damaged = true;
-                }
-                Err(HatchError::Write {
-                    seq,
-                    path: self.path.clone(),
-                    source,
-                })
-            }
-        }
-    }
 }
 
 /// Every record of a log file, without checking the chain (see [`verify_file`](super::verify_file)).

@@ -5,6 +5,8 @@
 //! of the process. It does not `fsync`, so a crash of the machine may lose the tail; what is
 //! lost is always a suffix, and a torn last line is caught by the verifier, which names its
 //! `seq`. A log with a torn tail is never appended to: [`Hatch::with_file`] refuses it.
+//! (`console --hatch-sync batch|always` syncs before an append returns; see [`SyncMode`].) An
+//! append that returns an error leaves no record, whatever failed (see `writer`).
 //!
 //! One job a file:
 //!
@@ -13,15 +15,23 @@
 //! - `record`: the [`Record`] line format and the canonical encoding its hash is taken over.
 //! - `writer`: [`Hatch`], the single writer of a chain, in memory or to a JSONL file.
 //! - `jsonl`: the log file, written one whole line at a time, and read back.
-//! - `seal_file`: the writer's handle on `FILE.seal`, checked when the log is opened.
+//! - `seal_file`: the writer's handle on `FILE.seal`, checked when the log is opened and
+//!   replaced whole (new file, synced, renamed) with every update.
+//! - `disk`: [`Disk`], the seam every file operation of the writer goes through (faults).
+//! - `lock`: the writer lock (one writer; `repair` refuses under it) and the append lock
+//!   (`verify` takes it shared, so a live log is read between appends).
+//! - `checkpoint`: [`Checkpoint`] and [`verify_against`]: rollback is evident.
 //! - `error`: [`HatchError`].
-//! - `seal`: the [`Seal`] kept at `FILE.seal` (count, last hash, HMAC under a VAULT key),
+//! - `seal`: the [`Seal`] kept at `FILE.seal` (log id, count, last hash, HMAC under a key),
 //!   checking a log against it, and repairing a torn tail.
 //! - `verify`: [`verify_bytes`] and [`verify_file`], which name the first bad `seq`.
 
+mod checkpoint;
+mod disk;
 mod error;
 mod event;
 mod jsonl;
+mod lock;
 mod record;
 mod seal;
 mod seal_file;
@@ -29,15 +39,19 @@ mod verify;
 mod writer;
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod fixtures;
 
+pub use checkpoint::{Checkpoint, Rollback, verify_against, verify_sealed_bytes_against};
+pub use disk::{Disk, RealDisk};
 pub use error::HatchError;
 pub use event::{Event, EventKind, Subject};
 pub use jsonl::read_file;
 pub use record::{GENESIS, Record};
 pub use seal::{
     DEFAULT_SEAL_KEY_ID, Repaired, SEAL_FORMAT, Seal, SealError, SealedSummary, default_key_path,
-    load_or_create_key, repair_file, repair_plan, seal_path, verify_sealed_bytes,
+    load_or_create_key, new_log_id, repair_file, repair_plan, seal_path, verify_sealed_bytes,
     verify_sealed_file,
 };
 pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};

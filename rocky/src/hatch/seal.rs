@@ -1,15 +1,23 @@
-//! The seal of a HATCH log (contract §2): `FILE.seal` holds the record count and the last
-//! `hash`, authenticated with HMAC-SHA256 under a VAULT key of its own (with a key id for
-//! rotation). The writer brings it up to date with every append; the verifier checks the log
-//! against it, which is what shows a cut tail, an emptied log or a rewritten chain.
+//! The seal of a HATCH log (contract §2): `FILE.seal` holds the log's identity, the record
+//! count and the last `hash`, authenticated with HMAC-SHA256 under a VAULT key of its own
+//! (with a key id for rotation). The writer brings it up to date with every append; the
+//! verifier checks the log against it, which is what shows a cut tail, an emptied log or a
+//! rewritten chain, and against checkpoints (copies of earlier seals kept elsewhere, see
+//! `checkpoint`), which is what shows a rollback.
 //!
 //! ```text
-//! FILE.seal: {"seal":"hatch-seal/1","key_id":"hatch-1","records":10,"last_hash":"…","mac":"…"}\n
-//! mac input: "hatch-seal/1\n{key_id}\n{records}\n{last_hash}"
+//! FILE.seal: {"seal":"hatch-seal/2","log_id":"…","key_id":"hatch-1","records":10,"last_hash":"…","mac":"…"}\n
+//! mac input: "hatch-seal/2\n{log_id}\n{key_id}\n{records}\n{last_hash}"
 //! ```
 //!
-//! The seal only grows (its count never shrinks), so the writer overwrites it in place at
-//! offset 0 with one `pwrite`: no rename per append.
+//! `log_id` is 16 random bytes (hex) drawn when the log is created and kept for its life, so
+//! the zero seal of one empty log differs from another's and a seal of one log never
+//! authenticates another under the same key. Seals of the first format (`hatch-seal/1`, no
+//! log id) are refused with a message saying so, not read: accepting them would let any log's
+//! old seal, the zero seal included, stand for any other log under the same key.
+//!
+//! The writer replaces the seal whole with every update (a new file, synced, renamed over the
+//! old one), so a crash leaves the old seal or the new one, never a torn or empty one.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,7 +29,13 @@ use super::verify::{VerifyError, VerifySummary, lines, verify_bytes};
 use crate::vault::{Keyring, MacError};
 
 /// Version tag of the seal format and of its MAC input.
-pub const SEAL_FORMAT: &str = "hatch-seal/1";
+pub const SEAL_FORMAT: &str = "hatch-seal/2";
+
+/// The first seal format, without a log id: refused (see the module docs).
+const SEAL_FORMAT_V1: &str = "hatch-seal/1";
+
+/// Bytes of a log id (hex in the seal).
+const LOG_ID_BYTES: usize = 16;
 
 /// Key id of a freshly generated seal key.
 pub const DEFAULT_SEAL_KEY_ID: &str = "hatch-1";
@@ -69,6 +83,8 @@ pub fn load_or_create_key(path: &Path) -> Result<Keyring, String> {
 pub struct Seal {
     /// Always [`SEAL_FORMAT`].
     pub seal: String,
+    /// The log's identity, drawn when it was created ([`new_log_id`]).
+    pub log_id: String,
     /// The VAULT key id the MAC is under.
     pub key_id: String,
     /// How many records the log held when sealed.
@@ -79,13 +95,26 @@ pub struct Seal {
     pub mac: String,
 }
 
+/// A fresh log id: 16 random bytes, hex.
+pub fn new_log_id() -> String {
+    crate::ids::random_hex(LOG_ID_BYTES)
+}
+
+/// Only the format tag, read first so an old seal is named as such.
+#[derive(Deserialize)]
+struct FormatTag {
+    seal: String,
+}
+
 impl Seal {
-    /// Seals `records` records ending in `last_hash` with the keyring's active key.
-    pub fn new(key: &Keyring, records: u64, last_hash: &str) -> Seal {
-        let input = mac_input_for(key.active_key_id(), records, last_hash);
+    /// Seals `records` records ending in `last_hash` of the log `log_id` with the keyring's
+    /// active key.
+    pub fn new(key: &Keyring, log_id: &str, records: u64, last_hash: &str) -> Seal {
+        let input = mac_input_for(log_id, key.active_key_id(), records, last_hash);
         let (key_id, tag) = key.mac_active(input.as_bytes());
         Seal {
             seal: SEAL_FORMAT.to_owned(),
+            log_id: log_id.to_owned(),
             key_id: key_id.to_owned(),
             records,
             last_hash: last_hash.to_owned(),
@@ -109,12 +138,25 @@ impl Seal {
             ));
         }
         let text = content.strip_suffix(b"\n").unwrap_or(content);
+        if let Ok(tag) = serde_json::from_slice::<FormatTag>(text)
+            && tag.seal == SEAL_FORMAT_V1
+        {
+            return Err(format!(
+                "seal format {SEAL_FORMAT_V1:?} predates log ids ({SEAL_FORMAT:?}) and is refused: it does not name the log it seals, so it cannot show a rollback or another log's seal"
+            ));
+        }
         let seal: Seal =
             serde_json::from_slice(text).map_err(|e| format!("seal is not readable: {e}"))?;
         if seal.seal != SEAL_FORMAT {
             return Err(format!(
                 "seal format {:?} is not {SEAL_FORMAT:?}",
                 seal.seal
+            ));
+        }
+        if !is_hex(&seal.log_id, 2 * LOG_ID_BYTES) {
+            return Err(format!(
+                "seal log_id is not {} hex digits",
+                2 * LOG_ID_BYTES
             ));
         }
         if !is_hex(&seal.last_hash, 64) {
@@ -128,7 +170,7 @@ impl Seal {
 
     /// The string the MAC is taken over.
     pub fn mac_input(&self) -> String {
-        mac_input_for(&self.key_id, self.records, &self.last_hash)
+        mac_input_for(&self.log_id, &self.key_id, self.records, &self.last_hash)
     }
 
     /// Checks the MAC under `key`.
@@ -138,9 +180,12 @@ impl Seal {
     }
 }
 
-fn mac_input_for(key_id: &str, records: u64, last_hash: &str) -> String {
-    let mut s = String::with_capacity(128);
-    let _ = write!(s, "{SEAL_FORMAT}\n{key_id}\n{records}\n{last_hash}");
+fn mac_input_for(log_id: &str, key_id: &str, records: u64, last_hash: &str) -> String {
+    let mut s = String::with_capacity(160);
+    let _ = write!(
+        s,
+        "{SEAL_FORMAT}\n{log_id}\n{key_id}\n{records}\n{last_hash}"
+    );
     s
 }
 
@@ -174,6 +219,12 @@ pub enum SealError {
     },
     #[error("the seal is forged or the key is wrong: {0}")]
     Forged(MacError),
+    /// The log does not extend a checkpoint (a rollback, or another log).
+    #[error("checkpoint {}: {how}", path.display())]
+    Checkpoint {
+        path: PathBuf,
+        how: super::checkpoint::Rollback,
+    },
 }
 
 /// What a sealed log holds.
@@ -245,7 +296,7 @@ fn check_against(chain: &VerifySummary, seal: &Seal, content: &[u8]) -> Result<(
 }
 
 /// `hash` of record `seq` (1-based) of a verified log, [`GENESIS`] for 0.
-fn hash_of_record(content: &[u8], seq: u64) -> String {
+pub(super) fn hash_of_record(content: &[u8], seq: u64) -> String {
     if seq == 0 {
         return GENESIS.to_owned();
     }
@@ -256,30 +307,10 @@ fn hash_of_record(content: &[u8], seq: u64) -> String {
         .unwrap_or_default()
 }
 
-/// Verifies the log at `path` against `path.seal`, and the seal's MAC when `key` is given.
+/// Verifies the log at `path` against `path.seal`, and the seal's MAC when `key` is given,
+/// reading both under the writer's append lock (shared): see [`super::verify_against`].
 pub fn verify_sealed_file(path: &Path, key: Option<&Keyring>) -> Result<SealedSummary, SealError> {
-    let content = std::fs::read(path).map_err(|e| {
-        SealError::Chain(VerifyError {
-            seq: 0,
-            line: 0,
-            reason: super::VerifyReason::Io(format!(
-                "failed to read hatch log {}: {e}",
-                path.display()
-            )),
-        })
-    })?;
-    let seal_file = seal_path(path);
-    let seal = match std::fs::read(&seal_file) {
-        Ok(s) => Some(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(SealError::Unreadable {
-                path: seal_file,
-                reason: e.to_string(),
-            });
-        }
-    };
-    verify_sealed_bytes(&content, seal.as_deref(), &seal_file, key)
+    super::checkpoint::verify_against(path, key, &[])
 }
 
 /// What `repair` cut.
@@ -357,10 +388,32 @@ pub fn repair_plan(content: &[u8], seal: &Seal) -> Result<(usize, Repaired), Str
 }
 
 /// Cuts the log at `path` back to its last sealed record (`rocky-e2e hatch repair`).
-/// With `key`, the seal's MAC is checked first.
+/// With `key`, the seal's MAC is checked first. Refused while a writer holds the log: repair
+/// takes the writer lock itself (without waiting), then the append lock, exclusively.
 pub fn repair_file(path: &Path, key: Option<&Keyring>) -> Result<Repaired, String> {
-    let content =
-        std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(format!(
+                "refusing to repair {}: a live writer holds it (is the console running?); stop it first, nothing was cut",
+                path.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("failed to lock {}: {e}", path.display()));
+        }
+    }
+    super::lock::lock_appends(&file, super::lock::Share::Exclusive)
+        .map_err(|e| format!("failed to take the append lock on {}: {e}", path.display()))?;
+    let mut content = Vec::new();
+    file.read_to_end(&mut content)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
     let seal_file = seal_path(path);
     let seal_bytes = std::fs::read(&seal_file).map_err(|e| {
         format!(
@@ -375,10 +428,6 @@ pub fn repair_file(path: &Path, key: Option<&Keyring>) -> Result<Repaired, Strin
     }
     let (keep, repaired) = repair_plan(&content, &seal)?;
     if repaired.cut_bytes > 0 {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
         file.set_len(keep as u64)
             .and_then(|()| file.sync_all())
             .map_err(|e| format!("failed to cut {}: {e}", path.display()))?;
@@ -523,7 +572,7 @@ mod tests {
         let forger = Keyring::single(DEFAULT_SEAL_KEY_ID, b"the forger's guess");
         std::fs::write(
             &seal_file,
-            Seal::new(&forger, chain.records, &chain.last_hash).encode(),
+            Seal::new(&forger, &new_log_id(), chain.records, &chain.last_hash).encode(),
         )
         .expect("forge");
         // Without the key the forgery is consistent; with it, it is caught.
@@ -536,7 +585,11 @@ mod tests {
         assert!(err.to_string().contains("forged"), "{err}");
         // A seal under an unknown key id.
         let other = Keyring::single("hatch-9", b"x");
-        std::fs::write(&seal_file, Seal::new(&other, 3, &chain.last_hash).encode()).expect("w");
+        std::fs::write(
+            &seal_file,
+            Seal::new(&other, &new_log_id(), 3, &chain.last_hash).encode(),
+        )
+        .expect("w");
         assert!(matches!(
             verify(&path).unwrap_err(),
             SealError::Forged(MacError::UnknownKeyId(id)) if id == "hatch-9"
@@ -681,7 +734,7 @@ mod tests {
             &b""[..],
             b"{}",
             b"null",
-            b"{\"seal\":\"hatch-seal/2\",\"key_id\":\"k\",\"records\":1,\"last_hash\":\"00\",\"mac\":\"00\"}",
+            b"{\"seal\":\"hatch-seal/3\",\"key_id\":\"k\",\"records\":1,\"last_hash\":\"00\",\"mac\":\"00\"}",
         ] {
             assert!(Seal::parse(junk).is_err(), "{junk:?}");
         }

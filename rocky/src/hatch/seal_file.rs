@@ -1,49 +1,55 @@
-//! The writer's handle on `FILE.seal`: opened (mode 0600) and checked against the log when the
-//! writer opens it, then overwritten in place with every seal.
+//! The writer's handle on `FILE.seal`: checked against the log when the writer opens it, then
+//! replaced whole (a new file, synced per sync mode, renamed over the old one) with every
+//! update, so a crash leaves the old seal or the new one and never a torn or empty one.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::disk::Disk;
 use super::error::HatchError;
 use super::record::GENESIS;
-use super::seal::{Seal, seal_path, verify_sealed_bytes};
+use super::seal::{Seal, new_log_id, seal_path, verify_sealed_bytes};
 use crate::vault::Keyring;
 
-/// The seal file, overwritten in place with every seal.
+/// The seal of one log: where it lives, its key and the log's identity.
 pub(super) struct SealFile {
     pub(super) path: PathBuf,
-    pub(super) file: File,
     key: Keyring,
+    /// Fixed when the log was created; part of every seal's MAC.
+    pub(super) log_id: String,
 }
 
 impl SealFile {
-    pub(super) fn write(&self, records: u64, last_hash: &str, seq: u64) -> Result<(), HatchError> {
-        let line = Seal::new(&self.key, records, last_hash).encode();
-        // The seal never shrinks (its count only grows), so overwriting from offset 0 leaves
-        // no stale bytes behind.
-        self.file
-            .write_all_at(&line, 0)
-            .map_err(|source| HatchError::Seal {
-                seq,
-                path: self.path.clone(),
-                source,
-            })
+    /// Replaces the seal with one of `records` records ending in `last_hash`.
+    pub(super) fn update(
+        &self,
+        disk: &dyn Disk,
+        records: u64,
+        last_hash: &str,
+        sync: bool,
+    ) -> io::Result<()> {
+        let line = Seal::new(&self.key, &self.log_id, records, last_hash).encode();
+        disk.replace_seal(&self.path, &line, sync)
     }
 
-    pub(super) fn sync(&self, seq: u64) -> Result<(), HatchError> {
-        self.file.sync_data().map_err(|source| HatchError::Sync {
+    pub(super) fn error(&self, seq: u64, source: io::Error) -> HatchError {
+        HatchError::Seal {
             seq,
             path: self.path.clone(),
             source,
-        })
+        }
     }
 }
 
-/// Opens (creating, mode 0600) the seal of the log whose verified content is `content`, checks
-/// the log against it, and rewrites it in full.
-pub(super) fn open_seal(path: &Path, content: &[u8], key: Keyring) -> Result<SealFile, HatchError> {
+/// Checks the log whose verified content is `content` against its seal (a new log, no records
+/// and no seal, gets a fresh log id), and writes the seal again in full: the active key (and
+/// so the key id's length) may have changed.
+pub(super) fn open_seal(
+    path: &Path,
+    content: &[u8],
+    key: Keyring,
+    disk: &dyn Disk,
+) -> Result<SealFile, HatchError> {
     let seal_file = seal_path(path);
     let existing = match std::fs::read(&seal_file) {
         Ok(bytes) => Some(bytes),
@@ -59,44 +65,19 @@ pub(super) fn open_seal(path: &Path, content: &[u8], key: Keyring) -> Result<Sea
         path: path.to_owned(),
         source,
     };
-    // A new log (no records, no seal) starts sealed at zero; any other state must verify.
-    let summary = if existing.is_none() && content.is_empty() {
-        None
+    let (log_id, records, last_hash) = if existing.is_none() && content.is_empty() {
+        (new_log_id(), 0, GENESIS.to_owned())
     } else {
-        Some(
-            verify_sealed_bytes(content, existing.as_deref(), &seal_file, Some(&key))
-                .map_err(refused)?,
-        )
+        let s = verify_sealed_bytes(content, existing.as_deref(), &seal_file, Some(&key))
+            .map_err(refused)?;
+        (s.seal.log_id, s.chain.records, s.chain.last_hash)
     };
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&seal_file)
-        .map_err(|source| HatchError::Open {
-            path: seal_file.clone(),
-            source,
-        })?;
     let seal = SealFile {
         path: seal_file,
-        file,
         key,
+        log_id,
     };
-    let (records, last_hash) = summary.map_or((0, GENESIS.to_owned()), |s| {
-        (s.chain.records, s.chain.last_hash)
-    });
-    // Rewritten in full: the active key (and so the key id's length) may have changed.
-    let line = Seal::new(&seal.key, records, &last_hash).encode();
-    seal.file
-        .set_len(0)
-        .and_then(|()| seal.file.write_all_at(&line, 0))
-        .and_then(|()| seal.file.sync_data())
-        .map_err(|source| HatchError::Seal {
-            seq: records,
-            path: seal.path.clone(),
-            source,
-        })?;
+    seal.update(disk, records, &last_hash, true)
+        .map_err(|source| seal.error(records, source))?;
     Ok(seal)
 }

@@ -1,6 +1,16 @@
 //! The single writer of a HATCH chain ([`Hatch`]): it assigns `seq`, `ts`, `prev` and
 //! `hash`, feeds subscribers, and appends each record to the JSONL file when the log has one
 //! (a log without a file keeps its chain in memory), sealing it per [`SyncMode`].
+//!
+//! Fail closed (contract §2): an append that returns an error leaves no record. When a write,
+//! a sync or a seal update fails, the writer rolls the log back to what its seal on disk
+//! covers: the seal is put back first (so a crash in between leaves an unsealed tail, which
+//! `repair` may cut because none of it was answered as done), then the log is cut back
+//! (`ftruncate`). If the disk refuses the rollback too, every later append first retries it
+//! and is refused, naming why, until it succeeds: the writer recovers when the disk does. In
+//! `batch` a failed group commit refuses every record it would have covered and every record
+//! written after them (they are cut with it). Every file operation goes through [`Disk`], the
+//! seam the fault tests use.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -8,7 +18,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -16,9 +26,11 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use tokio::sync::broadcast;
 
+use super::disk::{Disk, RealDisk};
 pub use super::error::HatchError;
 use super::event::Event;
 use super::jsonl::{JsonlFile, parse_records, read_file};
+use super::lock::{Share, lock_appends, unlock_appends};
 use super::record::{GENESIS, Record, hex_string, sha256_hex};
 use super::seal::{default_key_path, load_or_create_key};
 use super::seal_file::{SealFile, open_seal};
@@ -46,12 +58,13 @@ fn json_type(value: &Value) -> &'static str {
 crate::wire_enum! {
     /// When an append reaches the disk (`console --hatch-sync`).
     pub enum SyncMode {
-        /// Every append `fdatasync`s the log, then its seal, before it returns.
+        /// Every append `fdatasync`s the log, then replaces its seal (synced), before it returns.
         Always = "always",
-        /// Group commit: concurrent appends share one `fdatasync` of the log and one of the
-        /// seal; each returns once a sync covering it has finished.
+        /// Group commit: concurrent appends share one `fdatasync` of the log and one seal
+        /// replacement; each returns once a commit covering it has finished.
         Batch = "batch",
-        /// Appends reach the operating system, never wait for the disk.
+        /// Appends reach the operating system (the seal replaced unsynced), never wait for
+        /// the disk.
         None = "none",
     }
 }
@@ -85,8 +98,31 @@ struct Commit {
     synced: u64,
     /// A leader is syncing now.
     syncing: bool,
-    /// A sync failed: nothing after it can be promised any more.
-    failed: bool,
+    /// Rollbacks so far.
+    epoch: u64,
+    /// For each epoch that ended in a rollback, the records that rollback kept: a record of
+    /// that epoch with a higher seq was cut (later rollbacks keep at least as many).
+    kept: Vec<u64>,
+}
+
+/// What the seal on disk covers: the state every failure rolls back to.
+#[derive(Clone, Debug)]
+struct Sealed {
+    records: u64,
+    last_hash: String,
+    /// The log's length at `records`.
+    len: u64,
+}
+
+/// A rollback the disk refused: what every later append retries before it writes.
+#[derive(Debug)]
+struct Broken {
+    /// The length the log must be cut back to.
+    cut_to: u64,
+    /// Whether the seal on disk may be a newer one than `State::sealed` (put it back).
+    seal_uncertain: bool,
+    /// Why the rollback failed, for the refusals.
+    reason: String,
 }
 
 /// The single writer of a chain: assigns `seq`, `ts`, `prev` and `hash`, keeps every record
@@ -104,6 +140,8 @@ pub struct Hatch {
     /// A second handle on the log, for syncing outside the state lock.
     sync_handle: Option<File>,
     sync: SyncMode,
+    /// Every file operation (the fault tests' seam).
+    disk: Arc<dyn Disk>,
     commit: Mutex<Commit>,
     committed: Condvar,
     /// Fault injection: appends from this seq on fail (`u64::MAX`: none); tests of the
@@ -124,12 +162,20 @@ struct State {
     file: Option<JsonlFile>,
     /// Reused for every line, so appending does not allocate for the encoding.
     line: Vec<u8>,
+    /// What the seal on disk covers (a log with a file).
+    sealed: Sealed,
+    /// A rollback still to finish.
+    broken: Option<Broken>,
+    /// Rollbacks so far ([`Commit::epoch`] follows it).
+    epoch: u64,
+    /// Whether this writer holds the append lock (while records are not yet sealed).
+    append_locked: bool,
 }
 
 impl Hatch {
     /// A log kept in memory only.
     pub fn in_memory() -> Hatch {
-        Hatch::from_parts(&[], None)
+        Hatch::from_parts(&[], None, Arc::new(RealDisk))
     }
 
     /// A log recorded to the JSONL file at `path` as well as in memory.
@@ -150,6 +196,15 @@ impl Hatch {
     /// missing (for a log that has records) or forged is refused; `rocky-e2e hatch repair`
     /// cuts a torn tail back to the last sealed record. The log and its seal are mode 0600.
     pub fn open(path: &Path, options: HatchOptions) -> Result<Hatch, HatchError> {
+        Hatch::open_with_disk(path, options, Arc::new(RealDisk))
+    }
+
+    /// [`Hatch::open`] with every file operation going through `disk` (fault tests).
+    pub fn open_with_disk(
+        path: &Path,
+        options: HatchOptions,
+        disk: Arc<dyn Disk>,
+    ) -> Result<Hatch, HatchError> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -177,7 +232,7 @@ impl Hatch {
             source,
         })?;
         let seal = match options.seal_key {
-            Some(key) => Some(open_seal(path, &content, key)?),
+            Some(key) => Some(open_seal(path, &content, key, disk.as_ref())?),
             None => None,
         };
         let records = parse_records(&content, path)?;
@@ -189,16 +244,27 @@ impl Hatch {
             path: path.to_owned(),
             file,
             len: content.len() as u64,
-            damaged: false,
         };
-        let mut hatch = Hatch::from_parts(&records, Some(jsonl));
+        let mut hatch = Hatch::from_parts(&records, Some(jsonl), disk);
         hatch.seal = seal;
         hatch.sync_handle = Some(sync_handle);
         hatch.sync = options.sync;
+        {
+            let state = hatch
+                .state
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            state.sealed.len = content.len() as u64;
+        }
+        hatch
+            .commit
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .synced = records.len() as u64;
         Ok(hatch)
     }
 
-    fn from_parts(records: &[Record], file: Option<JsonlFile>) -> Hatch {
+    fn from_parts(records: &[Record], file: Option<JsonlFile>, disk: Arc<dyn Disk>) -> Hatch {
         let (next_seq, last_hash) = match records.last() {
             Some(last) => (last.seq + 1, last.hash.clone()),
             None => (1, GENESIS.to_owned()),
@@ -208,7 +274,7 @@ impl Hatch {
         Hatch {
             state: Mutex::new(State {
                 next_seq,
-                last_hash,
+                last_hash: last_hash.clone(),
                 records: if file.is_some() {
                     Vec::new()
                 } else {
@@ -216,12 +282,21 @@ impl Hatch {
                 },
                 file,
                 line: Vec::with_capacity(512),
+                sealed: Sealed {
+                    records: next_seq - 1,
+                    last_hash,
+                    len: 0,
+                },
+                broken: None,
+                epoch: 0,
+                append_locked: false,
             }),
             feed,
             path,
             seal: None,
             sync_handle: None,
             sync: SyncMode::None,
+            disk,
             commit: Mutex::new(Commit::default()),
             committed: Condvar::new(),
             fail_from: AtomicU64::new(u64::MAX),
@@ -231,6 +306,11 @@ impl Hatch {
     /// The seal file of this log, when it is sealed.
     pub fn seal_path(&self) -> Option<&Path> {
         self.seal.as_ref().map(|s| s.path.as_path())
+    }
+
+    /// The log's identity (in every seal), when it is sealed.
+    pub fn log_id(&self) -> Option<&str> {
+        self.seal.as_ref().map(|s| s.log_id.as_str())
     }
 
     /// How appends reach the disk.
@@ -254,7 +334,8 @@ impl Hatch {
     }
 
     /// Chains `event` behind the last record and records it. With a file, the line has
-    /// reached the operating system when this returns (see the module docs).
+    /// reached the operating system when this returns (see the module docs); an error means
+    /// the record is not in the log.
     pub fn append(&self, event: Event) -> Result<Record, HatchError> {
         if !event.data.is_object() {
             return Err(HatchError::DataNotObject {
@@ -286,7 +367,7 @@ impl Hatch {
         record.canonical().encode_into(&mut state.line);
         let hash = sha256_hex(&state.line);
         record.hash = hex_string(&hash);
-        if let Some(file) = state.file.as_mut() {
+        if state.file.is_some() {
             // The stored line is the canonical encoding with `hash` as one more field at the
             // end, which is byte for byte what serializing `Record` gives; splicing it in
             // saves encoding the record twice.
@@ -295,76 +376,201 @@ impl Hatch {
             state.line.extend_from_slice(b",\"hash\":\"");
             state.line.extend_from_slice(&hash);
             state.line.extend_from_slice(b"\"}\n");
-            file.write_line(&state.line, seq)?;
-            if let Err(e) = self.seal_under_lock(file, seq, &record.hash) {
-                // The record must not stand unsealed: cut it off again.
-                if file
-                    .file
-                    .set_len(file.len - state.line.len() as u64)
-                    .is_ok()
-                {
-                    file.len -= state.line.len() as u64;
-                } else {
-                    file.damaged = true;
-                }
-                return Err(e);
-            }
+            let written = self.write_record(state, seq, &record.hash);
+            self.settle(state);
+            written?;
         }
         state.next_seq += 1;
         state.last_hash.clone_from(&record.hash);
         if state.file.is_none() {
             state.records.push(record.clone());
         }
+        let epoch = state.epoch;
         // Sent under the lock so subscribers see records in chain order, and so
-        // `snapshot_and_subscribe` neither misses nor repeats one.
+        // `snapshot_and_subscribe` neither misses nor repeats one. (In `batch` a subscriber
+        // may see a record that a failing group commit then refuses.)
         if self.feed.receiver_count() > 0 {
             // Nobody listening any more is not an error for the writer.
             let _ = self.feed.send(record.clone());
         }
         drop(guard);
         if self.sync == SyncMode::Batch && self.path.is_some() {
-            self.commit_through(seq)?;
+            self.commit_through(seq, epoch)?;
         }
         Ok(record)
     }
 
-    /// `none` and `always`: the seal follows the record under the state lock (`always` syncs
-    /// the record before sealing it, and the seal before returning).
-    fn seal_under_lock(&self, file: &JsonlFile, seq: u64, hash: &str) -> Result<(), HatchError> {
-        match self.sync {
-            SyncMode::Batch => Ok(()),
-            SyncMode::None => match &self.seal {
-                Some(seal) => seal.write(seq, hash, seq),
-                None => Ok(()),
-            },
-            SyncMode::Always => {
-                file.file.sync_data().map_err(|source| HatchError::Sync {
-                    seq,
+    /// Writes `state.line` (record `seq`, hashing to `hash`) and, outside `batch`, seals it;
+    /// on any failure rolls the log back, so the record is not in it.
+    fn write_record(&self, state: &mut State, seq: u64, hash: &str) -> Result<(), HatchError> {
+        self.recover(state, seq)?;
+        let file = state.file.as_ref().expect("a log with a file");
+        if !state.append_locked {
+            lock_appends(&file.file, Share::Exclusive).map_err(|source| {
+                HatchError::AppendLock {
                     path: file.path.clone(),
                     source,
-                })?;
-                if let Some(seal) = &self.seal {
-                    seal.write(seq, hash, seq)?;
-                    seal.sync(seq)?;
                 }
+            })?;
+            state.append_locked = true;
+        }
+        let before = file.len;
+        if let Err(source) = self.disk.write(&file.file, &state.line) {
+            let err = HatchError::Write {
+                seq,
+                path: file.path.clone(),
+                source,
+            };
+            // Only this line is cut: in `batch` the records before it may still commit.
+            self.cut_back(state, before, false);
+            return Err(err);
+        }
+        let file = state.file.as_mut().expect("a log with a file");
+        file.len += state.line.len() as u64;
+        let len = file.len;
+        let result = match self.sync {
+            SyncMode::Batch => return Ok(()),
+            SyncMode::None => self.update_seal(seq, hash, false),
+            SyncMode::Always => match self.disk.sync(&file.file) {
+                Ok(()) => self.update_seal(seq, hash, true),
+                Err(source) => Err((
+                    HatchError::Sync {
+                        seq,
+                        path: file.path.clone(),
+                        source,
+                    },
+                    false,
+                )),
+            },
+        };
+        match result {
+            Ok(()) => {
+                state.sealed = Sealed {
+                    records: seq,
+                    last_hash: hash.to_owned(),
+                    len,
+                };
                 Ok(())
+            }
+            Err((err, seal_touched)) => {
+                let to = state.sealed.len;
+                self.cut_back(state, to, seal_touched);
+                Err(err)
             }
         }
     }
 
-    /// `batch`: waits until a group commit covers `seq`, leading one if none is under way.
-    /// The leader syncs the log, then seals everything written so far and syncs the seal, so
-    /// a seal on disk never covers a record that is not.
-    fn commit_through(&self, seq: u64) -> Result<(), HatchError> {
+    /// Replaces the seal with one covering `records` records ending in `hash`; on failure
+    /// the error and whether the seal on disk may have changed (always: it is put back).
+    fn update_seal(&self, records: u64, hash: &str, sync: bool) -> Result<(), (HatchError, bool)> {
+        match &self.seal {
+            Some(seal) => seal
+                .update(self.disk.as_ref(), records, hash, sync)
+                .map_err(|source| (seal.error(records, source), true)),
+            None => Ok(()),
+        }
+    }
+
+    /// Rolls the log back to `len` bytes, putting back the seal of `state.sealed` first when
+    /// `seal_touched`. What the disk refuses is left in `state.broken` for the next append.
+    fn cut_back(&self, state: &mut State, len: u64, seal_touched: bool) {
+        let seal_uncertain =
+            seal_touched || state.broken.as_ref().is_some_and(|b| b.seal_uncertain);
+        let cut_to = state.broken.as_ref().map_or(len, |b| b.cut_to.min(len));
+        state.broken = Some(Broken {
+            cut_to,
+            seal_uncertain,
+            reason: String::new(),
+        });
+        if let Err(reason) = self.finish_rollback(state) {
+            tracing::error!(
+                "hatch log {}: a refused record could not be cut off yet: {reason}",
+                self.path.as_deref().unwrap_or(Path::new("?")).display()
+            );
+        }
+    }
+
+    /// Does what `state.broken` says is left to undo; clears it when done.
+    fn finish_rollback(&self, state: &mut State) -> Result<(), String> {
+        let Some(broken) = state.broken.as_mut() else {
+            return Ok(());
+        };
+        let file = state.file.as_mut().expect("a log with a file");
+        if broken.seal_uncertain {
+            let sync = self.sync != SyncMode::None;
+            if let Err(e) = self.update_seal(state.sealed.records, &state.sealed.last_hash, sync) {
+                broken.reason = format!(
+                    "failed to put back the seal of record {}: {}",
+                    state.sealed.records, e.0
+                );
+                return Err(broken.reason.clone());
+            }
+            broken.seal_uncertain = false;
+        }
+        if let Err(e) = self.disk.truncate(&file.file, broken.cut_to) {
+            broken.reason = format!(
+                "failed to cut {} back to {} bytes: {e}",
+                file.path.display(),
+                broken.cut_to
+            );
+            return Err(broken.reason.clone());
+        }
+        file.len = broken.cut_to;
+        state.broken = None;
+        Ok(())
+    }
+
+    /// Before a write: a rollback left unfinished is retried; the append is refused if it
+    /// still fails.
+    fn recover(&self, state: &mut State, seq: u64) -> Result<(), HatchError> {
+        if state.broken.is_none() {
+            return Ok(());
+        }
+        self.finish_rollback(state)
+            .map_err(|reason| HatchError::Damaged {
+                seq,
+                path: self.path.clone().unwrap_or_default(),
+                reason,
+            })?;
+        tracing::warn!(
+            "hatch log {}: recovered: the refused record was cut off",
+            self.path.as_deref().unwrap_or(Path::new("?")).display()
+        );
+        Ok(())
+    }
+
+    /// Releases the append lock once everything written is sealed (or cut off again).
+    fn settle(&self, state: &mut State) {
+        let Some(file) = state.file.as_ref() else {
+            return;
+        };
+        if state.append_locked && state.broken.is_none() && file.len == state.sealed.len {
+            // Closing the log releases it anyway; a failure here only delays readers.
+            let _ = unlock_appends(&file.file);
+            state.append_locked = false;
+        }
+    }
+
+    /// `batch`: waits until a group commit covers `seq` (written in `epoch`), leading one if
+    /// none is under way. The leader syncs the log, then seals everything written so far, so a
+    /// seal on disk never covers a record that is not. A failed commit rolls the log back to
+    /// the last commit: every record after it is refused.
+    fn commit_through(&self, seq: u64, epoch: u64) -> Result<(), HatchError> {
         let lock_commit = || self.commit.lock().unwrap_or_else(PoisonError::into_inner);
+        let cut = || HatchError::Sync {
+            seq,
+            path: self.path.clone().unwrap_or_default(),
+            source: io::Error::other(
+                "the group commit that would have covered it failed, and the record was cut off again",
+            ),
+        };
         let mut commit = lock_commit();
         loop {
-            if commit.failed {
-                return Err(HatchError::Sync {
-                    seq,
-                    path: self.path.clone().unwrap_or_default(),
-                    source: io::Error::other("an earlier group commit failed"),
-                });
+            // The epoch first: after a rollback seqs are given again, so a later commit may
+            // cover this seq with another record.
+            if epoch < commit.epoch {
+                let kept = commit.kept[usize::try_from(epoch).unwrap_or(usize::MAX)];
+                return if seq <= kept { Ok(()) } else { Err(cut()) };
             }
             if commit.synced >= seq {
                 return Ok(());
@@ -379,32 +585,58 @@ impl Hatch {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         drop(commit);
-        let (through, last_hash) = {
+        let (through, last_hash, len) = {
             let state = self.lock();
-            (state.next_seq - 1, state.last_hash.clone())
+            let len = state.file.as_ref().map_or(0, |f| f.len);
+            (state.next_seq - 1, state.last_hash.clone(), len)
         };
         let result = (|| {
             if let Some(handle) = &self.sync_handle {
-                handle.sync_data().map_err(|source| HatchError::Sync {
-                    seq,
-                    path: self.path.clone().unwrap_or_default(),
-                    source,
+                self.disk.sync(handle).map_err(|source| {
+                    (
+                        HatchError::Sync {
+                            seq,
+                            path: self.path.clone().unwrap_or_default(),
+                            source,
+                        },
+                        false,
+                    )
                 })?;
             }
-            if let Some(seal) = &self.seal {
-                seal.write(through, &last_hash, seq)?;
-                seal.sync(seq)?;
-            }
-            Ok(())
+            self.update_seal(through, &last_hash, true)
         })();
+        let (new_epoch, kept) = {
+            let mut state = self.lock();
+            match &result {
+                Ok(()) => {
+                    state.sealed = Sealed {
+                        records: through,
+                        last_hash,
+                        len,
+                    };
+                }
+                Err((_, seal_touched)) => {
+                    let to = state.sealed.len;
+                    self.cut_back(&mut state, to, *seal_touched);
+                    state.next_seq = state.sealed.records + 1;
+                    state.last_hash = state.sealed.last_hash.clone();
+                    state.epoch += 1;
+                }
+            }
+            self.settle(&mut state);
+            (state.epoch, state.sealed.records)
+        };
         let mut commit = lock_commit();
         commit.syncing = false;
-        match &result {
-            Ok(()) => commit.synced = commit.synced.max(through),
-            Err(_) => commit.failed = true,
+        if new_epoch > commit.epoch {
+            commit.kept.push(kept);
+            commit.epoch = new_epoch;
+        }
+        if result.is_ok() {
+            commit.synced = commit.synced.max(through);
         }
         self.committed.notify_all();
-        result
+        result.map_err(|(e, _)| e)
     }
 
     /// A snapshot of every record of the chain so far (read back from the file, when the log

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the keyring file in the solo tier.
@@ -246,33 +245,10 @@ pub fn write_keyring_file(path: &Path, active: &str, keys: &[(&str, &str)]) -> s
     write_private_file(path, yaml.as_bytes())
 }
 
-/// Writes `contents` to `path` with mode 0600 via a sibling temporary file and a rename.
+/// Writes `contents` to `path` with mode 0600 via a new temporary file (`O_EXCL`, no symlink
+/// followed) renamed into place: see [`crate::secure_file`].
 pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} has no file name", path.display()),
-        )
-    })?;
-    let mut tmp_name = file_name.to_os_string();
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::secure_file::write_private(path, contents)
 }
 
 #[cfg(test)]

@@ -59,12 +59,12 @@ impl ProcessDriver {
         }
     }
 
-    /// Rewrites the state file (atomically: a temporary file renamed over it).
+    /// Rewrites the state file (atomically: a new private file renamed over it; unsynced, as
+    /// before: it outlives a crash of hearth, not of the machine).
     fn save(&self, workspaces: &BTreeMap<String, StateEntry>) {
         let Some(path) = &self.state else { return };
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(workspaces).expect("the state serialises");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        if let Err(e) = crate::secure_file::replace_private(path, &text, false) {
             tracing::warn!("cannot write the state file {}: {e}", path.display());
         }
     }

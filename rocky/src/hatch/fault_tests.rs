@@ -1,0 +1,271 @@
+//! The writer under a failing disk (contract §2): EIO and ENOSPC injected at each write, each
+//! sync and each seal update, in every sync mode, through the [`Disk`] seam. After each fault
+//! the log must hold exactly the records whose append returned `Ok` (what the console answered
+//! as done), verify against its seal under the key, and take appends again once the disk
+//! works (or refuse them, naming why, while it does not).
+//!
+//! `cargo test -p rocky --lib fault_tests -- --nocapture` prints one line per case: the table
+//! in RELIABILITY.md.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::disk::{Disk, RealDisk};
+use super::{
+    Event, EventKind, Hatch, HatchError, HatchOptions, Record, SyncMode, default_key_path,
+    read_file, verify_sealed_file,
+};
+use crate::vault::Keyring;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Write,
+    Sync,
+    Seal,
+    Truncate,
+}
+
+/// A disk that fails chosen calls; every other call goes to the real disk.
+#[derive(Default)]
+struct FaultyDisk {
+    calls: [AtomicU64; 4],
+    /// (operation, from the nth call, through the mth call, errno).
+    faults: Mutex<Vec<(Op, u64, u64, i32)>>,
+}
+
+impl FaultyDisk {
+    fn call(&self, op: Op) -> io::Result<()> {
+        let n = self.calls[op as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        let faults = self.faults.lock().unwrap();
+        for &(o, from, through, errno) in faults.iter() {
+            if o == op && n >= from && n <= through {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&self, op: Op, from_now: u64, count: u64, errno: i32) {
+        let base = self.calls[op as usize].load(Ordering::SeqCst);
+        self.faults
+            .lock()
+            .unwrap()
+            .push((op, base + from_now, base + from_now + count - 1, errno));
+    }
+
+    fn heal(&self) {
+        self.faults.lock().unwrap().clear();
+    }
+}
+
+impl Disk for FaultyDisk {
+    fn write(&self, log: &File, line: &[u8]) -> io::Result<()> {
+        self.call(Op::Write)?;
+        RealDisk.write(log, line)
+    }
+    fn sync(&self, log: &File) -> io::Result<()> {
+        self.call(Op::Sync)?;
+        RealDisk.sync(log)
+    }
+    fn truncate(&self, log: &File, len: u64) -> io::Result<()> {
+        self.call(Op::Truncate)?;
+        RealDisk.truncate(log, len)
+    }
+    fn replace_seal(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        self.call(Op::Seal)?;
+        RealDisk.replace_seal(path, bytes, sync)
+    }
+}
+
+struct Log {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    key: Keyring,
+    disk: Arc<FaultyDisk>,
+    hatch: Hatch,
+}
+
+fn open(sync: SyncMode) -> Log {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hatch.jsonl");
+    let options = HatchOptions::sealed(&default_key_path(&path), sync).unwrap();
+    let key = options.seal_key.clone().unwrap();
+    let disk = Arc::new(FaultyDisk::default());
+    let hatch = Hatch::open_with_disk(&path, options, disk.clone()).unwrap();
+    Log {
+        _dir: dir,
+        path,
+        key,
+        disk,
+        hatch,
+    }
+}
+
+fn event(n: usize) -> Event {
+    Event::new(EventKind::ProvisioningStarted, "admin").workspace(format!("ws-{n}"))
+}
+
+/// The log holds exactly `acknowledged` (in order) and verifies under the key.
+fn assert_holds_exactly(log: &Log, acknowledged: &[Record], case: &str) {
+    let s = verify_sealed_file(&log.path, Some(&log.key))
+        .unwrap_or_else(|e| panic!("{case}: the log does not verify: {e}"));
+    let held = read_file(&log.path).unwrap();
+    assert_eq!(
+        held.len(),
+        acknowledged.len(),
+        "{case}: the log holds {} records, {} were answered as done",
+        held.len(),
+        acknowledged.len()
+    );
+    assert_eq!(held, acknowledged, "{case}");
+    assert_eq!(s.seal.records, acknowledged.len() as u64, "{case}");
+}
+
+const ERRNOS: [(i32, &str); 2] = [(libc::EIO, "EIO"), (libc::ENOSPC, "ENOSPC")];
+
+/// One fault (one call fails, the disk then works again), at each of the first calls of
+/// each operation, per sync mode, appending from one thread.
+#[test]
+fn one_failing_call_refuses_one_append_and_the_writer_recovers() {
+    const APPENDS: usize = 5;
+    for sync in SyncMode::ALL {
+        for op in [Op::Write, Op::Sync, Op::Seal] {
+            for (errno, name) in ERRNOS {
+                for nth in 1..=3 {
+                    let log = open(sync);
+                    log.disk.fail(op, nth, 1, errno);
+                    let mut acknowledged = Vec::new();
+                    let mut refused = Vec::new();
+                    for n in 0..APPENDS {
+                        match log.hatch.append(event(n)) {
+                            Ok(r) => acknowledged.push(r),
+                            Err(e) => refused.push(e.to_string()),
+                        }
+                    }
+                    let case = format!("sync {sync}, {op:?} #{nth} fails with {name}");
+                    // A mode that never makes the call cannot fail at it.
+                    let reached = !(sync == SyncMode::None && op == Op::Sync);
+                    assert_eq!(refused.len(), usize::from(reached), "{case}: {refused:?}");
+                    let _ = log.hatch.append(event(99)).expect("the writer recovered");
+                    let mut all = acknowledged.clone();
+                    all.push(read_file(&log.path).unwrap().pop().unwrap());
+                    assert_holds_exactly(&log, &all, &case);
+                    println!(
+                        "| {sync} | {op:?} #{nth} | {name} | {} refused, {} answered done | {} records, verifies; next append ok |",
+                        refused.len(),
+                        acknowledged.len(),
+                        all.len() - 1,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The disk keeps failing, the rollback included (every write and every cut fails): appends
+/// are refused, naming why, and nothing reaches the log; once the disk works the next append
+/// finishes the rollback and goes through.
+#[test]
+fn a_disk_that_keeps_failing_is_refused_until_it_works() {
+    for sync in SyncMode::ALL {
+        for op in [Op::Write, Op::Sync, Op::Seal] {
+            if sync == SyncMode::None && op == Op::Sync {
+                continue; // `none` never syncs
+            }
+            let log = open(sync);
+            let mut acknowledged = vec![log.hatch.append(event(0)).unwrap()];
+            log.disk.fail(op, 1, u64::MAX / 4, libc::EIO);
+            log.disk.fail(Op::Truncate, 1, u64::MAX / 4, libc::EIO);
+            log.disk.fail(Op::Seal, 2, u64::MAX / 4, libc::EIO);
+            let mut errors = Vec::new();
+            for n in 1..4 {
+                if let Err(e) = log.hatch.append(event(n)) {
+                    errors.push(e);
+                }
+            }
+            let case = format!("sync {sync}, {op:?} and every cut fail");
+            assert_eq!(errors.len(), 3, "{case}");
+            assert!(
+                errors
+                    .iter()
+                    .skip(1)
+                    .all(|e| matches!(e, HatchError::Damaged { .. })),
+                "{case}: {errors:?}"
+            );
+            let last = errors.last().unwrap().to_string();
+            assert!(last.contains("could not be undone yet"), "{case}: {last}");
+            log.disk.heal();
+            acknowledged.push(log.hatch.append(event(9)).expect("recovered"));
+            assert_holds_exactly(&log, &acknowledged, &case);
+            println!(
+                "| {sync} | {op:?}, then every cut | EIO until healed | all refused (`{last}`) | 2 records, verifies |"
+            );
+        }
+    }
+}
+
+/// `batch` under concurrency: a failing group commit refuses every record it would have
+/// covered and every one written after them; the log holds exactly what was answered as done.
+#[test]
+fn a_failing_group_commit_refuses_every_record_it_would_have_covered() {
+    for (op, nth) in [Op::Write, Op::Sync, Op::Seal]
+        .into_iter()
+        .flat_map(|op| [1, 3, 7, 3, 3].map(|nth| (op, nth)))
+    {
+        {
+            let log = Arc::new(open(SyncMode::Batch));
+            log.disk.fail(op, nth, 2, libc::EIO);
+            let acknowledged = Mutex::new(Vec::new());
+            let refused = AtomicU64::new(0);
+            std::thread::scope(|scope| {
+                for t in 0..6 {
+                    let (log, acknowledged, refused) = (&log, &acknowledged, &refused);
+                    scope.spawn(move || {
+                        for n in 0..10 {
+                            match log.hatch.append(event(t * 100 + n)) {
+                                Ok(r) => acknowledged.lock().unwrap().push(r),
+                                Err(_) => {
+                                    refused.fetch_add(1, Ordering::SeqCst);
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            let mut acknowledged = acknowledged.into_inner().unwrap();
+            acknowledged.sort_by_key(|r| r.seq);
+            let case = format!("batch, 6 writers, {op:?} #{nth} and #{} fail", nth + 1);
+            assert!(refused.load(Ordering::SeqCst) >= 1, "{case}");
+            assert_holds_exactly(&log, &acknowledged, &case);
+            println!(
+                "| batch, 6 writers × 10 | {op:?} #{nth}–#{} | EIO | {} refused, {} answered done | {} records, verifies |",
+                nth + 1,
+                refused.load(Ordering::SeqCst),
+                acknowledged.len(),
+                acknowledged.len()
+            );
+        }
+    }
+}
+
+/// The seal is replaced whole: a seal update that fails leaves the previous seal intact (never
+/// an empty or torn one), and the log reopens.
+#[test]
+fn a_failed_seal_update_leaves_a_whole_seal_and_the_log_reopens() {
+    for sync in SyncMode::ALL {
+        let log = open(sync);
+        let first = log.hatch.append(event(0)).unwrap();
+        log.disk.fail(Op::Seal, 1, 1, libc::ENOSPC);
+        log.hatch.append(event(1)).unwrap_err();
+        let Log {
+            _dir, path, hatch, ..
+        } = log;
+        drop(hatch);
+        let reopened = Hatch::with_file(&path).expect("reopens");
+        assert_eq!(reopened.records().unwrap(), vec![first], "{sync}");
+        drop(_dir);
+    }
+}
