@@ -1,5 +1,9 @@
 //! `hearth --socket PATH [--driver local-docker|process] [--teardown-timeout DURATION]`:
 //! the provisioner daemon (contract §3).
+//!
+//! The order matters (contract §9, one hearth per socket): first the locks (the socket's and
+//! the session's; a second hearth exits here having touched nothing), then the socket, then
+//! rediscovery in the background (503 `rediscovering` until it completes), then the ready line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use rocky::hearth::DriverKind;
 use rocky::hearth::driver::Driver;
 use rocky::hearth::driver::docker::DockerDriver;
 use rocky::hearth::driver::process::ProcessDriver;
+use rocky::hearth::lock::{self, HearthLock};
 use rocky::hearth::server::Hearth;
 use rocky::hearth::socket::bind_socket;
 
@@ -60,6 +65,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .session
         .clone()
         .unwrap_or_else(|| rocky::ids::random_hex(6));
+    // Before anything else: no rediscovery, no engine call, no socket until both are ours.
+    let _socket_lock = HearthLock::acquire(
+        &lock::socket_lock_path(&args.socket),
+        &format!("socket {}", args.socket.display()),
+    )?;
+    let _session_lock = HearthLock::acquire(
+        &lock::session_lock_path(&session),
+        &format!("session {session}"),
+    )?;
     match args.driver {
         DriverKind::LocalDocker => serve(DockerDriver::new(session.clone()), &args, &session).await,
         DriverKind::Process => {
@@ -80,12 +94,16 @@ async fn serve<D: Driver>(driver: D, args: &Args, session: &str) -> anyhow::Resu
         args.teardown_timeout,
         args.health_timeout,
     ));
-    hearth.rediscover().await;
     let listener = bind_socket(&args.socket)
         .map_err(|e| anyhow::anyhow!("failed to bind {}: {e}", args.socket.display()))?;
-    tracing::info!(driver = D::KIND.as_str(), session, "hearth ready");
-    // The one line on stdout: whoever spawned us waits for it instead of polling the socket.
-    println!("hearth listening on {}", args.socket.display());
+    // Served meanwhile: a request about a workspace not placed yet gets 503, never 404.
+    hearth.begin_rediscovery();
+    let announce = async {
+        hearth.first_attempt().await;
+        tracing::info!(driver = D::KIND.as_str(), session, "hearth ready");
+        // The one line on stdout: whoever spawned us waits for it instead of polling the socket.
+        println!("hearth listening on {}", args.socket.display());
+    };
     let exit_on_eof = args.exit_on_stdin_eof;
     let stop = async move {
         if exit_on_eof {
@@ -97,7 +115,11 @@ async fn serve<D: Driver>(driver: D, args: &Args, session: &str) -> anyhow::Resu
             rocky::shutdown::signalled().await;
         }
     };
-    rocky::http::serve(listener, hearth.clone().router(), stop).await?;
+    let (served, ()) = tokio::join!(
+        rocky::http::serve(listener, hearth.clone().router(), stop),
+        announce
+    );
+    served?;
     hearth.shutdown().await;
     rocky::hearth::socket::remove_socket(&args.socket);
     Ok(())

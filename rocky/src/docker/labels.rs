@@ -1,6 +1,7 @@
 //! The labels every Docker object of the project carries (contract §1), and object names.
-//! Ownership is (host, pid): a sweep removes a session whose owning process is on this host
-//! and gone, never one of another host sharing the engine (whose pids mean nothing here).
+//! Ownership is (host, PID namespace, pid, start time), see [`super::owner`]: a sweep removes a
+//! session whose owning process is on this host, in this PID namespace and gone, never one of
+//! another host or namespace sharing the engine (whose pids mean nothing here).
 
 use std::collections::HashMap;
 
@@ -14,6 +15,11 @@ pub const WORKSPACE: &str = "rocky.workspace";
 pub const SESSION: &str = "rocky.session";
 /// pid of the process that made the object: a reaper removes objects whose owner is dead.
 pub const PID: &str = "rocky.pid";
+/// Inode of the owner's PID namespace: its [`PID`] means nothing in another namespace.
+pub const PIDNS: &str = "rocky.pidns";
+/// The owner's start time (clock ticks since the boot named in [`HOST`]): a reused pid has
+/// another.
+pub const START: &str = "rocky.start";
 
 /// `rocky.tier`: the tier a workspace was provisioned on (on its network), so a restarted
 /// hearth can report it.
@@ -53,11 +59,14 @@ pub fn managed_by_filter() -> String {
 
 /// The labels of an object this process makes for `session`.
 pub fn owned(session: &str) -> HashMap<String, String> {
+    let me = super::owner::ProcessId::this_process();
     HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (SESSION.to_owned(), session.to_owned()),
-        (PID.to_owned(), std::process::id().to_string()),
-        (HOST.to_owned(), host_id()),
+        (PID.to_owned(), me.pid.to_string()),
+        (PIDNS.to_owned(), me.pidns.to_string()),
+        (START.to_owned(), me.start.to_string()),
+        (HOST.to_owned(), me.host),
     ])
 }
 
@@ -88,6 +97,9 @@ mod tests {
         assert_eq!(l[WORKSPACE], "ws");
         assert_eq!(l[PID], std::process::id().to_string());
         assert_eq!(l[HOST], host_id());
+        let me = crate::docker::owner::ProcessId::this_process();
+        assert_eq!(l[PIDNS], me.pidns.to_string());
+        assert_eq!(l[START], me.start.to_string());
         assert_eq!(object_name("s1", "ws", Some("lore")), "rocky-s1-ws-lore");
         assert_eq!(object_name("s1", "ws", None), "rocky-s1-ws");
     }

@@ -3,12 +3,14 @@
 //! driver and by the harness for its own containers, so both speak to the engine the same way.
 //!
 //! - [`labels`]: the labels (contract §1) and object names.
+//! - [`owner`]: who owns an object (host, PID namespace, pid, start time) and whether it is gone.
 //! - [`inspect`]: reading what the engine made (published ports).
 //! - [`remove`]: stopping and removing containers and networks.
 //! - [`sweep`]: finding and removing labelled objects (a session's, or a dead owner's).
 
 pub mod inspect;
 pub mod labels;
+pub mod owner;
 pub mod remove;
 pub mod sweep;
 

@@ -1,5 +1,6 @@
 //! Finding and removing labelled objects: everything of one session (hearth at shutdown, the
-//! harness after a scenario) or of an owner that is gone (what a killed run left behind).
+//! harness after a scenario) or of an owner that is gone (what a killed run left behind; who
+//! is gone is [`super::owner`]'s decision).
 
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ use bollard::query_parameters::{
 };
 use futures::future::join_all;
 
-use super::{DockerError, err, is_gone_or_going, is_not_found, labels};
+use super::{DockerError, err, is_gone_or_going, is_not_found, labels, owner};
 
 /// What a sweep removed.
 #[derive(Debug, Default, Clone)]
@@ -92,6 +93,14 @@ pub async fn sweep_labelled(
     labels: &[String],
 ) -> Result<SweepReport, DockerError> {
     let objects = list_labelled_objects(docker, labels).await?;
+    remove_objects(docker, &objects).await
+}
+
+/// Force-removes exactly `objects`: containers concurrently, then networks.
+async fn remove_objects(
+    docker: &Docker,
+    objects: &[LabelledObject],
+) -> Result<SweepReport, DockerError> {
     let removals = objects
         .iter()
         .filter(|o| o.kind == "container")
@@ -136,9 +145,9 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
     sweep_labelled(docker, &labels).await
 }
 
-/// Sessions with an object whose owner ([`owner_alive`]) is on this host and gone, and no
-/// object whose owner may be alive (a restarted hearth that adopted the session marks it with
-/// an object of its own pid).
+/// Sessions with an object whose owner ([`owner_alive`]) is on this host, in this PID
+/// namespace and gone, and no object whose owner may be alive (a restarted hearth that adopted
+/// the session marks it with an object of its own).
 pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<String> {
     let alive: std::collections::BTreeSet<&String> = objects
         .iter()
@@ -154,31 +163,37 @@ pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<
         .collect()
 }
 
-/// Whether the owner of an object may still be alive: its `rocky.host` is another host (or
-/// missing: whose pid it is cannot be known) or the process its `rocky.pid` names is alive.
-/// Only an owner on this host that is gone is judged gone.
+/// Whether the owner of an object may still be alive: anything but an owner on this host, in
+/// this PID namespace, that is gone ([`owner::decide`]). An owner of another host or PID
+/// namespace, or one not named, is never judged gone.
 pub fn owner_alive(labels: &HashMap<String, String>) -> bool {
-    if labels.get(labels::HOST) != Some(&labels::host_id()) {
-        return true;
-    }
-    labels
-        .get(labels::PID)
-        .and_then(|p| p.parse::<i32>().ok())
-        .is_some_and(process_alive)
+    owner::judge(&owner::Claim::from_labels(labels)) != owner::OwnerState::Gone
 }
 
-/// Removes objects whose hearth is gone: `rocky.pid` names a process that no longer exists
-/// (hearth was SIGKILLed and could not clean up). Live sessions, including concurrent runs, are
-/// left alone.
+/// Removes objects whose owner is gone (hearth or the harness was SIGKILLed and could not
+/// clean up): every object of a session in which no owner may be alive ([`stale_sessions`]).
+/// Live sessions, including concurrent runs and runs of other PID namespaces, are left alone.
 pub async fn sweep_stale(docker: &Docker) -> Result<SweepReport, DockerError> {
-    let objects = list_labelled_objects(docker, &[]).await?;
-    let mut report = SweepReport::default();
-    for session in stale_sessions(&objects) {
-        let r = sweep(docker, Some(&session)).await?;
-        report.containers.extend(r.containers);
-        report.networks.extend(r.networks);
-    }
-    Ok(report)
+    sweep_stale_labelled(docker, &[]).await
+}
+
+/// [`sweep_stale`] among the objects carrying all of `labels`. What is removed is exactly what
+/// was judged: an object made after the listing is never removed on an earlier verdict.
+pub async fn sweep_stale_labelled(
+    docker: &Docker,
+    labels: &[String],
+) -> Result<SweepReport, DockerError> {
+    let objects = list_labelled_objects(docker, labels).await?;
+    let stale = stale_sessions(&objects);
+    let doomed: Vec<LabelledObject> = objects
+        .into_iter()
+        .filter(|o| {
+            o.labels
+                .get(labels::SESSION)
+                .is_some_and(|s| stale.contains(s))
+        })
+        .collect();
+    remove_objects(docker, &doomed).await
 }
 
 /// Whether `pid` names a live process. A zombie (killed, not yet reaped: common here, where
@@ -255,5 +270,54 @@ mod tests {
         ];
         let stale = stale_sessions(&objects);
         assert_eq!(stale.into_iter().collect::<Vec<_>>(), vec!["mine-gone"]);
+    }
+
+    /// `object` with the full owner labels of this process, then `edit`ed.
+    fn owned_object(
+        session: &str,
+        edit: impl FnOnce(&mut HashMap<String, String>),
+    ) -> LabelledObject {
+        let mut l = labels::owned(session);
+        edit(&mut l);
+        LabelledObject {
+            kind: "network",
+            id: session.to_owned(),
+            name: session.to_owned(),
+            labels: l,
+        }
+    }
+
+    #[test]
+    fn only_gone_owners_of_this_pid_namespace_are_stale() {
+        let me = owner::ProcessId::this_process();
+        let set = |k: &'static str, v: String| {
+            move |l: &mut HashMap<String, String>| {
+                l.insert(k.to_owned(), v);
+            }
+        };
+        let objects = [
+            owned_object("alive", |_| {}),
+            // This very pid, reused: the owner that started at another time is gone.
+            owned_object("reused-pid", set(labels::START, (me.start + 1).to_string())),
+            owned_object("gone-pid", set(labels::PID, "4999999".into())),
+            // Another PID namespace of this host: whatever its pid, never judged here.
+            owned_object("other-pidns-gone-pid", |l| {
+                l.insert(labels::PIDNS.into(), (me.pidns + 1).to_string());
+                l.insert(labels::PID.into(), "4999999".into());
+            }),
+            owned_object("other-pidns-reused-pid", |l| {
+                l.insert(labels::PIDNS.into(), (me.pidns + 1).to_string());
+                l.insert(labels::START.into(), "1".into());
+            }),
+            owned_object("other-host", |l| {
+                l.insert(labels::HOST.into(), "another-runner/boot/machine".into());
+                l.insert(labels::PID.into(), "4999999".into());
+            }),
+        ];
+        let stale = stale_sessions(&objects);
+        assert_eq!(
+            stale.into_iter().collect::<Vec<_>>(),
+            vec!["gone-pid", "reused-pid"]
+        );
     }
 }

@@ -5,8 +5,11 @@
 //! create containers, so only its owner may). The routes are in [`server`]; the console talks to
 //! them through [`client`]. Drivers do the real work: [`docker`] (`local-docker`, via bollard) and
 //! [`process`] (the tier's services as local child processes of the stand-in program).
+//! [`lock`] makes sure one hearth serves a socket (and a session), decided before anything is
+//! touched.
 
 pub mod driver;
+pub mod lock;
 pub mod server;
 pub mod socket;
 

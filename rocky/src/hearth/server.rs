@@ -2,6 +2,11 @@
 //!
 //! One `Hearth` owns every workspace of this daemon. Routes never hold the state lock across a
 //! driver call, so a slow teardown does not block `GET /v1/status`.
+//!
+//! A restarted hearth first rediscovers what an earlier one left ([`Hearth::begin_rediscovery`]),
+//! retrying with backoff while the engine does not answer. Until its view is complete it
+//! answers 503 `rediscovering` about any slug it cannot place, never 404: a workspace it has
+//! not found yet may well exist.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,11 +21,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::driver::{Driver, Provisioned};
+use super::driver::{Driver, Found, HealthCheck, Provisioned};
 use super::{
     DeploymentRef, DriverTimings, ProvisionRequest, Status, StatusReport, TeardownRequest,
 };
 use crate::http::error;
+
+/// How a provision ended: what it made, or why not with what of it could not be removed.
+type ProvisionResult<T> = Result<Provisioned<T>, (String, Option<T>)>;
 
 /// The result of an operation in flight: `None` until it settles. Every caller interested in
 /// it (the request that started it, a concurrent teardown joining it) holds a receiver.
@@ -39,7 +47,86 @@ struct Entry<T> {
     provisioning: Option<Settled<DeploymentRef>>,
     /// The teardown in flight; a concurrent teardown joins it and shares its result.
     teardown: Option<Settled<StatusReport>>,
+    /// A provision refused because the view was incomplete: it touched nothing, and what
+    /// rediscovery finds of the slug replaces it.
+    placeholder: bool,
 }
+
+impl<T> Entry<T> {
+    fn new(reference: DeploymentRef) -> Entry<T> {
+        Entry {
+            reference,
+            deployment: None,
+            timings: DriverTimings::default(),
+            provisioning: None,
+            teardown: None,
+            placeholder: false,
+        }
+    }
+}
+
+/// How complete hearth's picture of what exists is.
+#[derive(Clone, Debug)]
+enum View {
+    /// Rediscovery has not succeeded yet; `failures` attempts have failed so far.
+    Rediscovering {
+        failures: u32,
+        last_error: Option<String>,
+    },
+    /// Every workspace that exists is in the book (or held elsewhere).
+    Complete,
+    /// Rediscovery's retries passed [`REDISCOVER_DEADLINE`]; the view stays incomplete.
+    GaveUp { error: String },
+}
+
+/// Everything hearth knows, under one lock so that a rediscovery and a request never
+/// interleave halfway.
+struct Book<T> {
+    /// Workspaces by slug: every state change is made holding the lock.
+    workspaces: HashMap<String, Entry<T>>,
+    /// Slugs a live owner elsewhere holds (another host or PID namespace), with why: never
+    /// touched, answered 503.
+    held: HashMap<String, String>,
+    /// Whether rediscovery is complete.
+    view: View,
+}
+
+impl<T> Book<T> {
+    /// Why hearth cannot say whether `slug` exists (`None`: it can).
+    fn unplaceable(&self, slug: &str) -> Option<String> {
+        if let Some(reason) = self.held.get(slug) {
+            return Some(format!("hearth cannot place workspace {slug}: {reason}"));
+        }
+        match &self.view {
+            View::Complete => None,
+            View::Rediscovering {
+                failures,
+                last_error,
+            } => Some(format!(
+                "hearth is still rediscovering the workspaces an earlier hearth left ({failures} attempts failed{}), so it cannot say whether {slug} exists; try again",
+                last_error
+                    .as_deref()
+                    .map(|e| format!("; the last: {e}"))
+                    .unwrap_or_default()
+            )),
+            View::GaveUp { error } => Some(format!(
+                "hearth could not rediscover the workspaces an earlier hearth left ({error}), so it cannot say whether {slug} exists; restart hearth once the engine answers"
+            )),
+        }
+    }
+}
+
+/// First pause between rediscovery attempts; doubled after each failure up to [`RETRY_MAX_PAUSE`].
+const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between rediscovery attempts.
+const RETRY_MAX_PAUSE: Duration = Duration::from_secs(5);
+/// How long one rediscovery attempt may take (an engine that accepts but never answers).
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(5);
+/// How long rediscovery is retried before hearth gives up (and keeps answering 503).
+const REDISCOVER_DEADLINE: Duration = Duration::from_secs(300);
+/// How long hearth waits, before it says it is listening, for rediscovered workspaces whose
+/// services already answer to be reported `ready`.
+const SETTLE_BEFORE_READY: Duration = Duration::from_secs(2);
 
 /// hearth's configuration and state.
 pub struct Hearth<D: Driver> {
@@ -49,8 +136,14 @@ pub struct Hearth<D: Driver> {
     teardown_timeout: Duration,
     /// Deadline for every service of a workspace to answer its health route.
     health_timeout: Duration,
-    /// Workspaces by slug, under one lock: every state change is made holding it.
-    workspaces: Mutex<HashMap<String, Entry<D::Deployment>>>,
+    /// Workspaces and the view, under one lock: every state change is made holding it.
+    book: Mutex<Book<D::Deployment>>,
+    /// Bumped on every change of the view, for whoever waits on rediscovery.
+    view_changed: watch::Sender<u64>,
+    /// Wakes the rediscovery loop early (a provision waits for a fresh attempt).
+    poke: tokio::sync::Notify,
+    /// The rediscovery loop, stopped at shutdown.
+    rediscovery: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn bad_json(rejection: JsonRejection) -> Response {
@@ -78,37 +171,233 @@ fn lost(what: &str, slug: &str) -> Response {
 }
 
 impl<D: Driver> Hearth<D> {
+    /// A hearth with nothing to rediscover: its view is complete from the start.
     pub fn new(driver: D, teardown_timeout: Duration, health_timeout: Duration) -> Hearth<D> {
         Hearth {
             driver,
             teardown_timeout,
             health_timeout,
-            workspaces: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book {
+                workspaces: HashMap::new(),
+                held: HashMap::new(),
+                view: View::Complete,
+            }),
+            view_changed: watch::channel(0).0,
+            poke: tokio::sync::Notify::new(),
+            rediscovery: Mutex::new(None),
         }
     }
 
-    /// Adopts deployments the driver found from an earlier hearth (its labels or state file), so
-    /// a restarted hearth reports the workspaces it had and can tear them down.
-    pub async fn rediscover(&self) {
-        let found = self.driver.rediscover().await;
-        let mut ws = self.workspaces.lock().expect("hearth state lock");
-        for (reference, deployment) in found {
-            tracing::info!(
-                slug = reference.slug,
-                status = %reference.status,
-                "rediscovered workspace"
-            );
-            ws.insert(
-                reference.slug.clone(),
-                Entry {
-                    reference,
-                    deployment,
-                    timings: DriverTimings::default(),
-                    provisioning: None,
-                    teardown: None,
+    fn book(&self) -> std::sync::MutexGuard<'_, Book<D::Deployment>> {
+        self.book.lock().expect("hearth state lock")
+    }
+
+    fn set_view(&self, book: &mut Book<D::Deployment>, view: View) {
+        book.view = view;
+        self.view_changed.send_modify(|v| *v += 1);
+    }
+
+    /// Starts adopting what an earlier hearth left (the driver's [`Found`]), in the background:
+    /// from now until it succeeds the view is incomplete. An attempt that fails (the engine
+    /// does not answer) is retried with backoff until [`REDISCOVER_DEADLINE`].
+    pub fn begin_rediscovery(self: &Arc<Self>) {
+        {
+            let mut book = self.book();
+            self.set_view(
+                &mut book,
+                View::Rediscovering {
+                    failures: 0,
+                    last_error: None,
                 },
             );
         }
+        let hearth = self.clone();
+        let task = tokio::spawn(async move { hearth.rediscovery_loop().await });
+        *self.rediscovery.lock().expect("hearth task lock") = Some(task);
+    }
+
+    /// Rediscovers and waits for the first attempt to end, and for what it found running to
+    /// settle (bounded by [`SETTLE_BEFORE_READY`]).
+    pub async fn rediscover(self: &Arc<Self>) {
+        self.begin_rediscovery();
+        self.first_attempt().await;
+    }
+
+    /// Waits until rediscovery's first attempt has ended (succeeded, or failed and is being
+    /// retried), then up to [`SETTLE_BEFORE_READY`] for the workspaces it adopted to settle, so
+    /// that whoever waits for hearth's ready line finds those that answer `ready`.
+    pub async fn first_attempt(&self) {
+        let mut changes = self.view_changed.subscribe();
+        loop {
+            let done = !matches!(self.book().view, View::Rediscovering { failures: 0, .. });
+            if done || changes.changed().await.is_err() {
+                break;
+            }
+        }
+        let settling: Vec<Settled<DeploymentRef>> = self
+            .book()
+            .workspaces
+            .values()
+            .filter_map(|e| e.provisioning.clone())
+            .collect();
+        let all = futures::future::join_all(settling.into_iter().map(settled));
+        if tokio::time::timeout(SETTLE_BEFORE_READY, all)
+            .await
+            .is_err()
+        {
+            tracing::info!("rediscovered workspaces still settling; serving meanwhile");
+        }
+    }
+
+    async fn rediscovery_loop(self: Arc<Self>) {
+        let deadline = tokio::time::Instant::now() + REDISCOVER_DEADLINE;
+        let mut pause = RETRY_FIRST_PAUSE;
+        let mut failures = 0;
+        loop {
+            let outcome = tokio::time::timeout(ATTEMPT_DEADLINE, self.driver.rediscover())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "rediscovery did not finish within {}",
+                        crate::duration::display(ATTEMPT_DEADLINE)
+                    ))
+                });
+            let error = match outcome {
+                Ok(found) => return self.install(found),
+                Err(e) => e,
+            };
+            failures += 1;
+            tracing::warn!(failures, "cannot rediscover workspaces yet: {error}");
+            let view = if tokio::time::Instant::now() >= deadline {
+                tracing::error!(
+                    "giving up rediscovery after {}; answering 503 for unknown workspaces",
+                    crate::duration::display(REDISCOVER_DEADLINE)
+                );
+                View::GaveUp {
+                    error: format!(
+                        "{failures} attempts over {} failed; the last: {error}",
+                        crate::duration::display(REDISCOVER_DEADLINE)
+                    ),
+                }
+            } else {
+                View::Rediscovering {
+                    failures,
+                    last_error: Some(error),
+                }
+            };
+            let gave_up = matches!(view, View::GaveUp { .. });
+            self.set_view(&mut self.book(), view);
+            if gave_up {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.poke.notified() => {}
+            }
+            pause = (pause * 2).min(RETRY_MAX_PAUSE);
+        }
+    }
+
+    /// Enters what rediscovery found and completes the view, in one step under the lock.
+    fn install(self: &Arc<Self>, found: Vec<Found<D::Deployment>>) {
+        let mut book = self.book();
+        for f in found {
+            match f {
+                Found::Settling {
+                    mut reference,
+                    deployment,
+                    checks,
+                } => {
+                    tracing::info!(slug = reference.slug, "rediscovered workspace; settling");
+                    let slug = reference.slug.clone();
+                    reference.status = Status::Provisioning;
+                    let (tx, rx) = watch::channel(None);
+                    let mut entry = Entry::new(reference);
+                    entry.provisioning = Some(rx);
+                    book.workspaces.insert(slug.clone(), entry);
+                    let hearth = self.clone();
+                    tokio::spawn(async move { hearth.settle(slug, deployment, checks, tx).await });
+                }
+                Found::Failed { reference } => {
+                    tracing::info!(
+                        slug = reference.slug,
+                        "rediscovered workspace left incomplete: {}",
+                        reference.error.as_deref().unwrap_or_default()
+                    );
+                    book.workspaces
+                        .insert(reference.slug.clone(), Entry::new(reference));
+                }
+                Found::Held { slug, reason } => {
+                    tracing::warn!(slug, "not adopting workspace: {reason}");
+                    book.workspaces.remove(&slug);
+                    book.held.insert(slug, reason);
+                }
+            }
+        }
+        self.set_view(&mut book, View::Complete);
+    }
+
+    /// Waits for the health routes of a rediscovered workspace; `ready` when they all answer
+    /// within the health deadline, else it is torn down and `failed`.
+    async fn settle(
+        self: Arc<Self>,
+        slug: String,
+        mut deployment: D::Deployment,
+        checks: Vec<HealthCheck>,
+        done: watch::Sender<Option<DeploymentRef>>,
+    ) {
+        let started = std::time::Instant::now();
+        let deadline = started + self.health_timeout;
+        let probes = checks.iter().map(|c| async move {
+            super::driver::health::wait_healthy(&c.addr, &c.path, deadline)
+                .await
+                .map_err(|e| format!("service {} ({}{}): {e}", c.service, c.addr, c.path))
+        });
+        let failed = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        let services = self
+            .book()
+            .workspaces
+            .get(&slug)
+            .map(|e| e.reference.services.clone())
+            .unwrap_or_default();
+        let result = match failed {
+            None => Ok(Provisioned {
+                services,
+                health: started.elapsed(),
+                deployment,
+            }),
+            Some(why) => {
+                let undo = tokio::time::timeout(
+                    self.teardown_timeout,
+                    self.driver.teardown(&mut deployment),
+                )
+                .await;
+                let kept = match undo {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => {
+                        tracing::warn!(slug, "removing the unhealthy workspace failed: {e}");
+                        Some(deployment)
+                    }
+                    Err(_) => Some(deployment),
+                };
+                Err((
+                    format!(
+                        "found provisioning when hearth restarted; not healthy within {}: {why}; {}",
+                        crate::duration::display(self.health_timeout),
+                        if kept.is_none() {
+                            "removed"
+                        } else {
+                            "its removal did not finish"
+                        }
+                    ),
+                    kept,
+                ))
+            }
+        };
+        self.finish_provision(&slug, result, started, done);
     }
 
     /// The router, ready to serve on a unix listener.
@@ -125,9 +414,13 @@ impl<D: Driver> Hearth<D> {
     /// Tears down every workspace still up (waiting for provisions in flight first): hearth is
     /// exiting and must leave nothing behind.
     pub async fn shutdown(self: &Arc<Self>) {
+        if let Some(task) = self.rediscovery.lock().expect("hearth task lock").take() {
+            task.abort();
+        }
         let slugs: Vec<String> = {
-            let ws = self.workspaces.lock().expect("hearth state lock");
-            ws.iter()
+            let book = self.book();
+            book.workspaces
+                .iter()
                 .filter(|(_, e)| e.deployment.is_some() || e.provisioning.is_some())
                 .map(|(s, _)| s.clone())
                 .collect()
@@ -141,15 +434,15 @@ impl<D: Driver> Hearth<D> {
         }
         self.driver.sweep().await;
         // Process deployments that missed their deadline die with their `Child` handles.
-        self.workspaces.lock().expect("hearth state lock").clear();
+        self.book().workspaces.clear();
     }
 
     /// Starts (or joins) the teardown of `slug`; `None` if hearth knows no such workspace. The
     /// work is detached from the caller: it runs to its end whoever waits for it. A teardown
     /// of a workspace still provisioning waits for the provision to settle first.
     fn begin_teardown(self: &Arc<Self>, slug: &str) -> Option<Settled<StatusReport>> {
-        let mut ws = self.workspaces.lock().expect("hearth state lock");
-        let entry = ws.get_mut(slug)?;
+        let mut book = self.book();
+        let entry = book.workspaces.get_mut(slug)?;
         if let Some(rx) = &entry.teardown {
             return Some(rx.clone());
         }
@@ -163,12 +456,7 @@ impl<D: Driver> Hearth<D> {
                 settled(p).await;
             }
             let report = hearth.teardown_slug(&slug).await;
-            if let Some(e) = hearth
-                .workspaces
-                .lock()
-                .expect("hearth state lock")
-                .get_mut(&slug)
-            {
+            if let Some(e) = hearth.book().workspaces.get_mut(&slug) {
                 e.teardown = None;
             }
             tx.send_replace(Some(report));
@@ -178,8 +466,8 @@ impl<D: Driver> Hearth<D> {
 
     async fn teardown_slug(&self, slug: &str) -> StatusReport {
         let deployment = {
-            let mut ws = self.workspaces.lock().expect("hearth state lock");
-            let Some(entry) = ws.get_mut(slug) else {
+            let mut book = self.book();
+            let Some(entry) = book.workspaces.get_mut(slug) else {
                 unreachable!("entries are never removed while a teardown is in flight")
             };
             entry.reference.status = Status::TearingDown;
@@ -187,8 +475,8 @@ impl<D: Driver> Hearth<D> {
         };
         let Some(mut deployment) = deployment else {
             // Nothing running (provision failed, or already torn down): nothing to stop.
-            let mut ws = self.workspaces.lock().expect("hearth state lock");
-            let entry = ws.get_mut(slug).expect("entry exists");
+            let mut book = self.book();
+            let entry = book.workspaces.get_mut(slug).expect("entry exists");
             entry.reference.status = Status::TierTornDown;
             entry.reference.services.clear();
             return StatusReport {
@@ -201,8 +489,8 @@ impl<D: Driver> Hearth<D> {
         let work = self.driver.teardown(&mut deployment);
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.teardown_timeout, work).await;
-        let mut ws = self.workspaces.lock().expect("hearth state lock");
-        let entry = ws.get_mut(slug).expect("entry exists");
+        let mut book = self.book();
+        let entry = book.workspaces.get_mut(slug).expect("entry exists");
         entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok(Ok(())) => {
@@ -242,9 +530,25 @@ impl<D: Driver> Hearth<D> {
         let result = self
             .driver
             .provision(&slug, &profile, self.health_timeout)
-            .await;
-        let mut ws = self.workspaces.lock().expect("hearth state lock");
-        let entry = ws.get_mut(&slug).expect("inserted by the handler");
+            .await
+            .map_err(|e| (e, None));
+        self.finish_provision(&slug, result, started, done);
+    }
+
+    /// Records how a provision (or the settling of a rediscovered workspace) ended and tells
+    /// whoever waits. On failure, a deployment whose removal did not finish is kept for teardown.
+    fn finish_provision(
+        &self,
+        slug: &str,
+        result: ProvisionResult<D::Deployment>,
+        started: std::time::Instant,
+        done: watch::Sender<Option<DeploymentRef>>,
+    ) {
+        let mut book = self.book();
+        let entry = book
+            .workspaces
+            .get_mut(slug)
+            .expect("entries are never removed while a provision is in flight");
         entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(Provisioned {
@@ -257,15 +561,54 @@ impl<D: Driver> Hearth<D> {
                 entry.reference.services = services;
                 entry.deployment = Some(deployment);
             }
-            Err(e) => {
+            Err((e, kept)) => {
                 tracing::warn!(slug, "provision failed: {e}");
                 entry.reference.status = Status::Failed;
                 entry.reference.error = Some(e);
+                entry.deployment = kept;
             }
         }
         entry.provisioning = None;
         done.send_replace(Some(entry.reference.clone()));
     }
+
+    /// Waits (bounded) for a rediscovery attempt that starts after now, so a provision is
+    /// never refused on a stale failure. `None`: the view is complete; else why not.
+    async fn fresh_view(&self) -> Option<String> {
+        let mut changes = self.view_changed.subscribe();
+        let seen = match &self.book().view {
+            View::Complete => return None,
+            View::GaveUp { .. } => u32::MAX,
+            View::Rediscovering { failures, .. } => *failures,
+        };
+        self.poke.notify_one();
+        let wait = async {
+            loop {
+                let moved = match &self.book().view {
+                    View::Complete | View::GaveUp { .. } => true,
+                    View::Rediscovering { failures, .. } => *failures > seen,
+                };
+                if moved || changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(ATTEMPT_DEADLINE + RETRY_FIRST_PAUSE, wait).await;
+        match &self.book().view {
+            View::Complete => None,
+            View::GaveUp { error } => Some(error.clone()),
+            View::Rediscovering { last_error, .. } => Some(
+                last_error
+                    .clone()
+                    .unwrap_or_else(|| "hearth is still rediscovering its workspaces".into()),
+            ),
+        }
+    }
+}
+
+/// 503 `rediscovering`: hearth cannot say whether the workspace exists (yet).
+fn rediscovering(why: String) -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "rediscovering", why)
 }
 
 async fn provision<D: Driver>(
@@ -282,9 +625,16 @@ async fn provision<D: Driver>(
     if let Err(e) = req.profile.check() {
         return error(StatusCode::BAD_REQUEST, "bad_profile", e);
     }
+    if let Some(why) = hearth.book().held.get(&req.slug) {
+        return rediscovering(format!("hearth cannot place workspace {}: {why}", req.slug));
+    }
+    // Until rediscovery is complete the slug may exist: refuse the provision without touching
+    // anything, with the reason (the engine's own error when it does not answer).
+    let incomplete = hearth.fresh_view().await;
     let (tx, rx) = watch::channel(None);
     {
-        let mut ws = hearth.workspaces.lock().expect("hearth state lock");
+        let mut book = hearth.book();
+        let ws = &mut book.workspaces;
         if let Some(existing) = ws.get(&req.slug)
             && (existing.teardown.is_some()
                 || !matches!(
@@ -301,23 +651,29 @@ async fn provision<D: Driver>(
                 ),
             );
         }
-        ws.insert(
-            req.slug.clone(),
-            Entry {
-                reference: DeploymentRef {
-                    slug: req.slug.clone(),
-                    tier: req.profile.name.clone(),
-                    driver: D::KIND,
-                    status: Status::Provisioning,
-                    services: Vec::new(),
-                    error: None,
-                },
-                deployment: None,
-                timings: DriverTimings::default(),
-                provisioning: Some(rx.clone()),
-                teardown: None,
-            },
-        );
+        let reference = DeploymentRef {
+            slug: req.slug.clone(),
+            tier: req.profile.name.clone(),
+            driver: D::KIND,
+            status: Status::Provisioning,
+            services: Vec::new(),
+            error: None,
+        };
+        let view_now_complete = matches!(book.view, View::Complete);
+        if let Some(why) = incomplete.filter(|_| !view_now_complete) {
+            let mut entry = Entry::new(DeploymentRef {
+                status: Status::Failed,
+                error: Some(why),
+                ..reference
+            });
+            entry.placeholder = true;
+            let answer = entry.reference.clone();
+            book.workspaces.insert(req.slug.clone(), entry);
+            return Json(answer).into_response();
+        }
+        let mut entry = Entry::new(reference);
+        entry.provisioning = Some(rx.clone());
+        book.workspaces.insert(req.slug.clone(), entry);
     }
     // Detached: a caller that hangs up ends this handler, not the provision.
     let worker = hearth.clone();
@@ -337,6 +693,16 @@ async fn teardown<D: Driver>(
         Ok(b) => b,
         Err(r) => return bad_json(r),
     };
+    {
+        let book = hearth.book();
+        let placeable = match book.workspaces.get(&req.slug) {
+            Some(e) => !e.placeholder,
+            None => false,
+        };
+        if !placeable && let Some(why) = book.unplaceable(&req.slug) {
+            return rediscovering(why);
+        }
+    }
     let Some(rx) = hearth.begin_teardown(&req.slug) else {
         return error(
             StatusCode::NOT_FOUND,
@@ -352,8 +718,19 @@ async fn teardown<D: Driver>(
 
 /// `GET /v1/workspaces`: every workspace hearth knows, for a console rebuilding its view.
 async fn list<D: Driver>(State(hearth): State<Arc<Hearth<D>>>) -> Response {
-    let ws = hearth.workspaces.lock().expect("hearth state lock");
-    let mut all: Vec<DeploymentRef> = ws.values().map(|e| e.reference.clone()).collect();
+    let book = hearth.book();
+    // A partial list would make a console forget workspaces that exist.
+    if !matches!(book.view, View::Complete) {
+        return rediscovering(
+            book.unplaceable("any workspace")
+                .unwrap_or_else(|| "hearth is rediscovering".into()),
+        );
+    }
+    let mut all: Vec<DeploymentRef> = book
+        .workspaces
+        .values()
+        .map(|e| e.reference.clone())
+        .collect();
     all.sort_by(|a, b| a.slug.cmp(&b.slug));
     Json(all).into_response()
 }
@@ -362,8 +739,8 @@ async fn status<D: Driver>(
     State(hearth): State<Arc<Hearth<D>>>,
     UrlPath(slug): UrlPath<String>,
 ) -> Response {
-    let ws = hearth.workspaces.lock().expect("hearth state lock");
-    match ws.get(&slug) {
+    let book = hearth.book();
+    match book.workspaces.get(&slug) {
         Some(e) => Json(StatusReport {
             slug,
             status: e.reference.status,
@@ -371,10 +748,13 @@ async fn status<D: Driver>(
             timings: e.timings,
         })
         .into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no workspace {slug}"),
-        ),
+        None => match book.unplaceable(&slug) {
+            Some(why) => rediscovering(why),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no workspace {slug}"),
+            ),
+        },
     }
 }

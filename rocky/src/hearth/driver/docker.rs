@@ -17,9 +17,10 @@ use futures::future::join_all;
 use tokio::sync::OnceCell;
 
 use super::health::wait_healthy;
-use super::{Driver, Provisioned};
+use super::{Driver, Found, HealthCheck, Provisioned};
 use crate::api::hearth::{DeploymentRef, DriverKind, ServiceRef, Status};
 use crate::docker::inspect::published_port;
+use crate::docker::owner::{Claim, OwnerState, ProcessId, judge};
 use crate::docker::remove::remove_all;
 use crate::docker::{DockerError, SweepReport, connect, err, labels, sweep};
 use crate::tier::{ServiceSpec, TierProfile};
@@ -27,9 +28,6 @@ use crate::tier::{ServiceSpec, TierProfile};
 /// Seconds `docker stop` waits after SIGTERM before SIGKILL. The stand-in exits on SIGTERM at
 /// once; a service that ignores it is what the teardown deadline exists to catch.
 const STOP_GRACE_SECS: i32 = 10;
-
-/// How long a restarted hearth waits for a rediscovered workspace's services to answer.
-const REDISCOVER_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A workspace as the engine knows it: what teardown must remove.
 #[derive(Clone, Debug)]
@@ -231,11 +229,11 @@ impl DockerDriver {
     }
 
     /// What an earlier hearth of this session left, by workspace: its network (with the tier
-    /// label) and its service containers. A workspace whose network, tier or any service is
-    /// missing, stopped or unhealthy is removed and reported `failed`.
-    async fn find_left(
-        &self,
-    ) -> Result<Vec<(DeploymentRef, Option<DockerDeployment>)>, DockerError> {
+    /// label) and its service containers. A workspace whose owner may be alive elsewhere is
+    /// left alone ([`Found::Held`]). Of those whose owner is gone, one whose every service
+    /// runs is adopted to settle (it may still be becoming healthy); one whose network, tier or
+    /// any service is missing or stopped is removed and reported `failed`.
+    async fn find_left(&self) -> Result<Vec<Found<DockerDeployment>>, DockerError> {
         let docker = self.docker().await?.clone();
         let objects = sweep::list_labelled_objects(
             &docker,
@@ -249,8 +247,29 @@ impl DockerDriver {
                 by_slug.entry(slug.clone()).or_default().push(o);
             }
         }
+        let me = ProcessId::this_process();
         let mut found = Vec::new();
         for (slug, objects) in by_slug {
+            // Made by another process that may be alive (another host or PID namespace of
+            // this session, where this hearth's lock does not reach): never ours to remove.
+            let live_owner = objects.iter().find_map(|o| {
+                let claim = Claim::from_labels(&o.labels);
+                let mine = claim == Claim::from(&me);
+                (!mine && judge(&claim) != OwnerState::Gone).then(|| {
+                    format!(
+                        "its {} {} is owned by pid {} of host {} (PID namespace {}), which may be alive",
+                        o.kind,
+                        o.name,
+                        claim.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                        claim.host.as_deref().unwrap_or("?"),
+                        claim.pidns.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    )
+                })
+            });
+            if let Some(reason) = live_owner {
+                found.push(Found::Held { slug, reason });
+                continue;
+            }
             let network = objects.iter().find(|o| o.kind == "network");
             let containers: Vec<&sweep::LabelledObject> =
                 objects.iter().filter(|o| o.kind == "container").collect();
@@ -264,7 +283,9 @@ impl DockerDriver {
                 health: Duration::ZERO,
             };
             let checked = if network.is_none() || tier.is_empty() || containers.is_empty() {
-                Err("its network, tier label or containers are missing".to_owned())
+                Ok(Err(
+                    "its network, tier label or containers are missing".to_owned()
+                ))
             } else {
                 self.check_left(&docker, &containers).await
             };
@@ -272,15 +293,19 @@ impl DockerDriver {
                 slug: slug.clone(),
                 tier,
                 driver: DriverKind::LocalDocker,
-                status: Status::Ready,
+                status: Status::Provisioning,
                 services: Vec::new(),
                 error: None,
             };
-            match checked {
-                Ok(services) => {
+            match checked? {
+                Ok((services, checks)) => {
                     reference.services = services.clone();
                     deployment.services = services;
-                    found.push((reference, Some(deployment)));
+                    found.push(Found::Settling {
+                        reference,
+                        deployment,
+                        checks,
+                    });
                 }
                 Err(why) => {
                     tracing::warn!(slug, "incomplete at rediscovery ({why}); removing it");
@@ -289,7 +314,7 @@ impl DockerDriver {
                     reference.error = Some(format!(
                         "found incomplete when hearth restarted ({why}); removed"
                     ));
-                    found.push((reference, None));
+                    found.push(Found::Failed { reference });
                 }
             }
         }
@@ -299,14 +324,16 @@ impl DockerDriver {
         Ok(found)
     }
 
-    /// Every container running, labelled with its service, and answering its health route.
+    /// Every container running and labelled with its service: the services and the health
+    /// routes they must answer. `Ok(Err(why))`: the workspace is incomplete; `Err`: the engine
+    /// did not answer.
     async fn check_left(
         &self,
         docker: &Docker,
         containers: &[&sweep::LabelledObject],
-    ) -> Result<Vec<ServiceRef>, String> {
-        let deadline = Instant::now() + REDISCOVER_HEALTH_TIMEOUT;
+    ) -> Result<Result<(Vec<ServiceRef>, Vec<HealthCheck>), String>, DockerError> {
         let mut services = Vec::new();
+        let mut checks = Vec::new();
         for c in containers {
             let label = |key: &str| {
                 c.labels
@@ -314,29 +341,45 @@ impl DockerDriver {
                     .cloned()
                     .ok_or_else(|| format!("container {} has no {key} label", c.name))
             };
-            let name = label(labels::SERVICE)?;
-            let health = label(labels::HEALTH)?;
-            let port: u16 = label(labels::PORT)?
-                .parse()
-                .map_err(|_| format!("container {} has a bad {} label", c.name, labels::PORT))?;
-            let info = docker
+            let (name, health, port) = match (
+                label(labels::SERVICE),
+                label(labels::HEALTH),
+                label(labels::PORT),
+            ) {
+                (Ok(n), Ok(h), Ok(p)) => (n, h, p),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(Err(e)),
+            };
+            let Ok(port) = port.parse::<u16>() else {
+                return Ok(Err(format!(
+                    "container {} has a bad {} label",
+                    c.name,
+                    labels::PORT
+                )));
+            };
+            let info = match docker
                 .inspect_container(
                     &c.id,
                     None::<bollard::query_parameters::InspectContainerOptions>,
                 )
                 .await
-                .map_err(|e| format!("inspect container {}: {e}", c.name))?;
+            {
+                Ok(info) => info,
+                Err(e) if crate::docker::is_not_found(&e) => {
+                    return Ok(Err(format!("container {} is gone", c.name)));
+                }
+                Err(e) => return Err(err(format!("inspect container {}", c.name))(e)),
+            };
             if !info.state.and_then(|s| s.running).unwrap_or(false) {
-                return Err(format!("container {} is not running", c.name));
+                return Ok(Err(format!("container {} is not running", c.name)));
             }
             let image = info.config.and_then(|c| c.image).unwrap_or_default();
-            let host_port = published_port(docker, &c.id, port)
-                .await
-                .map_err(|e| e.to_string())?;
+            let host_port = published_port(docker, &c.id, port).await?;
             let addr = format!("127.0.0.1:{host_port}");
-            wait_healthy(&addr, &health, deadline)
-                .await
-                .map_err(|e| format!("service {name} ({addr}{health}): {e}"))?;
+            checks.push(HealthCheck {
+                service: name.clone(),
+                addr: addr.clone(),
+                path: health,
+            });
             services.push(ServiceRef {
                 name,
                 image,
@@ -344,7 +387,7 @@ impl DockerDriver {
             });
         }
         services.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(services)
+        Ok(Ok((services, checks)))
     }
 
     /// Objects of this session now belong to this hearth, but their `rocky.pid` names the
@@ -402,14 +445,9 @@ impl Driver for DockerDriver {
         self.remove(deployment).await.map_err(|e| e.to_string())
     }
 
-    async fn rediscover(&self) -> Vec<(DeploymentRef, Option<DockerDeployment>)> {
-        match self.find_left().await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!("cannot rediscover workspaces from the engine: {e}");
-                Vec::new()
-            }
-        }
+    async fn rediscover(&self) -> Result<Vec<Found<DockerDeployment>>, String> {
+        // The engine's own words: a provision refused meanwhile gives them as its reason.
+        self.find_left().await.map_err(|e| e.to_string())
     }
 
     async fn sweep(&self) {

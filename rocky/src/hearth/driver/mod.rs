@@ -26,6 +26,35 @@ pub struct Provisioned<D> {
     pub deployment: D,
 }
 
+/// One health route a rediscovered workspace must answer before hearth reports it `ready`.
+#[derive(Clone, Debug)]
+pub struct HealthCheck {
+    /// The service it belongs to, for the error.
+    pub service: String,
+    /// `host:port`.
+    pub addr: String,
+    /// The route, e.g. `/healthz`.
+    pub path: String,
+}
+
+/// One workspace an earlier hearth left, as rediscovery found it.
+pub enum Found<D> {
+    /// Every service exists and runs: adopted `provisioning` until `checks` all answer (then
+    /// `ready`), or torn down and `failed` if they do not within the health deadline.
+    Settling {
+        reference: crate::api::hearth::DeploymentRef,
+        deployment: D,
+        checks: Vec<HealthCheck>,
+    },
+    /// Left incomplete by an owner that is gone: what remained was removed; reported `failed`.
+    Failed {
+        reference: crate::api::hearth::DeploymentRef,
+    },
+    /// Owned by a live process that is not this hearth (another host or PID namespace of the
+    /// same session): left untouched; hearth cannot place it and answers 503 for it.
+    Held { slug: String, reason: String },
+}
+
 /// A way of running a tier's services.
 pub trait Driver: Send + Sync + 'static {
     /// What a provision made: what teardown must undo.
@@ -51,14 +80,15 @@ pub trait Driver: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), String>> + Send;
 
     /// Workspaces an earlier hearth of this session left (found by the engine's labels or the
-    /// driver's state file), with the reference hearth reports for each: `ready` with the
-    /// deployment when every service is there and answers its health route; otherwise what was
-    /// left is removed and the workspace is reported `failed` (with why) and no deployment.
+    /// driver's state file), each as [`Found`]. Work in flight is adopted, never removed: a
+    /// workspace whose services all run is [`Found::Settling`] (hearth waits for their health
+    /// routes); only what a gone owner left incomplete is removed ([`Found::Failed`]); what a
+    /// live owner elsewhere holds is left alone ([`Found::Held`]). `Err` (the engine did not
+    /// answer, the state file is unreadable): the view is incomplete and hearth tries again.
     fn rediscover(
         &self,
-    ) -> impl Future<Output = Vec<(crate::api::hearth::DeploymentRef, Option<Self::Deployment>)>> + Send
-    {
-        async { Vec::new() }
+    ) -> impl Future<Output = Result<Vec<Found<Self::Deployment>>, String>> + Send {
+        async { Ok(Vec::new()) }
     }
 
     /// Removes whatever of this hearth's may remain (hearth is exiting).

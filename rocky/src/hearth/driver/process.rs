@@ -11,8 +11,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::health::wait_healthy;
-use super::{Driver, Provisioned};
+use super::{Driver, Found, HealthCheck, Provisioned};
 use crate::api::hearth::{DeploymentRef, DriverKind, ServiceRef, Status};
+use crate::docker::owner::ProcessId;
 use crate::tier::{ServiceSpec, TierProfile};
 use serde::{Deserialize, Serialize};
 
@@ -23,8 +24,9 @@ pub struct ProcessDeployment {
     pub slug: String,
     pub children: Vec<Child>,
     /// Processes an earlier hearth started and this one re-adopted: not its children, so
-    /// tracked and signalled by pid.
-    pub adopted: Vec<u32>,
+    /// tracked by pid with what makes it theirs (host, PID namespace, start time), and
+    /// signalled only while all of it matches.
+    pub adopted: Vec<ProcessId>,
     pub services: Vec<ServiceRef>,
 }
 
@@ -46,7 +48,13 @@ pub struct StateEntry {
     pub services: Vec<ServiceRef>,
     /// Each service's health route, in the order of `services`.
     pub health: Vec<String>,
+    /// The service processes' pids (kept for older readers; never signalled on their own).
     pub pids: Vec<u32>,
+    /// The service processes, named so that a reused pid or one of another PID namespace is
+    /// never taken for them. Empty in a state file of an older hearth: those pids cannot be
+    /// verified, so they are never signalled.
+    #[serde(default)]
+    pub processes: Vec<ProcessId>,
 }
 
 impl ProcessDriver {
@@ -76,71 +84,86 @@ impl ProcessDriver {
         }
     }
 
-    /// Whether `pid` is a live stand-in (not a reused pid of some other program).
-    fn is_ours(&self, pid: u32) -> bool {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    /// Whether `process` is a live stand-in this session started: the very process (host, PID
+    /// namespace, start time), running the stand-in program.
+    fn is_ours(&self, process: &ProcessId) -> bool {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", process.pid)).ok();
         let standin = std::fs::canonicalize(&self.standin).ok();
-        crate::docker::sweep::process_alive(pid as i32) && exe.is_some() && exe == standin
+        process.is_running() && exe.is_some() && exe == standin
     }
 
-    /// Reads the state an earlier hearth left: workspaces whose processes all live and answer
-    /// their health route are re-adopted `ready`; of the others, surviving processes are
-    /// stopped and the workspace is reported `failed` with why.
-    async fn find_left(&self) -> Vec<(DeploymentRef, Option<ProcessDeployment>)> {
+    /// Reads the state an earlier hearth left: workspaces whose processes all live are adopted
+    /// to settle (hearth waits for their health routes: they may still be becoming healthy);
+    /// of the others, surviving processes are stopped and the workspace is reported `failed`
+    /// with why. `Err`: the state file exists but cannot be read (nothing is touched).
+    async fn find_left(&self) -> Result<Vec<Found<ProcessDeployment>>, String> {
         let Some(path) = &self.state else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let left: BTreeMap<String, StateEntry> = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!("ignoring the unreadable state file {}: {e}", path.display());
-                BTreeMap::new()
-            }),
-            Err(_) => BTreeMap::new(),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("failed to read the state file {}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(format!(
+                    "failed to read the state file {}: {e}",
+                    path.display()
+                ));
+            }
         };
         let mut found = Vec::new();
         let mut kept = BTreeMap::new();
         for (slug, entry) in left {
-            let dead: Vec<u32> = entry
-                .pids
+            let (ours, dead): (Vec<ProcessId>, Vec<ProcessId>) = entry
+                .processes
                 .iter()
-                .copied()
-                .filter(|p| !self.is_ours(*p))
-                .collect();
-            let mut why =
-                (!dead.is_empty()).then(|| format!("service processes {dead:?} were gone"));
-            if why.is_none() {
-                let deadline = Instant::now() + REDISCOVER_HEALTH_TIMEOUT;
-                for (service, health) in entry.services.iter().zip(&entry.health) {
-                    let addr = service.endpoint.trim_start_matches("http://");
-                    if let Err(e) = wait_healthy(addr, health, deadline).await {
-                        why = Some(format!("service {} at {addr}: {e}", service.name));
-                        break;
-                    }
-                }
-            }
+                .cloned()
+                .partition(|p| self.is_ours(p));
+            let why = if entry.processes.is_empty() && !entry.pids.is_empty() {
+                // An older hearth's record names pids only: whether they are still its stand-ins
+                // cannot be known, so they are neither adopted nor signalled.
+                Some(format!(
+                    "its service processes {:?} are recorded without their start time; not adopted, not stopped",
+                    entry.pids
+                ))
+            } else if !dead.is_empty() {
+                let pids: Vec<u32> = dead.iter().map(|p| p.pid).collect();
+                Some(format!("service processes {pids:?} were gone"))
+            } else {
+                None
+            };
             let mut reference = DeploymentRef {
                 slug: slug.clone(),
                 tier: entry.tier.clone(),
                 driver: DriverKind::Process,
-                status: Status::Ready,
+                status: Status::Provisioning,
                 services: entry.services.clone(),
                 error: None,
             };
             let mut deployment = ProcessDeployment {
                 slug: slug.clone(),
                 children: Vec::new(),
-                adopted: entry
-                    .pids
-                    .iter()
-                    .copied()
-                    .filter(|p| self.is_ours(*p))
-                    .collect(),
+                adopted: ours,
                 services: entry.services.clone(),
             };
             match why {
                 None => {
+                    let checks = entry
+                        .services
+                        .iter()
+                        .zip(&entry.health)
+                        .map(|(service, health)| HealthCheck {
+                            service: service.name.clone(),
+                            addr: service.endpoint.trim_start_matches("http://").to_owned(),
+                            path: health.clone(),
+                        })
+                        .collect();
                     kept.insert(slug, entry);
-                    found.push((reference, Some(deployment)));
+                    found.push(Found::Settling {
+                        reference,
+                        deployment,
+                        checks,
+                    });
                 }
                 Some(why) => {
                     tracing::warn!(slug, "incomplete at rediscovery ({why}); stopping it");
@@ -150,14 +173,14 @@ impl ProcessDriver {
                     reference.error = Some(format!(
                         "found incomplete when hearth restarted ({why}); stopped"
                     ));
-                    found.push((reference, None));
+                    found.push(Found::Failed { reference });
                 }
             }
         }
         let mut ws = self.workspaces.lock().expect("process state lock");
         *ws = kept;
         self.save(&ws);
-        found
+        Ok(found)
     }
 }
 
@@ -169,7 +192,8 @@ pub fn state_path(socket: &std::path::Path) -> PathBuf {
 }
 
 /// Stops (SIGKILL) every stand-in the state file at `state` names that still runs: what a
-/// hearth killed and never restarted left. Returns their pids.
+/// hearth killed and never restarted left. Only processes recorded with their host, PID
+/// namespace and start time, all matching, are signalled. Returns their pids.
 pub fn stop_left(state: &std::path::Path, standin: &std::path::Path) -> Vec<u32> {
     let driver = ProcessDriver::new(standin.to_owned(), None);
     let left: BTreeMap<String, StateEntry> = std::fs::read(state)
@@ -177,48 +201,38 @@ pub fn stop_left(state: &std::path::Path, standin: &std::path::Path) -> Vec<u32>
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut stopped = Vec::new();
-    for pid in left.values().flat_map(|e| e.pids.iter().copied()) {
-        if driver.is_ours(pid) {
-            // SAFETY: kill(2) on a live stand-in that the state file names.
-            unsafe {
-                libc::kill(pid as i32, libc::SIGKILL);
-            }
-            stopped.push(pid);
+    for process in left.values().flat_map(|e| e.processes.iter()) {
+        if driver.is_ours(process) && process.signal(libc::SIGKILL) {
+            stopped.push(process.pid);
         }
     }
     stopped
 }
 
-/// How long a restarted hearth waits for a rediscovered workspace's services to answer.
-const REDISCOVER_HEALTH_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// SIGTERM to every adopted pid, SIGKILL to those alive after [`KILL_GRACE`]; waits (bounded)
-/// until each is gone. They are not our children: their exit is seen by polling.
-async fn stop_adopted(pids: &mut Vec<u32>) {
-    use crate::docker::sweep::process_alive;
-    for pid in pids.iter() {
-        // SAFETY: kill(2) on a pid checked to be a stand-in this hearth's session started.
-        unsafe {
-            libc::kill(*pid as i32, libc::SIGTERM);
-        }
+/// SIGTERM to every adopted process, SIGKILL to those alive after [`KILL_GRACE`]; waits
+/// (bounded) until each is gone. They are not our children: their exit is seen by polling.
+/// Each signal goes only to the very process recorded ([`ProcessId::signal`]).
+async fn stop_adopted(processes: &mut Vec<ProcessId>) {
+    for p in processes.iter() {
+        p.signal(libc::SIGTERM);
     }
-    let gone = |pids: &Vec<u32>| pids.iter().all(|p| !process_alive(*p as i32));
+    let gone = |ps: &Vec<ProcessId>| ps.iter().all(|p| !p.is_running());
     let grace = tokio::time::Instant::now() + KILL_GRACE;
-    while !gone(pids) && tokio::time::Instant::now() < grace {
+    while !gone(processes) && tokio::time::Instant::now() < grace {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    for pid in pids.iter().filter(|p| process_alive(**p as i32)) {
-        tracing::warn!(pid, "adopted service ignored SIGTERM; sending SIGKILL");
-        // SAFETY: as above.
-        unsafe {
-            libc::kill(*pid as i32, libc::SIGKILL);
-        }
+    for p in processes.iter().filter(|p| p.is_running()) {
+        tracing::warn!(
+            pid = p.pid,
+            "adopted service ignored SIGTERM; sending SIGKILL"
+        );
+        p.signal(libc::SIGKILL);
     }
     let killed = tokio::time::Instant::now() + KILL_GRACE;
-    while !gone(pids) && tokio::time::Instant::now() < killed {
+    while !gone(processes) && tokio::time::Instant::now() < killed {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    pids.retain(|p| process_alive(*p as i32));
+    processes.retain(ProcessId::is_running);
 }
 
 impl Driver for ProcessDriver {
@@ -265,6 +279,12 @@ impl Driver for ProcessDriver {
                     services: deployment.services.clone(),
                     health: profile.services.iter().map(|s| s.health.clone()).collect(),
                     pids: deployment.children.iter().filter_map(Child::id).collect(),
+                    processes: deployment
+                        .children
+                        .iter()
+                        .filter_map(Child::id)
+                        .filter_map(ProcessId::of_pid)
+                        .collect(),
                 },
             );
             self.save(&ws);
@@ -319,7 +339,7 @@ impl Driver for ProcessDriver {
         Ok(())
     }
 
-    async fn rediscover(&self) -> Vec<(DeploymentRef, Option<ProcessDeployment>)> {
+    async fn rediscover(&self) -> Result<Vec<Found<ProcessDeployment>>, String> {
         self.find_left().await
     }
 }
@@ -382,5 +402,102 @@ impl ProcessDriver {
                 endpoint: format!("http://{addr}"),
             },
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(pids: Vec<u32>, processes: Vec<ProcessId>) -> StateEntry {
+        StateEntry {
+            tier: "solo".into(),
+            services: Vec::new(),
+            health: Vec::new(),
+            pids,
+            processes,
+        }
+    }
+
+    fn write(state: &std::path::Path, entries: &[(&str, StateEntry)]) {
+        let map: BTreeMap<String, StateEntry> = entries
+            .iter()
+            .map(|(s, e)| (s.to_string(), e.clone()))
+            .collect();
+        std::fs::write(state, serde_json::to_vec(&map).unwrap()).unwrap();
+    }
+
+    /// `stop_left` signals a recorded process only when host, PID namespace and start time all
+    /// match the live one: never a reused pid, one of another namespace, or an unverifiable one.
+    #[test]
+    fn stop_left_signals_only_the_very_process_recorded() {
+        // `sleep` plays the stand-in: `is_ours` also wants the program to match.
+        let program = std::fs::canonicalize("/bin/sleep").expect("/bin/sleep");
+        let mut child = std::process::Command::new(&program)
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id();
+        let me = ProcessId::of_pid(pid).expect("the child runs");
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("hearth.sock.state.json");
+        write(
+            &state,
+            &[
+                (
+                    "reused",
+                    entry(
+                        vec![pid],
+                        vec![ProcessId {
+                            start: me.start + 1,
+                            ..me.clone()
+                        }],
+                    ),
+                ),
+                (
+                    "elsewhere",
+                    entry(
+                        vec![pid],
+                        vec![ProcessId {
+                            pidns: me.pidns + 1,
+                            ..me.clone()
+                        }],
+                    ),
+                ),
+                (
+                    "other-host",
+                    entry(
+                        vec![pid],
+                        vec![ProcessId {
+                            host: "another-runner/boot/machine".into(),
+                            ..me.clone()
+                        }],
+                    ),
+                ),
+                ("old-record", entry(vec![pid], Vec::new())),
+            ],
+        );
+        let stopped = stop_left(&state, &program);
+        let still_running = child.try_wait().unwrap().is_none();
+        write(&state, &[("mine", entry(vec![pid], vec![me.clone()]))]);
+        let stopped_mine = stop_left(&state, &program);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut exit = None;
+        while exit.is_none() && std::time::Instant::now() < deadline {
+            exit = child.try_wait().unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(
+            stopped,
+            Vec::<u32>::new(),
+            "signalled a process not recorded"
+        );
+        assert!(still_running, "a mismatched record killed the process");
+        assert_eq!(stopped_mine, vec![pid]);
+        use std::os::unix::process::ExitStatusExt;
+        let exit = exit.expect("the recorded process exits within 10 s of stop_left");
+        assert_eq!(exit.signal(), Some(libc::SIGKILL));
     }
 }
