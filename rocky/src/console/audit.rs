@@ -1,43 +1,37 @@
 //! Failing closed when the HATCH append of a lifecycle action fails (contract §2): the action
-//! is refused with 503 `audit_unavailable` and undone, so no half-state outlives the refusal.
+//! is refused with 503 `audit_unavailable` and its caller undoes what it did (each act's undo
+//! sits beside its forward step, see [`super::workspaces`]), so no half-state outlives the
+//! refusal.
 
-use crate::api::hearth::Status;
+use super::Console;
+use crate::hatch::{Event, EventKind, HatchError};
+use crate::http::ApiError;
 
-use super::{Console, WorkspaceView};
+impl Console {
+    /// Appends a lifecycle record, failing closed: when the append fails the action must be
+    /// refused (503 `audit_unavailable`) and undone, so an audit gap is never silent.
+    pub(super) fn audit(&self, event: Event) -> Result<(), ApiError> {
+        let kind = event.kind;
+        self.config.hatch.append(event).map(|_| ()).map_err(|e| {
+            tracing::error!("refusing {kind}: the HATCH append failed: {e}");
+            audit_unavailable(kind, &e)
+        })
+    }
 
-/// Gives back a slug reserved for a provision that was refused before hearth was called:
-/// the entry it replaced (a torn-down or failed workspace) comes back, or the slug is free.
-pub(super) fn release(console: &Console, slug: &str, previous: Option<WorkspaceView>) {
-    let mut ws = console.workspaces.lock().expect("console state lock");
-    match previous {
-        Some(p) => {
-            ws.insert(slug.to_owned(), p);
-        }
-        None => {
-            ws.remove(slug);
+    /// Appends a record the stream follower observed (no caller to refuse). A record that
+    /// cannot be written is logged loudly and kept on the run's view as its error.
+    pub(super) fn record(&self, event: Event) {
+        if let Err(e) = self.config.hatch.append(event) {
+            tracing::error!("failed to append to the HATCH log: {e}");
         }
     }
 }
 
-/// Tears down a workspace hearth provisioned but whose `hearth.provisioned` record could not
-/// be written; the console's status then mirrors what hearth reports.
-pub(super) async fn roll_back_provisioning(console: &Console, slug: &str) {
-    let status = match console
-        .config
-        .hearth
-        .teardown(slug, console.config.deadlines.teardown)
-        .await
-    {
-        Ok(report) => report.status,
-        Err(e) => {
-            tracing::error!(
-                "rolling back {slug} after a failed audit append: teardown failed: {e}"
-            );
-            Status::Failed
-        }
-    };
-    let mut ws = console.workspaces.lock().expect("console state lock");
-    if let Some(w) = ws.get_mut(slug) {
-        w.status = status;
-    }
+/// The 503 a lifecycle action gets when its audit record cannot be written.
+fn audit_unavailable(kind: EventKind, e: &HatchError) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        format!("refused: the audit record {kind} could not be written ({e}); nothing was changed"),
+    )
 }

@@ -7,6 +7,7 @@
 mod audit;
 mod routes;
 mod stream;
+mod workspaces;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ use crate::vault::Keyring;
 
 pub use crate::api::console::{NodeView, RejectedFrame, RunView, WorkspaceView};
 pub use routes::MAX_BODY_BYTES;
+use workspaces::Outcome;
+pub(crate) use workspaces::workspace;
 
 /// Everything the console needs, fixed at start.
 pub struct ConsoleConfig {
@@ -47,6 +50,10 @@ pub struct ConsoleConfig {
 pub struct Deadlines {
     /// A provision call to hearth (covers image start and health checks).
     pub provision: Duration,
+    /// Past `provision`, how long the console goes on asking hearth how the provision went
+    /// (hearth carries on with it) before it answers 504 and leaves the status `provisioning`
+    /// for a later read to settle: the console never records a failure hearth did not report.
+    pub provision_follow: Duration,
     /// A teardown call to hearth (hearth enforces its own, shorter, deadline inside).
     pub teardown: Duration,
     /// From submission to `RunEnded`; past it the run ends `failed`.
@@ -64,6 +71,7 @@ impl Default for Deadlines {
     fn default() -> Self {
         Deadlines {
             provision: Duration::from_secs(90),
+            provision_follow: Duration::from_secs(90),
             teardown: Duration::from_secs(90),
             run: Duration::from_secs(60),
             worker_call: Duration::from_secs(10),
@@ -84,14 +92,6 @@ struct RunEntry {
     closed: Mutex<bool>,
     /// For eviction once ended (see [`crate::retention`]).
     created: std::time::Instant,
-}
-
-/// How a teardown ended, shared by every DELETE that joined it.
-#[derive(Clone, Debug)]
-pub(crate) struct Outcome {
-    status: axum::http::StatusCode,
-    code: &'static str,
-    message: String,
 }
 
 /// The console's shared state.
@@ -182,24 +182,6 @@ impl Console {
         }
         runs.insert(run_id, entry);
     }
-
-    /// Appends a lifecycle record, failing closed: when the append fails the action must be
-    /// refused (503 `audit_unavailable`) and undone, so an audit gap is never silent.
-    fn audit(&self, event: crate::hatch::Event) -> Result<(), crate::http::ApiError> {
-        let kind = event.kind;
-        self.config.hatch.append(event).map(|_| ()).map_err(|e| {
-            tracing::error!("refusing {kind}: the HATCH append failed: {e}");
-            audit_unavailable(kind, &e)
-        })
-    }
-
-    /// Appends a record the stream follower observed (no caller to refuse). A record that
-    /// cannot be written is logged loudly and kept on the run's view as its error.
-    fn record(&self, event: crate::hatch::Event) {
-        if let Err(e) = self.config.hatch.append(event) {
-            tracing::error!("failed to append to the HATCH log: {e}");
-        }
-    }
 }
 
 /// The fixed sentence for a call to the worker that got no answer, for records and snapshots.
@@ -208,15 +190,13 @@ impl Console {
 /// unreachable host), so the record does not say; the full error goes to the log.
 pub(crate) const WORKER_UNREACHABLE: &str = "the worker could not be reached";
 
-/// The 503 a lifecycle action gets when its audit record cannot be written.
-pub(crate) fn audit_unavailable(
-    kind: crate::hatch::EventKind,
-    e: &crate::hatch::HatchError,
-) -> crate::http::ApiError {
+/// The 500 of a detached piece of work (a provision, a run admission) that ended without an
+/// answer (it panicked): the caller learns it, the console keeps serving.
+pub(crate) fn lost(what: &str, e: tokio::task::JoinError) -> crate::http::ApiError {
     crate::http::ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
-        format!("refused: the audit record {kind} could not be written ({e}); nothing was changed"),
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("the {what} ended without an answer: {e}"),
     )
 }
 

@@ -25,7 +25,9 @@ pub(super) const MAX_PROMPTS: usize = 64;
 
 type Shared = Arc<Console>;
 
-mod runs;
+// `runs` is reached from `console::workspaces` for `cancel_at_worker` until that call moves
+// beside the worker client.
+pub(super) mod runs;
 mod workspaces;
 
 use runs::{get_run, submit_run};

@@ -22,8 +22,8 @@ use crate::hearth::Status;
 use crate::http::ApiError;
 use crate::kahn::RunStatus;
 
-use super::workspaces::{lost, workspace};
 use super::{DEFAULT_MAX_RALPH_ITERS, MAX_PROMPTS};
+use crate::console::{lost, workspace};
 
 pub(super) async fn submit_run(
     State(console): State<Shared>,
@@ -182,7 +182,7 @@ async fn submit_to_worker(console: &Console, run: &SubmitRun) -> Result<RunAccep
 
 /// `POST {worker}/v1/runs/{id}/cancel` with the HMAC bearer: the run ends `cancelled` at its
 /// next step. `Err` is the fixed sentence saying why the worker did not take the cancel.
-pub(super) async fn cancel_at_worker(console: &Console, run_id: &str) -> Result<(), String> {
+pub(crate) async fn cancel_at_worker(console: &Console, run_id: &str) -> Result<(), String> {
     let path = crate::api::worker::paths::cancel(run_id);
     let bearer = console
         .config

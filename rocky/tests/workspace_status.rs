@@ -1,0 +1,418 @@
+//! Statuses only from hearth (contract §9): the console mirrors hearth and never invents a
+//! status. A teardown it refuses restores the status it found; past its own provisioning
+//! deadline it asks hearth how the provision went instead of recording a failure hearth never
+//! reported; and only hearth's 404 means "gone" (a 503 is asked again).
+//!
+//! hearth runs on a real unix socket with a scripted driver: a workspace named `fail-…` fails
+//! to provision, one named `slow-…` is slow to get healthy (its provision waits until the test
+//! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
+//! rediscovering hearth does. The console is served on loopback and driven over HTTP.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rocky::api::hearth::{DriverKind, ServiceRef};
+use rocky::auth::{LocalAuth, Principal, Role};
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::Hatch;
+use rocky::hearth::client::HearthClient;
+use rocky::hearth::driver::{Driver, Provisioned};
+use rocky::hearth::server::Hearth;
+use rocky::tier::{ServiceSpec, TierProfile};
+use rocky::vault::Keyring;
+use tokio::sync::watch;
+
+/// How long any wait of these tests may take before it fails, naming what it waited for.
+const PATIENCE: Duration = Duration::from_secs(20);
+const TOKEN: &str = "admin-token-workspace-status";
+/// The reason the scripted driver gives for a failed provision.
+const HEARTH_REASON: &str = "service lore at 127.0.0.1:1: no answer on /healthz";
+
+/// How a `slow-…` provision ends once its gate opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    Closed,
+    Healthy,
+    Unhealthy,
+}
+
+struct ScriptedDriver {
+    gate: watch::Receiver<Gate>,
+}
+
+impl Driver for ScriptedDriver {
+    type Deployment = ();
+    const KIND: DriverKind = DriverKind::Process;
+
+    async fn provision(
+        &self,
+        slug: &str,
+        profile: &TierProfile,
+        _health: Duration,
+    ) -> Result<Provisioned<()>, String> {
+        if slug.starts_with("fail-") {
+            return Err(HEARTH_REASON.into());
+        }
+        if slug.starts_with("slow-") {
+            let mut gate = self.gate.clone();
+            let opened = gate
+                .wait_for(|g| *g != Gate::Closed)
+                .await
+                .map(|g| *g)
+                .unwrap_or(Gate::Unhealthy);
+            if opened == Gate::Unhealthy {
+                return Err(HEARTH_REASON.into());
+            }
+        }
+        Ok(Provisioned {
+            services: profile
+                .services
+                .iter()
+                .map(|s| ServiceRef {
+                    name: s.name.clone(),
+                    image: s.image.clone(),
+                    endpoint: "http://127.0.0.1:1".into(),
+                })
+                .collect(),
+            health: Duration::ZERO,
+            deployment: (),
+        })
+    }
+
+    async fn teardown(&self, _d: &mut ()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct Stack {
+    _dir: tempfile::TempDir,
+    url: String,
+    hatch: Arc<Hatch>,
+    gate: watch::Sender<Gate>,
+    /// `GET /v1/status/…` calls hearth answered.
+    status_calls: Arc<AtomicUsize>,
+    /// How many of the next status calls answer 503 "rediscovering".
+    unavailable: Arc<AtomicUsize>,
+    http: reqwest::Client,
+}
+
+/// A hearth with the scripted driver and a console with `deadlines`.
+async fn stack(deadlines: Deadlines) -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let (gate, gate_rx) = watch::channel(Gate::Closed);
+    let hearth = Arc::new(Hearth::new(
+        ScriptedDriver { gate: gate_rx },
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+    ));
+    let status_calls = Arc::new(AtomicUsize::new(0));
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let (calls, refuse) = (status_calls.clone(), unavailable.clone());
+    let observe = axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let (calls, refuse) = (calls.clone(), refuse.clone());
+            async move {
+                if req.uri().path().starts_with("/v1/status/") {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let refused = refuse
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok();
+                    if refused {
+                        return rocky::http::error(
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "rediscovering",
+                            "hearth is rediscovering its workspaces",
+                        );
+                    }
+                }
+                next.run(req).await
+            }
+        },
+    );
+    let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
+    tokio::spawn(rocky::http::serve(
+        listener,
+        hearth.router().layer(observe),
+        std::future::pending(),
+    ));
+    let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
+    let profile = TierProfile {
+        name: "solo".into(),
+        services: vec![ServiceSpec {
+            name: "lore".into(),
+            image: "standin".into(),
+            port: 8080,
+            health: "/healthz".into(),
+            env: Default::default(),
+        }],
+    };
+    let config = ConsoleConfig {
+        auth: LocalAuth::from_tokens(vec![(
+            TOKEN.into(),
+            Principal {
+                name: "admin".into(),
+                role: Role::Admin,
+            },
+        )])
+        .expect("tokens"),
+        hearth: HearthClient::new(&socket),
+        // No worker: every run these tests submit is refused before the worker is called.
+        worker_url: "http://127.0.0.1:9".into(),
+        keyring: Keyring::single("v1", b"workspace-status-secret"),
+        hatch: hatch.clone(),
+        tiers: BTreeMap::from([("solo".to_owned(), profile)]),
+        deadlines,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind console");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(rocky::http::serve(
+        listener,
+        Console::new(config).router(),
+        std::future::pending(),
+    ));
+    Stack {
+        _dir: dir,
+        url,
+        hatch,
+        gate,
+        status_calls,
+        unavailable,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// Deadlines with the console's provision deadline cut to `provision`, followed by `follow`.
+fn short(provision: Duration, follow: Duration) -> Deadlines {
+    Deadlines {
+        provision,
+        provision_follow: follow,
+        ..Deadlines::default()
+    }
+}
+
+impl Stack {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        call(&self.http, &self.url, method, path, body).await
+    }
+
+    /// `POST /api/hearth/workspaces` for `slug` on a task of its own.
+    fn provision_in_background(
+        &self,
+        slug: &str,
+    ) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
+        let (http, url) = (self.http.clone(), self.url.clone());
+        let body = serde_json::json!({"slug": slug, "tier": "solo"});
+        tokio::spawn(async move {
+            call(
+                &http,
+                &url,
+                reqwest::Method::POST,
+                "/api/hearth/workspaces",
+                Some(body),
+            )
+            .await
+        })
+    }
+
+    async fn status_of(&self, slug: &str) -> String {
+        let (status, view) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/hearth/workspaces/{slug}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "GET workspace {slug}: {view}");
+        view["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn submit(&self, slug: &str) -> (u16, serde_json::Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/api/ralph/runs",
+            Some(serde_json::json!({"workspace": slug, "prompts": ["write the spec"]})),
+        )
+        .await
+    }
+
+    fn records(&self) -> Vec<rocky::hatch::Record> {
+        self.hatch.records().expect("read the HATCH log back")
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.records().into_iter().map(|r| r.kind).collect()
+    }
+
+    /// Waits until hearth's status route was called `n` times: the console is asking hearth
+    /// about a provision past its own deadline.
+    async fn until_status_calls(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.status_calls.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the console did not ask hearth's status {n} times within {PATIENCE:?} (asked {})",
+                self.status_calls.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = http
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(TOKEN)
+        .timeout(PATIENCE);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the console did not answer {path}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+async fn answer(
+    task: tokio::task::JoinHandle<(u16, serde_json::Value)>,
+) -> (u16, serde_json::Value) {
+    tokio::time::timeout(PATIENCE, task)
+        .await
+        .unwrap_or_else(|_| panic!("the provision did not answer within {PATIENCE:?}"))
+        .expect("the provision request task")
+}
+
+#[tokio::test]
+async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
+    let s = stack(Deadlines::default()).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/hearth/workspaces",
+            Some(serde_json::json!({"slug": "fail-ws", "tier": "solo"})),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(s.status_of("fail-ws").await, "failed");
+    s.hatch.inject_append_failure(true);
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/fail-ws",
+            None,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        s.status_of("fail-ws").await,
+        "failed",
+        "the refused teardown restores the status it found"
+    );
+    let (status, body) = s.submit("fail-ws").await;
+    assert_eq!(status, 409, "a failed workspace admits no run: {body}");
+    assert_eq!(body["error"]["code"], "workspace_not_ready", "{body}");
+    s.hatch.inject_append_failure(false);
+    assert_eq!(s.kinds(), ["hearth.provisioning_started", "hearth.failed"]);
+}
+
+#[tokio::test]
+async fn past_its_deadline_the_console_records_the_ready_hearth_reports() {
+    let s = stack(short(Duration::from_millis(200), PATIENCE)).await;
+    // hearth answers 503 (rediscovering) to the first two asks: not gone, asked again.
+    s.unavailable.store(2, Ordering::SeqCst);
+    let task = s.provision_in_background("slow-ready");
+    s.until_status_calls(3).await;
+    assert_eq!(s.status_of("slow-ready").await, "provisioning");
+    s.gate.send_replace(Gate::Healthy);
+    let (status, body) = answer(task).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["services"][0]["name"], "lore", "{body}");
+    assert_eq!(s.status_of("slow-ready").await, "ready");
+    assert_eq!(
+        s.kinds(),
+        ["hearth.provisioning_started", "hearth.provisioned"],
+        "no hearth.failed for a provision hearth completed"
+    );
+}
+
+#[tokio::test]
+async fn past_its_deadline_the_console_records_the_failure_hearth_reports() {
+    let s = stack(short(Duration::from_millis(200), PATIENCE)).await;
+    let task = s.provision_in_background("slow-failing");
+    s.until_status_calls(1).await;
+    s.gate.send_replace(Gate::Unhealthy);
+    let (status, body) = answer(task).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "provisioning_failed", "{body}");
+    assert_eq!(s.status_of("slow-failing").await, "failed");
+    let records = s.records();
+    let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["hearth.provisioning_started", "hearth.failed"]);
+    assert_eq!(
+        records[1].data["reason"], HEARTH_REASON,
+        "hearth's reason, not the console's deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_settles_it() {
+    let s = stack(short(
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    ))
+    .await;
+    let (status, body) = answer(s.provision_in_background("slow-pending")).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "provisioning_unsettled", "{body}");
+    assert_eq!(s.status_of("slow-pending").await, "provisioning");
+    let (status, body) = s.submit("slow-pending").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(s.kinds(), ["hearth.provisioning_started"]);
+    s.gate.send_replace(Gate::Healthy);
+    // A later read settles it from hearth.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let now = s.status_of("slow-pending").await;
+        if now == "ready" {
+            break;
+        }
+        assert_eq!(now, "provisioning", "only hearth's statuses");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the console did not settle slow-pending as ready within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        s.kinds(),
+        ["hearth.provisioning_started", "hearth.provisioned"]
+    );
+    // Settled as any provision: it tears down as one.
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/slow-pending",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
