@@ -1,8 +1,6 @@
 //! The workspace routes: provision (detached, fail-closed audit), read, and teardown
 //! (joined when concurrent, runs ended first).
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,11 +11,10 @@ use axum::response::{IntoResponse, Response};
 use super::{Shared, authorize, parse};
 use crate::api::console::CreateWorkspace;
 use crate::auth::Right;
-use crate::console::{Console, Outcome, RunEntry, WorkspaceView};
+use crate::console::{Console, Outcome, WorkspaceView};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;
 use crate::http::ApiError;
-use crate::kahn::RunStatus;
 
 pub(super) async fn create_workspace(
     State(console): State<Shared>,
@@ -269,7 +266,7 @@ async fn teardown_work(
     let ops = console.ops(&slug);
     let guard = ops.lock_owned().await;
     set_status(&console, &slug, Status::TearingDown);
-    cancel_runs(&console, &slug).await;
+    crate::console::runs::cancel_workspace_runs(&console, &slug).await;
     let outcome = match console
         .audit(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug))
     {
@@ -360,50 +357,5 @@ async fn decommission(console: &Console, slug: &str, who: &str) -> Outcome {
             "teardown_failed",
             format!("teardown of {slug} failed: {e}"),
         ),
-    }
-}
-
-/// Asks the worker to cancel every active run of `slug` and waits (bounded) until each has
-/// ended, so its `ralph.run.ended` is recorded before the teardown's first record. A run the
-/// worker cannot be asked to cancel (unreachable, refusing) or that does not end in time is
-/// ended by the console itself: `ralph.run.ended` with `cancelled` and the reason, and later
-/// frames of it are ignored.
-async fn cancel_runs(console: &Console, slug: &str) {
-    let active: Vec<(String, Arc<RunEntry>)> = console
-        .runs
-        .lock()
-        .expect("console state lock")
-        .iter()
-        .filter(|(_, e)| {
-            let v = e.view.lock().expect("run view lock");
-            v.workspace == slug && v.status == RunStatus::Running
-        })
-        .map(|(id, e)| (id.clone(), e.clone()))
-        .collect();
-    for (run_id, entry) in active {
-        let reason = match super::runs::cancel_at_worker(console, &run_id).await {
-            Err(refused) => Some(refused),
-            Ok(()) => {
-                let mut ended = entry.ended.subscribe();
-                let wait = console.config.deadlines.worker_call;
-                tokio::time::timeout(wait, ended.wait_for(|e| *e))
-                    .await
-                    .is_err()
-                    .then(|| {
-                        format!(
-                            "the run did not end within {} of its cancel",
-                            crate::duration::display(wait)
-                        )
-                    })
-            }
-        };
-        if let Some(reason) = reason {
-            tracing::warn!(run_id, "{reason}; the console ends it cancelled");
-            entry.close(
-                console,
-                RunStatus::Cancelled,
-                Some(format!("workspace {slug} torn down; {reason}")),
-            );
-        }
     }
 }
