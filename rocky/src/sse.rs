@@ -1,7 +1,8 @@
 //! A pure parser of `text/event-stream` (WHATWG HTML §9.2.6), for the console's follower and
 //! for fuzzing: lines end with CRLF, LF or CR (a CR at the end of one chunk and an LF at the
 //! start of the next are one line end); fields `data`, `id`, `event`, `retry`; comments and
-//! unknown fields are ignored; a leading BOM is skipped. Unlike a browser it is bounded: a line
+//! unknown fields are ignored except `mac`, which
+//! authenticates its event (see `vault::answer`) and is kept with it; a leading BOM is skipped. Unlike a browser it is bounded: a line
 //! longer than `max_line` or an event larger than `max_event` is an error, not a buffer that
 //! grows with whatever the peer sends.
 
@@ -21,6 +22,9 @@ pub struct SseMessage {
     pub event: Option<String>,
     /// The data lines joined with LF.
     pub data: String,
+    /// The event's `mac:` field (the worker's MAC of this frame), when one was given. Unlike
+    /// `id` it does not persist: each event carries its own.
+    pub mac: Option<String>,
 }
 
 /// Why the stream cannot be parsed further.
@@ -44,6 +48,7 @@ pub struct SseParser {
     at_start: bool,
     data: String,
     event: Option<String>,
+    mac: Option<String>,
     last_id: Option<String>,
     retry: Option<Duration>,
 }
@@ -64,6 +69,7 @@ impl SseParser {
             at_start: true,
             data: String::new(),
             event: None,
+            mac: None,
             last_id: None,
             retry: None,
         }
@@ -150,6 +156,7 @@ impl SseParser {
                 self.data.push('\n');
             }
             "event" => self.event = Some(value.to_owned()),
+            "mac" => self.mac = Some(value.to_owned()),
             "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
             "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
                 if let Ok(ms) = value.parse::<u64>() {
@@ -163,6 +170,7 @@ impl SseParser {
 
     fn dispatch(&mut self, out: &mut Vec<SseMessage>) {
         let event = self.event.take();
+        let mac = self.mac.take();
         if self.data.is_empty() {
             return;
         }
@@ -172,6 +180,7 @@ impl SseParser {
             id: self.last_id.clone(),
             event,
             data,
+            mac,
         });
     }
 }
@@ -194,6 +203,7 @@ mod tests {
             id: id.map(str::to_owned),
             event: None,
             data: data.to_owned(),
+            mac: None,
         }
     }
 

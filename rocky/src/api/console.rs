@@ -85,6 +85,15 @@ pub struct RejectedFrame {
     pub reason: String,
 }
 
+/// A record about a run that could not be appended to the HATCH log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UnrecordedRecord {
+    /// Its event kind, e.g. `ralph.node.succeeded`.
+    pub kind: String,
+    /// Why the append failed.
+    pub error: String,
+}
+
 /// `GET /api/ralph/runs/{run_id}` answer.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunView {
@@ -92,8 +101,15 @@ pub struct RunView {
     pub workspace: String,
     pub status: RunStatus,
     pub nodes: Vec<NodeView>,
-    /// Frames that failed `kahn/1` validation, with why.
+    /// Frames refused (not authenticated, or not `kahn/1`), with why: the first 32.
     pub rejected_frames: Vec<RejectedFrame>,
+    /// How many frames were refused in all (`rejected_frames` keeps only the first ones).
+    #[serde(default)]
+    pub rejected_total: u64,
+    /// Records about the run the HATCH log refused to append (the follower has no caller to
+    /// refuse): each is a gap in the log, so the run never reads `succeeded` with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<UnrecordedRecord>,
     /// Why the run ended the way it did, when the stream itself went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -13,6 +13,15 @@ pub mod paths {
     /// `POST`: cancel a run (its workspace is being torn down) (axum pattern).
     pub const CANCEL: &str = "/v1/runs/{run_id}/cancel";
 
+    /// `POST`: cancel the run a submission started, named by its bearer's nonce, for a caller
+    /// that never got an authenticated answer to it (axum pattern).
+    pub const CANCEL_SUBMISSION: &str = "/v1/submissions/{nonce}/cancel";
+
+    /// The URL path that cancels the submission signed with `nonce`.
+    pub fn cancel_submission(nonce: &str) -> String {
+        format!("/v1/submissions/{nonce}/cancel")
+    }
+
     /// The URL path that cancels run `run_id`.
     pub fn cancel(run_id: &str) -> String {
         format!("{RUNS}/{run_id}/cancel")

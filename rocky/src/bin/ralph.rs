@@ -34,6 +34,10 @@ enum Command {
         /// Write KAHN field FROM under the name TO (`FROM:TO`).
         #[arg(long, value_parser = parse_rename)]
         kahn_rename: Option<(String, String)>,
+        /// How long a run may have no open event stream before it is cancelled, e.g. `30s`
+        /// (an open stream renews it).
+        #[arg(long, default_value = "30s", value_parser = parse_lease)]
+        follow_lease: std::time::Duration,
     },
 }
 
@@ -46,6 +50,7 @@ async fn main() -> std::process::ExitCode {
         max_skew_secs,
         kahn_schema,
         kahn_rename,
+        follow_lease,
     } = Args::parse().command;
     let keyring = match vault {
         Some(path) => Keyring::from_file(&path),
@@ -71,14 +76,15 @@ async fn main() -> std::process::ExitCode {
             .local_addr()
             .expect("bound listener has an address")
     );
-    let worker = Worker::new(WorkerConfig {
+    let config = WorkerConfig {
         keyring,
         max_skew_secs,
         encoding: Encoding {
             schema: kahn_schema,
             rename: kahn_rename,
         },
-    });
+    };
+    let worker = Worker::with_follow_lease(config, follow_lease);
     match rocky::http::serve(listener, worker.router(), rocky::shutdown::signalled()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -86,6 +92,13 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A lease between 100 ms and an hour: shorter would cancel a run between two reconnects.
+fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    rocky::duration::parse_within(s, Duration::from_millis(100), Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
 }
 
 /// `FROM:TO`, both non-empty.

@@ -17,14 +17,6 @@ impl Console {
             audit_unavailable(kind, &e)
         })
     }
-
-    /// Appends a record the stream follower observed (no caller to refuse). A record that
-    /// cannot be written is logged loudly and kept on the run's view as its error.
-    pub(super) fn record(&self, event: Event) {
-        if let Err(e) = self.config.hatch.append(event) {
-            tracing::error!("failed to append to the HATCH log: {e}");
-        }
-    }
 }
 
 /// The 503 a lifecycle action gets when its audit record cannot be written.

@@ -6,23 +6,26 @@
 
 mod audit;
 mod routes;
+mod runs;
 mod stream;
 mod workspaces;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::auth::LocalAuth;
+use crate::client::worker::WorkerClient;
 use crate::hatch::Hatch;
 use crate::hearth::client::HearthClient;
 
 use crate::tier::TierProfile;
 use crate::vault::Keyring;
 
-pub use crate::api::console::{NodeView, RejectedFrame, RunView, WorkspaceView};
+pub use crate::api::console::{NodeView, RejectedFrame, RunView, UnrecordedRecord, WorkspaceView};
 pub use routes::MAX_BODY_BYTES;
 use workspaces::Outcome;
 pub(crate) use workspaces::workspace;
@@ -92,13 +95,19 @@ struct RunEntry {
     closed: Mutex<bool>,
     /// For eviction once ended (see [`crate::retention`]).
     created: std::time::Instant,
+    /// The worker's run is known to be over (a valid `RunEnded` arrived, or the worker took
+    /// a cancel): nothing is left to cancel when the console stops following it.
+    worker_done: AtomicBool,
+    /// The console asked the worker to cancel the run (a teardown): a `RunEnded` `cancelled`
+    /// is the answer, not the worker's own decision.
+    cancel_requested: AtomicBool,
 }
 
 /// The console's shared state.
 pub struct Console {
     config: ConsoleConfig,
-    /// Reused for every worker call: one connection pool, kept alive.
-    http: reqwest::Client,
+    /// Every call to the worker, signed, with its answers authenticated.
+    worker: WorkerClient,
     workspaces: Mutex<HashMap<String, WorkspaceView>>,
     runs: Mutex<HashMap<String, Arc<RunEntry>>>,
     /// Per workspace: held by a provision, a run admission or a teardown for as long as it
@@ -110,16 +119,14 @@ pub struct Console {
 
 impl Console {
     pub fn new(config: ConsoleConfig) -> Arc<Console> {
-        // A worker address that swallows packets (a killed container's) fails a connect at
-        // the worker-call deadline, not at the kernel's minutes of SYN retries.
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .connect_timeout(config.deadlines.worker_call)
-            .build()
-            .expect("a plain HTTP client builds");
+        let worker = WorkerClient::new(
+            config.worker_url.clone(),
+            config.keyring.clone(),
+            config.deadlines.worker_call,
+        );
         Arc::new(Console {
             config,
-            http,
+            worker,
             workspaces: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
             ops: Mutex::new(HashMap::new()),
@@ -166,8 +173,9 @@ impl Console {
     }
 
     /// Keeps `entry` for readers, first dropping the ended runs past [`crate::retention`]'s
-    /// bounds: the console's memory stays bounded however many runs pass through it.
-    fn keep_run(&self, run_id: String, entry: Arc<RunEntry>) {
+    /// bounds: the console's memory stays bounded however many runs pass through it. Returns
+    /// the evicted runs the worker may still be executing (the caller cancels them).
+    fn keep_run(&self, run_id: String, entry: Arc<RunEntry>) -> Vec<String> {
         use crate::retention::{RunAge, evictions};
         let mut runs = self.runs.lock().expect("console state lock");
         let ages = runs.iter().map(|(id, e)| {
@@ -177,18 +185,18 @@ impl Console {
             };
             (id.clone(), age)
         });
+        let mut live = Vec::new();
         for id in evictions(ages, std::time::Instant::now()) {
-            runs.remove(&id);
+            if let Some(gone) = runs.remove(&id)
+                && !gone.worker_done()
+            {
+                live.push(id);
+            }
         }
         runs.insert(run_id, entry);
+        live
     }
 }
-
-/// The fixed sentence for a call to the worker that got no answer, for records and snapshots.
-/// Whether the connection was refused, timed out or dropped depends on how the worker went
-/// away and on the network (a dead container's address may swallow packets or answer with an
-/// unreachable host), so the record does not say; the full error goes to the log.
-pub(crate) const WORKER_UNREACHABLE: &str = "the worker could not be reached";
 
 /// The 500 of a detached piece of work (a provision, a run admission) that ended without an
 /// answer (it panicked): the caller learns it, the console keeps serving.
@@ -200,6 +208,12 @@ pub(crate) fn lost(what: &str, e: tokio::task::JoinError) -> crate::http::ApiErr
     )
 }
 
+/// Most rejected frames a run's view keeps (the count goes on); the first is the evidence.
+const MAX_REJECTED_KEPT: usize = 32;
+/// Longest reason kept for a rejected frame or an unrecorded record: the peer chooses what
+/// goes into some of them (a field name).
+const MAX_REASON_LEN: usize = 240;
+
 impl RunEntry {
     fn new(view: RunView, expected_nodes: usize) -> RunEntry {
         RunEntry {
@@ -208,6 +222,8 @@ impl RunEntry {
             expected_nodes,
             closed: Mutex::new(false),
             created: std::time::Instant::now(),
+            worker_done: AtomicBool::new(false),
+            cancel_requested: AtomicBool::new(false),
         }
     }
 
@@ -216,35 +232,86 @@ impl RunEntry {
         *self.closed.lock().expect("run closed lock")
     }
 
+    /// Whether the worker's run is known to be over.
+    fn worker_done(&self) -> bool {
+        self.worker_done.load(Ordering::SeqCst)
+    }
+
+    fn set_worker_done(&self) {
+        self.worker_done.store(true, Ordering::SeqCst);
+    }
+
+    /// Appends a record the follower observed (no caller to refuse). A record that cannot be
+    /// written is kept on the run's view (`unrecorded`), so the run cannot read `succeeded`
+    /// with its records missing, and the report shows it.
+    fn record(&self, console: &Console, event: crate::hatch::Event) {
+        let kind = event.kind;
+        if let Err(e) = console.config.hatch.append(event) {
+            tracing::error!("failed to append {kind} to the HATCH log: {e}");
+            self.view
+                .lock()
+                .expect("run view lock")
+                .unrecorded
+                .push(UnrecordedRecord {
+                    kind: kind.to_string(),
+                    error: crate::client::worker::truncate(e.to_string(), MAX_REASON_LEN),
+                });
+        }
+    }
+
     /// Records `event` about this run unless it has ended.
     fn record_open(&self, console: &Console, event: crate::hatch::Event) {
         let closed = self.closed.lock().expect("run closed lock");
         if !*closed {
-            console.record(event);
+            self.record(console, event);
+        }
+    }
+
+    /// Keeps a refused frame as evidence, within bounds: every one is counted, the first
+    /// [`MAX_REJECTED_KEPT`] are kept with their reasons.
+    fn reject(&self, event_id: Option<String>, reason: String) {
+        let mut v = self.view.lock().expect("run view lock");
+        v.rejected_total += 1;
+        if v.rejected_frames.len() < MAX_REJECTED_KEPT {
+            v.rejected_frames.push(RejectedFrame {
+                event_id: event_id.map(|id| crate::client::worker::truncate(id, 32)),
+                reason: crate::client::worker::truncate(reason, MAX_REASON_LEN),
+            });
         }
     }
 
     /// Ends the run once: its view takes `status` (and `failure` as its error), and
-    /// `ralph.run.ended` is recorded with the counts and the reason. False if it had ended.
+    /// `ralph.run.ended` is recorded with the counts and the reason. A run some of whose
+    /// records could not be written never ends `succeeded`. False if it had ended.
     fn close(
         &self,
         console: &Console,
         status: crate::kahn::RunStatus,
         failure: Option<String>,
     ) -> bool {
+        use crate::kahn::RunStatus;
         let mut closed = self.closed.lock().expect("run closed lock");
         if *closed {
             return false;
         }
-        let (run_id, workspace, nodes_seen, rejected) = {
+        let (run_id, workspace, nodes_seen, rejected, status, failure) = {
             let mut v = self.view.lock().expect("run view lock");
+            let (status, failure) = match v.unrecorded.first() {
+                Some(first) if status == RunStatus::Succeeded => (
+                    RunStatus::Failed,
+                    Some(unrecorded_reason(v.unrecorded.len(), first)),
+                ),
+                _ => (status, failure),
+            };
             v.status = status;
             v.error = failure.clone();
             (
                 v.run_id.clone(),
                 v.workspace.clone(),
                 v.nodes.len(),
-                v.rejected_frames.len(),
+                v.rejected_total,
+                status,
+                failure,
             )
         };
         let mut data = serde_json::json!({
@@ -256,12 +323,24 @@ impl RunEntry {
         if let Some(reason) = &failure {
             data["reason"] = serde_json::Value::String(reason.clone());
         }
-        console.record(
+        self.record(
+            console,
             crate::hatch::Event::new(crate::hatch::EventKind::RunEnded, "system")
                 .workspace(&workspace)
                 .run_id(&run_id)
                 .data(data),
         );
+        {
+            // Its own end could not be written: the view says so rather than `succeeded`.
+            let mut v = self.view.lock().expect("run view lock");
+            if v.status == RunStatus::Succeeded
+                && let Some(first) = v.unrecorded.first()
+            {
+                let reason = unrecorded_reason(v.unrecorded.len(), first);
+                v.status = RunStatus::Failed;
+                v.error = Some(reason);
+            }
+        }
         *closed = true;
         drop(closed);
         self.ended.send_replace(true);
@@ -269,11 +348,15 @@ impl RunEntry {
     }
 
     /// How many frames the console refused so far.
-    fn rejected(&self) -> usize {
-        self.view
-            .lock()
-            .expect("run view lock")
-            .rejected_frames
-            .len()
+    fn rejected(&self) -> u64 {
+        self.view.lock().expect("run view lock").rejected_total
     }
+}
+
+/// The fixed sentence for a run some of whose records the HATCH log refused.
+fn unrecorded_reason(count: usize, first: &UnrecordedRecord) -> String {
+    format!(
+        "{count} record(s) of the run could not be appended to the HATCH log (first: {}: {})",
+        first.kind, first.error
+    )
 }

@@ -1,5 +1,8 @@
-//! Following a run: the console reads the worker's SSE stream of KAHN frames, validates every
-//! frame strictly, and turns terminal node transitions and the run's end into HATCH records.
+//! Following a run: the console reads the worker's SSE stream of KAHN frames, takes only the
+//! frames whose MAC authenticates them (bound to this stream's request, the run and the frame's
+//! `seq`; see [`crate::vault::answer`]), validates each strictly, and turns terminal node
+//! transitions and the run's end into HATCH records. A frame that is not authenticated is
+//! refused and counted like one that is not `kahn/1`, with its reason.
 //!
 //! The follow is bounded by the run deadline, resumes with `Last-Event-ID` when the connection
 //! drops (a worker restart included, for as long as [`Deadlines::worker_gone`] without
@@ -15,16 +18,15 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
+use std::sync::atomic::Ordering;
 
-use super::{Console, NodeView, RejectedFrame, RunEntry};
+use super::{Console, NodeView, RunEntry};
+use crate::client::worker::{EventsError, Read, Received};
 use crate::hatch::{Event, EventKind};
 use crate::kahn::{self, Frame, NodeState, RunStatus};
 
 /// Actor of records caused by the worker's stream rather than by a caller.
 const SYSTEM: &str = "system";
-
-use crate::sse::{SseMessage, SseParser};
 
 /// First wait before reconnecting, unless the stream set `retry:`.
 const BASE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -43,6 +45,9 @@ struct Progress {
     messages: u64,
     /// The reconnection time the worker asked for (`retry:`).
     retry: Option<std::time::Duration>,
+    /// The `seq` of the last frame taken: a frame must come after it (a frame repeated or
+    /// moved back on one connection is refused even when its MAC holds).
+    last_seq: u64,
 }
 
 /// Follows `entry`'s run to its end and records it. Never returns before the run has ended.
@@ -58,6 +63,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         ended: None,
         messages: 0,
         retry: None,
+        last_seq: 0,
     };
     let mut failure: Option<String> = None;
     // When the stream last delivered a message (or the follow began): a worker that stays
@@ -127,6 +133,15 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
             }
         }
     }
+    if failure.is_none()
+        && progress.ended == Some(RunStatus::Cancelled)
+        && !entry.cancel_requested.load(Ordering::SeqCst)
+    {
+        // Nobody here asked: the worker ended it because no follower renewed its lease.
+        failure = Some(
+            "the worker cancelled the run: no follower renewed its follow lease in time".into(),
+        );
+    }
     if failure.is_none() && progress.ended != Some(RunStatus::Cancelled) {
         // The worker may say `succeeded` while the console could not read every node: the
         // console's record is what it verified, so the run ends failed, with why.
@@ -139,12 +154,15 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         }
     }
     let status = match (&failure, progress.ended) {
-        (None, Some(s)) => s,
+        (None, Some(s)) | (Some(_), Some(s @ RunStatus::Cancelled)) => s,
         _ => RunStatus::Failed,
     };
+    if progress.ended.is_some() {
+        entry.set_worker_done();
+    }
     // A run the console already ended (its workspace's teardown could not reach the worker)
     // keeps that end: nothing more is recorded about it.
-    entry.close(&console, status, failure);
+    console.stop_following(&entry, status, failure).await;
 }
 
 /// Why a connection to the event stream ended before `RunEnded`.
@@ -157,21 +175,14 @@ enum StreamError {
     Final(String),
 }
 
-fn transient(e: reqwest::Error) -> StreamError {
-    StreamError::Transient {
-        detail: e.to_string(),
-    }
-}
-
 /// What a non-success answer to `GET /v1/runs/{id}/events` means for the follow.
-fn refused(status: reqwest::StatusCode) -> StreamError {
-    let code = status.as_u16();
+fn refused(code: u16) -> StreamError {
     match code {
         404 => StreamError::Final(
             "the worker no longer knows the run (404): it was restarted, or evicted the run"
                 .to_owned(),
         ),
-        _ if status.is_server_error() => StreamError::Transient {
+        500..=599 => StreamError::Transient {
             detail: format!("the worker answered {code} to the event stream"),
         },
         _ => StreamError::Final(format!("the worker refused the event stream ({code})")),
@@ -186,48 +197,40 @@ async fn read_stream(
     workspace: &str,
     progress: &mut Progress,
 ) -> Result<(), StreamError> {
-    let path = crate::api::worker::paths::events(run_id);
-    let bearer = console
-        .config
-        .keyring
-        .sign("GET", &path, b"", crate::vault::now_unix());
-    let mut request = console
-        .http
-        .get(format!("{}{path}", console.config.worker_url))
-        .header("authorization", bearer)
-        .header("accept", "text/event-stream");
-    if let Some(id) = &progress.last_event_id {
-        request = request.header("last-event-id", id);
-    }
-    let response = request.send().await.map_err(transient)?;
-    if !response.status().is_success() {
-        return Err(refused(response.status()));
-    }
-    let mut body = response.bytes_stream();
-    let mut parser = SseParser::default();
-    let mut messages = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(transient)?;
-        let parsed = parser.push(&chunk, &mut messages);
-        progress.retry = parser.retry().or(progress.retry);
-        if let Err(e) = &parsed
-            && messages.is_empty()
+    let mut stream = console
+        .worker
+        .events(run_id, progress.last_event_id.as_deref())
+        .await
+        .map_err(|e| match e {
+            EventsError::Transport(detail) => StreamError::Transient { detail },
+            EventsError::Status(code) => refused(code),
+        })?;
+    loop {
+        let (received, broken) = match stream.read().await {
+            Read::Closed => return Ok(()),
+            Read::Failed(detail) => return Err(StreamError::Transient { detail }),
+            Read::Frames { received, broken } => (received, broken),
+        };
+        progress.retry = stream.retry().or(progress.retry);
+        if let Some(e) = &broken
+            && received.is_empty()
         {
             return Err(unreadable(e));
         }
-        for message in messages.drain(..) {
+        for received in received {
             progress.messages += 1;
-            if message.id.is_some() {
-                progress.last_event_id = message.id.clone();
+            if received.message.id.is_some() {
+                progress.last_event_id = received.message.id.clone();
             }
-            handle(console, entry, run_id, workspace, progress, message);
+            handle(console, entry, run_id, workspace, progress, received);
         }
         if progress.ended.is_some() || entry.is_closed() {
             return Ok(());
         }
-        parsed.map_err(|e| unreadable(&e))?;
+        if let Some(e) = broken {
+            return Err(unreadable(&e));
+        }
     }
-    Ok(())
 }
 
 /// A stream that breaks the SSE rules (e.g. a line past the bound): reconnecting would read
@@ -242,22 +245,20 @@ fn handle(
     run_id: &str,
     workspace: &str,
     progress: &mut Progress,
-    message: SseMessage,
+    received: Received,
 ) {
     if entry.is_closed() {
         return;
     }
+    let message = received.message;
     let reject = |reason: String| {
         tracing::warn!(run_id, "KAHN frame rejected: {reason}");
-        entry
-            .view
-            .lock()
-            .expect("run view lock")
-            .rejected_frames
-            .push(RejectedFrame {
-                event_id: message.id.clone(),
-                reason,
-            });
+        entry.reject(message.id.clone(), reason);
+    };
+    // The MAC first: nothing the worker did not vouch for is even parsed as a frame.
+    let seq = match received.authenticated {
+        Ok(seq) => seq,
+        Err(reason) => return reject(reason),
     };
     let envelope = match kahn::validate(&message.data) {
         Ok(e) => e,
@@ -269,6 +270,19 @@ fn handle(
             envelope.frame.run_id()
         ));
     }
+    if envelope.frame.seq() != seq {
+        return reject(format!(
+            "frame seq {} arrived under SSE id {seq}",
+            envelope.frame.seq()
+        ));
+    }
+    if seq <= progress.last_seq {
+        return reject(format!(
+            "frame seq {seq} does not follow seq {}",
+            progress.last_seq
+        ));
+    }
+    progress.last_seq = seq;
     match envelope.frame {
         Frame::NodeAttempt {
             node_id, attempt, ..
@@ -324,11 +338,9 @@ fn node_mut<'a>(nodes: &'a mut Vec<NodeView>, node_id: &str) -> &'a mut NodeView
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn sse_parser_handles_split_chunks_and_comments() {
-        let mut p = SseParser::default();
+        let mut p = crate::sse::SseParser::default();
         let mut out = Vec::new();
         p.push(b": keep-alive\n\nid: 1\nda", &mut out)
             .expect("parse");

@@ -28,13 +28,12 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tokio::sync::{OwnedMutexGuard, watch};
 
-use super::{Console, RunEntry, WorkspaceView, lost};
+use super::{Console, WorkspaceView, lost};
 use crate::api::hearth::{DeploymentRef, StatusReport};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;
 use crate::hearth::client::HearthError;
 use crate::http::ApiError;
-use crate::kahn::RunStatus;
 use crate::tier::TierProfile;
 
 /// How often the console asks hearth about a provision past the console's own deadline.
@@ -448,7 +447,7 @@ impl Console {
         // Forward step *mark*, remembering what it found for its undo.
         let found = workspace(&self, &slug).map(|w| w.status);
         self.set_status(&slug, Status::TearingDown);
-        cancel_runs(&self, &slug).await;
+        super::runs::cancel_workspace_runs(&self, &slug).await;
         let outcome = match self
             .audit(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug))
         {
@@ -578,49 +577,4 @@ enum Said {
     Settled(Made),
     /// Not settled (or hearth could not say): what it answered.
     Pending(String),
-}
-
-/// Asks the worker to cancel every active run of `slug` and waits (bounded) until each has
-/// ended, so its `ralph.run.ended` is recorded before the teardown's first record. A run the
-/// worker cannot be asked to cancel (unreachable, refusing) or that does not end in time is
-/// ended by the console itself: `ralph.run.ended` with `cancelled` and the reason, and later
-/// frames of it are ignored.
-async fn cancel_runs(console: &Console, slug: &str) {
-    let active: Vec<(String, Arc<RunEntry>)> = console
-        .runs
-        .lock()
-        .expect("console state lock")
-        .iter()
-        .filter(|(_, e)| {
-            let v = e.view.lock().expect("run view lock");
-            v.workspace == slug && v.status == RunStatus::Running
-        })
-        .map(|(id, e)| (id.clone(), e.clone()))
-        .collect();
-    for (run_id, entry) in active {
-        let reason = match super::routes::runs::cancel_at_worker(console, &run_id).await {
-            Err(refused) => Some(refused),
-            Ok(()) => {
-                let mut ended = entry.ended.subscribe();
-                let wait = console.config.deadlines.worker_call;
-                tokio::time::timeout(wait, ended.wait_for(|e| *e))
-                    .await
-                    .is_err()
-                    .then(|| {
-                        format!(
-                            "the run did not end within {} of its cancel",
-                            crate::duration::display(wait)
-                        )
-                    })
-            }
-        };
-        if let Some(reason) = reason {
-            tracing::warn!(run_id, "{reason}; the console ends it cancelled");
-            entry.close(
-                console,
-                RunStatus::Cancelled,
-                Some(format!("workspace {slug} torn down; {reason}")),
-            );
-        }
-    }
 }

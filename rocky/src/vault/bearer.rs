@@ -158,6 +158,12 @@ pub fn parse_bearer(header: &str) -> Result<(String, i64), BearerError> {
     parse_header(header).map(|t| (t.key_id.to_owned(), t.ts))
 }
 
+/// The nonce of a well-formed bearer header, which the worker's answers to it are bound to
+/// (see `answer`).
+pub(super) fn parse_bearer_nonce(header: &str) -> Option<String> {
+    parse_header(header).ok().map(|t| t.nonce.to_owned())
+}
+
 /// The parts of a bearer token, borrowed from the header.
 struct Token<'a> {
     key_id: &'a str,

@@ -38,7 +38,7 @@ impl Keyring {
     }
 }
 
-fn mac(secret: &[u8], message: &[u8]) -> [u8; 32] {
+pub(super) fn mac(secret: &[u8], message: &[u8]) -> [u8; 32] {
     let mut m = <HmacSha256 as Mac>::new_from_slice(secret).expect("hmac accepts any key length");
     m.update(message);
     m.finalize().into_bytes().into()
