@@ -64,13 +64,16 @@ pub fn name(test_name: &str, feature: &str, scenario: &str, services: &str) -> S
 /// what this scenario is checked against.
 pub fn verify(taken: Result<Taken, String>) -> Result<(), String> {
     let taken = taken?;
-    verify_against(
+    let summary = verify_against(
         &taken.log,
         Some(&taken.key),
         std::slice::from_ref(&taken.checkpoint),
     )
-    .map(drop)
-    .map_err(|e| format!("HATCH log {} does not verify: {e}", taken.log.display()))
+    .map_err(|e| format!("HATCH log {} does not verify: {e}", taken.log.display()))?;
+    // The final seal (it extends the one taken before) is what the scenario leaves behind.
+    let path = &taken.checkpoint.path;
+    rocky::secure_file::write_private(path, &summary.seal.encode())
+        .map_err(|e| format!("failed to keep the checkpoint {}: {e}", path.display()))
 }
 
 /// The `the HATCH log verifies` step: chain, seal and key, now.
@@ -97,6 +100,61 @@ fn file_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rocky::hatch::{Event, EventKind, Hatch, seal_path};
+
+    fn log_with(records: usize) -> (tempfile::TempDir, PathBuf, Hatch) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hatch.jsonl");
+        let hatch = Hatch::with_file(&log).unwrap();
+        for _ in 0..records {
+            hatch
+                .append(Event::new(EventKind::ProvisioningStarted, "admin"))
+                .unwrap();
+        }
+        (dir, log, hatch)
+    }
+
+    #[test]
+    fn an_intact_log_passes_and_leaves_its_final_seal_as_the_checkpoint() {
+        let (_dir, log, hatch) = log_with(2);
+        let taken = take(&log, "seal_check::intact (unit)").unwrap();
+        let kept = taken.checkpoint.path.clone();
+        hatch
+            .append(Event::new(EventKind::Provisioned, "system"))
+            .unwrap();
+        drop(hatch);
+        verify(Ok(taken)).unwrap();
+        assert_eq!(
+            std::fs::read(&kept).unwrap(),
+            std::fs::read(seal_path(&log)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_log_put_back_after_the_checkpoint_fails() {
+        let (_dir, log, hatch) = log_with(1);
+        let older = std::fs::read(seal_path(&log)).unwrap();
+        let first_line = std::fs::read_to_string(&log).unwrap();
+        hatch
+            .append(Event::new(EventKind::Provisioned, "system"))
+            .unwrap();
+        let taken = take(&log, "seal_check::rolled back (unit)").unwrap();
+        drop(hatch);
+        std::fs::write(&log, first_line).unwrap();
+        std::fs::write(seal_path(&log), older).unwrap();
+        let err = verify(Ok(taken)).unwrap_err();
+        assert!(err.contains("rolled back"), "{err}");
+    }
+
+    #[test]
+    fn a_seal_under_another_key_fails_before_the_stop() {
+        let (_dir, log, hatch) = log_with(1);
+        drop(hatch);
+        rocky::vault::write_keyring_file(&default_key_path(&log), "hatch-1", &[("hatch-1", "x")])
+            .unwrap();
+        let err = verify(take(&log, "seal_check::forged (unit)")).unwrap_err();
+        assert!(err.contains("forged or the key is wrong"), "{err}");
+    }
 
     #[test]
     fn test_names_make_plain_file_names() {
