@@ -131,9 +131,9 @@ async fn matches_snapshot(world: &mut PlayWorld) {
 
 #[then("the HATCH log verifies")]
 async fn log_verifies(world: &mut PlayWorld) {
+    // Chain, seal and seal key (contract §2), as `rocky-e2e hatch verify --key` checks them.
     let path = world.stack().hatch_path.clone();
-    rocky::hatch::verify_file(&path)
-        .unwrap_or_else(|e| panic!("HATCH log {} does not verify: {e}", path.display()));
+    crate::chain::seal_check::verify_now(&path).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// `feature__scenario-name`, from the feature file and the scenario: never insta's automatic

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::chain::seal_check;
 use crate::chain::{Act, Evidence};
 use crate::stack::{Stack, StackOptions};
 use rocky::client::ConsoleClient;
@@ -402,6 +403,16 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
             logs.push((title.clone(), text_of(&lines)));
         }
     }
+    // Contract §2: the live log verifies (chain, seal, key); its seal is the checkpoint.
+    let seal = world.stack.as_ref().map(|s| {
+        let name = seal_check::name(
+            &world.test_name,
+            &world.feature,
+            &world.scenario,
+            s.services(),
+        );
+        seal_check::take(&s.hatch_path, &name)
+    });
     let session = world.options.session.clone();
     if let Some(stack) = world.stack.take()
         && let Err(e) = stack.stop().await
@@ -451,6 +462,10 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
                 text,
             },
         );
+    }
+    // After the stop: the final log still verifies and extends the checkpoint.
+    if let Some(Err(problem)) = seal.map(seal_check::verify) {
+        panic!("{problem}");
     }
 }
 

@@ -9,11 +9,13 @@
 //! - `expect`: expected chains ([`ExpectedChain`]) and their patterns.
 //! - `gap`: the comparison ([`check`], [`check_counts`], [`check_never`]) and its result.
 //! - `report`: the gap report as text.
+//! - `seal_check`: every scenario's log verified (chain, seal, key, checkpoint) before it passes.
 
 mod act;
 mod expect;
 mod gap;
 mod report;
+pub mod seal_check;
 
 pub use act::Act;
 pub use expect::{Expectation, ExpectedChain, KindPattern};

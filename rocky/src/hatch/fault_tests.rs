@@ -153,6 +153,12 @@ fn one_failing_call_refuses_one_append_and_the_writer_recovers() {
                     let mut all = acknowledged.clone();
                     all.push(read_file(&log.path).unwrap().pop().unwrap());
                     assert_holds_exactly(&log, &all, &case);
+                    let Log {
+                        _dir, path, hatch, ..
+                    } = log;
+                    drop(hatch);
+                    let repaired = super::repair_file(&path, None).expect("repair");
+                    assert_eq!(repaired.cut_bytes, 0, "{case}: repair would cut {repaired}");
                     println!(
                         "| {sync} | {op:?} #{nth} | {name} | {} refused, {} answered done | {} records, verifies; next append ok |",
                         refused.len(),
@@ -252,7 +258,7 @@ fn a_failing_group_commit_refuses_every_record_it_would_have_covered() {
 }
 
 /// The seal is replaced whole: a seal update that fails leaves the previous seal intact (never
-/// an empty or torn one), and the log reopens.
+/// an empty or torn one), `repair` cuts nothing, and the log reopens.
 #[test]
 fn a_failed_seal_update_leaves_a_whole_seal_and_the_log_reopens() {
     for sync in SyncMode::ALL {
@@ -264,6 +270,9 @@ fn a_failed_seal_update_leaves_a_whole_seal_and_the_log_reopens() {
             _dir, path, hatch, ..
         } = log;
         drop(hatch);
+        // `repair` finds nothing to cut: no record answered as done is ever beyond the seal.
+        let repaired = super::repair_file(&path, None).expect("repair");
+        assert_eq!(repaired.cut_bytes, 0, "{sync}: {repaired}");
         let reopened = Hatch::with_file(&path).expect("reopens");
         assert_eq!(reopened.records().unwrap(), vec![first], "{sync}");
         drop(_dir);
