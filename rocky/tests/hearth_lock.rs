@@ -230,6 +230,13 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
     );
     let status = second.exited(PATIENCE);
     let log = second.log();
+    // Nothing was touched: the state file is still the one the first hearth wrote.
+    assert_eq!(
+        identity(&state),
+        state_before,
+        "the refused hearth rewrote the state file {}: {log}",
+        state.display()
+    );
     assert!(!status.success(), "the second hearth exited {status}");
     let holder = format!("pid {} ", first.child.id());
     assert!(
