@@ -445,6 +445,15 @@ async fn a_restarted_hearth_adopts_a_workspace_still_provisioning() {
     wait_status(&client, "slow", Status::Provisioning).await;
     let state = rocky::hearth::driver::process::state_path(&socket);
     let pids = wait_recorded(&state, "slow").await;
+    let at_kill = client
+        .status("slow", PATIENCE)
+        .await
+        .expect("status of slow");
+    assert_eq!(
+        at_kill.status,
+        Status::Provisioning,
+        "slow must be recorded while it still provisions"
+    );
 
     first.child.kill().expect("SIGKILL the first hearth");
     first.child.wait().expect("reap it");
