@@ -1,7 +1,8 @@
 //! Chaos (c): the harness is SIGKILLed mid-play, hearth with it, so nothing cleans up. The
 //! next run's start-of-run sweep (`sweep_stale`) removes what they left: only objects of this
-//! host whose owner pid is dead. Needs a Docker engine: runs with `ROCKY_E2E=1`, and says it is
-//! skipped otherwise.
+//! host and PID namespace whose owner is gone. And a hearth SIGKILLed mid-provision: the next
+//! one adopts the workspace still becoming healthy, never removes it. Needs a Docker engine:
+//! runs with `ROCKY_E2E=1`, and says it is skipped otherwise.
 
 use std::io::BufRead;
 use std::os::unix::process::CommandExt;
@@ -122,6 +123,17 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
         objects
             .into_iter()
             .filter(|o| {
+                // Named across PID namespaces and pid reuse, not by pid alone.
+                assert!(
+                    !owners.contains(&o.labels[labels::PID])
+                        || (o.labels.get(labels::PIDNS)
+                            == Some(&rocky::docker::owner::pid_namespace().to_string())
+                            && o.labels.contains_key(labels::START)),
+                    "{} {} lacks its owner's PID namespace or start time: {:?}",
+                    o.kind,
+                    o.name,
+                    o.labels
+                );
                 o.labels.get(labels::HOST) == Some(&labels::host_id())
                     && o.labels
                         .get(labels::PID)
@@ -169,4 +181,173 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
         after.is_empty(),
         "the sweep ({swept:?}) left objects of the killed run: {after:?}"
     );
+}
+
+/// hearth on Docker as a child of this test, for `session` on `socket`, ready by its line.
+fn spawn_hearth(socket: &std::path::Path, session: &str, log: &std::path::Path) -> Up {
+    rocky_e2e::binaries::ensure_built().expect("build hearth");
+    let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs())
+        .expect("cargo test builds hearth");
+    let mut child = Command::new(hearth)
+        .arg("--socket")
+        .arg(socket)
+        .args(["--driver", "local-docker", "--session", session])
+        .args(["--health-timeout", "60s", "--exit-on-stdin-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("a log file"),
+        ))
+        .spawn()
+        .expect("spawn hearth");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(DEADLINE).ok().flatten();
+    assert!(
+        line.as_deref()
+            .is_some_and(|l| l.starts_with("hearth listening on")),
+        "hearth did not start ({line:?}); its log: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    Up(Some(child))
+}
+
+/// Removes everything of `session` (this test's own objects only) when dropped.
+struct SweepSession(String);
+
+impl Drop for SweepSession {
+    fn drop(&mut self) {
+        let session = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("a runtime");
+            rt.block_on(async {
+                if let Ok(docker) = rocky::docker::connect().await {
+                    let _ = rocky::docker::sweep::sweep(&docker, Some(&session)).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
+    if std::env::var("ROCKY_E2E").as_deref() != Ok("1") {
+        eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
+        return;
+    }
+    let docker = rocky::docker::connect()
+        .await
+        .expect("ROCKY_E2E=1 requires a reachable Docker engine");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let image = rocky_e2e::images::ensure_standin_image(&docker, &dir.path().join("cache"))
+        .await
+        .expect("the stand-in image");
+    let session = format!("inflight{}", rocky::ids::random_hex(3));
+    let _cleanup = SweepSession(session.clone());
+    let socket = dir.path().join("hearth.sock");
+    let log = dir.path().join("hearth.log");
+    let service = |name: &str, env: &[(&str, &str)]| rocky::tier::ServiceSpec {
+        name: name.into(),
+        image: image.tag.clone(),
+        port: 8080,
+        health: "/healthz".into(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    // lore answers its health route only after 4 s: long after hearth is killed.
+    let tier = rocky::tier::TierProfile {
+        name: "solo".into(),
+        services: vec![
+            service("cairnet", &[]),
+            service("lore", &[("STANDIN_HEALTHY_AFTER_MS", "4000")]),
+        ],
+    };
+    let mut first = spawn_hearth(&socket, &session, &log);
+    let client = rocky::hearth::client::HearthClient::new(&socket);
+    let provision = {
+        let client = client.clone();
+        tokio::spawn(async move { client.provision("slow", &tier, DEADLINE).await })
+    };
+    // Provisioning, with both containers made and running: killed while it waits on lore.
+    let session_label = [format!("{}={session}", labels::SESSION)];
+    let waited = Instant::now();
+    loop {
+        let objects = list_labelled_objects(&docker, &session_label)
+            .await
+            .expect("list");
+        let mut running = 0;
+        for o in objects.iter().filter(|o| o.kind == "container") {
+            if rocky::docker::inspect::is_running(&docker, &o.id)
+                .await
+                .unwrap_or(false)
+            {
+                running += 1;
+            }
+        }
+        if running == 2 {
+            break;
+        }
+        assert!(
+            waited.elapsed() < DEADLINE,
+            "the two service containers of slow never ran within {DEADLINE:?}: {objects:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = client
+        .status("slow", DEADLINE)
+        .await
+        .expect("status of slow");
+    assert_eq!(status.status, rocky::api::hearth::Status::Provisioning);
+    let mut child = first.0.take().expect("running");
+    child.kill().expect("SIGKILL hearth");
+    child.wait().expect("reap hearth");
+    let _ = provision.await;
+
+    let second = spawn_hearth(&socket, &session, &log);
+    let report = client.status("slow", DEADLINE).await.expect("status");
+    assert!(
+        matches!(
+            report.status,
+            rocky::api::hearth::Status::Provisioning | rocky::api::hearth::Status::Ready
+        ),
+        "the next hearth reports slow {} ({})",
+        report.status,
+        report.error.unwrap_or_default()
+    );
+    let waited = Instant::now();
+    loop {
+        let report = client.status("slow", DEADLINE).await.expect("status");
+        match report.status {
+            rocky::api::hearth::Status::Ready => break,
+            rocky::api::hearth::Status::Provisioning => {}
+            other => panic!(
+                "slow settled as {other}, not ready: {}",
+                report.error.unwrap_or_default()
+            ),
+        }
+        assert!(
+            waited.elapsed() < DEADLINE,
+            "slow still provisioning after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let down = client.teardown("slow", DEADLINE).await.expect("teardown");
+    assert_eq!(down.status, rocky::api::hearth::Status::TierTornDown);
+    drop(second);
+    let left = list_labelled_objects(&docker, &session_label)
+        .await
+        .expect("list");
+    assert!(left.is_empty(), "left after hearth exited: {left:?}");
 }

@@ -212,12 +212,13 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
         .expect("provision done");
     assert_eq!(ready.status, Status::Ready, "{ready:?}");
     let state = rocky::hearth::driver::process::state_path(&socket);
-    let state_before = identity(&state);
     let slow = {
         let client = client.clone();
         tokio::spawn(async move { client.provision("slow", &tier(3000), PATIENCE).await })
     };
     wait_status(&client, "slow", Status::Provisioning).await;
+    wait_recorded(&state, "slow").await;
+    let state_before = identity(&state);
 
     // Same socket, another session.
     let b_args = args(&socket_arg, "another");
@@ -229,6 +230,13 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
     );
     let status = second.exited(PATIENCE);
     let log = second.log();
+    // Nothing was touched: the state file is still the one the first hearth wrote.
+    assert_eq!(
+        identity(&state),
+        state_before,
+        "the refused hearth rewrote the state file {}: {log}",
+        state.display()
+    );
     assert!(!status.success(), "the second hearth exited {status}");
     let holder = format!("pid {} ", first.child.id());
     assert!(
@@ -373,4 +381,103 @@ async fn an_engine_that_does_not_answer_at_first_is_never_gone() {
     }
     assert_eq!(client.list(quick).await.expect("list").len(), 1);
     hearth.stop();
+}
+
+/// Waits until the state file names both service processes of `slug`; their pids.
+async fn wait_recorded(state: &Path, slug: &str) -> Vec<u32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let pids = recorded_pids(state, slug);
+        if pids.len() == 2 {
+            return pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never named the 2 services of {slug} within {PATIENCE:?}",
+            state.display()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// pids the process driver's state file names for `slug`.
+fn recorded_pids(state: &Path, slug: &str) -> Vec<u32> {
+    let text = std::fs::read(state).unwrap_or_default();
+    let all: serde_json::Value = serde_json::from_slice(&text).unwrap_or_default();
+    all[slug]["pids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_u64())
+                .map(|p| p as u32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A hearth SIGKILLed while a workspace is still becoming healthy: the next hearth on the
+/// socket adopts the workspace (`provisioning`, then `ready`), never removes or forgets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_hearth_adopts_a_workspace_still_provisioning() {
+    let standin = standin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let socket_arg = socket.display().to_string();
+    let standin_arg = standin.display().to_string();
+    let session = format!("adopt{}", std::process::id());
+    let args = [
+        "--socket",
+        &socket_arg,
+        "--driver",
+        "process",
+        "--standin-bin",
+        &standin_arg,
+        "--session",
+        &session,
+    ];
+    let (mut first, line) = Hearth::spawn(dir.path(), "first", &args, &[]);
+    assert!(line.is_some(), "{}", first.log());
+    let client = HearthClient::new(&socket);
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.provision("slow", &tier(3000), PATIENCE).await })
+    };
+    wait_status(&client, "slow", Status::Provisioning).await;
+    let state = rocky::hearth::driver::process::state_path(&socket);
+    let pids = wait_recorded(&state, "slow").await;
+    let at_kill = client
+        .status("slow", PATIENCE)
+        .await
+        .expect("status of slow");
+    assert_eq!(
+        at_kill.status,
+        Status::Provisioning,
+        "slow must be recorded while it still provisions"
+    );
+
+    first.child.kill().expect("SIGKILL the first hearth");
+    first.child.wait().expect("reap it");
+    let _ = slow.await;
+    let (second, line) = Hearth::spawn(dir.path(), "second", &args, &[]);
+    assert!(line.is_some(), "{}", second.log());
+    let report = client
+        .status("slow", PATIENCE)
+        .await
+        .expect("status of slow");
+    assert!(
+        matches!(report.status, Status::Provisioning | Status::Ready),
+        "the restarted hearth reports slow as {} ({})",
+        report.status,
+        report.error.unwrap_or_default()
+    );
+    wait_status(&client, "slow", Status::Ready).await;
+    let report = client.teardown("slow", PATIENCE).await.expect("teardown");
+    assert_eq!(report.status, Status::TierTornDown, "{report:?}");
+    for pid in pids {
+        assert!(
+            !rocky::docker::sweep::process_alive(pid as i32),
+            "service process {pid} outlived the teardown"
+        );
+    }
+    second.stop();
 }

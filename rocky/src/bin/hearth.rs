@@ -24,7 +24,8 @@ use rocky::hearth::socket::bind_socket;
     about = "rocky's workspace provisioner, on a unix socket"
 )]
 struct Args {
-    /// Unix socket to serve on (created with mode 0600).
+    /// Unix socket to serve on (created with mode 0600). `<socket>.lock` beside it is held for
+    /// hearth's life: a second hearth on the socket exits at once, naming the holder's pid.
     #[arg(long)]
     socket: PathBuf,
     /// Which driver provisions workspaces.
@@ -36,7 +37,8 @@ struct Args {
     /// Deadline for a workspace's services to become healthy.
     #[arg(long, default_value = "30s", value_parser = rocky::duration::parse)]
     health_timeout: Duration,
-    /// Session id written on every Docker object (`rocky.session`); random when omitted.
+    /// Session id written on every Docker object (`rocky.session`); random when omitted. One
+    /// hearth per session too: its lock is `$TMPDIR/rocky-hearth-<uid>/session-<id>.lock`.
     #[arg(long)]
     session: Option<String>,
     /// The stand-in program the `process` driver runs for every service.

@@ -136,12 +136,18 @@ impl ProcessId {
     pub fn this_process() -> ProcessId {
         static ME: std::sync::OnceLock<ProcessId> = std::sync::OnceLock::new();
         ME.get_or_init(|| {
-            let pid = std::process::id();
+            // `/proc/self`, not `/proc/<pid>`: right even where `/proc` was mounted by another
+            // PID namespace (whose `<pid>` would be some other process).
+            let start = std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .map(|s| s.start)
+                .unwrap_or_default();
             ProcessId {
                 host: labels::host_id(),
                 pidns: pid_namespace(),
-                pid,
-                start: proc_stat(pid).map(|s| s.start).unwrap_or_default(),
+                pid: std::process::id(),
+                start,
             }
         })
         .clone()

@@ -240,7 +240,10 @@ impl Driver for ProcessDriver {
     const KIND: DriverKind = DriverKind::Process;
 
     /// Starts every service concurrently and waits for each to answer its health route.
-    /// On failure the processes already started are killed (dropping a child kills it).
+    /// The processes are in the state file from the moment they listen, before they are
+    /// healthy, so a hearth restarted meanwhile adopts them to settle instead of losing them.
+    /// On failure the processes already started are killed (dropping a child kills it) and
+    /// forgotten.
     async fn provision(
         &self,
         slug: &str,
@@ -270,7 +273,10 @@ impl Driver for ProcessDriver {
                 }
             }
         }
-        if first_error.is_none() {
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        {
             let mut ws = self.workspaces.lock().expect("process state lock");
             ws.insert(
                 slug.to_owned(),
@@ -289,14 +295,30 @@ impl Driver for ProcessDriver {
             );
             self.save(&ws);
         }
-        match first_error {
-            None => Ok(Provisioned {
-                services: deployment.services.clone(),
-                health: Duration::ZERO,
-                deployment,
-            }),
-            Some(e) => Err(e),
+        let probes =
+            deployment
+                .services
+                .iter()
+                .zip(&profile.services)
+                .map(|(service, spec)| async move {
+                    let addr = service.endpoint.trim_start_matches("http://");
+                    wait_healthy(addr, &spec.health, deadline)
+                        .await
+                        .map_err(|e| format!("service {} at {addr}: {e}", spec.name))
+                });
+        let unhealthy = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(e) = unhealthy {
+            self.forget(slug);
+            return Err(e);
         }
+        Ok(Provisioned {
+            services: deployment.services.clone(),
+            health: Duration::ZERO,
+            deployment,
+        })
     }
 
     /// SIGTERM to every process, then waits for all of them to exit; one still running after
@@ -348,6 +370,8 @@ impl Driver for ProcessDriver {
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 impl ProcessDriver {
+    /// Starts the service and waits (until `deadline`) for the line naming its address; its
+    /// health is the caller's to wait for.
     async fn start_service(
         &self,
         spec: &ServiceSpec,
@@ -391,9 +415,6 @@ impl ProcessDriver {
             .to_owned();
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        wait_healthy(&addr, &spec.health, deadline)
-            .await
-            .map_err(|e| format!("service {} at {addr}: {e}", spec.name))?;
         Ok((
             child,
             ServiceRef {
