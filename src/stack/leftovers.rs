@@ -175,3 +175,50 @@ pub async fn remove_session_leftovers(opts: &StackOptions) -> (Vec<String>, Vec<
     }
     (removed, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    /// What the after-hook finds of a stopped session is removed and named; another
+    /// session's process is left alone.
+    #[tokio::test]
+    async fn a_session_leftover_is_removed_and_named() {
+        let cache = tempfile::tempdir().unwrap();
+        let standin = crate::images::standin_binary(cache.path()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StackOptions::new(rocky::hearth::DriverKind::Process, dir.path().into());
+        let other = rocky::ids::random_hex(6);
+        let spawn = |session: &str| {
+            let mut child = tokio::process::Command::new(&standin)
+                .args(["--listen", "127.0.0.1:0", "--name", "lore"])
+                .env(processes::SESSION_ENV, session)
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            (child, tokio::io::BufReader::new(stdout).lines())
+        };
+        let (mut leaked, mut leaked_out) = spawn(&opts.session);
+        let (_kept, mut kept_out) = spawn(&other);
+        leaked_out.next_line().await.unwrap().unwrap();
+        kept_out.next_line().await.unwrap().unwrap();
+        let (removed, errors) = remove_session_leftovers(&opts).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        let pid = leaked.id().unwrap();
+        assert!(
+            removed[0].starts_with(&format!("process pid {pid} (")) && removed[0].contains("lore"),
+            "{removed:?}"
+        );
+        let _ = leaked.wait().await;
+        assert!(processes::of_session(&opts.session).is_empty());
+        assert_eq!(
+            processes::of_session(&other).len(),
+            1,
+            "another session's stays"
+        );
+    }
+}
