@@ -46,6 +46,7 @@ fn provision_body(slug: &str, tier: &str) -> Vec<u8> {
 
 #[when(expr = "I start provisioning workspace {string} on tier {string} in the background")]
 async fn provision_background(world: &mut PlayWorld, slug: String, tier: String) {
+    world.name_workspace(&slug);
     world.call_in_background(
         reqwest::Method::POST,
         paths::WORKSPACES,
@@ -82,6 +83,7 @@ async fn finish(world: &mut PlayWorld) {
     expr = "I provision workspace {string} on tier {string} and hang up once hearth is provisioning it"
 )]
 async fn provision_and_hang_up(world: &mut PlayWorld, slug: String, tier: String) {
+    world.name_workspace(&slug);
     world.call_in_background(
         reqwest::Method::POST,
         paths::WORKSPACES,

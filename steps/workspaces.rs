@@ -31,13 +31,20 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
         .await;
     world.add_time(Act::Provision, start);
     world.provisions.insert(slug.clone(), reply.clone());
-    world.services.entry(slug).or_default().extend(
-        reply.body["services"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["endpoint"].as_str().map(str::to_owned)),
-    );
+    world.name_workspace(&slug);
+    if reply.status == 201 && world.options.driver == DriverKind::Process {
+        // The leftover checks find the workspace's processes from outside hearth, by the
+        // session marker they inherit: make sure they can see the ones just made.
+        let session = world.options.session.clone();
+        let all = crate::stack::processes::of_session(&session);
+        for endpoint in world.services.get(&slug).into_iter().flatten() {
+            assert!(
+                all.iter().any(|p| p.serves(endpoint)),
+                "no process carrying {}={session} serves {endpoint} of workspace {slug}: the harness cannot see what it must check is gone (processes of the session: {all:?})",
+                crate::stack::processes::SESSION_ENV
+            );
+        }
+    }
 }
 
 #[then(expr = "workspace {string} is ready")]
@@ -105,27 +112,70 @@ async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
 
 #[then(expr = "nothing of workspace {string} remains")]
 async fn nothing_remains(world: &mut PlayWorld, slug: String) {
-    // Every service endpoint hearth reported must now refuse connections.
-    for endpoint in world.services.get(&slug).cloned().unwrap_or_default() {
-        let addr = endpoint.trim_start_matches("http://");
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await
-        {
-            panic!("service {endpoint} of workspace {slug} still accepts connections");
+    use crate::stack::leftovers::{GONE_DEADLINE, processes_of};
+    match world.options.driver {
+        DriverKind::LocalDocker => {
+            let docker = rocky::docker::connect()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let left = rocky::docker::sweep::list_labelled(&docker, &world.options.session, &slug)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                left.is_empty(),
+                "Docker objects labelled rocky.session={} rocky.workspace={slug} remain: {left:?}",
+                world.options.session
+            );
+        }
+        DriverKind::Process => {
+            // Its processes, found from outside hearth (the session marker), whoever
+            // provisioned it and whatever hearth remembers; with the stack stopped, every
+            // process of the session is a leftover.
+            let left = match &world.stack {
+                Some(stack) => processes_of(stack, &slug, &world.services).await,
+                None => crate::stack::processes::wait_gone(
+                    &world.options.session,
+                    |_| true,
+                    GONE_DEADLINE,
+                )
+                .await
+                .into_iter()
+                .map(|process| crate::stack::leftovers::LeftProcess {
+                    process,
+                    why: "the stack has stopped".into(),
+                })
+                .collect(),
+            };
+            assert!(
+                left.is_empty(),
+                "processes of workspace {slug} (session {}) remain: {}",
+                world.options.session,
+                left.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
         }
     }
-    if world.options.driver == DriverKind::LocalDocker {
-        let docker = rocky::docker::connect()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let left = rocky::docker::sweep::list_labelled(&docker, &world.options.session, &slug)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            left.is_empty(),
-            "Docker objects labelled rocky.session={} rocky.workspace={slug} remain: {left:?}",
-            world.options.session
-        );
+    // Every service endpoint any answer reported for it (foreground or background) refuses
+    // connections: at once, or within the moment a killed service takes to go.
+    let endpoints = world.services.get(&slug).cloned().unwrap_or_default();
+    let until = tokio::time::Instant::now() + GONE_DEADLINE;
+    for endpoint in &endpoints {
+        let addr = endpoint.trim_start_matches("http://");
+        loop {
+            let connect = tokio::net::TcpStream::connect(addr);
+            match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(_)) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Ok(Ok(_)) => panic!(
+                    "service {endpoint} of workspace {slug} still accepts connections {}s after it should be gone",
+                    GONE_DEADLINE.as_secs()
+                ),
+                _ => break,
+            }
+        }
     }
 }
 

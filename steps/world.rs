@@ -4,7 +4,7 @@
 //! chosen once per process; each scenario gets its own hearth session, HATCH log and temporary
 //! directory, so concurrent scenarios never see each other's workspaces or events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::chain::seal_check;
@@ -85,8 +85,10 @@ pub struct PlayWorld {
     pub console: Option<ConsoleClient>,
     /// Every console answer, in order (evidence for the gap report).
     pub replies: Vec<Reply>,
-    /// Workspace name in the scenario → services it reported (endpoints), for cleanup checks.
-    pub services: BTreeMap<String, Vec<String>>,
+    /// Every workspace the scenario named (provisioned in the foreground or the background)
+    /// → every service endpoint any answer reported for it: what `nothing of workspace X
+    /// remains` checks, whoever made it.
+    pub services: BTreeMap<String, BTreeSet<String>>,
     /// Runs submitted, in order: (workspace, run_id).
     pub runs: Vec<(String, String)>,
     /// Every submission's answer, in order: (workspace, reply), accepted or not.
@@ -204,8 +206,36 @@ impl PlayWorld {
             .as_ref()
             .expect("no stack is running: start one with `Given a rocky stack`");
         let reply = Reply::of(client, method, path, body, token).await;
+        self.note(&reply);
         self.replies.push(reply.clone());
         reply
+    }
+
+    /// Names workspace `slug` as one this scenario made (however it is provisioned).
+    pub fn name_workspace(&mut self, slug: &str) {
+        self.services.entry(slug.to_owned()).or_default();
+    }
+
+    /// Keeps the service endpoints a provision's answer reports, foreground or background.
+    fn note(&mut self, reply: &Reply) {
+        let provision = format!(
+            "{} {}",
+            reqwest::Method::POST,
+            rocky::api::console::paths::WORKSPACES
+        );
+        if reply.request != provision {
+            return;
+        }
+        let Some(slug) = reply.body["slug"].as_str() else {
+            return;
+        };
+        self.services.entry(slug.to_owned()).or_default().extend(
+            reply.body["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["endpoint"].as_str().map(str::to_owned)),
+        );
     }
 
     /// Sends a request to the console on a task of its own, as the admin; the answer is
@@ -232,7 +262,10 @@ impl PlayWorld {
     pub async fn finish_background(&mut self) {
         for task in std::mem::take(&mut self.background) {
             match task.await {
-                Ok(reply) => self.replies.push(reply),
+                Ok(reply) => {
+                    self.note(&reply);
+                    self.replies.push(reply)
+                }
                 Err(e) if e.is_cancelled() => {}
                 Err(e) => panic!("a background request panicked: {e}"),
             }
@@ -310,8 +343,9 @@ impl PlayWorld {
 }
 
 /// The `after` hook: prints the scenario's acts, chain and timings, stops its stack and makes
-/// sure nothing it created survives, even when a step failed.
-pub async fn finish(world: &mut PlayWorld, failed: bool) {
+/// sure nothing it created survives, even when a step failed. `Err` names what the hook had to
+/// remove: a scenario that left anything behind fails for it.
+pub async fn finish(world: &mut PlayWorld, failed: bool) -> Result<(), String> {
     let chain = world.chain();
     let mut text = String::new();
     let mut logs = Vec::new();
@@ -413,43 +447,28 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         );
         seal_check::take(&s.hatch_path, &name)
     });
-    let session = world.options.session.clone();
     if let Some(stack) = world.stack.take()
         && let Err(e) = stack.stop().await
     {
         text.push_str(&format!("  warning: {e}\n"));
     }
-    if world.options.driver == rocky::hearth::DriverKind::Process
-        && let Some(standin) = &world.options.standin_bin
-    {
-        // A hearth killed (and not restarted) leaves its services running, named in its
-        // state file: stop them.
-        let state =
-            rocky::hearth::driver::process::state_path(&world.options.work_dir.join("hearth.sock"));
-        let stopped = rocky::hearth::driver::process::stop_left(&state, standin);
-        if !stopped.is_empty() {
-            text.push_str(&format!(
-                "  cleanup: killed service processes {stopped:?}\n"
-            ));
-        }
+    // hearth removed what it made on exit; whatever is left (a hearth that was killed or
+    // forgot a child, a service stuck past the teardown deadline) is removed here, found
+    // from outside hearth, and fails the scenario.
+    let (removed, errors) = crate::stack::leftovers::remove_session_leftovers(&world.options).await;
+    for e in &errors {
+        text.push_str(&format!("  warning: {e}\n"));
     }
-    if world.options.driver == rocky::hearth::DriverKind::LocalDocker {
-        // hearth removed its objects on exit; this catches anything it could not (a service
-        // stuck past the teardown deadline, a hearth that was killed).
-        match rocky::docker::connect().await {
-            Ok(docker) => match rocky::docker::sweep::sweep(&docker, Some(&session)).await {
-                Ok(r) if !r.containers.is_empty() || !r.networks.is_empty() => {
-                    text.push_str(&format!(
-                        "  cleanup: removed {} containers and {} networks of session {session}\n",
-                        r.containers.len(),
-                        r.networks.len()
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => text.push_str(&format!("  cleanup of session {session} failed: {e}\n")),
-            },
-            Err(e) => text.push_str(&format!("  cleanup of session {session}: {e}\n")),
-        }
+    let leftovers = (!removed.is_empty()).then(|| {
+        format!(
+            "the scenario left {} thing(s) of session {} behind, removed by the after-hook: {}",
+            removed.len(),
+            world.options.session,
+            removed.join("; ")
+        )
+    });
+    if let Some(l) = &leftovers {
+        text.push_str(&format!("  cleanup: {l}\n"));
     }
     if let Some(key) = world.key.clone() {
         crate::runner::record::put_detail(
@@ -464,8 +483,14 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) {
         );
     }
     // After the stop: the final log still verifies and extends the checkpoint.
-    if let Some(Err(problem)) = seal.map(seal_check::verify) {
-        panic!("{problem}");
+    let unverified = match seal.map(seal_check::verify) {
+        Some(Err(problem)) => Some(problem),
+        _ => None,
+    };
+    match (unverified, leftovers) {
+        (None, None) => Ok(()),
+        (Some(one), None) | (None, Some(one)) => Err(one),
+        (Some(log), Some(left)) => Err(format!("{log}\n{left}")),
     }
 }
 

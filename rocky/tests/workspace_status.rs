@@ -95,6 +95,8 @@ struct Stack {
     status_calls: Arc<AtomicUsize>,
     /// How many of the next status calls answer 503 "rediscovering".
     unavailable: Arc<AtomicUsize>,
+    /// How many of the next teardown calls answer 503 "rediscovering".
+    teardown_unavailable: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
@@ -110,14 +112,28 @@ async fn stack(deadlines: Deadlines) -> Stack {
     ));
     let status_calls = Arc::new(AtomicUsize::new(0));
     let unavailable = Arc::new(AtomicUsize::new(0));
-    let (calls, refuse) = (status_calls.clone(), unavailable.clone());
+    let teardown_unavailable = Arc::new(AtomicUsize::new(0));
+    let (calls, refuse, refuse_teardown) = (
+        status_calls.clone(),
+        unavailable.clone(),
+        teardown_unavailable.clone(),
+    );
     let observe = axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let (calls, refuse) = (calls.clone(), refuse.clone());
+            let (calls, refuse, refuse_teardown) =
+                (calls.clone(), refuse.clone(), refuse_teardown.clone());
             async move {
-                if req.uri().path().starts_with("/v1/status/") {
+                let path = req.uri().path();
+                let counter = if path.starts_with("/v1/status/") {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    let refused = refuse
+                    Some(refuse)
+                } else if path == "/v1/teardown" {
+                    Some(refuse_teardown)
+                } else {
+                    None
+                };
+                if let Some(counter) = counter {
+                    let refused = counter
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok();
                     if refused {
@@ -182,6 +198,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         gate,
         status_calls,
         unavailable,
+        teardown_unavailable,
         http: reqwest::Client::new(),
     }
 }
@@ -415,4 +432,42 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
+    let s = stack(Deadlines::default()).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/hearth/workspaces",
+            Some(serde_json::json!({"slug": "ws-busy", "tier": "solo"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    s.teardown_unavailable.store(1, Ordering::SeqCst);
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/ws-busy",
+            None,
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "teardown_failed", "{body}");
+    assert_eq!(
+        s.status_of("ws-busy").await,
+        "ready",
+        "the console still knows it, with the status hearth reports"
+    );
+    // hearth answers again: the teardown goes through.
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/ws-busy",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.status_of("ws-busy").await, "tier_torn_down");
 }

@@ -49,8 +49,12 @@ pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap
         .after(|_, _, _, finished, world| {
             async move {
                 let failed = matches!(finished, ScenarioFinished::StepFailed(..));
-                if let Some(world) = world {
-                    world::finish(world, failed).await;
+                if let Some(world) = world
+                    && let Err(leftovers) = world::finish(world, failed).await
+                {
+                    // A cucumber hook fails by panicking: its runner catches it and reports
+                    // the hook failed, which the writer turns into the scenario's verdict.
+                    std::panic::panic_any(leftovers);
                 }
             }
             .boxed_local()

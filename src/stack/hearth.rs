@@ -47,6 +47,8 @@ pub(super) async fn spawn(
         .arg("--teardown-timeout")
         .arg(rocky::duration::display(opts.teardown_timeout))
         .arg("--exit-on-stdin-eof")
+        // Inherited by everything hearth starts: how the harness finds them from outside.
+        .env(super::processes::SESSION_ENV, &opts.session)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))

@@ -12,11 +12,15 @@
 //! - `hearth`: spawning hearth, waiting for its ready line, asking it to exit.
 //! - `embedded`: the console and the worker as servers of this process.
 //! - `containerized`: the console and the worker as containers (through [`crate::containers`]).
+//! - [`processes`]: the session's processes, found from outside hearth by the marker hearth is
+//!   started with; [`leftovers`]: what of a workspace or a session remains, and removing it.
 
 mod containerized;
 mod embedded;
 mod hearth;
+pub mod leftovers;
 mod options;
+pub mod processes;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -190,6 +194,11 @@ impl Stack {
                 .unwrap_or_default(),
             Running::Containers { containers, .. } => containers.logs(),
         }
+    }
+
+    /// The pid of this stack's hearth while it runs.
+    pub fn hearth_pid(&self) -> Option<u32> {
+        self.hearth.id()
     }
 
     /// A client for this stack's hearth.
