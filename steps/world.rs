@@ -311,9 +311,26 @@ impl PlayWorld {
                 && !frames.is_empty()
             {
                 let first = frames[0]["reason"].as_str().unwrap_or("?");
+                // The view keeps the first rejected frames; the total counts them all.
+                let total = view["rejected_total"]
+                    .as_u64()
+                    .unwrap_or(frames.len() as u64);
                 ev.add(
                     format!("run {run}"),
-                    format!("{} KAHN frames rejected; first: {first}", frames.len()),
+                    format!("{total} KAHN frames rejected; first: {first}"),
+                );
+            }
+            if let Some(missing) = view["unrecorded"].as_array()
+                && let Some(first) = missing.first()
+            {
+                ev.add(
+                    format!("run {run}"),
+                    format!(
+                        "{} records not appended to the HATCH log; first: {}: {}",
+                        missing.len(),
+                        first["kind"].as_str().unwrap_or("?"),
+                        first["error"].as_str().unwrap_or("?")
+                    ),
                 );
             }
             if let Some(e) = view["error"].as_str() {

@@ -1,7 +1,8 @@
 //! The console's runs against a real worker: ended runs are evicted past the retention bound
 //! (contract §9: a bound on what a server keeps), a worker that is gone at teardown still lets
 //! the teardown end the run, and a worker that lost a run (killed and restarted) ends it
-//! `failed` at once instead of leaving it running.
+//! `failed` at once instead of leaving it running; a record the follower could not append shows
+//! on the run's view, and such a run never reads `succeeded`.
 
 mod support;
 
@@ -123,6 +124,50 @@ async fn a_run_the_restarted_worker_lost_ends_failed_at_once() {
             "ralph.run.started",
             "ralph.node.succeeded",
             "ralph.run.ended",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_record_the_follower_could_not_append_shows_on_the_view() {
+    let s = stack().await;
+    s.provision("ws-gap").await;
+    // provisioning_started, provisioned and run.started are written (seq 1..3); nothing after.
+    s.hatch.fail_appends_from(4);
+    let (status, body) = s.submit("ws-gap", &["write the spec"]).await;
+    assert_eq!(status, 202, "{body}");
+    let id = run_id(&body);
+    let view = s
+        .run_until(&id, "its end", |v| v["status"] != "running")
+        .await;
+    assert_eq!(
+        view["status"], "failed",
+        "the worker said succeeded, but the records are missing: {view}"
+    );
+    let unrecorded: Vec<&str> = view["unrecorded"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no unrecorded field: {view}"))
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        unrecorded,
+        ["ralph.node.succeeded", "ralph.run.ended"],
+        "{view}"
+    );
+    let error = view["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "1 record(s) of the run could not be appended to the HATCH log (first: ralph.node.succeeded: "
+        ),
+        "{view}"
+    );
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "ralph.run.started",
         ]
     );
 }

@@ -2,12 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kahn::RunStatus;
+
 pub use crate::api::console::RunAccepted;
 
 /// The route paths.
 pub mod paths {
     /// `POST`: submit a run.
     pub const RUNS: &str = "/v1/runs";
+    /// `GET`: where a run is (axum pattern); reading it does not renew the follow lease.
+    pub const RUN: &str = "/v1/runs/{run_id}";
     /// `GET`: a run's KAHN frames as SSE (axum pattern).
     pub const EVENTS: &str = "/v1/runs/{run_id}/events";
     /// `POST`: cancel a run (its workspace is being torn down) (axum pattern).
@@ -27,6 +31,11 @@ pub mod paths {
         format!("{RUNS}/{run_id}/cancel")
     }
 
+    /// The URL path of run `run_id`.
+    pub fn run(run_id: &str) -> String {
+        format!("{RUNS}/{run_id}")
+    }
+
     /// The URL path of run `run_id`'s event stream.
     pub fn events(run_id: &str) -> String {
         format!("{RUNS}/{run_id}/events")
@@ -40,4 +49,14 @@ pub struct SubmitRun {
     pub workspace: String,
     pub prompts: Vec<String>,
     pub max_ralph_iters: u32,
+}
+
+/// `GET /v1/runs/{run_id}` answer: where the run is on the worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    pub run_id: String,
+    /// `running` until its `RunEnded` is written, then that frame's status.
+    pub status: RunStatus,
+    /// How many event streams of it are open (each renews its follow lease).
+    pub followers: usize,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::api::worker::{RunAccepted, SubmitRun, paths};
+use crate::api::worker::{RunAccepted, RunState, SubmitRun, paths};
 use crate::sse::{SseError, SseMessage, SseParser};
 use crate::vault::{ANSWER_MAC_HEADER, Answer, AnswerError, Keyring};
 
@@ -216,6 +216,22 @@ impl WorkerClient {
             )
             .map_err(|e| unconfirmed(Unconfirmed::NotAuthenticated(e)))?;
         Ok(accepted)
+    }
+
+    /// `GET /v1/runs/{id}`: where the run is on the worker (this does not renew its lease).
+    pub async fn run_state(&self, run_id: &str) -> Result<RunState, String> {
+        let (request, _) = self.signed(reqwest::Method::GET, &paths::run(run_id), b"");
+        let response = request
+            .timeout(self.deadline)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("the worker answered {status}: {}", reason(&body)));
+        }
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
     }
 
     /// `POST /v1/runs/{id}/cancel`: the run ends `cancelled` at its next step.

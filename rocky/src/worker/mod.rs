@@ -86,6 +86,7 @@ impl Worker {
         Router::new()
             .route("/healthz", get(|| async { StatusCode::OK }))
             .route(paths::RUNS, post(routes::submit))
+            .route(paths::RUN, get(routes::state))
             .route(paths::EVENTS, get(routes::events))
             .route(paths::CANCEL, post(routes::cancel))
             .route(paths::CANCEL_SUBMISSION, post(routes::cancel_submission))

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::run::{self, RunLog};
 use super::{MAX_RALPH_ITERS, RunAccepted, SubmitRun, Worker};
+use crate::api::worker::RunState;
 use crate::http::{ApiError, error};
 use crate::vault::{self, ANSWER_MAC_HEADER, Answer};
 
@@ -173,6 +174,28 @@ pub(super) async fn submit(
         answer,
     )
         .into_response()
+}
+
+/// `GET /v1/runs/{run_id}`: where the run is (it does not renew the follow lease).
+pub(super) async fn state(
+    State(worker): State<Arc<Worker>>,
+    Path(run_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
+        return *r;
+    }
+    match worker.run_log(&run_id) {
+        Ok(log) => Json(RunState {
+            run_id,
+            status: log.status(),
+            followers: log.followers(),
+        })
+        .into_response(),
+        Err(not_found) => not_found.into_response(),
+    }
 }
 
 /// `POST /v1/runs/{run_id}/cancel`: the run ends `cancelled` at its next step (202); a run

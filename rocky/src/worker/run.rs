@@ -30,6 +30,8 @@ pub(super) struct RunLog {
     pub(super) created: Instant,
     /// The bearer nonce of the submission that started it (cancel by submission).
     pub(super) nonce: String,
+    /// The status its `RunEnded` said, once written.
+    outcome: Mutex<Option<RunStatus>>,
 }
 
 impl RunLog {
@@ -41,12 +43,26 @@ impl RunLog {
             followers: watch::channel(0).0,
             created: Instant::now(),
             nonce,
+            outcome: Mutex::new(None),
         })
     }
 
     /// Whether the run has written its `RunEnded`.
     pub(super) fn finished(&self) -> bool {
         self.progress.borrow().1
+    }
+
+    /// Where the run is: `running`, or its end.
+    pub(super) fn status(&self) -> RunStatus {
+        self.outcome
+            .lock()
+            .expect("run outcome lock")
+            .unwrap_or(RunStatus::Running)
+    }
+
+    /// How many event streams of it are open.
+    pub(super) fn followers(&self) -> usize {
+        *self.followers.borrow()
     }
 
     /// Asks the run to end `cancelled` at its next step (a finished run is left as it is).
@@ -194,5 +210,6 @@ pub(super) async fn execute(run_id: &str, run: &SubmitRun, encoding: &Encoding, 
         ts: crate::clock::now_rfc3339(),
     };
     log.push(&ended, encoding);
+    *log.outcome.lock().expect("run outcome lock") = Some(status);
     log.progress.send_modify(|p| p.1 = true);
 }

@@ -4,6 +4,8 @@
 //! connection dropped at once, as a SIGKILL would).
 #![allow(dead_code)] // each test file uses its own part of the support
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,6 +68,30 @@ impl Driver for FakeDriver {
 /// `(method, path, status)` of every request the worker answered.
 pub type Calls = Arc<Mutex<Vec<(String, String, u16)>>>;
 
+/// What a test may change about the stack.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The console's deadlines.
+    pub deadlines: Deadlines,
+    /// The worker's follow lease.
+    pub follow_lease: Duration,
+    /// Put a [`proxy::Proxy`] between the console and the worker.
+    pub proxy: bool,
+    /// Point the console at this URL instead of the worker (an impostor).
+    pub worker_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            deadlines: Deadlines::default(),
+            follow_lease: rocky::worker::DEFAULT_FOLLOW_LEASE,
+            proxy: false,
+            worker_url: None,
+        }
+    }
+}
+
 pub struct Stack {
     _dir: tempfile::TempDir,
     pub url: String,
@@ -75,21 +101,31 @@ pub struct Stack {
     worker_addr: std::net::SocketAddr,
     worker: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     http: reqwest::Client,
+    /// The worker's follow lease (kept for restarts).
+    follow_lease: Duration,
+    /// The proxy between console and worker, when asked for.
+    pub proxy: Option<proxy::Proxy>,
+    /// A client of the worker itself (not through the proxy), with the shared key.
+    pub worker_client: rocky::client::WorkerClient,
+    /// Connections a paused worker accepted and never answered (kept open).
+    paused: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub const TOKEN: &str = "admin-token-console-tests";
-const SECRET: &[u8] = b"console-tests-secret";
+pub const SECRET: &[u8] = b"console-tests-secret";
 
 /// The worker on `listener`, recording every answer in `calls`.
 fn serve_worker(
     listener: tokio::net::TcpListener,
     calls: Calls,
+    follow_lease: Duration,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let worker = Worker::new(WorkerConfig {
+    let config = WorkerConfig {
         keyring: Keyring::single("v1", SECRET),
         max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
         encoding: Default::default(),
-    });
+    };
+    let worker = Worker::with_follow_lease(config, follow_lease);
     let record = axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let calls = calls.clone();
@@ -113,6 +149,10 @@ fn serve_worker(
 }
 
 pub async fn stack() -> Stack {
+    stack_with(Options::default()).await
+}
+
+pub async fn stack_with(opts: Options) -> Stack {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
     let counts = Arc::new(Counts::default());
@@ -133,7 +173,19 @@ pub async fn stack() -> Stack {
     let worker_addr = worker_listener.local_addr().expect("addr");
     let worker_url = format!("http://{worker_addr}");
     let worker_calls = Calls::default();
-    let worker = serve_worker(worker_listener, worker_calls.clone());
+    let worker = serve_worker(worker_listener, worker_calls.clone(), opts.follow_lease);
+    let proxy = if opts.proxy {
+        Some(proxy::Proxy::start(&worker_url).await)
+    } else {
+        None
+    };
+    let worker_client = rocky::client::WorkerClient::new(
+        worker_url.clone(),
+        Keyring::single("v1", SECRET),
+        Duration::from_secs(5),
+    );
+    let worker_url = proxy.as_ref().map_or(worker_url, |p| p.url.clone());
+    let worker_url = opts.worker_url.clone().unwrap_or(worker_url);
     let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
     let profile = TierProfile {
         name: "solo".into(),
@@ -159,7 +211,7 @@ pub async fn stack() -> Stack {
         keyring: Keyring::single("v1", SECRET),
         hatch: hatch.clone(),
         tiers: BTreeMap::from([("solo".to_owned(), profile)]),
-        deadlines: Deadlines::default(),
+        deadlines: opts.deadlines,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -179,6 +231,10 @@ pub async fn stack() -> Stack {
         worker_addr,
         worker: Some(worker),
         http: reqwest::Client::new(),
+        follow_lease: opts.follow_lease,
+        proxy,
+        worker_client,
+        paused: None,
     }
 }
 
@@ -253,7 +309,26 @@ impl Stack {
         let listener = tokio::net::TcpListener::bind(self.worker_addr)
             .await
             .unwrap_or_else(|e| panic!("rebind the worker's address {}: {e}", self.worker_addr));
-        self.worker = Some(serve_worker(listener, self.worker_calls.clone()));
+        self.worker = Some(serve_worker(
+            listener,
+            self.worker_calls.clone(),
+            self.follow_lease,
+        ));
+    }
+
+    /// Pauses the worker: it is killed, and its address then accepts connections and never
+    /// answers on them (a stopped process, or a worker stuck in a long pause).
+    pub async fn pause_worker(&mut self) {
+        self.kill_worker().await;
+        let listener = tokio::net::TcpListener::bind(self.worker_addr)
+            .await
+            .unwrap_or_else(|e| panic!("rebind the worker's address {}: {e}", self.worker_addr));
+        self.paused = Some(tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        }));
     }
 
     /// Reads run `run_id` until `done` holds for its view, within [`PATIENCE`].
@@ -292,5 +367,18 @@ impl Stack {
             .filter(|(_, path, _)| path.ends_with(suffix))
             .map(|(method, path, status)| (format!("{method} {path}"), *status))
             .collect()
+    }
+}
+
+/// Waits until `done` holds, within [`PATIENCE`]; fails naming `what` otherwise.
+pub async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} not seen within {PATIENCE:?}"
+        );
+        tick.tick().await;
     }
 }
