@@ -166,6 +166,58 @@ async fn teardown_of_20_runs_on_a_paused_worker_answers_within_its_deadline() {
 }
 
 #[tokio::test]
+async fn teardown_cancels_its_runs_concurrently() {
+    let mut opts = Options {
+        proxy: true,
+        deadlines: Deadlines {
+            worker_call: Duration::from_secs(1),
+            teardown: Duration::from_secs(6),
+            ..Deadlines::default()
+        },
+        ..Options::default()
+    };
+    opts.follow_lease = Duration::from_secs(60);
+    let s = stack_with(opts).await;
+    let proxy = s.proxy.as_ref().expect("a proxy");
+    s.provision("ws-slow").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (status, body) = s.submit("ws-slow", &["wait [ralph:hold]"]).await;
+        assert_eq!(status, 202, "run {i}: {body}");
+        ids.push(run_id(&body));
+    }
+    for id in &ids {
+        s.run_until(id, "node 1 running", |v| {
+            v["nodes"][0]["status"] == "running"
+        })
+        .await;
+    }
+    // Each cancel takes 600 ms; the teardown's cancel budget is 2 s: one after the other, at
+    // most three would reach the worker.
+    *proxy.knobs.cancel_delay.lock().expect("delay lock") = Duration::from_millis(600);
+    let (status, body) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/hearth/workspaces/ws-slow",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for id in &ids {
+        let view = s
+            .run_until(id, "its end", |v| v["status"] != "running")
+            .await;
+        assert_eq!(view["status"], "cancelled", "{view}");
+        assert_eq!(
+            view["error"],
+            serde_json::Value::Null,
+            "the worker's own RunEnded ended it: {view}"
+        );
+        worker_says(&s, id, RunStatus::Cancelled).await;
+    }
+}
+
+#[tokio::test]
 async fn a_run_nobody_follows_is_cancelled_once_its_lease_lapses() {
     let lease = Duration::from_millis(300);
     let s = stack_with(Options {

@@ -170,3 +170,44 @@ async fn frames_without_their_mac_are_refused_and_counted() {
     assert_eq!(data["status"], "failed", "{data}");
     assert_eq!(data["rejected_frames"], 13, "{data}");
 }
+
+#[tokio::test]
+async fn every_refused_frame_is_counted_and_the_first_ones_kept() {
+    let s = stack_with(Options {
+        proxy: true,
+        ..Options::default()
+    })
+    .await;
+    let proxy = s.proxy.as_ref().expect("a proxy");
+    proxy
+        .knobs
+        .strip_macs
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.provision("ws-flood").await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/ralph/runs",
+            Some(serde_json::json!({
+                "workspace": "ws-flood",
+                "prompts": ["[ralph:never]"],
+                "max_ralph_iters": 100,
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["run_id"].as_str().expect("run_id").to_owned();
+    let view = s
+        .run_until(&id, "its end", |v| v["status"] != "running")
+        .await;
+    // running, 100 attempts, failed, RunEnded.
+    assert_eq!(view["rejected_total"], 103, "{view}");
+    assert_eq!(
+        view["rejected_frames"].as_array().map(Vec::len),
+        Some(32),
+        "{view}"
+    );
+    let records = s.hatch.records().expect("records");
+    let data = &records.last().expect("a record").data;
+    assert_eq!(data["rejected_frames"], 103, "{data}");
+}

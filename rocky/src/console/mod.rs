@@ -360,3 +360,42 @@ fn unrecorded_reason(count: usize, first: &UnrecordedRecord) -> String {
         first.kind, first.error
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejected_frames_are_bounded_in_number_and_length() {
+        let entry = RunEntry::new(
+            RunView {
+                run_id: "run-1".into(),
+                workspace: "ws".into(),
+                status: crate::kahn::RunStatus::Running,
+                nodes: Vec::new(),
+                rejected_frames: Vec::new(),
+                rejected_total: 0,
+                unrecorded: Vec::new(),
+                error: None,
+            },
+            1,
+        );
+        let long = "é".repeat(10_000);
+        for i in 0..1000 {
+            entry.reject(Some(format!("{i}{}", "9".repeat(1000))), long.clone());
+        }
+        let v = entry.view.lock().expect("view");
+        assert_eq!(v.rejected_total, 1000);
+        assert_eq!(v.rejected_frames.len(), MAX_REJECTED_KEPT);
+        for f in &v.rejected_frames {
+            assert!(
+                f.reason.len() <= MAX_REASON_LEN + '…'.len_utf8(),
+                "{}",
+                f.reason.len()
+            );
+            assert!(f.event_id.as_ref().is_some_and(|id| id.len() <= 32 + 3));
+        }
+        drop(v);
+        assert_eq!(entry.rejected(), 1000);
+    }
+}

@@ -18,6 +18,8 @@ pub struct Knobs {
     pub strip_macs: AtomicBool,
     /// Relay submissions to the worker but never answer the console.
     pub hang_submissions: AtomicBool,
+    /// How long a cancel of a run is held before it is relayed (a slow worker).
+    pub cancel_delay: Mutex<std::time::Duration>,
     /// Event streams pass while true; closing it cuts the open ones and refuses new ones (503).
     gate: watch::Sender<bool>,
     /// `METHOD /path` of every request, in order.
@@ -38,6 +40,7 @@ impl Proxy {
         let knobs = Arc::new(Knobs {
             strip_macs: AtomicBool::new(false),
             hang_submissions: AtomicBool::new(false),
+            cancel_delay: Mutex::new(std::time::Duration::ZERO),
             gate: watch::channel(true).0,
             seen: Mutex::new(Vec::new()),
             swallowed: Mutex::new(Vec::new()),
@@ -90,6 +93,11 @@ async fn forward(State(knobs): State<Arc<Knobs>>, req: Request) -> Response {
     let events = parts.uri.path().ends_with("/events");
     if events && !*knobs.gate.borrow() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if parts.uri.path().starts_with("/v1/runs/") && parts.uri.path().ends_with("/cancel") {
+        // Fault injection (a slow worker), not a synchronisation.
+        let delay = *knobs.cancel_delay.lock().expect("delay lock");
+        tokio::time::sleep(delay).await;
     }
     let mut upstream = knobs
         .http
