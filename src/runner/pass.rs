@@ -33,8 +33,12 @@ pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap
         .before(move |feature, _, scenario, world| {
             let name = names.get(&key_of(feature, scenario)).cloned();
             async move {
+                // The file's own name: several paths reach cucumber as numbered links
+                // (`000-play.feature`, see input.rs), which must not rename its snapshots.
                 world.feature = feature
                     .path
+                    .as_ref()
+                    .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
                     .as_ref()
                     .and_then(|p| p.file_stem())
                     .map(|s| s.to_string_lossy().into_owned())
