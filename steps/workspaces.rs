@@ -36,7 +36,7 @@ async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
         // The leftover checks find the workspace's processes from outside hearth, by the
         // session marker they inherit: make sure they can see the ones just made.
         let session = world.options.session.clone();
-        let all = crate::stack::processes::of_session(&session);
+        let all = crate::stack::processes::of_session(&session).await;
         for endpoint in world.services.get(&slug).into_iter().flatten() {
             assert!(
                 all.iter().any(|p| p.serves(endpoint)),

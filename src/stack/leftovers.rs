@@ -214,9 +214,9 @@ mod tests {
             "{removed:?}"
         );
         let _ = leaked.wait().await;
-        assert!(processes::of_session(&opts.session).is_empty());
+        assert!(processes::of_session(&opts.session).await.is_empty());
         assert_eq!(
-            processes::of_session(&other).len(),
+            processes::of_session(&other).await.len(),
             1,
             "another session's stays"
         );

@@ -50,7 +50,8 @@ impl SessionProcess {
             .is_ok_and(|a| self.listening.contains(&a))
     }
 
-    /// Whether this very process (same pid, same start time, still marked) is alive.
+    /// Whether this very process (same pid, same start time, still marked) is alive. Reads
+    /// one process only, on the calling thread.
     fn still(&self, session: &str) -> bool {
         read(self.pid, &marker(session)).is_some_and(|p| p.started == self.started)
     }
@@ -60,8 +61,19 @@ fn marker(session: &str) -> Vec<u8> {
     format!("{SESSION_ENV}={session}").into_bytes()
 }
 
-/// Every live process of `session` (zombies excluded: they hold nothing but a pid).
-pub fn of_session(session: &str) -> Vec<SessionProcess> {
+/// Every live process of `session` (zombies excluded: they hold nothing but a pid). The scan
+/// runs on a blocking thread: reading another process's environment waits for its memory map
+/// lock, which a busy process (a linker beside us) can hold for long, and the scenarios
+/// sharing this runtime must not stall meanwhile.
+pub async fn of_session(session: &str) -> Vec<SessionProcess> {
+    let session = session.to_owned();
+    tokio::task::spawn_blocking(move || scan(&session))
+        .await
+        .unwrap_or_default()
+}
+
+/// [`of_session`], on the calling thread.
+fn scan(session: &str) -> Vec<SessionProcess> {
     let marker = marker(session);
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -185,7 +197,11 @@ pub async fn wait_gone(
 ) -> Vec<SessionProcess> {
     let until = tokio::time::Instant::now() + deadline;
     loop {
-        let left: Vec<SessionProcess> = of_session(session).into_iter().filter(&matters).collect();
+        let left: Vec<SessionProcess> = of_session(session)
+            .await
+            .into_iter()
+            .filter(&matters)
+            .collect();
         if left.is_empty() || tokio::time::Instant::now() >= until {
             return left;
         }
@@ -251,15 +267,15 @@ mod tests {
             .unwrap()
             .unwrap();
         let addr = line.rsplit(' ').next().unwrap().to_owned();
-        let found = of_session(&session);
+        let found = of_session(&session).await;
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].pid, child.id().unwrap());
         assert!(found[0].serves(&format!("http://{addr}")), "{found:?}");
         assert!(found[0].to_string().contains("--name lore"), "{}", found[0]);
-        assert!(of_session(&rocky::ids::random_hex(6)).is_empty());
+        assert!(of_session(&rocky::ids::random_hex(6)).await.is_empty());
         let left = kill(&session, &found, Duration::from_secs(5)).await;
         assert!(left.is_empty(), "{left:?}");
         let _ = child.wait().await;
-        assert!(of_session(&session).is_empty());
+        assert!(of_session(&session).await.is_empty());
     }
 }
