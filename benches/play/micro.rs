@@ -31,7 +31,7 @@ pub(crate) fn hatch_section(args: &Args, env: &Env, table: &mut Table) -> anyhow
         }
     }
     table.rate(
-        "HATCH append, sealed (a write(2) per record + a pwrite(2) of the seal, no fsync)",
+        "HATCH append, sealed (a write(2) per record + the seal replaced: new file, rename; no fsync)",
         &appends,
         TARGET_APPEND_PER_S,
     );

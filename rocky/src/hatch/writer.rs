@@ -482,11 +482,16 @@ impl Hatch {
             seal_uncertain,
             reason: String::new(),
         });
-        if let Err(reason) = self.finish_rollback(state) {
-            tracing::error!(
-                "hatch log {}: a refused record could not be cut off yet: {reason}",
-                self.path.as_deref().unwrap_or(Path::new("?")).display()
-            );
+        let path = self.path.as_deref().unwrap_or(Path::new("?")).display();
+        match self.finish_rollback(state) {
+            Ok(()) => tracing::warn!(
+                "hatch log {path}: an append failed; the log is cut back to {} bytes ({} sealed records), nothing refused stays in it",
+                state.file.as_ref().map_or(0, |f| f.len),
+                state.sealed.records
+            ),
+            Err(reason) => tracing::error!(
+                "hatch log {path}: a refused record could not be cut off yet: {reason}; appends are refused until it can be"
+            ),
         }
     }
 
