@@ -228,11 +228,21 @@ impl<D: Driver> Hearth<D> {
     /// that whoever waits for hearth's ready line finds those that answer `ready`.
     pub async fn first_attempt(&self) {
         let mut changes = self.view_changed.subscribe();
-        loop {
-            let done = !matches!(self.book().view, View::Rediscovering { failures: 0, .. });
-            if done || changes.changed().await.is_err() {
-                break;
+        let attempt = async {
+            loop {
+                let done = !matches!(self.book().view, View::Rediscovering { failures: 0, .. });
+                if done || changes.changed().await.is_err() {
+                    break;
+                }
             }
+        };
+        // An attempt is bounded by ATTEMPT_DEADLINE; this bound only guards against a loop
+        // that died (a panic in a driver) keeping hearth from ever saying it listens.
+        if tokio::time::timeout(ATTEMPT_DEADLINE + RETRY_FIRST_PAUSE, attempt)
+            .await
+            .is_err()
+        {
+            tracing::warn!("rediscovery's first attempt did not end; serving meanwhile");
         }
         let settling: Vec<Settled<DeploymentRef>> = self
             .book()
