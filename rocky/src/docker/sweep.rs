@@ -145,6 +145,26 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
     sweep_labelled(docker, &labels).await
 }
 
+/// Force-removes what of `session` this process may remove at its exit: objects it made, and
+/// objects whose owner is gone (a workspace it adopted). An object whose owner is another
+/// process that may be alive (the harness's own containers, a workspace held elsewhere) is
+/// left to that owner.
+pub async fn sweep_session_owned(
+    docker: &Docker,
+    session: &str,
+) -> Result<SweepReport, DockerError> {
+    let me = owner::Claim::from(&owner::ProcessId::this_process());
+    let objects = list_labelled_objects(docker, &[format!("{}={session}", labels::SESSION)])
+        .await?
+        .into_iter()
+        .filter(|o| {
+            let claim = owner::Claim::from_labels(&o.labels);
+            claim == me || owner::judge(&claim) == owner::OwnerState::Gone
+        })
+        .collect::<Vec<_>>();
+    remove_objects(docker, &objects).await
+}
+
 /// Sessions with an object whose owner ([`owner_alive`]) is on this host, in this PID
 /// namespace and gone, and no object whose owner may be alive (a restarted hearth that adopted
 /// the session marks it with an object of its own).

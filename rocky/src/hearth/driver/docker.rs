@@ -413,10 +413,11 @@ impl DockerDriver {
         }
     }
 
-    /// Force-removes everything labelled with this session (hearth shutting down).
+    /// Force-removes what of this session is this hearth's (hearth shutting down): what it made
+    /// and what it adopted from a gone owner, never what a live owner elsewhere holds.
     async fn sweep_session(&self) -> Result<SweepReport, DockerError> {
         let docker = self.docker().await?;
-        sweep::sweep(docker, Some(&self.session)).await
+        sweep::sweep_session_owned(docker, &self.session).await
     }
 }
 
