@@ -15,7 +15,9 @@ use super::{DockerError, err, is_gone_or_going, is_not_found, labels, owner};
 /// What a sweep removed.
 #[derive(Debug, Default, Clone)]
 pub struct SweepReport {
+    /// Ids of the containers removed.
     pub containers: Vec<String>,
+    /// Names of the networks removed.
     pub networks: Vec<String>,
 }
 
@@ -24,7 +26,7 @@ pub struct SweepReport {
 pub struct LabelledObject {
     /// `container` or `network`.
     pub kind: &'static str,
-    /// Container id or network name: what removal takes.
+    /// Container or network id: what removal takes.
     pub id: String,
     /// Human name (container name without `/`, or the network name).
     pub name: String,
@@ -77,7 +79,9 @@ pub async fn list_labelled_objects(
         let name = n.name.unwrap_or_default();
         out.push(LabelledObject {
             kind: "network",
-            id: name.clone(),
+            // The id, not the name: an engine that speaks API 1.41 lets two networks share a
+            // name, and removing by that name is then refused as ambiguous.
+            id: n.id.unwrap_or_else(|| name.clone()),
             name,
             labels: n.labels.unwrap_or_default(),
         });
@@ -127,7 +131,7 @@ async fn remove_objects(
     }
     for o in objects.iter().filter(|o| o.kind == "network") {
         match docker.remove_network(&o.id).await {
-            Ok(()) => report.networks.push(o.id.clone()),
+            Ok(()) => report.networks.push(o.name.clone()),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(err(format!("remove network {}", o.id))(e)),
         }
