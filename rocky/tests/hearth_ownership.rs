@@ -122,3 +122,73 @@ async fn the_sweep_leaves_another_pid_namespaces_objects_alone() {
         );
     }
 }
+
+/// A workspace of hearth's session whose objects a live process other than hearth owns (as a
+/// hearth of the same session in another PID namespace would): hearth answers 503 for it,
+/// never removes it, not at rediscovery and not at its exit.
+#[tokio::test(flavor = "multi_thread")]
+async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
+    use std::io::BufRead;
+    use std::time::Duration;
+    if std::env::var("ROCKY_E2E").as_deref() != Ok("1") {
+        eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
+        return;
+    }
+    let docker = rocky::docker::connect()
+        .await
+        .expect("ROCKY_E2E=1 requires a reachable Docker engine");
+    let session = format!("held{}", rocky::ids::random_hex(4));
+    let name = format!("rocky-{session}-held");
+    // Owned by this test process: alive, and not the hearth below.
+    let mut l = labels::for_workspace(&session, "held");
+    l.insert(labels::TIER.into(), "solo".into());
+    network(&docker, &name, l).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let mut hearth = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--driver", "local-docker", "--session", &session])
+        .arg("--exit-on-stdin-eof")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn hearth");
+    let stdout = hearth.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok));
+        for _ in lines {}
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
+    let client = rocky::hearth::client::HearthClient::new(&socket);
+    let status = client.status("held", Duration::from_secs(10)).await;
+    let teardown = client.teardown("held", Duration::from_secs(10)).await;
+    drop(hearth.stdin.take());
+    let exited = hearth.wait().expect("wait for hearth");
+    let left = list_labelled_objects(&docker, &[format!("{}={session}", labels::SESSION)])
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.name)
+        .collect::<Vec<_>>();
+    let _ = docker.remove_network(&name).await;
+
+    assert!(ready.is_some(), "hearth did not start");
+    let refused = |r: Result<_, rocky::hearth::client::HearthError>| match r {
+        Err(rocky::hearth::client::HearthError::Refused { status, code, .. }) => (status, code),
+        Ok(answer) => panic!("hearth answered {answer:?}"),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(refused(status.map(|_| ())), (503, "rediscovering".into()));
+    assert_eq!(refused(teardown.map(|_| ())), (503, "rediscovering".into()));
+    assert!(exited.success(), "hearth exited {exited}");
+    assert_eq!(
+        left,
+        vec![name],
+        "hearth removed a workspace a live owner holds"
+    );
+}

@@ -15,7 +15,9 @@ use super::{DockerError, err, is_gone_or_going, is_not_found, labels, owner};
 /// What a sweep removed.
 #[derive(Debug, Default, Clone)]
 pub struct SweepReport {
+    /// Ids of the containers removed.
     pub containers: Vec<String>,
+    /// Names of the networks removed.
     pub networks: Vec<String>,
 }
 
@@ -24,7 +26,7 @@ pub struct SweepReport {
 pub struct LabelledObject {
     /// `container` or `network`.
     pub kind: &'static str,
-    /// Container id or network name: what removal takes.
+    /// Container or network id: what removal takes.
     pub id: String,
     /// Human name (container name without `/`, or the network name).
     pub name: String,
@@ -77,7 +79,9 @@ pub async fn list_labelled_objects(
         let name = n.name.unwrap_or_default();
         out.push(LabelledObject {
             kind: "network",
-            id: name.clone(),
+            // The id, not the name: an engine that speaks API 1.41 lets two networks share a
+            // name, and removing by that name is then refused as ambiguous.
+            id: n.id.unwrap_or_else(|| name.clone()),
             name,
             labels: n.labels.unwrap_or_default(),
         });
@@ -127,7 +131,7 @@ async fn remove_objects(
     }
     for o in objects.iter().filter(|o| o.kind == "network") {
         match docker.remove_network(&o.id).await {
-            Ok(()) => report.networks.push(o.id.clone()),
+            Ok(()) => report.networks.push(o.name.clone()),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(err(format!("remove network {}", o.id))(e)),
         }
@@ -143,6 +147,26 @@ pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport
         .into_iter()
         .collect();
     sweep_labelled(docker, &labels).await
+}
+
+/// Force-removes what of `session` this process may remove at its exit: objects it made, and
+/// objects whose owner is gone (a workspace it adopted). An object whose owner is another
+/// process that may be alive (the harness's own containers, a workspace held elsewhere) is
+/// left to that owner.
+pub async fn sweep_session_owned(
+    docker: &Docker,
+    session: &str,
+) -> Result<SweepReport, DockerError> {
+    let me = owner::Claim::from(&owner::ProcessId::this_process());
+    let objects = list_labelled_objects(docker, &[format!("{}={session}", labels::SESSION)])
+        .await?
+        .into_iter()
+        .filter(|o| {
+            let claim = owner::Claim::from_labels(&o.labels);
+            claim == me || owner::judge(&claim) == owner::OwnerState::Gone
+        })
+        .collect::<Vec<_>>();
+    remove_objects(docker, &objects).await
 }
 
 /// Sessions with an object whose owner ([`owner_alive`]) is on this host, in this PID

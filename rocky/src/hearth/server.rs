@@ -120,13 +120,18 @@ impl<T> Book<T> {
 const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// Longest pause between rediscovery attempts.
 const RETRY_MAX_PAUSE: Duration = Duration::from_secs(5);
-/// How long one rediscovery attempt may take (an engine that accepts but never answers).
-const ATTEMPT_DEADLINE: Duration = Duration::from_secs(5);
+/// How long one rediscovery attempt may take: an engine that accepts but never answers. As
+/// long as one engine call may (`docker::connect`'s per-call timeout): an attempt cut short
+/// midway would be retried on a half-done adoption, so a slow engine under load is waited for.
+const ATTEMPT_DEADLINE: Duration = Duration::from_secs(60);
 /// How long rediscovery is retried before hearth gives up (and keeps answering 503).
 const REDISCOVER_DEADLINE: Duration = Duration::from_secs(300);
-/// How long hearth waits, before it says it is listening, for rediscovered workspaces whose
-/// services already answer to be reported `ready`.
-const SETTLE_BEFORE_READY: Duration = Duration::from_secs(2);
+/// How long hearth waits, before it says it is listening, for rediscovery's first attempt and
+/// for the workspaces it adopted whose services already answer to be reported `ready` (as the
+/// hearth before waited for them before it bound its socket). Under the harness's 10 s start
+/// deadline; past it hearth says it listens and answers 503 / `provisioning` meanwhile. A
+/// provision arriving while rediscovery runs waits for it as long.
+const READY_WAIT: Duration = Duration::from_secs(8);
 
 /// hearth's configuration and state.
 pub struct Hearth<D: Driver> {
@@ -217,35 +222,40 @@ impl<D: Driver> Hearth<D> {
     }
 
     /// Rediscovers and waits for the first attempt to end, and for what it found running to
-    /// settle (bounded by [`SETTLE_BEFORE_READY`]).
+    /// settle (bounded by [`READY_WAIT`]).
     pub async fn rediscover(self: &Arc<Self>) {
         self.begin_rediscovery();
         self.first_attempt().await;
     }
 
     /// Waits until rediscovery's first attempt has ended (succeeded, or failed and is being
-    /// retried), then up to [`SETTLE_BEFORE_READY`] for the workspaces it adopted to settle, so
+    /// retried), then for the workspaces it adopted to settle, all within [`READY_WAIT`], so
     /// that whoever waits for hearth's ready line finds those that answer `ready`.
     pub async fn first_attempt(&self) {
         let mut changes = self.view_changed.subscribe();
-        loop {
-            let done = !matches!(self.book().view, View::Rediscovering { failures: 0, .. });
-            if done || changes.changed().await.is_err() {
-                break;
+        let attempt_then_settles = async {
+            loop {
+                let done = !matches!(self.book().view, View::Rediscovering { failures: 0, .. });
+                if done || changes.changed().await.is_err() {
+                    break;
+                }
             }
-        }
-        let settling: Vec<Settled<DeploymentRef>> = self
-            .book()
-            .workspaces
-            .values()
-            .filter_map(|e| e.provisioning.clone())
-            .collect();
-        let all = futures::future::join_all(settling.into_iter().map(settled));
-        if tokio::time::timeout(SETTLE_BEFORE_READY, all)
+            let settling: Vec<Settled<DeploymentRef>> = self
+                .book()
+                .workspaces
+                .values()
+                .filter_map(|e| e.provisioning.clone())
+                .collect();
+            futures::future::join_all(settling.into_iter().map(settled)).await;
+        };
+        if tokio::time::timeout(READY_WAIT, attempt_then_settles)
             .await
             .is_err()
         {
-            tracing::info!("rediscovered workspaces still settling; serving meanwhile");
+            tracing::warn!(
+                "rediscovery not settled within {}; serving meanwhile",
+                crate::duration::display(READY_WAIT)
+            );
         }
     }
 
@@ -593,7 +603,7 @@ impl<D: Driver> Hearth<D> {
                 }
             }
         };
-        let _ = tokio::time::timeout(ATTEMPT_DEADLINE + RETRY_FIRST_PAUSE, wait).await;
+        let _ = tokio::time::timeout(READY_WAIT, wait).await;
         match &self.book().view {
             View::Complete => None,
             View::GaveUp { error } => Some(error.clone()),

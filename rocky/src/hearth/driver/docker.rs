@@ -396,6 +396,19 @@ impl DockerDriver {
     /// it goes with the session's sweep at shutdown.
     async fn mark_adopted(&self, docker: &Docker) -> Result<(), DockerError> {
         let name = format!("rocky-{}-adopted-{}", self.session, std::process::id());
+        // Already made by an earlier attempt: the engine (API 1.41) would make a second one of
+        // the same name rather than refuse.
+        match docker
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if crate::docker::is_not_found(&e) => {}
+            Err(e) => return Err(err(format!("inspect network {name}"))(e)),
+        }
         match docker
             .create_network(NetworkCreateRequest {
                 name: name.clone(),
@@ -413,10 +426,11 @@ impl DockerDriver {
         }
     }
 
-    /// Force-removes everything labelled with this session (hearth shutting down).
+    /// Force-removes what of this session is this hearth's (hearth shutting down): what it made
+    /// and what it adopted from a gone owner, never what a live owner elsewhere holds.
     async fn sweep_session(&self) -> Result<SweepReport, DockerError> {
         let docker = self.docker().await?;
-        sweep::sweep(docker, Some(&self.session)).await
+        sweep::sweep_session_owned(docker, &self.session).await
     }
 }
 
