@@ -42,7 +42,38 @@ use stack::{Env, Stack};
 
 /// Sequences that found a bug, kept as regression cases: (what it found, the HATCH sync
 /// mode, the shrunk sequence). Each runs first, every time.
-const KEPT: &[(&str, &str, &str)] = &[];
+const KEPT: &[(&str, &str, &str)] = &[
+    (
+        "abandoned-run lock-out: a run past its deadline keeps its worker slot (issue 18)",
+        "always",
+        "provision w1; submit w1 held",
+    ),
+    (
+        "invented status: a refused teardown of a failed workspace reads ready (issue 18)",
+        "none",
+        "provision-broken w2; fault sync teardown w2",
+    ),
+    (
+        "a refused action left in the log: a failed group commit keeps its record (issue 17)",
+        "batch",
+        "fault sync provision w1",
+    ),
+    (
+        "a refused action left in the log, unsynced: a failed seal update keeps its record (issue 17)",
+        "none",
+        "fault sync provision w1",
+    ),
+    (
+        "teardown records its start before the workspace's runs ended (issue 18, chaos drill)",
+        "none",
+        "provision-hangup w3; submit w3 held; teardown-hangup w3",
+    ),
+    (
+        "a run's end recorded after its workspace's hearth.decommissioned (issue 18)",
+        "always",
+        "provision w1; submit w1 normal",
+    ),
+];
 
 /// A sequence that ran: (label, seed to replay it, sync mode, the sequence, its verdict).
 type Ran = (String, Option<u64>, SyncMode, Vec<Op>, Outcome);
@@ -80,11 +111,14 @@ async fn run_sequence(env: &Env, sync: SyncMode, ops: &[Op]) -> Outcome {
     let mut i = 0;
     while i < all.len() || !epilogue_added {
         if i == all.len() {
-            // The epilogue: the worker back, every workspace torn down.
+            // The epilogue: the worker back, every held run past its deadline (so a run the
+            // console gave up on must have given its slot back before any teardown could
+            // cancel it), every workspace torn down.
             epilogue_added = true;
             if !model.worker_up {
                 all.push(Op::RestartWorker);
             }
+            all.push(Op::DeadlinePasses);
             for (w, s) in model.ws.iter().enumerate() {
                 if matches!(s, Ws::Ready | Ws::Failed) {
                     all.push(Op::Teardown(w));
@@ -360,7 +394,8 @@ async fn run(args: Args) -> std::process::ExitCode {
                 (label, seed, sync, ops, out)
             }
         }))
-        .buffer_unordered(args.stacks)
+        // In order (several at once): the report reads the same however they interleave.
+        .buffered(args.stacks)
         .collect()
         .await;
     let wall = started.elapsed();
