@@ -137,7 +137,14 @@ async fn run_sequence(env: &Env, sync: SyncMode, ops: &[Op]) -> Outcome {
                 stack.deadline_passes(&checker.open_held()).await?;
             }
             checker
-                .after_step(&stack, &model, &expect, &done.answers, &op.probes())
+                .after_step(
+                    &stack,
+                    &model,
+                    &expect,
+                    &done.answers,
+                    &op.touches(),
+                    &op.probes(),
+                )
                 .await
         }
         .await;
@@ -221,6 +228,15 @@ async fn shrink(
     (best, violation)
 }
 
+/// User + system CPU seconds of `who` (this process, or its waited-for children).
+fn cpu_secs(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage writes one rusage into the zeroed value we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 struct Args {
     seed: Option<u64>,
     base_seed: u64,
@@ -233,6 +249,8 @@ struct Args {
     kept: bool,
     /// For `--ops`: the HATCH sync mode (a seed names its own).
     sync: SyncMode,
+    /// Keep drawing sequences until this much time has passed (the long run).
+    for_secs: Option<u64>,
     profile: bool,
 }
 
@@ -249,6 +267,7 @@ fn parse_args() -> Result<Args, String> {
         kept: true,
         profile: false,
         sync: SyncMode::Batch,
+        for_secs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -264,6 +283,7 @@ fn parse_args() -> Result<Args, String> {
             "--shrink-secs" => args.shrink_secs = num(value("--shrink-secs")?, "--shrink-secs")?,
             "--ops" => args.ops = Some(value("--ops")?),
             "--no-kept" => args.kept = false,
+            "--for" => args.for_secs = Some(num(value("--for")?, "--for")?),
             "--sync" => {
                 let v = value("--sync")?;
                 args.sync = v.parse().map_err(|e| format!("--sync {v:?}: {e}"))?;
@@ -343,57 +363,67 @@ async fn run(args: Args) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // What to run: (label, seed to replay it, sync mode, the sequence).
-    let mut plan: Vec<(String, Option<u64>, SyncMode, Vec<Op>)> = Vec::new();
+    // What to run: (label, seed to replay it, sync mode, the sequence), the seeded ones drawn
+    // lazily (a long run draws as it goes).
+    type Planned = (String, Option<u64>, SyncMode, Vec<Op>);
+    let mut fixed: Vec<Planned> = Vec::new();
+    let mut seeds: Box<dyn Iterator<Item = u64> + Send> = Box::new(std::iter::empty());
     if let Some(text) = &args.ops {
         match ops::parse(text) {
-            Ok(o) => plan.push(("--ops".into(), None, args.sync, o)),
+            Ok(o) => fixed.push(("--ops".into(), None, args.sync, o)),
             Err(e) => {
                 eprintln!("model: {e}");
                 return std::process::ExitCode::from(2);
             }
         }
     } else if let Some(seed) = args.seed {
-        plan.push((
-            format!("seed {seed}"),
-            Some(seed),
-            model::sync_mode(seed),
-            model::generate(seed, args.len),
-        ));
+        seeds = Box::new(std::iter::once(seed));
     } else {
         if args.kept {
             for (name, sync, text) in KEPT {
                 let o = ops::parse(text).expect("a kept case parses");
                 let sync = sync.parse().expect("a kept case names a sync mode");
-                plan.push((format!("kept case: {name}"), None, sync, o));
+                fixed.push((format!("kept case: {name}"), None, sync, o));
             }
         }
-        for c in 0..args.cases {
-            let seed = args.base_seed + c as u64;
-            plan.push((
-                format!("seed {seed}"),
-                Some(seed),
-                model::sync_mode(seed),
-                model::generate(seed, args.len),
-            ));
-        }
+        let first = args.base_seed;
+        seeds = match args.for_secs {
+            Some(_) => Box::new(first..),
+            None => Box::new(first..first + args.cases as u64),
+        };
     }
+    let len = args.len;
+    let plan = fixed.into_iter().chain(seeds.map(move |seed| {
+        (
+            format!("seed {seed}"),
+            Some(seed),
+            model::sync_mode(seed),
+            model::generate(seed, len),
+        )
+    }));
     let started = Instant::now();
     println!(
-        "model: {} sequence(s), {} stack(s) at once, driver {}",
-        plan.len(),
+        "model: {}, {} stack(s) at once, driver {}",
+        match args.for_secs {
+            Some(secs) => format!("sequences of {len} steps for {secs}s"),
+            None => "the planned sequences".to_owned(),
+        },
         args.stacks,
         env.driver
     );
     use futures::StreamExt;
+    let for_secs = args.for_secs;
     let results: Vec<Ran> =
-        futures::stream::iter(plan.into_iter().map(|(label, seed, sync, ops)| {
+        futures::stream::iter(plan.take_while(|_| {
+            for_secs.is_none_or(|secs| started.elapsed() < Duration::from_secs(secs))
+        }))
+        .map(|(label, seed, sync, ops)| {
             let env = env.clone();
             async move {
                 let out = run_sequence(&env, sync, &ops).await;
                 (label, seed, sync, ops, out)
             }
-        }))
+        })
         // In order (several at once): the report reads the same however they interleave.
         .buffered(args.stacks)
         .collect()
@@ -457,10 +487,12 @@ async fn run(args: Args) -> std::process::ExitCode {
         );
     }
     println!(
-        "\nmodel: {} sequence(s), {steps} steps in {:.1}s ({:.0} steps/s), {failed} failed",
+        "\nmodel: {} sequence(s), {steps} steps in {:.1}s ({:.0} steps/s; CPU {:.1}s here, {:.1}s in hearth and the services), {failed} failed",
         results.len(),
         wall.as_secs_f64(),
-        steps as f64 / wall.as_secs_f64()
+        steps as f64 / wall.as_secs_f64(),
+        cpu_secs(libc::RUSAGE_SELF),
+        cpu_secs(libc::RUSAGE_CHILDREN),
     );
     if failed == 0 {
         std::process::ExitCode::SUCCESS

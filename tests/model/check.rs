@@ -136,6 +136,7 @@ impl Checker {
         model: &Model,
         expect: &Expect,
         answers: &[u16],
+        touched: &[usize],
         probe: &[usize],
     ) -> Result<(), Violation> {
         if answers != expect.answers.as_slice() {
@@ -174,7 +175,7 @@ impl Checker {
         self.walk(&fresh)?;
         self.excuse(stack).await?;
         let t1 = Instant::now();
-        self.statuses(stack, model, probe).await?;
+        self.statuses(stack, model, touched, probe).await?;
         SECTIONS[1].fetch_add(
             t1.elapsed().as_micros() as u64,
             std::sync::atomic::Ordering::Relaxed,
@@ -371,6 +372,7 @@ impl Checker {
         &mut self,
         stack: &Stack,
         model: &Model,
+        touched: &[usize],
         probe: &[usize],
     ) -> Result<(), Violation> {
         let state: HashMap<String, rocky::hearth::driver::process::StateEntry> =
@@ -378,28 +380,52 @@ impl Checker {
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default();
-        let hearth: HashMap<String, rocky::api::hearth::DeploymentRef> = stack
-            .hearth_client
-            .list(Duration::from_secs(5))
-            .await
-            .map_err(|e| Violation::new("status", format!("hearth's list: {e}")))?
-            .into_iter()
-            .map(|d| (d.slug.clone(), d))
+        // The console and hearth are asked about the workspaces the step touched, and about
+        // all of them after a step that could touch any and every `FULL_EVERY` steps; the
+        // processes of every workspace are checked every step.
+        let every = self.calls.is_multiple_of(FULL_EVERY) || touched.len() == SLUGS.len();
+        let asked: Vec<usize> = (0..SLUGS.len())
+            .filter(|w| every || touched.contains(w))
             .collect();
-        let consoles =
-            futures::future::join_all((0..SLUGS.len()).map(|w| stack.console_status(w))).await;
+        let mut hearth: HashMap<String, Option<String>> = HashMap::new();
+        for w in &asked {
+            let said = match stack
+                .hearth_client
+                .status(SLUGS[*w], Duration::from_secs(5))
+                .await
+            {
+                Ok(r) => Some(r.status.as_str().to_owned()),
+                Err(rocky::hearth::client::HearthError::Refused { status: 404, .. }) => None,
+                Err(e) => {
+                    return Err(Violation::new(
+                        "status",
+                        format!("hearth about {}: {e}", SLUGS[*w]),
+                    ));
+                }
+            };
+            hearth.insert(SLUGS[*w].to_owned(), said);
+        }
+        let mut consoles: Vec<Option<Result<Option<String>, Violation>>> = vec![None; SLUGS.len()];
+        for (w, answer) in asked
+            .iter()
+            .zip(futures::future::join_all(asked.iter().map(|w| stack.console_status(*w))).await)
+        {
+            consoles[*w] = Some(answer);
+        }
         let mut probes = Vec::new();
         for (w, slug) in SLUGS.iter().enumerate() {
-            let console = consoles[w].clone()?;
-            let dep = hearth.get(*slug);
-            let said = dep.map(|d| d.status.as_str());
+            // Not asked this step: nothing to compare.
+            let console = consoles[w].clone().transpose()?.flatten();
+            let asked_here = hearth.contains_key(*slug);
+            let said = hearth.get(*slug).cloned().flatten();
+            let said = said.as_deref();
             let (want_console, want_hearth): (Option<&str>, &[Option<&str>]) = match model.ws[w] {
                 Ws::Absent => (None, &[None]),
                 Ws::Ready => (Some("ready"), &[Some("ready")]),
                 Ws::Failed => (Some("failed"), &[Some("failed"), None]),
                 Ws::TornDown => (Some("tier_torn_down"), &[Some("tier_torn_down"), None]),
             };
-            if console.as_deref() != want_console || !want_hearth.contains(&said) {
+            if asked_here && (console.as_deref() != want_console || !want_hearth.contains(&said)) {
                 return Err(Violation::new(
                     "status",
                     format!(
@@ -408,15 +434,28 @@ impl Checker {
                     ),
                 ));
             }
+            let entry = state.get(*slug);
             if model.ws[w] == Ws::Ready && probe.contains(&w) {
-                for s in dep.map(|d| d.services.clone()).unwrap_or_default() {
+                let services = match entry {
+                    Some(e) => e.services.clone(),
+                    // No state file (the Docker topology): hearth's list names the services.
+                    None => stack
+                        .hearth_client
+                        .list(Duration::from_secs(5))
+                        .await
+                        .map_err(|e| Violation::new("status", format!("hearth's list: {e}")))?
+                        .into_iter()
+                        .find(|d| d.slug == *slug)
+                        .map(|d| d.services)
+                        .unwrap_or_default(),
+                };
+                for s in services {
                     probes.push((slug, s.name, format!("{}/healthz", s.endpoint)));
                 }
             }
             if stack.env_driver() != "process" {
                 continue;
             }
-            let entry = state.get(*slug);
             if model.ws[w] == Ws::Ready {
                 let Some(entry) = entry else {
                     return Err(Violation::new(

@@ -179,9 +179,9 @@ impl FromStr for Op {
 }
 
 impl Op {
-    /// The workspaces whose services the checks after this step probe: the one it acts on,
-    /// or every one after a step that could touch them all.
-    pub fn probes(&self) -> Vec<usize> {
+    /// The workspaces whose statuses the checks after this step ask the console and hearth
+    /// about: the one it acts on, or every one after a step that could touch them all.
+    pub fn touches(&self) -> Vec<usize> {
         match *self {
             Op::Provision(w)
             | Op::ProvisionBroken(w)
@@ -194,6 +194,15 @@ impl Op {
             | Op::Fault(_, _, w) => vec![w],
             Op::CrashHearth | Op::SecondHearth => (0..SLUGS.len()).collect(),
             Op::DeadlinePasses | Op::KillWorker | Op::RestartWorker | Op::Read => Vec::new(),
+        }
+    }
+
+    /// The workspaces whose services' health routes the checks probe: where the step may
+    /// have made or unmade services (a run never does).
+    pub fn probes(&self) -> Vec<usize> {
+        match self {
+            Op::Submit(..) => Vec::new(),
+            _ => self.touches(),
         }
     }
 }
