@@ -317,6 +317,7 @@ async fn environment(driver: &'static str) -> Result<Env, String> {
             standin: Some(standin),
             driver,
             image: "standin".into(),
+            docker: None,
         });
     }
     let docker = rocky::docker::connect()
@@ -330,6 +331,7 @@ async fn environment(driver: &'static str) -> Result<Env, String> {
         standin: None,
         driver,
         image: image.tag,
+        docker: Some(docker),
     })
 }
 

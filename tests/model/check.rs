@@ -454,6 +454,28 @@ impl Checker {
                 }
             }
             if stack.env_driver() != "process" {
+                // What exists, asked of the engine: a ready workspace runs its two services;
+                // any other has no container or network left.
+                if !every && !touched.contains(&w) {
+                    continue;
+                }
+                let (running, objects) = stack
+                    .containers_of(slug)
+                    .await
+                    .map_err(|e| Violation::new("exists", e))?;
+                let ok = match model.ws[w] {
+                    Ws::Ready => running == 2,
+                    _ => objects == 0,
+                };
+                if !ok {
+                    return Err(Violation::new(
+                        "exists",
+                        format!(
+                            "{slug} is {:?} but the engine holds {objects} object(s) of it, {running} container(s) running",
+                            model.ws[w]
+                        ),
+                    ));
+                }
                 continue;
             }
             if model.ws[w] == Ws::Ready {

@@ -21,8 +21,11 @@ use tokio::process::{Child, Command};
 
 /// The console's run deadline: short, so held runs meet it within a sequence.
 pub const RUN_DEADLINE: Duration = Duration::from_millis(800);
-/// hearth's health deadline (what a broken tier costs).
-const HEALTH_TIMEOUT: &str = "1500ms";
+/// hearth's health deadline (what a broken tier costs): a stand-in process answers within
+/// milliseconds, a container within a few seconds on a busy engine.
+fn health_timeout(driver: &str) -> &'static str {
+    if driver == "process" { "1500ms" } else { "15s" }
+}
 /// How long hearth may take to print its ready line.
 const HEARTH_START: Duration = Duration::from_secs(15);
 pub const TOKEN: &str = "model-admin-token";
@@ -35,8 +38,10 @@ pub struct Env {
     pub standin: Option<PathBuf>,
     /// `process` or `local-docker`.
     pub driver: &'static str,
-    /// The image the tiers run (`rocky-e2e/standin:local` on Docker).
+    /// The image the tiers run (the stand-in image on Docker).
     pub image: String,
+    /// The engine, on the Docker topology: what exists is asked of it.
+    pub docker: Option<bollard::Docker>,
 }
 
 /// One refused append the disk is armed with: the record whose line holds every needle.
@@ -397,9 +402,9 @@ fn hearth_command(env: &Env, socket: &Path, session: &str, log: &Path) -> Result
         .args(["--driver", env.driver, "--session", session])
         .args([
             "--teardown-timeout",
-            "10s",
+            "20s",
             "--health-timeout",
-            HEALTH_TIMEOUT,
+            health_timeout(env.driver),
         ])
         .arg("--exit-on-stdin-eof")
         .stdin(Stdio::piped())
@@ -441,5 +446,40 @@ impl Stack {
     /// `process` or `local-docker`.
     pub fn env_driver(&self) -> &'static str {
         self.env.driver
+    }
+
+    /// On the Docker topology: the running containers of workspace `slug` of this session,
+    /// and how many of its objects (containers of any state, networks) exist at all.
+    pub async fn containers_of(&self, slug: &str) -> Result<(usize, usize), String> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
+        let Some(docker) = &self.env.docker else {
+            return Ok((0, 0));
+        };
+        let filter = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{}={}", rocky::docker::labels::SESSION, self.session),
+                format!("{}={slug}", rocky::docker::labels::WORKSPACE),
+            ],
+        )]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| format!("failed to list the containers of {slug}: {e}"))?;
+        let running = containers
+            .iter()
+            .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+            .count();
+        let networks = docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .map_err(|e| format!("failed to list the networks of {slug}: {e}"))?;
+        Ok((running, containers.len() + networks.len()))
     }
 }
