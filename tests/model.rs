@@ -5,9 +5,9 @@
 //! failing sequence shrunk to a minimal one that replays with one command.
 //!
 //! ```text
-//! cargo test --test model                                  # kept cases + 24 sequences
-//! cargo test --test model -- --cases 80 --len 130          # the CI budget (> 10 000 steps)
-//! cargo test --test model -- --seed 17 --len 130           # replay one sequence
+//! cargo test --test model                                  # kept cases + 8 sequences
+//! cargo test --test model -- --cases 50 --len 200          # the CI budget (> 10 000 steps)
+//! cargo test --test model -- --seed 17 --len 200           # replay one sequence
 //! cargo test --test model -- --ops 'provision w0; submit w0 held; deadline-passes'
 //! ROCKY_E2E=1 cargo test --test model -- --driver local-docker --cases 8 --len 70
 //! ```
@@ -237,6 +237,20 @@ fn cpu_secs(who: libc::c_int) -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// Counts for a long run's progress lines.
+#[derive(Default)]
+struct Progress(std::sync::Mutex<(usize, usize, usize)>);
+
+impl Progress {
+    fn update(&self, ran: &Ran) -> (usize, usize, usize) {
+        let mut p = self.0.lock().expect("progress lock");
+        p.0 += 1;
+        p.1 += ran.4.steps;
+        p.2 += usize::from(ran.4.failure.is_some());
+        *p
+    }
+}
+
 struct Args {
     seed: Option<u64>,
     base_seed: u64,
@@ -258,7 +272,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         seed: None,
         base_seed: 1,
-        cases: 24,
+        cases: 8,
         len: 100,
         stacks: 6,
         ops: None,
@@ -415,6 +429,7 @@ async fn run(args: Args) -> std::process::ExitCode {
     );
     use futures::StreamExt;
     let for_secs = args.for_secs;
+    let progress = Progress::default();
     let results: Vec<Ran> =
         futures::stream::iter(plan.take_while(|_| {
             for_secs.is_none_or(|secs| started.elapsed() < Duration::from_secs(secs))
@@ -428,6 +443,24 @@ async fn run(args: Args) -> std::process::ExitCode {
         })
         // In order (several at once): the report reads the same however they interleave.
         .buffered(args.stacks)
+        .inspect(|ran| {
+            // A long run says how far it got as it goes (every 25 sequences, and each failure).
+            let (n, steps, failed) = progress.update(ran);
+            if args.for_secs.is_some() && (n % 25 == 0 || ran.4.failure.is_some()) {
+                println!(
+                    "model: [{:.0}s] {n} sequences, {steps} steps, {failed} failed{}",
+                    started.elapsed().as_secs_f64(),
+                    ran.4
+                        .failure
+                        .as_ref()
+                        .map(|(at, op, v)| format!(
+                            "; {} failed at step {at} `{op}`: [{}] {}",
+                            ran.0, v.check, v.detail
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        })
         .collect()
         .await;
     let wall = started.elapsed();
