@@ -94,6 +94,16 @@ impl Worker {
             .with_state(self)
     }
 
+    /// The runs executing now, each holding one of the worker's slots: what a test checks
+    /// against the runs the console still follows (slots come back).
+    pub fn executing(&self) -> Vec<String> {
+        let runs = self.runs.lock().expect("worker state lock");
+        runs.iter()
+            .filter(|(_, l)| !l.finished())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// How often an idle event stream says it is alive: often enough that a follower that
     /// went away is noticed well within the lease.
     fn keep_alive(&self) -> Duration {

@@ -1,0 +1,485 @@
+//! The real stack one sequence runs against: hearth as its own process (the `process` driver,
+//! or `local-docker`), the console and the worker as servers of this process on loopback
+//! ports, and the console's HATCH log in a real file, sealed, synced in `batch` mode, every
+//! file operation going through a [`FaultDisk`] that refuses one chosen append on demand.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rocky::auth::{LocalAuth, Principal, Role};
+use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::hatch::{Disk, Hatch, HatchOptions, RealDisk, SyncMode};
+use rocky::hearth::client::HearthClient;
+use rocky::tier::{ServiceSpec, TierProfile};
+use rocky::vault::Keyring;
+use rocky::worker::{Worker, WorkerConfig};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+/// The console's run deadline: short, so held runs meet it within a sequence.
+pub const RUN_DEADLINE: Duration = Duration::from_millis(800);
+/// hearth's health deadline (what a broken tier costs): a stand-in process answers within
+/// milliseconds, a container within a few seconds on a busy engine.
+fn health_timeout(driver: &str) -> &'static str {
+    if driver == "process" { "1500ms" } else { "15s" }
+}
+/// How long hearth may take to print its ready line.
+const HEARTH_START: Duration = Duration::from_secs(15);
+pub const TOKEN: &str = "model-admin-token";
+
+/// Everything a stack needs that does not change between sequences.
+#[derive(Clone)]
+pub struct Env {
+    pub hearth_bin: PathBuf,
+    /// The compiled stand-in (process driver) — or `None` on the Docker topology.
+    pub standin: Option<PathBuf>,
+    /// `process` or `local-docker`.
+    pub driver: &'static str,
+    /// The image the tiers run (the stand-in image on Docker).
+    pub image: String,
+    /// The engine, on the Docker topology: what exists is asked of it.
+    pub docker: Option<bollard::Docker>,
+}
+
+/// One refused append the disk is armed with: the record whose line holds every needle.
+#[derive(Clone, Debug)]
+struct Armed {
+    needles: Vec<String>,
+    at: super::ops::FaultAt,
+    /// The line was written; the next sync fails.
+    sync_pending: bool,
+}
+
+/// The writer's disk, refusing the one append it is armed for (EIO), otherwise the disk.
+#[derive(Default)]
+pub struct FaultDisk {
+    armed: Mutex<Option<Armed>>,
+    /// How many faults were injected (a fault armed but never hit is a model bug).
+    pub hits: std::sync::atomic::AtomicUsize,
+}
+
+impl FaultDisk {
+    pub fn arm(&self, at: super::ops::FaultAt, kind: &str, workspace: &str) {
+        *self.armed.lock().expect("fault lock") = Some(Armed {
+            needles: vec![
+                format!("\"kind\":\"{kind}\""),
+                format!("\"workspace\":\"{workspace}\""),
+            ],
+            at,
+            sync_pending: false,
+        });
+    }
+
+    pub fn disarm(&self) {
+        *self.armed.lock().expect("fault lock") = None;
+    }
+
+    fn eio() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EIO)
+    }
+}
+
+impl Disk for FaultDisk {
+    fn write(&self, log: &std::fs::File, line: &[u8]) -> std::io::Result<()> {
+        {
+            let mut armed = self.armed.lock().expect("fault lock");
+            if let Some(a) = armed.as_mut()
+                && !a.sync_pending
+            {
+                let text = String::from_utf8_lossy(line);
+                if a.needles.iter().all(|n| text.contains(n.as_str())) {
+                    match a.at {
+                        super::ops::FaultAt::Write => {
+                            *armed = None;
+                            self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            return Err(Self::eio());
+                        }
+                        super::ops::FaultAt::Sync => a.sync_pending = true,
+                    }
+                }
+            }
+        }
+        RealDisk.write(log, line)
+    }
+
+    fn sync(&self, log: &std::fs::File) -> std::io::Result<()> {
+        {
+            let mut armed = self.armed.lock().expect("fault lock");
+            if armed.as_ref().is_some_and(|a| a.sync_pending) {
+                *armed = None;
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Err(Self::eio());
+            }
+        }
+        RealDisk.sync(log)
+    }
+
+    fn truncate(&self, log: &std::fs::File, len: u64) -> std::io::Result<()> {
+        RealDisk.truncate(log, len)
+    }
+
+    /// In `none` mode nothing is synced: a `sync` fault hits the commit's seal update instead.
+    fn replace_seal(&self, path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        {
+            let mut armed = self.armed.lock().expect("fault lock");
+            if armed.as_ref().is_some_and(|a| a.sync_pending) {
+                *armed = None;
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Err(Self::eio());
+            }
+        }
+        RealDisk.replace_seal(path, bytes, sync)
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub session: String,
+    pub hearth: Option<Child>,
+    pub console_url: String,
+    pub hatch_path: PathBuf,
+    pub seal_key: Keyring,
+    pub disk: Arc<FaultDisk>,
+    pub http: reqwest::Client,
+    pub hearth_client: HearthClient,
+    worker_addr: std::net::SocketAddr,
+    worker_keyring: Keyring,
+    /// The live worker and its server, `None` while killed.
+    pub worker: Option<(Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    console_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    env: Env,
+}
+
+fn tier(name: &str, image: &str, health: &str, env: &[(&str, &str)]) -> TierProfile {
+    let service = |n: &str| ServiceSpec {
+        name: n.into(),
+        image: image.into(),
+        port: 8080,
+        health: health.into(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    TierProfile {
+        name: name.into(),
+        services: vec![service("cairnet"), service("lore")],
+    }
+}
+
+/// The tiers the model uses: `solo` as shipped, `slow` (healthy after 250 ms: a provision a
+/// teardown or a hang-up can land in), `broken` (never healthy: hearth reports `failed`).
+fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
+    [
+        tier("solo", image, "/healthz", &[]),
+        tier(
+            "slow",
+            image,
+            "/healthz",
+            &[("STANDIN_HEALTHY_AFTER_MS", "250")],
+        ),
+        tier("broken", image, "/never-healthy", &[]),
+    ]
+    .into_iter()
+    .map(|t| (t.name.clone(), t))
+    .collect()
+}
+
+impl Stack {
+    pub async fn start(env: &Env, sync: SyncMode) -> Result<Stack, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("rocky-model-")
+            .tempdir()
+            .map_err(|e| format!("failed to make a temporary directory: {e}"))?;
+        let socket = dir.path().join("hearth.sock");
+        let session = format!("model{}", rocky::ids::random_hex(4));
+        let hearth = spawn_hearth(env, &socket, &session, dir.path()).await?;
+        let secret = rocky::vault::generate_secret();
+        let worker_keyring = Keyring::single("v1", &secret);
+        let worker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("failed to bind the worker: {e}"))?;
+        let worker_addr = worker_listener.local_addr().map_err(|e| e.to_string())?;
+        let worker = serve_worker(&worker_keyring, worker_listener);
+        let hatch_path = dir.path().join("hatch.jsonl");
+        let key_path = dir.path().join("hatch.key");
+        let options = HatchOptions::sealed(&key_path, sync)
+            .map_err(|e| format!("failed to make the seal key: {e}"))?;
+        let seal_key = options
+            .seal_key
+            .clone()
+            .expect("sealed options carry a key");
+        let disk = Arc::new(FaultDisk::default());
+        let hatch = Arc::new(
+            Hatch::open_with_disk(&hatch_path, options, disk.clone())
+                .map_err(|e| format!("failed to open the HATCH log: {e}"))?,
+        );
+        let config = ConsoleConfig {
+            auth: LocalAuth::from_tokens(vec![(
+                TOKEN.into(),
+                Principal {
+                    name: "admin".into(),
+                    role: Role::Admin,
+                },
+            )])
+            .map_err(|e| e.to_string())?,
+            hearth: HearthClient::new(&socket),
+            worker_url: format!("http://{worker_addr}"),
+            keyring: worker_keyring.clone(),
+            hatch,
+            tiers: tiers(&env.image),
+            deadlines: Deadlines {
+                provision: Duration::from_secs(20),
+                provision_follow: Duration::from_secs(10),
+                teardown: Duration::from_secs(20),
+                run: RUN_DEADLINE,
+                worker_call: Duration::from_secs(2),
+                worker_gone: Duration::from_secs(4),
+            },
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("failed to bind the console: {e}"))?;
+        let console_url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let console_task = tokio::spawn(rocky::http::serve(
+            listener,
+            Console::new(config).router(),
+            std::future::pending(),
+        ));
+        Ok(Stack {
+            hearth_client: HearthClient::new(&socket),
+            dir,
+            socket,
+            session,
+            hearth: Some(hearth),
+            console_url,
+            hatch_path,
+            seal_key,
+            disk,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(8)
+                .build()
+                .map_err(|e| e.to_string())?,
+            worker_addr,
+            worker_keyring,
+            worker: Some(worker),
+            console_task,
+            env: env.clone(),
+        })
+    }
+
+    /// Kills the worker as SIGKILL would: its server and every connection drop at once, and
+    /// what it kept in memory is gone.
+    pub async fn kill_worker(&mut self) {
+        if let Some((_, task)) = self.worker.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// A new worker (nothing in memory) on the killed one's address.
+    pub async fn restart_worker(&mut self) -> Result<(), String> {
+        if self.worker.is_some() {
+            return Ok(());
+        }
+        let bind = || -> std::io::Result<tokio::net::TcpListener> {
+            let l = std::net::TcpListener::bind(self.worker_addr)?;
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        };
+        let listener = bind()
+            .map_err(|e| format!("failed to rebind the worker at {}: {e}", self.worker_addr))?;
+        self.worker = Some(serve_worker(&self.worker_keyring, listener));
+        Ok(())
+    }
+
+    /// The runs the live worker executes (none while it is killed).
+    pub fn executing(&self) -> Vec<String> {
+        self.worker
+            .as_ref()
+            .map(|(w, _)| w.executing())
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL hearth (it cleans nothing up) and start it again on the same socket and
+    /// session; it rediscovers what the one before left.
+    pub async fn crash_hearth(&mut self) -> Result<(), String> {
+        if let Some(mut h) = self.hearth.take() {
+            h.start_kill()
+                .map_err(|e| format!("failed to SIGKILL hearth: {e}"))?;
+            tokio::time::timeout(Duration::from_secs(10), h.wait())
+                .await
+                .map_err(|_| "hearth did not die within 10s of SIGKILL".to_owned())?
+                .map_err(|e| e.to_string())?;
+        }
+        self.hearth =
+            Some(spawn_hearth(&self.env, &self.socket, &self.session, self.dir.path()).await?);
+        Ok(())
+    }
+
+    /// A second hearth on this stack's socket and session: it must refuse to start (exit
+    /// non-zero) within its start deadline. Returns its exit status and its stderr.
+    pub async fn second_hearth(&self) -> Result<(std::process::ExitStatus, String), String> {
+        let log = self.dir.path().join("second-hearth.log");
+        let mut cmd = hearth_command(&self.env, &self.socket, &self.session, &log)?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("failed to spawn a second hearth: {e}"))?;
+        let status = tokio::time::timeout(HEARTH_START, child.wait()).await;
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        match status {
+            Ok(Ok(status)) => Ok((status, stderr)),
+            Ok(Err(e)) => Err(format!("failed to wait for the second hearth: {e}")),
+            Err(_) => {
+                let _ = child.kill().await;
+                Err(format!(
+                    "a second hearth on the live socket was still running after {HEARTH_START:?} (killed); its log: {stderr}"
+                ))
+            }
+        }
+    }
+
+    /// Stops everything: the console and the worker, then hearth (closing its stdin: it tears
+    /// down what is left and exits).
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.console_task.abort();
+        self.kill_worker().await;
+        if let Some(mut h) = self.hearth.take() {
+            drop(h.stdin.take());
+            match tokio::time::timeout(Duration::from_secs(30), h.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = h.kill().await;
+                    return Err("hearth did not exit within 30s of its stdin closing".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The process driver's state file (`<socket>.state.json`).
+    pub fn state_file(&self) -> PathBuf {
+        rocky::hearth::driver::process::state_path(&self.socket)
+    }
+}
+
+fn serve_worker(
+    keyring: &Keyring,
+    listener: tokio::net::TcpListener,
+) -> (Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    // The default follow lease (30 s): far longer than any check waits, so a run only the
+    // lease would end shows as the lock-out it is.
+    let worker = Worker::new(WorkerConfig {
+        keyring: keyring.clone(),
+        max_skew_secs: rocky::vault::DEFAULT_MAX_SKEW_SECS,
+        encoding: Default::default(),
+    });
+    let task = tokio::spawn(rocky::http::serve(
+        listener,
+        worker.clone().router(),
+        std::future::pending(),
+    ));
+    (worker, task)
+}
+
+fn hearth_command(env: &Env, socket: &Path, session: &str, log: &Path) -> Result<Command, String> {
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
+    let mut cmd = Command::new(&env.hearth_bin);
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(["--driver", env.driver, "--session", session])
+        .args([
+            "--teardown-timeout",
+            "20s",
+            "--health-timeout",
+            health_timeout(env.driver),
+        ])
+        .arg("--exit-on-stdin-eof")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .kill_on_drop(true);
+    if let Some(standin) = &env.standin {
+        cmd.arg("--standin-bin").arg(standin);
+    }
+    Ok(cmd)
+}
+
+async fn spawn_hearth(
+    env: &Env,
+    socket: &Path,
+    session: &str,
+    dir: &Path,
+) -> Result<Child, String> {
+    let log = dir.join("hearth.log");
+    let mut child = hearth_command(env, socket, session, &log)?
+        .spawn()
+        .map_err(|e| format!("failed to spawn {}: {e}", env.hearth_bin.display()))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    match tokio::time::timeout(HEARTH_START, lines.next_line()).await {
+        Ok(Ok(Some(l))) if l.starts_with("hearth listening on") => {
+            // Keep draining stdout so hearth never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok(child)
+        }
+        other => Err(format!(
+            "hearth did not print its ready line within {HEARTH_START:?} ({other:?}); its log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )),
+    }
+}
+
+impl Stack {
+    /// `process` or `local-docker`.
+    pub fn env_driver(&self) -> &'static str {
+        self.env.driver
+    }
+
+    /// On the Docker topology: the running containers of workspace `slug` of this session,
+    /// and how many of its objects (containers of any state, networks) exist at all.
+    pub async fn containers_of(&self, slug: &str) -> Result<(usize, usize), String> {
+        use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
+        let Some(docker) = &self.env.docker else {
+            return Ok((0, 0));
+        };
+        let filter = std::collections::HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{}={}", rocky::docker::labels::SESSION, self.session),
+                format!("{}={slug}", rocky::docker::labels::WORKSPACE),
+            ],
+        )]);
+        let containers = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| format!("failed to list the containers of {slug}: {e}"))?;
+        let running = containers
+            .iter()
+            .filter(|c| c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING))
+            .count();
+        let networks = docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .map_err(|e| format!("failed to list the networks of {slug}: {e}"))?;
+        Ok((running, containers.len() + networks.len()))
+    }
+}
