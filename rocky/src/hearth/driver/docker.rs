@@ -318,8 +318,12 @@ impl DockerDriver {
                 }
             }
         }
-        if !found.is_empty() {
-            self.mark_adopted(&docker).await?;
+        if !found.is_empty()
+            && let Err(e) = self.mark_adopted(&docker).await
+        {
+            // The marker only shields the adopted objects from another run's sweep of gone
+            // owners; an engine out of address pools must not keep hearth from its view.
+            tracing::warn!("adopted workspaces are not marked as this hearth's: {e}");
         }
         Ok(found)
     }
