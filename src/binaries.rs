@@ -6,6 +6,12 @@
 //! one does not build them. Run under cargo (`CARGO` and `CARGO_MANIFEST_DIR` are set at run
 //! time), the harness first asks cargo to build them into its own target directory and
 //! profile: a no-op when they are fresh, and never a stale `hearth` from an older build.
+//!
+//! It builds `--workspace --bins`, not `-p rocky --bins`: cargo resolves features over the
+//! packages it is asked for, so building rocky alone gives bollard, clap, hyper … another
+//! feature set than the test build's, compiles ~35 units a second time and makes binaries
+//! (and a services image hash) that differ from `cargo build --bins`. With the whole
+//! workspace selected, as `cargo test` selects it, every unit is the test build's own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +44,9 @@ pub fn ensure_built() -> Result<(), String> {
     BUILT.get_or_init(build_under_cargo).clone()
 }
 
+/// What the harness asks cargo to build (see the module's docs for why the whole workspace).
+pub const BUILD_ARGS: [&str; 4] = ["build", "--quiet", "--workspace", "--bins"];
+
 fn build_under_cargo() -> Result<(), String> {
     let (Some(cargo), Some(manifest_dir)) = (
         std::env::var_os("CARGO"),
@@ -57,7 +66,7 @@ fn build_under_cargo() -> Result<(), String> {
         return Ok(());
     };
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--quiet", "--package", "rocky", "--bins"])
+    cmd.args(BUILD_ARGS)
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -78,7 +87,7 @@ fn build_under_cargo() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "failed to build the service binaries: `cargo build -p rocky --bins --profile {profile}` exited with {status}"
+            "failed to build the service binaries: `cargo build --workspace --bins --profile {profile}` exited with {status}"
         ))
     }
 }
