@@ -66,6 +66,11 @@ fn build_under_cargo() -> Result<(), String> {
         return Ok(());
     };
     let mut cmd = Command::new(&cargo);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_for_a_run) {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(BUILD_ARGS)
         .arg("--manifest-path")
         .arg(&manifest)
@@ -92,6 +97,26 @@ fn build_under_cargo() -> Result<(), String> {
     }
 }
 
+/// The variables cargo sets for the test (or binary) it runs, which the nested build must not
+/// see: build scripts such as ring's and cc's declare `rerun-if-env-changed=CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR` …, and cargo reads those from its own environment, so a build run from
+/// inside `cargo test` would find them changed (rocky-e2e's values, not unset) and rebuild
+/// ring, rustls, bollard, rocky and the harness, and the next plain `cargo build` rebuild
+/// them back.
+fn is_set_for_a_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || name.starts_with("CARGO_BIN_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
+}
+
 /// `target/debug/deps/scenarios-…` → (`target`, `dev`); `target/release/rocky-e2e` →
 /// (`target`, `release`).
 fn target_and_profile(exe: &Path) -> Option<(PathBuf, String)> {
@@ -109,6 +134,31 @@ fn target_and_profile(exe: &Path) -> Option<(PathBuf, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nested_build_sees_no_variable_cargo_set_for_the_test() {
+        for set in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_BIN_EXE_rocky-e2e",
+            "CARGO_CRATE_NAME",
+            "OUT_DIR",
+        ] {
+            assert!(is_set_for_a_run(set), "{set}");
+        }
+        // What configures the build itself stays.
+        for kept in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_NET_OFFLINE",
+            "CARGO",
+            "PATH",
+        ] {
+            assert!(!is_set_for_a_run(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn profile_from_the_executable_path() {
