@@ -8,6 +8,8 @@
 //! - [`pass`]: one cucumber pass over a set of scenarios; [`output`] prints each scenario's
 //!   block whole; [`record`] keeps what each attempt and World saw.
 //! - [`outcome`]: verdicts (passed, failed, flaky, skipped), JUnit, the summary.
+//! - [`phases`]: a job's several runs (`ROCKY_E2E_PHASE`), each reported apart, one merged set
+//!   published.
 //! - [`options`], [`input`]: the options, and the folder cucumber parses.
 
 pub mod catalogue;
