@@ -6,6 +6,12 @@
 //! one does not build them. Run under cargo (`CARGO` and `CARGO_MANIFEST_DIR` are set at run
 //! time), the harness first asks cargo to build them into its own target directory and
 //! profile: a no-op when they are fresh, and never a stale `hearth` from an older build.
+//!
+//! It builds `--workspace --bins`, not `-p rocky --bins`: cargo resolves features over the
+//! packages it is asked for, so building rocky alone gives bollard, clap, hyper … another
+//! feature set than the test build's, compiles ~35 units a second time and makes binaries
+//! (and a services image hash) that differ from `cargo build --bins`. With the whole
+//! workspace selected, as `cargo test` selects it, every unit is the test build's own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +44,9 @@ pub fn ensure_built() -> Result<(), String> {
     BUILT.get_or_init(build_under_cargo).clone()
 }
 
+/// What the harness asks cargo to build (see the module's docs for why the whole workspace).
+pub const BUILD_ARGS: [&str; 4] = ["build", "--quiet", "--workspace", "--bins"];
+
 fn build_under_cargo() -> Result<(), String> {
     let (Some(cargo), Some(manifest_dir)) = (
         std::env::var_os("CARGO"),
@@ -57,7 +66,12 @@ fn build_under_cargo() -> Result<(), String> {
         return Ok(());
     };
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--quiet", "--package", "rocky", "--bins"])
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(is_set_for_a_run) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.args(BUILD_ARGS)
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -78,9 +92,29 @@ fn build_under_cargo() -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "failed to build the service binaries: `cargo build -p rocky --bins --profile {profile}` exited with {status}"
+            "failed to build the service binaries: `cargo build --workspace --bins --profile {profile}` exited with {status}"
         ))
     }
+}
+
+/// The variables cargo sets for the test (or binary) it runs, which the nested build must not
+/// see: build scripts such as ring's and cc's declare `rerun-if-env-changed=CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR` …, and cargo reads those from its own environment, so a build run from
+/// inside `cargo test` would find them changed (rocky-e2e's values, not unset) and rebuild
+/// ring, rustls, bollard, rocky and the harness, and the next plain `cargo build` rebuild
+/// them back.
+fn is_set_for_a_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_MANIFEST_")
+        || name.starts_with("CARGO_BIN_")
+        || matches!(
+            name,
+            "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// `target/debug/deps/scenarios-…` → (`target`, `dev`); `target/release/rocky-e2e` →
@@ -100,6 +134,31 @@ fn target_and_profile(exe: &Path) -> Option<(PathBuf, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nested_build_sees_no_variable_cargo_set_for_the_test() {
+        for set in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_BIN_EXE_rocky-e2e",
+            "CARGO_CRATE_NAME",
+            "OUT_DIR",
+        ] {
+            assert!(is_set_for_a_run(set), "{set}");
+        }
+        // What configures the build itself stays.
+        for kept in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_NET_OFFLINE",
+            "CARGO",
+            "PATH",
+        ] {
+            assert!(!is_set_for_a_run(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn profile_from_the_executable_path() {

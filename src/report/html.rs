@@ -11,14 +11,28 @@ use std::fmt::Write as _;
 use crate::report::acts::{Act, act_of};
 use crate::report::model::{ActSpan, ChainEvent, RunReport, ScenarioReport, Verdict};
 
+/// Styles only a merged report (several phases) needs.
+const PHASE_CSS: &str = "table.phases{border-collapse:collapse;margin:.5em 0;font-size:.9em}\
+table.phases td,table.phases th{border:1px solid #ccc;padding:.15em .5em;text-align:left}\
+table.phases tr.failed td{background:#fde8e8}\
+.phase-tag{font-size:.8em;border:1px solid #888;border-radius:3px;padding:0 .3em;margin-right:.3em}\n";
+
 /// Lines of a log shown at most (its tail); the rest is counted, not embedded.
 const MAX_LOG_LINES: usize = 2000;
 
 /// The whole page.
 pub fn render(report: &RunReport) -> String {
     let mut scenarios: Vec<&ScenarioReport> = report.scenarios.iter().collect();
-    // Stable: failed, flaky, passed, skipped; the runner's order within each.
-    scenarios.sort_by_key(|s| s.verdict);
+    // Stable: failed, flaky, passed, skipped; the runner's order within each. A merged report
+    // keeps its phases in order (the verdict's first), and sorts so within each.
+    let phases = &report.summary.phases;
+    let phase_rank = |s: &ScenarioReport| {
+        s.phase
+            .as_ref()
+            .and_then(|p| phases.iter().position(|q| &q.name == p))
+            .unwrap_or(0)
+    };
+    scenarios.sort_by_key(|s| (phase_rank(s), s.verdict));
     let c = &report.summary.counts;
     let run_failed = c.failed > 0;
 
@@ -43,6 +57,9 @@ pub fn render(report: &RunReport) -> String {
     );
     h.push_str("<style>\n");
     h.push_str(CSS);
+    if !phases.is_empty() {
+        h.push_str(PHASE_CSS);
+    }
     h.push_str("</style>\n</head>\n<body>\n");
 
     // Summary.
@@ -84,7 +101,11 @@ pub fn render(report: &RunReport) -> String {
     if let Some(at) = &report.summary.started_at {
         let _ = write!(h, "<span>started {}</span>", esc(at));
     }
-    h.push_str("</p>\n</header>\n<div class=\"layout\">\n<main>\n");
+    h.push_str("</p>\n");
+    if !phases.is_empty() {
+        phase_table(&mut h, report);
+    }
+    h.push_str("</header>\n<div class=\"layout\">\n<main>\n");
 
     if scenarios.is_empty() {
         h.push_str("<p class=\"empty\">No scenario ran.</p>\n");
@@ -115,6 +136,33 @@ pub fn render(report: &RunReport) -> String {
     h
 }
 
+/// A merged report's phases, in order (the verdict's first), with their counts.
+fn phase_table(h: &mut String, report: &RunReport) {
+    h.push_str(
+        "<table class=\"phases\">\n<tr><th>phase</th><th>failed</th><th>flaky</th>\
+         <th>passed</th><th>skipped</th><th>wall</th><th>topology</th></tr>\n",
+    );
+    for (i, p) in report.summary.phases.iter().enumerate() {
+        let c = &p.counts;
+        let _ = writeln!(
+            h,
+            "<tr class=\"{}\" data-phase=\"{}\"><td><b>{}</b>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if c.failed > 0 { "failed" } else { "passed" },
+            esc(&p.name),
+            esc(&p.name),
+            if i == 0 { " (verdict)" } else { "" },
+            c.failed,
+            c.flaky,
+            c.passed,
+            c.skipped,
+            duration(p.wall_ms),
+            esc(&p.topology),
+        );
+    }
+    h.push_str("</table>\n");
+}
+
 fn scenario(h: &mut String, i: usize, s: &ScenarioReport) {
     let v = s.verdict.as_str();
     let open = matches!(s.verdict, Verdict::Failed | Verdict::Flaky);
@@ -125,9 +173,13 @@ fn scenario(h: &mut String, i: usize, s: &ScenarioReport) {
     );
     let _ = writeln!(
         h,
-        "<summary><span class=\"badge {v}\">{} {v}</span> <span class=\"title\"><span \
+        "<summary><span class=\"badge {v}\">{} {v}</span> {}<span class=\"title\"><span \
          class=\"feature\">{}</span> › {}</span> <span class=\"dur\">{}</span></summary>",
         icon(s.verdict),
+        s.phase
+            .as_ref()
+            .map(|p| format!("<span class=\"phase-tag\">{}</span> ", esc(p)))
+            .unwrap_or_default(),
         esc(&s.feature),
         esc(&s.name),
         if s.verdict == Verdict::Skipped {

@@ -287,6 +287,16 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// The `<testsuite name>` of one phase of a job (`ROCKY_E2E_PHASE`).
+pub fn phase_suite(phase: &str) -> String {
+    format!("phase: {phase}")
+}
+
+/// The phase a suite name stands for, when it is one ([`phase_suite`]).
+pub fn phase_of_suite(suite: &str) -> Option<&str> {
+    suite.strip_prefix("phase: ")
+}
+
 /// One JUnit document holding every `<testsuite>` of `parts` (the shards of a run), with the
 /// totals summed. Each part must be a JUnit document with at least a `<testsuites>` or
 /// `<testsuite>` element.

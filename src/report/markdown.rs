@@ -297,6 +297,41 @@ pub fn junit_table(junit_xml: &str) -> String {
         cases.len(),
         seconds(time)
     );
+    // A merged report (`ROCKY_E2E_PHASE`): one row per phase, in the file's order (the
+    // verdict's phase first).
+    let mut phases: Vec<&str> = Vec::new();
+    for c in &cases {
+        if let Some(p) = junit::phase_of_suite(&c.suite)
+            && !phases.contains(&p)
+        {
+            phases.push(p);
+        }
+    }
+    if !phases.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| phase | ✅ passed | ❌ failed | 🔁 flaky | ⏭️ skipped | total | scenario time (sum) |"
+        );
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for p in &phases {
+            let of: Vec<&junit::Case> = cases
+                .iter()
+                .filter(|c| junit::phase_of_suite(&c.suite) == Some(*p))
+                .collect();
+            let n = |f: fn(Outcome) -> bool| of.iter().filter(|c| f(c.outcome)).count();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                text(p),
+                n(|o| o == Outcome::Passed),
+                n(|o| matches!(o, Outcome::Failed | Outcome::Errored)),
+                n(|o| o == Outcome::Flaky),
+                n(|o| o == Outcome::Skipped),
+                of.len(),
+                seconds(of.iter().map(|c| c.time_s).sum())
+            );
+        }
+    }
     for (title, wanted) in [
         ("Failed", [Outcome::Failed, Outcome::Errored]),
         ("Flaky", [Outcome::Flaky; 2]),
@@ -312,7 +347,12 @@ pub fn junit_table(junit_xml: &str) -> String {
         let _ = writeln!(out, "| scenario | where | why |");
         let _ = writeln!(out, "| --- | --- | --- |");
         for c in listed {
-            let (name, location) = case_name(&c.name);
+            let phase = junit::phase_of_suite(&c.suite);
+            let bare = match phase {
+                Some(p) => c.name.strip_prefix(&format!("[{p}] ")).unwrap_or(&c.name),
+                None => c.name.as_str(),
+            };
+            let (name, location) = case_name(bare);
             let location = location.or_else(|| c.location.clone());
             let feature = location
                 .as_deref()
@@ -323,7 +363,8 @@ pub fn junit_table(junit_xml: &str) -> String {
             let why = c.message.as_deref().map(first_line).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} › {} | {} | {} |",
+                "| {}{} › {} | {} | {} |",
+                phase.map(|p| format!("{}: ", text(p))).unwrap_or_default(),
                 text(&feature),
                 text(&name),
                 location.map(|l| code(&l)).unwrap_or_default(),

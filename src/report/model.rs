@@ -25,6 +25,21 @@ pub struct RunSummary {
     /// When the run started, as the runner wants it shown (RFC 3339 is fine); optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// A merged report (`ROCKY_E2E_PHASE`): every phase of the job, the verdict's first.
+    /// Empty for a run of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseSummary>,
+}
+
+/// One phase of a merged report: a topology, a shard or a repeat of the scenarios.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSummary {
+    /// The phase's name, as `ROCKY_E2E_PHASE` gave it (`docker`, `embedded-chaos`).
+    pub name: String,
+    /// That phase's own first line (its topology).
+    pub topology: String,
+    pub wall_ms: u64,
+    pub counts: Counts,
 }
 
 /// How many scenarios ended how.
@@ -115,6 +130,9 @@ pub struct ScenarioReport {
     /// Logs attached to the scenario (hearth, console and worker), shown folded.
     #[serde(default)]
     pub logs: Vec<Log>,
+    /// The phase it ran in, in a merged report (`ROCKY_E2E_PHASE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
 }
 
 impl ScenarioReport {
@@ -220,9 +238,44 @@ impl RunReport {
                 wall_ms,
                 counts: Counts::of(&scenarios),
                 started_at: None,
+                phases: Vec::new(),
             },
             scenarios,
         }
+    }
+
+    /// One report of several phases' reports, in the order given (the verdict's phase
+    /// first): every scenario marked with its phase, the counts and wall times summed.
+    pub fn merge(phases: Vec<(String, RunReport)>) -> RunReport {
+        let mut summaries = Vec::new();
+        let mut scenarios = Vec::new();
+        let mut wall_ms = 0;
+        for (name, report) in phases {
+            wall_ms += report.summary.wall_ms;
+            summaries.push(PhaseSummary {
+                name: name.clone(),
+                topology: report.summary.topology,
+                wall_ms: report.summary.wall_ms,
+                counts: Counts::of(&report.scenarios),
+            });
+            scenarios.extend(report.scenarios.into_iter().map(|mut s| {
+                s.phase = Some(name.clone());
+                s
+            }));
+        }
+        let topology = match summaries.as_slice() {
+            [] => String::new(),
+            [one] => format!("phase {}: {}", one.name, one.topology),
+            [first, rest @ ..] => format!(
+                "{} phases; the verdict's: {} ({})",
+                rest.len() + 1,
+                first.name,
+                first.topology
+            ),
+        };
+        let mut merged = RunReport::new(topology, wall_ms, scenarios);
+        merged.summary.phases = summaries;
+        merged
     }
 }
 

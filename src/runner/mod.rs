@@ -8,6 +8,8 @@
 //! - [`pass`]: one cucumber pass over a set of scenarios; [`output`] prints each scenario's
 //!   block whole; [`record`] keeps what each attempt and World saw.
 //! - [`outcome`]: verdicts (passed, failed, flaky, skipped), JUnit, the summary.
+//! - [`phases`]: a job's several runs (`ROCKY_E2E_PHASE`), each reported apart, one merged set
+//!   published.
 //! - [`options`], [`input`]: the options, and the folder cucumber parses.
 
 pub mod catalogue;
@@ -17,6 +19,7 @@ pub mod options;
 pub mod outcome;
 pub mod output;
 pub mod pass;
+pub mod phases;
 pub mod record;
 pub mod shard;
 pub mod vocabulary;
@@ -369,19 +372,36 @@ fn report_of(
     RunReport::new(topology, wall.as_millis() as u64, scenarios)
 }
 
-/// JUnit, the HTML report and the durations file, under `target/rocky-e2e/`.
+/// JUnit, the HTML report and the durations file, under `target/rocky-e2e/`; with
+/// `ROCKY_E2E_PHASE`, under `target/rocky-e2e/phases/<phase>/`, then the merged set of every
+/// phase at `target/rocky-e2e/` ([`phases`]).
 fn write_reports(
     opts: &RunOptions,
     outcomes: &[Outcome],
     wall: std::time::Duration,
     topology: &topology::Topology,
 ) -> Result<(), String> {
-    let dir = topology::target_dir();
+    let root = topology::target_dir();
+    let phase = phases::from_env()?;
+    let dir = match &phase {
+        Some(p) => phases::dir(&root, p),
+        None => root.clone(),
+    };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let junit_path = opts.junit.clone().unwrap_or_else(|| dir.join("junit.xml"));
-    std::fs::write(&junit_path, outcome::junit(outcomes, wall))
-        .map_err(|e| format!("failed to write {}: {e}", junit_path.display()))?;
-    say!("rocky-e2e: JUnit report {}", junit_path.display());
+    let junit = outcome::junit_of_phase(outcomes, wall, phase.as_deref());
+    let mut junit_paths = vec![dir.join("junit.xml")];
+    if let Some(p) = &opts.junit {
+        junit_paths = vec![p.clone()];
+        if phase.is_some() {
+            // The merge reads the phase's own copy.
+            junit_paths.push(dir.join("junit.xml"));
+        }
+    }
+    for path in &junit_paths {
+        std::fs::write(path, &junit)
+            .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
+    }
+    say!("rocky-e2e: JUnit report {}", junit_paths[0].display());
     let report = report_of(outcomes, wall, &topology.description);
     let html = dir.join("report.html");
     std::fs::write(&html, crate::report::html::render(&report))
@@ -395,7 +415,20 @@ fn write_reports(
                 .map(|a| (o.entry.name.clone(), a.duration))
         })
         .collect();
-    shard::write_durations(&dir.join("durations.json"), &durations)
+    shard::write_durations(&dir.join("durations.json"), &durations)?;
+    if let Some(p) = &phase {
+        let json = dir.join("report.json");
+        std::fs::write(&json, phases::json_of(&report)?)
+            .map_err(|e| format!("failed to write {}: {e}", json.display()))?;
+        let order = phases::record(&root, p)?;
+        let (n, scenarios) = phases::publish(&root)?;
+        say!(
+            "rocky-e2e: phase {p}: merged reports of {n} phase(s) ({}), {scenarios} scenario results, at {}",
+            order.join(", "),
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// Snapshot files in `snapshots/` that no scenario asserts.

@@ -62,6 +62,17 @@ impl Outcome {
 /// The JUnit XML of a run: one testcase per scenario; a flaky one passes and carries a
 /// `flakyFailure` per failed attempt (the convention nextest and Maven Surefire use).
 pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
+    junit_of_phase(outcomes, wall, None)
+}
+
+/// [`junit`] for one phase of a job (`ROCKY_E2E_PHASE`): the suite is named
+/// `phase: <name>` and every case `[<name>] <feature>::<scenario>`, so a merged file (and the
+/// annotations made from it) says which phase each result came from.
+pub fn junit_of_phase(outcomes: &[Outcome], wall: Duration, phase: Option<&str>) -> String {
+    let suite = match phase {
+        Some(p) => crate::report::junit::phase_suite(p),
+        None => "scenarios".to_owned(),
+    };
     let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict() == v).count();
     let failures = count(Verdict::Failed);
     let skipped = count(Verdict::Skipped);
@@ -69,10 +80,14 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
     for o in outcomes {
         let e = &o.entry;
         let classname = e.name.rsplit_once("::").map_or("", |(f, _)| f);
+        let name = match phase {
+            Some(p) => format!("[{p}] {}", e.name),
+            None => e.name.clone(),
+        };
         let _ = write!(
             cases,
             "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\">",
-            esc(&e.name),
+            esc(&name),
             esc(classname),
             esc(&shown(&e.path)),
             e.line,
@@ -124,9 +139,10 @@ pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
         cases.push_str("</testcase>\n");
     }
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n  <testsuite name=\"scenarios\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
         n = outcomes.len(),
         t = wall.as_secs_f64(),
+        suite = esc(&suite),
     )
 }
 
