@@ -218,6 +218,7 @@ impl Stack {
                     &format!("/api/hearth/workspaces/{}", SLUGS[w]),
                     "",
                 );
+                let before = self.count_records("hearth.decommissioned", SLUGS[w]);
                 done.answers.push(
                     self.hang_up(
                         w,
@@ -227,6 +228,16 @@ impl Stack {
                     )
                     .await?,
                 );
+                // The console shows `tier_torn_down` before it records `hearth.decommissioned`
+                // and lets go of the workspace: the act is over when that record is in.
+                let what = format!(
+                    "the teardown of {} to record hearth.decommissioned",
+                    SLUGS[w]
+                );
+                wait_for(&what, SETTLE, || async {
+                    Ok(self.count_records("hearth.decommissioned", SLUGS[w]) > before)
+                })
+                .await?;
             }
             Op::TeardownHangUp(w) => done.answers.push(self.teardown(w).await?),
             Op::Submit(w, kind) => {
@@ -300,6 +311,19 @@ impl Stack {
             Op::Read => {}
         }
         Ok(done)
+    }
+
+    /// How many records of `kind` about `slug` the log holds (complete lines only).
+    fn count_records(&self, kind: &str, slug: &str) -> usize {
+        let needles = [
+            format!("\"kind\":\"{kind}\""),
+            format!("\"workspace\":\"{slug}\""),
+        ];
+        std::fs::read_to_string(&self.hatch_path)
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .filter(|l| l.ends_with('\n') && needles.iter().all(|n| l.contains(n.as_str())))
+            .count()
     }
 
     /// Waits until every run in `held` has ended at the console (its run deadline, or a

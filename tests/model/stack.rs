@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};
-use rocky::hatch::{Disk, Hatch, HatchOptions, RealDisk, SyncMode};
+use rocky::hatch::{Disk, Hatch, HatchOptions, RealDisk};
 use rocky::hearth::client::HearthClient;
 use rocky::tier::{ServiceSpec, TierProfile};
 use rocky::vault::Keyring;
@@ -191,7 +191,7 @@ fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
 }
 
 impl Stack {
-    pub async fn start(env: &Env, sync: SyncMode) -> Result<Stack, String> {
+    pub async fn start(env: &Env, setup: super::model::Setup) -> Result<Stack, String> {
         let dir = tempfile::Builder::new()
             .prefix("rocky-model-")
             .tempdir()
@@ -208,7 +208,7 @@ impl Stack {
         let worker = serve_worker(&worker_keyring, worker_listener);
         let hatch_path = dir.path().join("hatch.jsonl");
         let key_path = dir.path().join("hatch.key");
-        let options = HatchOptions::sealed(&key_path, sync)
+        let options = HatchOptions::sealed(&key_path, setup.sync)
             .map_err(|e| format!("failed to make the seal key: {e}"))?;
         let seal_key = options
             .seal_key
@@ -234,7 +234,12 @@ impl Stack {
             hatch,
             tiers: tiers(&env.image),
             deadlines: Deadlines {
-                provision: Duration::from_secs(20),
+                // A fast clock: past this, the console asks hearth how the provision went.
+                provision: if setup.fast_clock {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(20)
+                },
                 provision_follow: Duration::from_secs(10),
                 teardown: Duration::from_secs(20),
                 run: RUN_DEADLINE,
