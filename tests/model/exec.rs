@@ -313,16 +313,23 @@ impl Stack {
         Ok(done)
     }
 
-    /// How many records of `kind` about `slug` the log holds (complete lines only).
+    /// How many records of `kind` about `slug` the log holds: its sealed prefix only (a line
+    /// written but not yet committed is not part of the log yet).
     fn count_records(&self, kind: &str, slug: &str) -> usize {
         let needles = [
             format!("\"kind\":\"{kind}\""),
             format!("\"workspace\":\"{slug}\""),
         ];
+        let seal_path = rocky::hatch::seal_path(&self.hatch_path);
+        let sealed = std::fs::read(&seal_path)
+            .ok()
+            .and_then(|b| rocky::hatch::Checkpoint::parse(&seal_path, &b).ok())
+            .map_or(0, |c| c.seal.records as usize);
         std::fs::read_to_string(&self.hatch_path)
             .unwrap_or_default()
             .split_inclusive('\n')
-            .filter(|l| l.ends_with('\n') && needles.iter().all(|n| l.contains(n.as_str())))
+            .take(sealed)
+            .filter(|l| needles.iter().all(|n| l.contains(n.as_str())))
             .count()
     }
 
