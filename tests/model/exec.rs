@@ -238,6 +238,19 @@ impl Stack {
                     Ok(self.count_records("hearth.decommissioned", SLUGS[w]) > before)
                 })
                 .await?;
+                // …and lets go of the workspace just after: a DELETE now joins the teardown
+                // in flight (or finds it done), answering once the workspace is free. It
+                // records nothing either way.
+                let again = self.teardown(w).await?;
+                if again != 200 {
+                    return Err(Violation::new(
+                        "answers",
+                        format!(
+                            "a DELETE after the hung-up teardown of {} answered {again}",
+                            SLUGS[w]
+                        ),
+                    ));
+                }
             }
             Op::TeardownHangUp(w) => done.answers.push(self.teardown(w).await?),
             Op::Submit(w, kind) => {

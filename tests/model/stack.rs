@@ -24,7 +24,7 @@ pub const RUN_DEADLINE: Duration = Duration::from_millis(800);
 /// hearth's health deadline (what a broken tier costs): a stand-in process answers within
 /// milliseconds, a container within a few seconds on a busy engine.
 fn health_timeout(driver: &str) -> &'static str {
-    if driver == "process" { "1500ms" } else { "15s" }
+    if driver == "process" { "10s" } else { "15s" }
 }
 /// How long hearth may take to print its ready line.
 const HEARTH_START: Duration = Duration::from_secs(15);
@@ -173,8 +173,21 @@ fn tier(name: &str, image: &str, health: &str, env: &[(&str, &str)]) -> TierProf
 }
 
 /// The tiers the model uses: `solo` as shipped, `slow` (healthy after 250 ms: a provision a
-/// teardown or a hang-up can land in), `broken` (never healthy: hearth reports `failed`).
-fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
+/// teardown or a hang-up can land in), `broken` (hearth reports `failed`).
+fn tiers(image: &str, driver: &str) -> BTreeMap<String, TierProfile> {
+    // A service that cannot start, at once: an environment value past the kernel's limit for
+    // one string (`execve` fails with E2BIG). On Docker, a health route that never answers.
+    let huge = "x".repeat(200_000);
+    let broken = if driver == "process" {
+        tier(
+            "broken",
+            image,
+            "/healthz",
+            &[("STANDIN_UNSTARTABLE", huge.as_str())],
+        )
+    } else {
+        tier("broken", image, "/never-healthy", &[])
+    };
     [
         tier("solo", image, "/healthz", &[]),
         tier(
@@ -183,7 +196,7 @@ fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
             "/healthz",
             &[("STANDIN_HEALTHY_AFTER_MS", "250")],
         ),
-        tier("broken", image, "/never-healthy", &[]),
+        broken,
     ]
     .into_iter()
     .map(|t| (t.name.clone(), t))
@@ -232,7 +245,7 @@ impl Stack {
             worker_url: format!("http://{worker_addr}"),
             keyring: worker_keyring.clone(),
             hatch,
-            tiers: tiers(&env.image),
+            tiers: tiers(&env.image, env.driver),
             deadlines: Deadlines {
                 // A fast clock: past this, the console asks hearth how the provision went.
                 provision: if setup.fast_clock {
