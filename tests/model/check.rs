@@ -139,10 +139,14 @@ impl Checker {
         touched: &[usize],
         probe: &[usize],
     ) -> Result<(), Violation> {
+        let errors = std::mem::take(&mut *stack.errors.lock().expect("errors lock"));
         if answers != expect.answers.as_slice() {
             return Err(Violation::new(
                 "answers",
-                format!("answered {answers:?}, the model says {:?}", expect.answers),
+                format!(
+                    "answered {answers:?}, the model says {:?} (errors: {errors:?})",
+                    expect.answers
+                ),
             ));
         }
         let t0 = Instant::now();

@@ -58,7 +58,14 @@ impl Stack {
             )
         })?;
         let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(serde_json::Value::Null)))
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        if status >= 400 && method != reqwest::Method::GET {
+            self.errors
+                .lock()
+                .expect("errors lock")
+                .push(format!("{method} {path}: {status} {body}"));
+        }
+        Ok((status, body))
     }
 
     async fn provision(&self, w: usize, tier: &str) -> Result<u16, Violation> {

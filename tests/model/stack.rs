@@ -153,6 +153,8 @@ pub struct Stack {
     pub worker: Option<(Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     console_task: tokio::task::JoinHandle<std::io::Result<()>>,
     env: Env,
+    /// The console's error answers since the step began (evidence for a failed check).
+    pub errors: Mutex<Vec<String>>,
 }
 
 fn tier(name: &str, image: &str, health: &str, env: &[(&str, &str)]) -> TierProfile {
@@ -291,6 +293,7 @@ impl Stack {
             worker: Some(worker),
             console_task,
             env: env.clone(),
+            errors: Mutex::new(Vec::new()),
         })
     }
 
