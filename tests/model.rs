@@ -8,7 +8,7 @@
 //! cargo test --test model                                  # kept cases + 8 sequences
 //! cargo test --test model -- --cases 50 --len 200          # the CI budget (> 10 000 steps)
 //! cargo test --test model -- --seed 17 --len 200           # replay one sequence
-//! cargo test --test model -- --ops 'provision w0; submit w0 held; deadline-passes'
+//! cargo test --test model -- --setup none --ops 'provision w0; submit w0 held'
 //! ROCKY_E2E=1 cargo test --test model -- --driver local-docker --cases 8 --len 70
 //! ```
 //!
@@ -35,13 +35,12 @@ mod stack;
 use std::time::{Duration, Instant};
 
 use check::{Checker, Violation};
-use model::{Model, Ws};
+use model::{Model, Setup, Ws};
 use ops::Op;
-use rocky::hatch::SyncMode;
 use stack::{Env, Stack};
 
-/// Sequences that found a bug, kept as regression cases: (what it found, the HATCH sync
-/// mode, the shrunk sequence). Each runs first, every time.
+/// Sequences that found a bug, kept as regression cases: (what it found, the stack's setup,
+/// the shrunk sequence). Each runs first, every time.
 const KEPT: &[(&str, &str, &str)] = &[
     (
         "abandoned-run lock-out: a run past its deadline keeps its worker slot (issue 18)",
@@ -75,8 +74,16 @@ const KEPT: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// A sequence that ran: (label, seed to replay it, sync mode, the sequence, its verdict).
-type Ran = (String, Option<u64>, SyncMode, Vec<Op>, Outcome);
+/// Sequences that find a bug not fixed yet (each moves to `KEPT` once it is): run with
+/// `--open` and by nothing else, so the budget runs stay about what is fixed.
+const OPEN: &[(&str, &str, &str)] = &[(
+    "a restarted hearth forgets a failed workspace: its DELETE records hearth.decommission_started, then answers 404 (contract §9, one decommission pair; a refused action left a record)",
+    "none",
+    "provision-broken w3; crash-hearth; teardown w3",
+)];
+
+/// A sequence that ran: (label, seed to replay it, its setup, the sequence, its verdict).
+type Ran = (String, Option<u64>, Setup, Vec<Op>, Outcome);
 
 /// A sequence's verdict.
 struct Outcome {
@@ -90,8 +97,8 @@ struct Outcome {
 }
 
 /// Runs `ops` on a fresh stack, then tears everything down and checks the end state.
-async fn run_sequence(env: &Env, sync: SyncMode, ops: &[Op]) -> Outcome {
-    let mut stack = match Stack::start(env, sync).await {
+async fn run_sequence(env: &Env, setup: Setup, ops: &[Op]) -> Outcome {
+    let mut stack = match Stack::start(env, setup).await {
         Ok(s) => s,
         Err(e) => {
             return Outcome {
@@ -184,7 +191,7 @@ async fn run_sequence(env: &Env, sync: SyncMode, ops: &[Op]) -> Outcome {
 /// still fails the same check, within `budget`.
 async fn shrink(
     env: &Env,
-    sync: SyncMode,
+    setup: Setup,
     ops: Vec<Op>,
     check: &'static str,
     budget: Duration,
@@ -202,7 +209,7 @@ async fn shrink(
                 start += chunk;
                 continue;
             }
-            let out = run_sequence(env, sync, &candidate).await;
+            let out = run_sequence(env, setup, &candidate).await;
             match out.failure {
                 Some((at, _, v)) if v.check == check => {
                     candidate.truncate((at + 1).min(candidate.len()));
@@ -219,7 +226,7 @@ async fn shrink(
     }
     let violation = match best_violation {
         Some(v) => v,
-        None => run_sequence(env, sync, &best)
+        None => run_sequence(env, setup, &best)
             .await
             .failure
             .map(|(_, _, v)| v)
@@ -261,11 +268,15 @@ struct Args {
     driver: &'static str,
     shrink_secs: u64,
     kept: bool,
-    /// For `--ops`: the HATCH sync mode (a seed names its own).
-    sync: SyncMode,
+    /// For `--ops`: the stack's setup (a seed names its own).
+    setup: Setup,
     /// Keep drawing sequences until this much time has passed (the long run).
     for_secs: Option<u64>,
     profile: bool,
+    /// Print the sequence `--seed` names, one step a line, and run nothing.
+    print: bool,
+    /// Run the `OPEN` cases (bugs not fixed yet) instead of anything else.
+    open: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -280,8 +291,13 @@ fn parse_args() -> Result<Args, String> {
         shrink_secs: 120,
         kept: true,
         profile: false,
-        sync: SyncMode::Batch,
+        setup: Setup {
+            sync: rocky::hatch::SyncMode::Batch,
+            fast_clock: false,
+        },
         for_secs: None,
+        print: false,
+        open: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -298,11 +314,13 @@ fn parse_args() -> Result<Args, String> {
             "--ops" => args.ops = Some(value("--ops")?),
             "--no-kept" => args.kept = false,
             "--for" => args.for_secs = Some(num(value("--for")?, "--for")?),
-            "--sync" => {
-                let v = value("--sync")?;
-                args.sync = v.parse().map_err(|e| format!("--sync {v:?}: {e}"))?;
+            "--setup" | "--sync" => {
+                let v = value("--setup")?;
+                args.setup = v.parse().map_err(|e| format!("--setup {v:?}: {e}"))?;
             }
             "--profile" => args.profile = true,
+            "--print" => args.print = true,
+            "--open" => args.open = true,
             "--driver" => {
                 args.driver = match value("--driver")?.as_str() {
                     "process" => "process",
@@ -357,6 +375,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if args.print {
+        let seed = args.seed.unwrap_or(args.base_seed);
+        println!("seed {seed}, setup {}:", model::setup(seed));
+        for (i, op) in model::generate(seed, args.len).iter().enumerate() {
+            println!("{i:>4}  {op}");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     if args.driver == "local-docker" && std::env::var("ROCKY_E2E").as_deref() != Ok("1") {
         println!("model: the local-docker driver runs with ROCKY_E2E=1 only; skipped");
         return std::process::ExitCode::SUCCESS;
@@ -379,14 +405,20 @@ async fn run(args: Args) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    // What to run: (label, seed to replay it, sync mode, the sequence), the seeded ones drawn
+    // What to run: (label, seed to replay it, setup, the sequence), the seeded ones drawn
     // lazily (a long run draws as it goes).
-    type Planned = (String, Option<u64>, SyncMode, Vec<Op>);
+    type Planned = (String, Option<u64>, Setup, Vec<Op>);
     let mut fixed: Vec<Planned> = Vec::new();
     let mut seeds: Box<dyn Iterator<Item = u64> + Send> = Box::new(std::iter::empty());
-    if let Some(text) = &args.ops {
+    if args.open {
+        for (name, setup, text) in OPEN {
+            let o = ops::parse(text).expect("an open case parses");
+            let setup = setup.parse().expect("an open case names a setup");
+            fixed.push((format!("open case: {name}"), None, setup, o));
+        }
+    } else if let Some(text) = &args.ops {
         match ops::parse(text) {
-            Ok(o) => fixed.push(("--ops".into(), None, args.sync, o)),
+            Ok(o) => fixed.push(("--ops".into(), None, args.setup, o)),
             Err(e) => {
                 eprintln!("model: {e}");
                 return std::process::ExitCode::from(2);
@@ -396,10 +428,10 @@ async fn run(args: Args) -> std::process::ExitCode {
         seeds = Box::new(std::iter::once(seed));
     } else {
         if args.kept {
-            for (name, sync, text) in KEPT {
+            for (name, setup, text) in KEPT {
                 let o = ops::parse(text).expect("a kept case parses");
-                let sync = sync.parse().expect("a kept case names a sync mode");
-                fixed.push((format!("kept case: {name}"), None, sync, o));
+                let setup = setup.parse().expect("a kept case names a setup");
+                fixed.push((format!("kept case: {name}"), None, setup, o));
             }
         }
         let first = args.base_seed;
@@ -413,7 +445,7 @@ async fn run(args: Args) -> std::process::ExitCode {
         (
             format!("seed {seed}"),
             Some(seed),
-            model::sync_mode(seed),
+            model::setup(seed),
             model::generate(seed, len),
         )
     }));
@@ -489,13 +521,13 @@ async fn run(args: Args) -> std::process::ExitCode {
         }
     }
     let mut failed = 0;
-    for (label, seed, sync, ops, out) in &results {
+    for (label, seed, setup, ops, out) in &results {
         let Some((at, op, v)) = &out.failure else {
             continue;
         };
         failed += 1;
         println!(
-            "\nmodel: FAILED {label} (sync {sync}) at step {at} `{op}`: [{}] {}",
+            "\nmodel: FAILED {label} (setup {setup}) at step {at} `{op}`: [{}] {}",
             v.check, v.detail
         );
         if let Some(seed) = seed {
@@ -509,7 +541,7 @@ async fn run(args: Args) -> std::process::ExitCode {
         }
         let cut: Vec<Op> = ops[..(*at + 1).min(ops.len())].to_vec();
         let budget = Duration::from_secs(args.shrink_secs);
-        let (small, why) = shrink(&env, *sync, cut, v.check, budget).await;
+        let (small, why) = shrink(&env, *setup, cut, v.check, budget).await;
         println!(
             "  shrunk to {} step(s): [{}] {}",
             small.len(),
@@ -517,7 +549,7 @@ async fn run(args: Args) -> std::process::ExitCode {
             why.detail
         );
         println!(
-            "  replay the shrunk sequence: cargo test --test model -- --sync {sync} --ops '{}'",
+            "  replay the shrunk sequence: cargo test --test model -- --setup {setup} --ops '{}'",
             ops::render(&small)
         );
     }

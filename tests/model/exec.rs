@@ -58,7 +58,14 @@ impl Stack {
             )
         })?;
         let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(serde_json::Value::Null)))
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        if status >= 400 && method != reqwest::Method::GET {
+            self.errors
+                .lock()
+                .expect("errors lock")
+                .push(format!("{method} {path}: {status} {body}"));
+        }
+        Ok((status, body))
     }
 
     async fn provision(&self, w: usize, tier: &str) -> Result<u16, Violation> {
@@ -218,6 +225,7 @@ impl Stack {
                     &format!("/api/hearth/workspaces/{}", SLUGS[w]),
                     "",
                 );
+                let before = self.count_records("hearth.decommissioned", SLUGS[w]);
                 done.answers.push(
                     self.hang_up(
                         w,
@@ -227,6 +235,29 @@ impl Stack {
                     )
                     .await?,
                 );
+                // The console shows `tier_torn_down` before it records `hearth.decommissioned`
+                // and lets go of the workspace: the act is over when that record is in.
+                let what = format!(
+                    "the teardown of {} to record hearth.decommissioned",
+                    SLUGS[w]
+                );
+                wait_for(&what, SETTLE, || async {
+                    Ok(self.count_records("hearth.decommissioned", SLUGS[w]) > before)
+                })
+                .await?;
+                // …and lets go of the workspace just after: a DELETE now joins the teardown
+                // in flight (or finds it done), answering once the workspace is free. It
+                // records nothing either way.
+                let again = self.teardown(w).await?;
+                if again != 200 {
+                    return Err(Violation::new(
+                        "answers",
+                        format!(
+                            "a DELETE after the hung-up teardown of {} answered {again}",
+                            SLUGS[w]
+                        ),
+                    ));
+                }
             }
             Op::TeardownHangUp(w) => done.answers.push(self.teardown(w).await?),
             Op::Submit(w, kind) => {
@@ -300,6 +331,26 @@ impl Stack {
             Op::Read => {}
         }
         Ok(done)
+    }
+
+    /// How many records of `kind` about `slug` the log holds: its sealed prefix only (a line
+    /// written but not yet committed is not part of the log yet).
+    fn count_records(&self, kind: &str, slug: &str) -> usize {
+        let needles = [
+            format!("\"kind\":\"{kind}\""),
+            format!("\"workspace\":\"{slug}\""),
+        ];
+        let seal_path = rocky::hatch::seal_path(&self.hatch_path);
+        let sealed = std::fs::read(&seal_path)
+            .ok()
+            .and_then(|b| rocky::hatch::Checkpoint::parse(&seal_path, &b).ok())
+            .map_or(0, |c| c.seal.records as usize);
+        std::fs::read_to_string(&self.hatch_path)
+            .unwrap_or_default()
+            .split_inclusive('\n')
+            .take(sealed)
+            .filter(|l| needles.iter().all(|n| l.contains(n.as_str())))
+            .count()
     }
 
     /// Waits until every run in `held` has ended at the console (its run deadline, or a

@@ -195,14 +195,56 @@ impl Model {
     }
 }
 
-/// The HATCH sync mode of seed `seed`'s stack: mostly `none` (cheap steps), every fourth
-/// `batch` (the console's default: group commit, fdatasync), every eighth `always`.
-pub fn sync_mode(seed: u64) -> rocky::hatch::SyncMode {
+/// How a sequence's stack is set up, beside its operations: the HATCH sync mode, and whether
+/// the console's clock runs fast — its provision deadline (100 ms) passes before hearth
+/// settles a slow provision, so the console must ask hearth rather than decide (contract §9).
+/// Written `none`, `batch/fast-clock`, … (`--setup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Setup {
+    pub sync: rocky::hatch::SyncMode,
+    pub fast_clock: bool,
+}
+
+impl std::fmt::Display for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.sync)?;
+        if self.fast_clock {
+            write!(f, "/fast-clock")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for Setup {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Setup, String> {
+        let (sync, fast_clock) = match s.split_once('/') {
+            Some((sync, "fast-clock")) => (sync, true),
+            Some((_, other)) => return Err(format!("unknown setup {other:?} (fast-clock)")),
+            None => (s, false),
+        };
+        Ok(Setup {
+            sync: sync
+                .parse()
+                .map_err(|e| format!("sync mode {sync:?}: {e}"))?,
+            fast_clock,
+        })
+    }
+}
+
+/// Seed `seed`'s setup: the sync mode mostly `none` (cheap steps), every fourth `batch` (the
+/// console's default: group commit, fdatasync), every eighth `always`; a fast console clock
+/// every third.
+pub fn setup(seed: u64) -> Setup {
     use rocky::hatch::SyncMode;
-    match seed % 8 {
-        0 | 4 => SyncMode::Batch,
-        1 => SyncMode::Always,
-        _ => SyncMode::None,
+    Setup {
+        sync: match seed % 8 {
+            0 | 4 => SyncMode::Batch,
+            1 => SyncMode::Always,
+            _ => SyncMode::None,
+        },
+        fast_clock: seed % 3 == 2,
     }
 }
 

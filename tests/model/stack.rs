@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};
-use rocky::hatch::{Disk, Hatch, HatchOptions, RealDisk, SyncMode};
+use rocky::hatch::{Disk, Hatch, HatchOptions, RealDisk};
 use rocky::hearth::client::HearthClient;
 use rocky::tier::{ServiceSpec, TierProfile};
 use rocky::vault::Keyring;
@@ -24,7 +24,7 @@ pub const RUN_DEADLINE: Duration = Duration::from_millis(800);
 /// hearth's health deadline (what a broken tier costs): a stand-in process answers within
 /// milliseconds, a container within a few seconds on a busy engine.
 fn health_timeout(driver: &str) -> &'static str {
-    if driver == "process" { "1500ms" } else { "15s" }
+    if driver == "process" { "10s" } else { "15s" }
 }
 /// How long hearth may take to print its ready line.
 const HEARTH_START: Duration = Duration::from_secs(15);
@@ -153,6 +153,8 @@ pub struct Stack {
     pub worker: Option<(Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>)>,
     console_task: tokio::task::JoinHandle<std::io::Result<()>>,
     env: Env,
+    /// The console's error answers since the step began (evidence for a failed check).
+    pub errors: Mutex<Vec<String>>,
 }
 
 fn tier(name: &str, image: &str, health: &str, env: &[(&str, &str)]) -> TierProfile {
@@ -173,8 +175,21 @@ fn tier(name: &str, image: &str, health: &str, env: &[(&str, &str)]) -> TierProf
 }
 
 /// The tiers the model uses: `solo` as shipped, `slow` (healthy after 250 ms: a provision a
-/// teardown or a hang-up can land in), `broken` (never healthy: hearth reports `failed`).
-fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
+/// teardown or a hang-up can land in), `broken` (hearth reports `failed`).
+fn tiers(image: &str, driver: &str) -> BTreeMap<String, TierProfile> {
+    // A service that cannot start, at once: an environment value past the kernel's limit for
+    // one string (`execve` fails with E2BIG). On Docker, a health route that never answers.
+    let huge = "x".repeat(200_000);
+    let broken = if driver == "process" {
+        tier(
+            "broken",
+            image,
+            "/healthz",
+            &[("STANDIN_UNSTARTABLE", huge.as_str())],
+        )
+    } else {
+        tier("broken", image, "/never-healthy", &[])
+    };
     [
         tier("solo", image, "/healthz", &[]),
         tier(
@@ -183,7 +198,7 @@ fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
             "/healthz",
             &[("STANDIN_HEALTHY_AFTER_MS", "250")],
         ),
-        tier("broken", image, "/never-healthy", &[]),
+        broken,
     ]
     .into_iter()
     .map(|t| (t.name.clone(), t))
@@ -191,7 +206,7 @@ fn tiers(image: &str) -> BTreeMap<String, TierProfile> {
 }
 
 impl Stack {
-    pub async fn start(env: &Env, sync: SyncMode) -> Result<Stack, String> {
+    pub async fn start(env: &Env, setup: super::model::Setup) -> Result<Stack, String> {
         let dir = tempfile::Builder::new()
             .prefix("rocky-model-")
             .tempdir()
@@ -208,7 +223,7 @@ impl Stack {
         let worker = serve_worker(&worker_keyring, worker_listener);
         let hatch_path = dir.path().join("hatch.jsonl");
         let key_path = dir.path().join("hatch.key");
-        let options = HatchOptions::sealed(&key_path, sync)
+        let options = HatchOptions::sealed(&key_path, setup.sync)
             .map_err(|e| format!("failed to make the seal key: {e}"))?;
         let seal_key = options
             .seal_key
@@ -232,9 +247,14 @@ impl Stack {
             worker_url: format!("http://{worker_addr}"),
             keyring: worker_keyring.clone(),
             hatch,
-            tiers: tiers(&env.image),
+            tiers: tiers(&env.image, env.driver),
             deadlines: Deadlines {
-                provision: Duration::from_secs(20),
+                // A fast clock: past this, the console asks hearth how the provision went.
+                provision: if setup.fast_clock {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(20)
+                },
                 provision_follow: Duration::from_secs(10),
                 teardown: Duration::from_secs(20),
                 run: RUN_DEADLINE,
@@ -273,6 +293,7 @@ impl Stack {
             worker: Some(worker),
             console_task,
             env: env.clone(),
+            errors: Mutex::new(Vec::new()),
         })
     }
 
