@@ -33,6 +33,28 @@ pub static SECTIONS: [std::sync::atomic::AtomicU64; 3] = [
 /// How often (in steps) the whole log goes through `rocky::hatch::verify_against`.
 const FULL_EVERY: u64 = 20;
 
+/// Takes the HATCH writer's append lock on `file` shared, waiting for the writer (an
+/// open-file-description record lock on the log's first byte, `rocky::hatch`'s `lock`).
+fn append_lock_shared(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is plain data; zeroed is a valid value (OFD locks need l_pid = 0).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_RDLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    loop {
+        // SAFETY: a valid descriptor for as long as `file` lives, and a valid `flock`.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &mut lock) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// A broken invariant: which, and the evidence.
 #[derive(Clone, Debug)]
 pub struct Violation {
@@ -210,6 +232,16 @@ impl Checker {
             rocky::hatch::verify_against(&stack.hatch_path, Some(&stack.seal_key), &checkpoints)
                 .map_err(|e| bad(format!("the log does not verify: {e}")))?;
         }
+        // Under the writer's append lock, taken shared (as `hatch verify` does): the writer
+        // holds it exclusively from the moment it writes a record until a seal covers it or
+        // the record is cut off again. Read without it, a record in flight (the run follower
+        // appends concurrently with every step) would be taken as part of the log, and a
+        // group commit that then fails cuts it back, rightly: it was never answered as done.
+        // Closing `lock` releases the lock.
+        let lock = std::fs::File::open(&stack.hatch_path)
+            .map_err(|e| bad(format!("failed to open the log: {e}")))?;
+        append_lock_shared(&lock)
+            .map_err(|e| bad(format!("failed to take the append lock (shared): {e}")))?;
         // The seal first: the writer writes a line before it seals it, so the file read after
         // holds at least what this seal covers.
         let seal_bytes =
@@ -286,6 +318,7 @@ impl Checker {
             }
         }
         self.checkpoint = Some(seal);
+        drop(lock);
         Ok(fresh)
     }
 

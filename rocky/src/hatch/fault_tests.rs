@@ -278,3 +278,115 @@ fn a_failed_seal_update_leaves_a_whole_seal_and_the_log_reopens() {
         drop(_dir);
     }
 }
+
+/// A disk whose next `sync` waits to be released, then fails: a scripted interleaving.
+#[derive(Default)]
+struct GatedDisk {
+    /// (tell the test the sync began, wait for the test to release it).
+    gate: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+impl Disk for GatedDisk {
+    fn write(&self, log: &File, line: &[u8]) -> io::Result<()> {
+        RealDisk.write(log, line)
+    }
+    fn sync(&self, log: &File) -> io::Result<()> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((began, release)) = gate {
+            began.send(()).unwrap();
+            release.recv().unwrap();
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        RealDisk.sync(log)
+    }
+    fn truncate(&self, log: &File, len: u64) -> io::Result<()> {
+        RealDisk.truncate(log, len)
+    }
+    fn replace_seal(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        RealDisk.replace_seal(path, bytes, sync)
+    }
+}
+
+/// Whether the append lock can be taken shared right now (what `verify` and every outside
+/// reader wait for), without waiting.
+fn readable_now(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = File::open(path).unwrap();
+    // SAFETY: plain data, zeroed is valid (OFD locks need l_pid = 0); a valid descriptor.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_RDLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_len = 1;
+    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) == 0 }
+}
+
+/// `batch`, scripted: the leader of a group commit is inside its `sync` when a second appender
+/// writes its record after the group's (on disk, in flight, not answered). The sync fails: both
+/// are refused and cut, the acknowledged record stays, the chain goes on from it. While the
+/// records are in flight the writer holds the append lock, so a reader that takes it shared
+/// (`verify`, the model's checker) never reads a record that is then cut; a reader that does
+/// not take it sees the in-flight line on disk.
+#[test]
+fn a_record_in_flight_behind_a_failing_group_commit_is_cut_and_never_read_as_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hatch.jsonl");
+    let options = HatchOptions::sealed(&default_key_path(&path), SyncMode::Batch).unwrap();
+    let key = options.seal_key.clone().unwrap();
+    let disk = Arc::new(GatedDisk::default());
+    let hatch = Hatch::open_with_disk(&path, options, disk.clone()).unwrap();
+    let first = hatch.append(event(0)).unwrap();
+    assert!(
+        readable_now(&path),
+        "nothing in flight after an acknowledged append"
+    );
+    let lines = || {
+        std::fs::read(&path)
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+
+    let (began_tx, began_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    *disk.gate.lock().unwrap() = Some((began_tx, release_rx));
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| hatch.append(event(1)));
+        began_rx.recv().unwrap(); // the leader is inside its sync, covering record 2
+        let behind = scope.spawn(|| hatch.append(event(2)));
+        while lines() < 3 {
+            std::thread::yield_now(); // record 3 is written, after the group's snapshot
+        }
+        assert!(
+            !readable_now(&path),
+            "records 2 and 3 are in flight: the writer must hold the append lock"
+        );
+        release_tx.send(()).unwrap(); // the sync fails
+        let leader = leader.join().unwrap();
+        let behind = behind.join().unwrap();
+        assert!(
+            matches!(leader, Err(HatchError::Sync { seq: 2, .. })),
+            "{leader:?}"
+        );
+        assert!(
+            matches!(behind, Err(HatchError::Sync { seq: 3, .. })),
+            "{behind:?}"
+        );
+    });
+    assert!(readable_now(&path), "the rollback released the append lock");
+    let log = Log {
+        _dir: dir,
+        path,
+        key,
+        disk: Arc::new(FaultyDisk::default()),
+        hatch,
+    };
+    assert_holds_exactly(
+        &log,
+        std::slice::from_ref(&first),
+        "in flight behind a failed sync",
+    );
+    let next = log.hatch.append(event(3)).expect("the writer recovered");
+    assert_eq!((next.seq, next.prev.as_str()), (2, first.hash.as_str()));
+    assert_holds_exactly(&log, &[first, next], "after recovery");
+}
