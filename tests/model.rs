@@ -72,15 +72,16 @@ const KEPT: &[(&str, &str, &str)] = &[
         "always",
         "provision w1; submit w1 normal",
     ),
+    (
+        "a restarted hearth forgets a failed workspace: its DELETE recorded hearth.decommission_started, then answered 404 (issue 18, one decommission pair)",
+        "none",
+        "provision-broken w3; crash-hearth; teardown w3",
+    ),
 ];
 
 /// Sequences that find a bug not fixed yet (each moves to `KEPT` once it is): run with
 /// `--open` and by nothing else, so the budget runs stay about what is fixed.
-const OPEN: &[(&str, &str, &str)] = &[(
-    "a restarted hearth forgets a failed workspace: its DELETE records hearth.decommission_started, then answers 404 (contract §9, one decommission pair; a refused action left a record)",
-    "none",
-    "provision-broken w3; crash-hearth; teardown w3",
-)];
+const OPEN: &[(&str, &str, &str)] = &[];
 
 /// A sequence that ran: (label, seed to replay it, its setup, the sequence, its verdict).
 type Ran = (String, Option<u64>, Setup, Vec<Op>, Outcome);
@@ -127,7 +128,7 @@ async fn run_sequence(env: &Env, setup: Setup, ops: &[Op]) -> Outcome {
             }
             all.push(Op::DeadlinePasses);
             for (w, s) in model.ws.iter().enumerate() {
-                if matches!(s, Ws::Ready | Ws::Failed) {
+                if matches!(s, Ws::Ready | Ws::Failed | Ws::Forgotten) {
                     all.push(Op::Teardown(w));
                 }
             }

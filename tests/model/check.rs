@@ -465,6 +465,7 @@ impl Checker {
                 Ws::Absent => (None, &[None]),
                 Ws::Ready => (Some("ready"), &[Some("ready")]),
                 Ws::Failed => (Some("failed"), &[Some("failed"), None]),
+                Ws::Forgotten => (Some("failed"), &[None]),
                 Ws::TornDown => (Some("tier_torn_down"), &[Some("tier_torn_down"), None]),
             };
             if asked_here && (console.as_deref() != want_console || !want_hearth.contains(&said)) {

@@ -17,6 +17,10 @@ pub enum Ws {
     Ready,
     /// hearth reported the provision failed.
     Failed,
+    /// Failed, and hearth restarted since: nothing of it existed to rediscover, so hearth no
+    /// longer knows it while the console still shows `failed`. Its teardown is a 404 that
+    /// records nothing (a decommission that begins is one that can end) and forgets it.
+    Forgotten,
     /// Torn down (or rolled back): the console shows `tier_torn_down`, nothing of it exists.
     TornDown,
 }
@@ -47,7 +51,7 @@ impl Default for Model {
 }
 
 fn free(s: Ws) -> bool {
-    matches!(s, Ws::Absent | Ws::TornDown | Ws::Failed)
+    matches!(s, Ws::Absent | Ws::TornDown | Ws::Failed | Ws::Forgotten)
 }
 
 impl Model {
@@ -102,10 +106,21 @@ impl Model {
                     }
                     Ws::TornDown => e.answers = vec![200; k],
                     Ws::Absent => e.answers = vec![404; k],
+                    Ws::Forgotten => {
+                        e.answers = vec![404; k];
+                        self.ws[w] = Ws::Absent;
+                    }
                 }
             }
             Op::Submit(w, _) => self.submit(w, &mut e),
-            Op::DeadlinePasses | Op::CrashHearth | Op::SecondHearth | Op::Read => {}
+            Op::CrashHearth => {
+                for s in &mut self.ws {
+                    if *s == Ws::Failed {
+                        *s = Ws::Forgotten;
+                    }
+                }
+            }
+            Op::DeadlinePasses | Op::SecondHearth | Op::Read => {}
             Op::KillWorker => self.worker_up = false,
             Op::RestartWorker => self.worker_up = true,
             Op::Fault(_, target, w) => match target {
@@ -127,6 +142,11 @@ impl Model {
                     Ws::Ready | Ws::Failed => e.answers.push(503),
                     Ws::TornDown => e.answers.push(200),
                     Ws::Absent => e.answers.push(404),
+                    // Forgotten before the record is tried: nothing to refuse.
+                    Ws::Forgotten => {
+                        e.answers.push(404);
+                        self.ws[w] = Ws::Absent;
+                    }
                 },
                 FaultTarget::Submit => {
                     if self.ws[w] == Ws::Ready && self.worker_up {
@@ -147,7 +167,7 @@ impl Model {
                 e.records = vec![(EventKind::RunStarted, w)];
             }
             Ws::Ready => e.answers.push(502),
-            Ws::Failed | Ws::TornDown => e.answers.push(409),
+            Ws::Failed | Ws::Forgotten | Ws::TornDown => e.answers.push(409),
             Ws::Absent => e.answers.push(404),
         }
     }

@@ -448,6 +448,24 @@ impl Console {
         let found = workspace(&self, &slug).map(|w| w.status);
         self.set_status(&slug, Status::TearingDown);
         super::runs::cancel_workspace_runs(&self, &slug).await;
+        // A workspace hearth no longer knows (a `failed` one after a hearth restart: nothing
+        // of it was left to rediscover) is forgotten without a record: a teardown that begins
+        // is one that can end, so the log never holds a decommission that never ends. Only a
+        // 404 means gone; any other answer goes on to the recorded teardown.
+        if let Err(HearthError::Refused { status: 404, .. }) = self
+            .config
+            .hearth
+            .status(&slug, self.config.deadlines.worker_call)
+            .await
+        {
+            drop(guard);
+            self.teardowns
+                .lock()
+                .expect("console teardown lock")
+                .remove(&slug);
+            done.send_replace(Some(self.forget(&slug)));
+            return;
+        }
         let outcome = match self
             .audit(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug))
         {
@@ -466,6 +484,20 @@ impl Console {
             .expect("console teardown lock")
             .remove(&slug);
         done.send_replace(Some(outcome));
+    }
+
+    /// The console mirrors a workspace hearth knows nothing of by forgetting it, so every later
+    /// DELETE is a 404 too.
+    fn forget(&self, slug: &str) -> Outcome {
+        self.workspaces
+            .lock()
+            .expect("console state lock")
+            .remove(slug);
+        Outcome::of(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("hearth knows no workspace {slug}: nothing of it is left to tear down"),
+        ))
     }
 
     /// Forward step *unmake*: hearth's half of a recorded teardown, the status it leads to and
@@ -512,20 +544,9 @@ impl Console {
                     ),
                 ))
             }
-            Err(HearthError::Refused { status: 404, .. }) => {
-                // hearth (restarted without it, or never had it) knows no such workspace: it
-                // is gone. The console mirrors that and forgets it, so every later DELETE is a
-                // 404. Only a 404 means gone: a 503 (hearth rediscovering) is an error below.
-                self.workspaces
-                    .lock()
-                    .expect("console state lock")
-                    .remove(slug);
-                Outcome::of(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("hearth knows no workspace {slug}: nothing of it is left to tear down"),
-                ))
-            }
+            // hearth (restarted without it, or never had it) knows no such workspace: it is
+            // gone. Only a 404 means gone: a 503 (hearth rediscovering) is an error below.
+            Err(HearthError::Refused { status: 404, .. }) => self.forget(slug),
             Err(e) => {
                 // hearth did not say how the teardown went: the view takes what hearth says
                 // now, or keeps what it was, and a later DELETE tries again.
