@@ -32,3 +32,22 @@ Feature: Several workspaces and runs, checked in any order
     And the HATCH log verifies
     And nothing of workspace "north" remains
     And nothing of workspace "south" remains
+
+  Scenario: "the run" is the run the prose last named
+    Given a rocky stack
+    When I provision workspace "one" on tier "solo"
+    And I provision workspace "two" on tier "solo"
+    And I submit a run of 2 prompts in workspace "one"
+    And I submit a run in workspace "two" with max_ralph_iters 2 and prompts:
+      | prompt           | iterations |
+      | chase the shadow | never      |
+    When the run in workspace "one" ends
+    Then the run status is "succeeded"
+    And node 2 of the run needed 1 RALPH iterations and succeeded
+    When the run in workspace "two" ends
+    Then the run status is "failed"
+    And node 1 of the run needed 2 RALPH iterations and failed
+    When I tear down workspace "one"
+    And I tear down workspace "two"
+    Then nothing of workspace "one" remains
+    And nothing of workspace "two" remains

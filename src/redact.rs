@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(out[0].data["driver"], DRIVER);
         assert_eq!(out[1].subject.run_id.as_deref(), Some(RUN_ID));
         assert_eq!((out[0].ts, out[0].hash, out[1].prev), (TS, HASH, HASH));
-        let yaml = serde_yaml::to_string(&out).unwrap();
+        let yaml = yaml_serde::to_string(&out).unwrap();
         assert!(
             !yaml.contains("run-123") && !yaml.contains("/tmp/x1"),
             "{yaml}"

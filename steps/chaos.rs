@@ -227,11 +227,7 @@ async fn restart_worker(world: &mut PlayWorld) {
 
 #[when(expr = "the console reports node {int} of the run as {string} in time")]
 async fn node_reaches(world: &mut PlayWorld, node: usize, status: String) {
-    let (_, run_id) = world
-        .runs
-        .last()
-        .cloned()
-        .expect("no run was accepted yet: submit one first");
+    let run_id = super::runs::the_run(world, r#"When the run in workspace "{workspace}" ends"#);
     let token = world.admin();
     let client = world.console.clone().expect("a stack is running");
     let deadline = tokio::time::Instant::now() + SETTLE;

@@ -59,7 +59,7 @@ fn edit_service(
     for (name, profile) in &tiers {
         std::fs::write(
             dir.join(format!("{name}.yaml")),
-            serde_yaml::to_string(profile).unwrap(),
+            yaml_serde::to_string(profile).unwrap(),
         )
         .unwrap();
     }

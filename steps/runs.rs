@@ -33,6 +33,7 @@ async fn submit(world: &mut PlayWorld, slug: &str, prompts: Vec<String>, max_ite
         world.runs.push((slug.to_owned(), id.to_owned()));
     }
     world.submissions.push((slug.to_owned(), reply));
+    world.named_runs.submitted(world.submissions.len() - 1);
 }
 
 #[when(expr = "I submit a run of {int} prompts in workspace {string}")]
@@ -109,7 +110,7 @@ enum PromptDefinition {
     Detailed {
         prompt: String,
         /// A number, or `never`.
-        iterations: serde_yaml::Value,
+        iterations: yaml_serde::Value,
     },
 }
 
@@ -118,7 +119,7 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
     let path = crate::runner::layout::current().features.join(&file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("failed to read run definition {}: {e}", path.display()));
-    let def: RunDefinition = serde_yaml::from_str(&text)
+    let def: RunDefinition = yaml_serde::from_str(&text)
         .unwrap_or_else(|e| panic!("failed to parse run definition {}: {e}", path.display()));
     let prompts = def
         .prompts
@@ -127,8 +128,8 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
             PromptDefinition::Text(t) => t,
             PromptDefinition::Detailed { prompt, iterations } => {
                 let n = match iterations {
-                    serde_yaml::Value::Number(n) => n.to_string(),
-                    serde_yaml::Value::String(s) => s,
+                    yaml_serde::Value::Number(n) => n.to_string(),
+                    yaml_serde::Value::String(s) => s,
                     other => panic!(
                         "{}: iterations {other:?}: a number or `never`",
                         path.display()
@@ -144,26 +145,90 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
 /// The step that submits a run, for messages about steps used before it.
 const SUBMIT_STEP: &str = "When I submit a run of {int} prompts in workspace {string}";
 
-/// The last submission (in `slug`, when given), or a message naming the step that makes one.
-fn submission(world: &PlayWorld, slug: Option<&str>) -> super::world::Reply {
-    world
-        .submissions
-        .iter()
-        .rev()
-        .find(|(w, _)| slug.is_none_or(|s| s == w))
-        .map(|(_, r)| r.clone())
-        .unwrap_or_else(|| match slug {
-            Some(s) => panic!(
-                "no run was submitted in workspace {s:?}: submit one first with `{SUBMIT_STEP}`"
-            ),
-            None => panic!("no run was submitted: submit one first with `{SUBMIT_STEP}`"),
-        })
+/// What "the run" means at this point of a scenario (CONTRACT §10): the run the scenario last
+/// named. Prose names a run by submitting it, waiting for it (`the run in workspace "x" ends`)
+/// or checking it (`the run status in workspace "x" is …`); runs submitted one after another
+/// with nothing naming one in between are all candidates, and "the run" is then ambiguous.
+#[derive(Clone, Debug, Default)]
+pub struct NamedRuns {
+    /// Indices into [`PlayWorld::submissions`].
+    candidates: Vec<usize>,
+    /// Whether the candidates came from consecutive submissions (a further one joins them).
+    by_submission: bool,
 }
 
-/// The id of the last accepted run (in `slug`, when given); a refused or missing submission
-/// is named with what the console said.
-fn accepted_run(world: &PlayWorld, slug: Option<&str>) -> String {
-    let reply = submission(world, slug);
+impl NamedRuns {
+    /// A run was just submitted (accepted or not).
+    fn submitted(&mut self, index: usize) {
+        if !self.by_submission {
+            self.candidates.clear();
+        }
+        self.candidates.push(index);
+        self.by_submission = true;
+    }
+
+    /// A step named this submission explicitly.
+    fn picked(&mut self, index: usize) {
+        self.candidates = vec![index];
+        self.by_submission = false;
+    }
+}
+
+/// The run a step means: with `slug`, the last submission in that workspace (which the step
+/// then names); without, the run the scenario last named, or a message naming every candidate
+/// and the workspace-scoped step to use instead (`scoped`, with `{workspace}` for the slug).
+fn referent(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> usize {
+    match slug {
+        Some(s) => {
+            let index = world
+                .submissions
+                .iter()
+                .rposition(|(w, _)| w == s)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no run was submitted in workspace {s:?}: submit one first with `{SUBMIT_STEP}`"
+                    )
+                });
+            world.named_runs.picked(index);
+            index
+        }
+        None => match world.named_runs.candidates.as_slice() {
+            [] => panic!("no run was submitted: submit one first with `{SUBMIT_STEP}`"),
+            [one] => *one,
+            several => {
+                let names: Vec<String> = several
+                    .iter()
+                    .map(|&i| describe(&world.submissions[i]))
+                    .collect();
+                let (last_slug, _) = &world.submissions[*several.last().expect("several")];
+                panic!(
+                    "\"the run\" could mean {}: say which, e.g. `{}`",
+                    names.join(" or "),
+                    scoped.replace("{workspace}", last_slug)
+                )
+            }
+        },
+    }
+}
+
+/// `run r-1 in workspace "one"`, or `the refused submission in workspace "one"`.
+fn describe((slug, reply): &(String, super::world::Reply)) -> String {
+    match reply.body["run_id"].as_str() {
+        Some(id) => format!("run {id} in workspace {slug:?}"),
+        None => format!("the refused submission in workspace {slug:?}"),
+    }
+}
+
+/// The submission a step means (see [`referent`]).
+fn submission(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> super::world::Reply {
+    let index = referent(world, slug, scoped);
+    world.submissions[index].1.clone()
+}
+
+/// The id of the run a step means (see [`referent`]); a refused submission is named with what
+/// the console said.
+fn accepted_run(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> String {
+    let reply = submission(world, slug, scoped);
     match reply.body["run_id"].as_str() {
         Some(id) => id.to_owned(),
         None => panic!(
@@ -173,6 +238,11 @@ fn accepted_run(world: &PlayWorld, slug: Option<&str>) -> String {
             reply.error_text()
         ),
     }
+}
+
+/// The run id of "the run" for steps in other files (the chaos steps).
+pub fn the_run(world: &mut PlayWorld, scoped: &str) -> String {
+    accepted_run(world, None, scoped)
 }
 
 fn assert_accepted(reply: &super::world::Reply) {
@@ -188,23 +258,32 @@ fn assert_accepted(reply: &super::world::Reply) {
 
 #[then("the run is accepted")]
 async fn accepted(world: &mut PlayWorld) {
-    assert_accepted(&submission(world, None));
+    let reply = submission(
+        world,
+        None,
+        r#"Then the run in workspace "{workspace}" is accepted"#,
+    );
+    assert_accepted(&reply);
 }
 
 #[then(expr = "the run in workspace {string} is accepted")]
 async fn accepted_in(world: &mut PlayWorld, slug: String) {
-    assert_accepted(&submission(world, Some(&slug)));
+    assert_accepted(&submission(world, Some(&slug), ""));
 }
 
 #[when("the run ends")]
 async fn run_ends(world: &mut PlayWorld) {
-    let run_id = accepted_run(world, None);
+    let run_id = accepted_run(
+        world,
+        None,
+        r#"When the run in workspace "{workspace}" ends"#,
+    );
     wait_for_end(world, run_id).await;
 }
 
 #[when(expr = "the run in workspace {string} ends")]
 async fn run_in_ends(world: &mut PlayWorld, slug: String) {
-    let run_id = accepted_run(world, Some(&slug));
+    let run_id = accepted_run(world, Some(&slug), "");
     wait_for_end(world, run_id).await;
 }
 
@@ -241,13 +320,22 @@ async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
     world.add_time(Act::Stream, start);
 }
 
-/// The last accepted run (in `slug`, when given) and the view the console gave when it ended.
-fn run_view(world: &PlayWorld, slug: Option<&str>) -> (String, serde_json::Value) {
-    let run_id = accepted_run(world, slug);
+/// The run a step means (in `slug`, when given) and the view the console gave when it ended.
+fn run_view(
+    world: &mut PlayWorld,
+    slug: Option<&str>,
+    scoped: &str,
+) -> (String, serde_json::Value) {
+    let index = referent(world, slug, scoped);
+    let run_id = accepted_run(world, slug, scoped);
     let view = world.run_views.get(&run_id).cloned().unwrap_or_else(|| {
-        let wait = match slug {
-            Some(s) => format!("When the run in workspace \"{s}\" ends"),
-            None => "When the run ends".to_owned(),
+        let slug = &world.submissions[index].0;
+        // The scoped step when the scenario has runs in more than one workspace.
+        let several = world.submissions.iter().any(|(w, _)| w != slug);
+        let wait = if several {
+            format!("When the run in workspace \"{slug}\" ends")
+        } else {
+            "When the run ends".to_owned()
         };
         panic!("run {run_id} has not ended yet: wait for it first with `{wait}`")
     });
@@ -265,7 +353,13 @@ fn check_node(view: &serde_json::Value, run_id: &str, node: usize, attempts: u32
 
 #[then(expr = "node {int} of the run needed {int} RALPH iterations and {word}")]
 async fn node_attempts(world: &mut PlayWorld, node: usize, attempts: u32, outcome: String) {
-    let (run_id, view) = run_view(world, None);
+    let (run_id, view) = run_view(
+        world,
+        None,
+        &format!(
+            r#"Then node {node} of the run in workspace "{{workspace}}" needed {attempts} RALPH iterations and {outcome}"#
+        ),
+    );
     check_node(&view, &run_id, node, attempts, &outcome);
 }
 
@@ -279,19 +373,28 @@ async fn node_attempts_in(
     attempts: u32,
     outcome: String,
 ) {
-    let (run_id, view) = run_view(world, Some(&slug));
+    let (run_id, view) = run_view(world, Some(&slug), "");
     check_node(&view, &run_id, node, attempts, &outcome);
 }
 
 #[then(expr = "the run status is {string}")]
 async fn run_status(world: &mut PlayWorld, status: String) {
-    let (run_id, view) = run_view(world, None);
+    let (run_id, view) = run_view(
+        world,
+        None,
+        &format!(r#"Then the run status in workspace "{{workspace}}" is "{status}""#),
+    );
     assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
 }
 
 #[then(expr = "the run ended because {string}")]
 async fn run_reason(world: &mut PlayWorld, reason: String) {
-    let (run_id, view) = run_view(world, None);
+    // No workspace-scoped form: scope the run first with `When the run in workspace … ends`.
+    let (run_id, view) = run_view(
+        world,
+        None,
+        r#"When the run in workspace "{workspace}" ends"#,
+    );
     assert_eq!(
         view["error"].as_str(),
         Some(reason.as_str()),
@@ -301,6 +404,6 @@ async fn run_reason(world: &mut PlayWorld, reason: String) {
 
 #[then(expr = "the run status in workspace {string} is {string}")]
 async fn run_status_in(world: &mut PlayWorld, slug: String, status: String) {
-    let (run_id, view) = run_view(world, Some(&slug));
+    let (run_id, view) = run_view(world, Some(&slug), "");
     assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
 }

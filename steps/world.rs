@@ -93,6 +93,10 @@ pub struct PlayWorld {
     pub runs: Vec<(String, String)>,
     /// Every submission's answer, in order: (workspace, reply), accepted or not.
     pub submissions: Vec<(String, Reply)>,
+    /// What "the run" means now (CONTRACT §10): the submissions (indices into
+    /// `submissions`) the scenario last named. One after a step names a run; several after
+    /// runs were submitted one after another, until a step picks one.
+    pub named_runs: super::runs::NamedRuns,
     /// The answer to each workspace's provision request, by workspace.
     pub provisions: BTreeMap<String, Reply>,
     /// The last run view the console gave.
@@ -147,6 +151,7 @@ impl PlayWorld {
             services: BTreeMap::new(),
             runs: Vec::new(),
             submissions: Vec::new(),
+            named_runs: Default::default(),
             provisions: BTreeMap::new(),
             run_views: BTreeMap::new(),
             evidence: Evidence::default(),

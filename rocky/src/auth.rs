@@ -156,7 +156,7 @@ impl LocalAuth {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: TokensFile = serde_yaml::from_str(&text).map_err(|e| AuthError::FileParse {
+        let file: TokensFile = yaml_serde::from_str(&text).map_err(|e| AuthError::FileParse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -260,7 +260,7 @@ pub fn write_tokens_file(path: &Path, entries: &[(String, Principal)]) -> std::i
             })
             .collect(),
     };
-    let yaml = serde_yaml::to_string(&file).map_err(std::io::Error::other)?;
+    let yaml = yaml_serde::to_string(&file).map_err(std::io::Error::other)?;
     crate::vault::write_private_file(path, yaml.as_bytes())
 }
 

@@ -56,7 +56,7 @@ pub enum TierError {
     #[error("failed to parse tier profile {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: yaml_serde::Error,
     },
     #[error("invalid tier profile {path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -70,7 +70,7 @@ impl TierProfile {
             source,
         })?;
         let profile: TierProfile =
-            serde_yaml::from_str(&text).map_err(|source| TierError::Parse {
+            yaml_serde::from_str(&text).map_err(|source| TierError::Parse {
                 path: path.to_owned(),
                 source,
             })?;
@@ -136,15 +136,15 @@ mod tests {
     #[test]
     fn rejects_unknown_fields_and_duplicates() {
         let bad: Result<TierProfile, _> =
-            serde_yaml::from_str("name: solo\nservices: []\nbilling: polar\n");
+            yaml_serde::from_str("name: solo\nservices: []\nbilling: polar\n");
         assert!(bad.unwrap_err().to_string().contains("billing"));
-        let dup: TierProfile = serde_yaml::from_str(
+        let dup: TierProfile = yaml_serde::from_str(
             "name: solo\nservices:\n - {name: a, image: x}\n - {name: a, image: y}\n",
         )
         .unwrap();
         assert!(dup.check().unwrap_err().contains("twice"));
         let ok: TierProfile =
-            serde_yaml::from_str("name: solo\nservices:\n - {name: cairnet, image: x}\n").unwrap();
+            yaml_serde::from_str("name: solo\nservices:\n - {name: cairnet, image: x}\n").unwrap();
         assert_eq!(ok.services[0].port, 8080);
         assert!(ok.check().is_ok());
     }

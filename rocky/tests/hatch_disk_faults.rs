@@ -114,7 +114,7 @@ impl Setup {
         };
         std::fs::write(
             tiers.join("solo.yaml"),
-            serde_yaml::to_string(&profile).expect("yaml"),
+            yaml_serde::to_string(&profile).expect("yaml"),
         )
         .expect("tier");
         Setup { dir, socket }

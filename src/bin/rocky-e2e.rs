@@ -286,7 +286,7 @@ async fn play(run: scenarios::RunOptions) -> ExitCode {
     let dry = run.dry_run;
     let ok = scenarios::run(run, Policy::Best, scenarios::Selection::All).await;
     if !dry {
-        println!("rocky-e2e play: wall time {:.2?}", started.elapsed());
+        rocky_e2e::say!("rocky-e2e play: wall time {:.2?}", started.elapsed());
     }
     if ok {
         ExitCode::SUCCESS

@@ -5,7 +5,7 @@
 //! records, a YAML sequence of `{seq, kind, actor, subject: {workspace, run_id, node_id}, data,
 //! ts, prev, hash}`.
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::report::acts::{Act, act_of};
 
@@ -57,14 +57,14 @@ impl Snapshot {
         let (header, body) = split_header(&text);
         let description = match header {
             Some(h) => {
-                let v: Value = serde_yaml::from_str(h).map_err(|e| format!("header: {e}"))?;
+                let v: Value = yaml_serde::from_str(h).map_err(|e| format!("header: {e}"))?;
                 v.get("description")
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             }
             None => None,
         };
-        let body: Value = serde_yaml::from_str(body).map_err(|e| format!("body: {e}"))?;
+        let body: Value = yaml_serde::from_str(body).map_err(|e| format!("body: {e}"))?;
         let items = match body {
             Value::Sequence(items) => items,
             Value::Null => Vec::new(),
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(s.title(), Some("play › a: b"));
         assert_eq!(s.events.len(), 2);
         assert_eq!(s.events[1].node_id.as_deref(), Some("node-1"));
-        let rest: Value = serde_yaml::from_str("actor: admin\ndata: {tier: solo}").unwrap();
+        let rest: Value = yaml_serde::from_str("actor: admin\ndata: {tier: solo}").unwrap();
         assert_eq!(s.events[0].data, rest);
         assert!(Snapshot::parse("---\na: 1\n---\nfoo: bar\n").is_err());
         assert!(Snapshot::parse("---\na: 1\n---\n- seq: 1\n").is_err());
@@ -387,8 +387,8 @@ mod tests {
     fn data_changes_are_named_by_path() {
         let mut a = ev("ralph.node.succeeded");
         let mut b = a.clone();
-        a.data = serde_yaml::from_str("data: {attempts: 3, x: {y: 1}}").unwrap();
-        b.data = serde_yaml::from_str("data: {attempts: 1, x: {y: 1}, z: new}").unwrap();
+        a.data = yaml_serde::from_str("data: {attempts: 3, x: {y: 1}}").unwrap();
+        b.data = yaml_serde::from_str("data: {attempts: 1, x: {y: 1}, z: new}").unwrap();
         let rows = diff(&[a], &[b]);
         assert_eq!(
             rows[0].change,

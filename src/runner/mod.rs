@@ -14,6 +14,7 @@
 
 pub mod catalogue;
 pub mod input;
+pub mod last_run;
 pub mod layout;
 pub mod options;
 pub mod outcome;
@@ -67,6 +68,8 @@ pub struct Plan {
     pub selected: Vec<Entry>,
     /// Whether the whole of `features/` was read (the orphan-snapshot check needs it).
     pub whole_suite: bool,
+    /// With `--last-failed` and nothing to run again: why (the run then starts nothing).
+    pub nothing_failed: Option<String>,
     /// With `--shard`: the packing's longest shard ÷ the ideal (1.0 is perfect), by the
     /// durations given (every scenario weighs 1 without them).
     pub packing: Option<f64>,
@@ -137,6 +140,26 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
             all.len()
         ));
     }
+    let mut nothing_failed = None;
+    if opts.last_failed {
+        let file = last_run::path();
+        let last = last_run::read(&file)?.unwrap_or_default();
+        let rerun: BTreeSet<&str> = last.to_rerun().into_iter().collect();
+        selected.retain(|e| rerun.contains(e.name.as_str()));
+        if selected.is_empty() {
+            nothing_failed = Some(if rerun.is_empty() {
+                format!(
+                    "--last-failed: no scenario failed or was flaky in the last run ({}): nothing to run",
+                    file.display()
+                )
+            } else {
+                format!(
+                    "--last-failed: the scenarios that failed last time ({}) are not among those selected now: nothing to run",
+                    rerun.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            });
+        }
+    }
     let mut packing = None;
     if let Some(shard) = opts.shard {
         let durations = match &opts.durations {
@@ -149,7 +172,8 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
     Ok(Plan {
         all,
         selected,
-        whole_suite: paths.is_empty(),
+        whole_suite: paths.is_empty() && !opts.last_failed,
+        nothing_failed,
         packing,
     })
 }
@@ -173,6 +197,16 @@ async fn run_inner(
     let started = Instant::now();
     STDOUT_IS_JSON.store(opts.format.as_deref() == Some("json"), Ordering::Relaxed);
     let plan = plan(&opts, &selection)?;
+    if let Some(why) = &plan.nothing_failed {
+        say!("rocky-e2e: {why}");
+        return Ok(true);
+    }
+    if opts.last_failed {
+        say!(
+            "rocky-e2e: --last-failed: {} scenario(s) that failed or were flaky in the last run",
+            plan.selected.len()
+        );
+    }
     let layout = layout::current();
     let (paths, _): (Vec<PathBuf>, Vec<PathBuf>) =
         opts.paths.iter().cloned().partition(|p| p.exists());
@@ -215,6 +249,14 @@ async fn run_inner(
         );
     }
 
+    let json = STDOUT_IS_JSON.load(Ordering::Relaxed);
+    if json {
+        output::libtest_line(&serde_json::json!({
+            "type": "suite",
+            "event": "started",
+            "test_count": plan.selected.len(),
+        }));
+    }
     let mut outcomes: Vec<Outcome> = Vec::new();
     let mut runnable = Vec::new();
     for e in &plan.selected {
@@ -225,6 +267,11 @@ async fn run_inner(
                     e.name,
                     topology::DOCKER_TAG
                 );
+                if json {
+                    output::libtest_line(
+                        &serde_json::json!({"type": "test", "event": "ignored", "name": e.name}),
+                    );
+                }
                 outcomes.push(Outcome {
                     entry: e.clone(),
                     attempts: Vec::new(),
@@ -318,6 +365,19 @@ async fn run_inner(
             }
             ok = false;
         }
+    }
+    if json {
+        let count = |v: outcome::Verdict| outcomes.iter().filter(|o| o.verdict() == v).count();
+        output::libtest_line(&serde_json::json!({
+            "type": "suite",
+            "event": if ok { "ok" } else { "failed" },
+            "passed": count(outcome::Verdict::Passed) + count(outcome::Verdict::Flaky),
+            "failed": count(outcome::Verdict::Failed),
+            "ignored": count(outcome::Verdict::Skipped),
+            "measured": 0,
+            "filtered_out": plan.all.len() - plan.selected.len(),
+            "exec_time": wall.as_secs_f64(),
+        }));
     }
     Ok(ok)
 }
@@ -428,7 +488,8 @@ fn write_reports(
             root.display()
         );
     }
-    Ok(())
+    // The last run of this checkout, whatever its phase: what `--last-failed` reruns.
+    last_run::write(&root.join(last_run::FILE), &last_run::LastRun::of(outcomes))
 }
 
 /// Snapshot files in `snapshots/` that no scenario asserts.

@@ -40,6 +40,10 @@ pub struct RunOptions {
     /// Run the selection N times and report each scenario's pass count (a stress mode).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
+    /// Run exactly the scenarios that failed or were flaky in the last run of this checkout
+    /// (`target/rocky-e2e/last-run.json`); with none, say so and run nothing.
+    #[arg(long)]
+    pub last_failed: bool,
     /// Where the JUnit XML report goes (default `target/rocky-e2e/junit.xml`).
     #[arg(long)]
     pub junit: Option<PathBuf>,

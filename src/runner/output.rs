@@ -20,6 +20,14 @@ pub struct Finished {
     pub attempt: Attempt,
 }
 
+/// Prints one libtest JSON line on stdout (`--format json`): the suite and test events IDEs
+/// read, in libtest's own shape.
+pub fn libtest_line(line: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 /// A scenario being written.
 struct Block {
     started: Instant,
@@ -67,6 +75,12 @@ impl BlockWriter {
         let key = key_of(feature, scenario);
         match ev {
             Scenario::Started => {
+                if self.json {
+                    let name = self.names.get(&key).cloned().unwrap_or_default();
+                    libtest_line(
+                        &serde_json::json!({"type": "test", "event": "started", "name": name}),
+                    );
+                }
                 let at = feature
                     .path
                     .as_ref()

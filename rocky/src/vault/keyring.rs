@@ -191,7 +191,7 @@ impl Keyring {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: KeyringFile = serde_yaml::from_str(&text).map_err(|e| VaultError::Parse {
+        let file: KeyringFile = yaml_serde::from_str(&text).map_err(|e| VaultError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -241,7 +241,7 @@ pub fn write_keyring_file(path: &Path, active: &str, keys: &[(&str, &str)]) -> s
             .map(|(id, secret)| (id.to_string(), SecretText(secret.to_string())))
             .collect(),
     };
-    let yaml = serde_yaml::to_string(&file).map_err(std::io::Error::other)?;
+    let yaml = yaml_serde::to_string(&file).map_err(std::io::Error::other)?;
     write_private_file(path, yaml.as_bytes())
 }
 

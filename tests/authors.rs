@@ -1,0 +1,185 @@
+//! What a scenario author relies on, seen from outside: `rocky-e2e play` on a checkout of its
+//! own (a temporary folder with `features/`), so this test's runs never touch this checkout's
+//! `target/rocky-e2e/`.
+//!
+//! - "the run" follows prose (CONTRACT §10): a scenario that submits two runs one after the
+//!   other and then says "the run" fails naming both runs and the workspace-scoped step.
+//! - `--last-failed` reruns exactly the scenarios that failed in the last run, and says so
+//!   (running nothing) when none did; its libtest JSON has the suite and test events.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
+        .unwrap()
+}
+
+/// A checkout of its own: `features/` with the tiers, a scenario that passes and the
+/// ambiguous-referent fixture; the binaries beside a copy of `rocky-e2e`.
+struct Checkout {
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    root: PathBuf,
+}
+
+const AMBIGUOUS: &str = "ambiguous_run::two runs submitted, then \"the run\"";
+
+impl Checkout {
+    fn new() -> Checkout {
+        rocky_e2e::binaries::ensure_built().unwrap();
+        let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs()).unwrap();
+        let built = hearth.parent().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
+        for name in ["hearth", "console", "ralph"] {
+            std::fs::copy(built.join(name), bin.join(name)).unwrap();
+        }
+        let root = dir.path().join("checkout");
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let features = root.join("features");
+        copy_dir(&source.join("features/tiers"), &features.join("tiers"));
+        std::fs::copy(
+            source.join("steps/fixtures/ambiguous_run/ambiguous_run.feature"),
+            features.join("ambiguous_run.feature"),
+        )
+        .unwrap();
+        std::fs::write(
+            features.join("passes.feature"),
+            "Feature: passes\n  Scenario: a workspace comes and goes\n    Given a rocky stack\n    When I provision workspace \"a\" on tier \"solo\"\n    Then workspace \"a\" is ready\n    When I tear down workspace \"a\"\n    Then nothing of workspace \"a\" remains\n",
+        )
+        .unwrap();
+        Checkout {
+            _dir: dir,
+            bin,
+            root,
+        }
+    }
+
+    fn play(&self, args: &[&str]) -> (Output, String) {
+        let out = Command::new(self.bin.join("rocky-e2e"))
+            .arg("play")
+            .args(args)
+            .current_dir(&self.root)
+            .env_remove("CARGO")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("ROCKY_E2E")
+            .env("PATH", path_with(&self.bin))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("panicked at"),
+            "a panic reached the user:\n{text}"
+        );
+        (out, text)
+    }
+}
+
+/// The libtest JSON lines of stdout.
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The names of the tests with `event` in the libtest JSON lines.
+fn tests_with(events: &[serde_json::Value], event: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "test" && e["event"] == event)
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_ambiguous_run_fails_naming_both_and_last_failed_reruns_exactly_it() {
+    let checkout = Checkout::new();
+
+    // The whole suite: one scenario passes, the ambiguous one fails, naming both runs.
+    let (out, text) = checkout.play(&[]);
+    assert!(
+        !out.status.success(),
+        "the ambiguous scenario passed:\n{text}"
+    );
+    let naming = regex_like(&text);
+    assert!(naming, "the failure does not name both runs:\n{text}");
+    assert!(
+        text.contains(r#"say which, e.g. `When the run in workspace "two" ends`"#),
+        "the failure does not name the workspace-scoped step:\n{text}"
+    );
+    assert!(text.contains("2 scenarios: 1 passed, 1 failed"), "{text}");
+
+    // --last-failed: exactly the failed scenario, with the libtest JSON IDEs read.
+    let (out, text) = checkout.play(&["--last-failed", "--format", "json"]);
+    assert!(!out.status.success(), "{text}");
+    let events = events(&out);
+    assert_eq!(
+        events.first().map(|e| (
+            e["type"].clone(),
+            e["event"].clone(),
+            e["test_count"].clone()
+        )),
+        Some(("suite".into(), "started".into(), 1.into())),
+        "{text}"
+    );
+    assert_eq!(tests_with(&events, "started"), [AMBIGUOUS], "{text}");
+    assert_eq!(tests_with(&events, "failed"), [AMBIGUOUS], "{text}");
+    let last = events.last().unwrap();
+    assert_eq!(
+        (
+            last["type"].as_str(),
+            last["event"].as_str(),
+            last["failed"].as_u64()
+        ),
+        (Some("suite"), Some("failed"), Some(1)),
+        "{text}"
+    );
+    assert_eq!(last["filtered_out"].as_u64(), Some(1), "{text}");
+
+    // A run where nothing fails: --last-failed then says so and runs nothing.
+    let (out, text) = checkout.play(&["features/passes.feature"]);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 scenarios: 1 passed"), "{text}");
+    let (out, text) = checkout.play(&["--last-failed"]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("--last-failed: no scenario failed or was flaky in the last run"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Scenario:"),
+        "--last-failed ran something:\n{text}"
+    );
+}
+
+/// `"the run" could mean run R1 in workspace "one" or run R2 in workspace "two"`.
+fn regex_like(text: &str) -> bool {
+    let Some(at) = text.find("\"the run\" could mean run ") else {
+        return false;
+    };
+    let line = text[at..].lines().next().unwrap_or("");
+    line.contains(r#" in workspace "one" or run "#) && line.contains(r#" in workspace "two": "#)
+}
