@@ -18,8 +18,14 @@ use rocky::tier::{ServiceSpec, TierProfile};
 /// How long any wait of these tests may take before it fails, naming what it waited for.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The stand-in, compiled once per build directory from the project's own source.
+/// The stand-in, compiled once per build directory from the project's own source (once per
+/// process: the tests of this file run at once and share it).
 fn standin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(compile_standin).clone()
+}
+
+fn compile_standin() -> PathBuf {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../standin/standin.rs");
     let text = std::fs::read(&source).expect("standin/standin.rs");
     use sha2::Digest;
@@ -29,7 +35,11 @@ fn standin() -> PathBuf {
     if binary.is_file() {
         return binary;
     }
-    let partial = dir.join(format!("standin-{key}.{}", std::process::id()));
+    // A folder of this process's own: rustc names its intermediate objects after the output's
+    // stem, so two compiles writing beside each other would delete each other's objects.
+    let work = dir.join(format!("standin-{key}-build-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("the stand-in's build folder");
+    let partial = work.join("standin");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = Command::new(&rustc)
         .args(["-O", "--edition", "2021"])
@@ -44,6 +54,7 @@ fn standin() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::rename(&partial, &binary).expect("the stand-in into place");
+    let _ = std::fs::remove_dir_all(&work);
     binary
 }
 
