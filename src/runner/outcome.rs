@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::catalogue::Entry;
-use super::record::{Attempt, Detail};
+use super::record::Attempt;
+use crate::report::detail::Detail;
 // The five markup characters are escaped the same way in XML as in HTML.
 use crate::report::html::esc;
 
@@ -148,7 +149,7 @@ pub fn junit_of_phase(outcomes: &[Outcome], wall: Duration, phase: Option<&str>)
 
 /// A feature file relative to the checkout when it lies inside, as reviewers read it.
 fn shown(path: &std::path::Path) -> String {
-    let root = &crate::runner::layout::current().root;
+    let root = &crate::layout::current().root;
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()
