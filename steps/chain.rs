@@ -2,7 +2,8 @@
 //! Every mismatch is reported through the gap report (`crate::chain`).
 
 use crate::chain::{self, Expectation, ExpectedChain, Mode};
-use crate::report::snapshot::snapshot_name;
+use crate::report::model::SnapshotChange;
+use crate::report::snapshot::{self, Snapshot, snapshot_name};
 use cucumber::gherkin::Step;
 use cucumber::then;
 
@@ -45,19 +46,19 @@ fn observed(world: &PlayWorld, workspace: Option<&str>) -> Vec<String> {
     chain::kinds(&records)
 }
 
-async fn assert_chain(world: &PlayWorld, expected: &ExpectedChain, mode: Mode) {
+async fn assert_chain(world: &mut PlayWorld, expected: &ExpectedChain, mode: Mode) {
     assert_chain_of(world, None, expected, mode).await;
 }
 
 async fn assert_chain_of(
-    world: &PlayWorld,
+    world: &mut PlayWorld,
     workspace: Option<&str>,
     expected: &ExpectedChain,
     mode: Mode,
 ) {
     let observed = observed(world, workspace);
     if let Err(report) = chain::check(expected, &observed, mode, &world.collect_evidence().await) {
-        panic!("{report}");
+        world.fail_on_gap(None, &report);
     }
 }
 
@@ -96,7 +97,7 @@ async fn counts(world: &mut PlayWorld, step: &Step) {
     if let Err(report) =
         chain::check_counts(&expected.0, &observed, &world.collect_evidence().await)
     {
-        panic!("{report}");
+        world.fail_on_gap(None, &report);
     }
 }
 
@@ -105,7 +106,7 @@ async fn never_fires(world: &mut PlayWorld, kind: String) {
     let pattern = kind.parse().unwrap_or_else(|e| panic!("{e}"));
     let observed = observed(world, None);
     if let Err(report) = chain::check_never(&pattern, &observed, &world.collect_evidence().await) {
-        panic!("{report}");
+        world.fail_on_gap(None, &report);
     }
 }
 
@@ -116,14 +117,43 @@ async fn matches_snapshot(world: &mut PlayWorld) {
     let redacted = crate::redact::chain(&records, &[(work_dir, "[work_dir]")]);
     let name = snapshot_name(&world.feature, &world.scenario);
     let path = crate::layout::current().snapshots.clone();
-    insta::with_settings!({
-        snapshot_path => path,
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-        description => format!("HATCH chain of {} › {}", world.feature, world.scenario),
-    }, {
-        insta::assert_yaml_snapshot!(name, redacted);
-    });
+    let asserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        insta::with_settings!({
+            snapshot_path => path.clone(),
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => format!("HATCH chain of {} › {}", world.feature, world.scenario),
+        }, {
+            insta::assert_yaml_snapshot!(name.clone(), redacted);
+        });
+    }));
+    if let Err(failure) = asserted {
+        // For the report: the accepted chain beside the new one (insta has said why).
+        world.snapshot_change = Some(snapshot_change(&path, &name, &redacted));
+        std::panic::resume_unwind(failure);
+    }
+}
+
+/// The accepted snapshot `name` (none when there is none yet, or it cannot be read) and the
+/// chain the scenario recorded, as events of the diff.
+fn snapshot_change(
+    dir: &std::path::Path,
+    name: &str,
+    redacted: &[crate::redact::Redacted],
+) -> SnapshotChange {
+    let old = std::fs::read_to_string(dir.join(format!("{name}.snap")))
+        .ok()
+        .and_then(|text| Snapshot::parse(&text).ok())
+        .map(|s| s.events);
+    let new = yaml_serde::to_value(redacted)
+        .map_err(|e| e.to_string())
+        .and_then(snapshot::events_of)
+        .unwrap_or_default();
+    SnapshotChange {
+        name: name.to_owned(),
+        old,
+        new,
+    }
 }
 
 #[then("the HATCH log verifies")]

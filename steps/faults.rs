@@ -134,18 +134,26 @@ async fn first_gap(world: &mut PlayWorld, kind: String, act: String) {
     let report = play_gap(world).await;
     crate::say!("{report}");
     let row = &report.rows[report.gap.row];
-    match row {
+    let wrong = match row {
         Row::Missing { expected, act: a }
         | Row::Replaced {
             expected, act: a, ..
         } => {
-            assert!(
-                expected.starts_with(&kind),
-                "first gap is {expected}, not {kind}\n{report}"
-            );
-            assert_eq!(a.name(), act, "first gap is in act {}\n{report}", a.name());
+            if !expected.starts_with(&kind) {
+                Some(format!("first gap is {expected}, not {kind}"))
+            } else if a.name() != act {
+                Some(format!(
+                    "first gap is in act {}, not in act {act}",
+                    a.name()
+                ))
+            } else {
+                None
+            }
         }
-        other => panic!("first gap is {other:?}, not a missing {kind}\n{report}"),
+        other => Some(format!("first gap is {other:?}, not a missing {kind}")),
+    };
+    if let Some(note) = wrong {
+        world.fail_on_gap(Some(note), &report);
     }
 }
 
@@ -157,5 +165,10 @@ async fn evidence_says(world: &mut PlayWorld, needle: String) {
         .0
         .iter()
         .any(|(source, detail)| format!("{source}: {detail}").contains(&needle));
-    assert!(found, "no evidence line contains {needle:?}\n{report}");
+    if !found {
+        world.fail_on_gap(
+            Some(format!("no evidence line contains {needle:?}")),
+            &report,
+        );
+    }
 }

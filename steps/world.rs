@@ -116,6 +116,10 @@ pub struct PlayWorld {
     pub test_name: String,
     /// Driver time per workspace, as hearth last reported it.
     pub driver_timings: BTreeMap<String, rocky::hearth::DriverTimings>,
+    /// The failed chain assertion's gap report and the step's words beside it, for the report.
+    pub gap: Option<(Option<String>, crate::report::model::GapView)>,
+    /// The failed snapshot assertion's accepted and new chain, for the report.
+    pub snapshot_change: Option<crate::report::model::SnapshotChange>,
     /// Console requests sent in the background (chaos steps), awaited by a later step.
     pub background: Vec<tokio::task::JoinHandle<Reply>>,
     /// This scenario's directory (socket, HATCH log, hearth log); removed when the World drops.
@@ -133,6 +137,16 @@ impl std::fmt::Debug for PlayWorld {
 }
 
 impl PlayWorld {
+    /// Fails the step on a chain assertion's gap report: the report reaches the run's reports
+    /// as data, its text the terminal. `note` is what the step says beside it.
+    pub fn fail_on_gap(&mut self, note: Option<String>, report: &crate::chain::GapReport) -> ! {
+        self.gap = Some((note.clone(), report.into()));
+        match note {
+            Some(note) => panic!("{note}\n{report}"),
+            None => panic!("{report}"),
+        }
+    }
+
     fn new() -> PlayWorld {
         let dir = tempfile::Builder::new()
             .prefix("rocky-e2e-")
@@ -161,6 +175,8 @@ impl PlayWorld {
             test_name: String::new(),
             driver_timings: BTreeMap::new(),
             background: Vec::new(),
+            gap: None,
+            snapshot_change: None,
             _dir: dir,
         }
     }
@@ -423,6 +439,8 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
         logs,
         summary,
         notes,
+        gap: world.gap.take(),
+        snapshot: world.snapshot_change.take(),
     };
     // After the stop: the final log still verifies and extends the checkpoint.
     let unverified = match seal.map(seal_check::verify) {

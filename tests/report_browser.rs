@@ -66,6 +66,8 @@ const MEASURE: &str = r#"(() => {
     first_title: first ? first.querySelector('.title').textContent : null,
     first_open: first ? first.open : null,
     gap_text: gap ? gap.textContent : null,
+    snapdiff_text: pick('.snapdiff') ? pick('.snapdiff').textContent : null,
+    snapdiff_seen: seen(pick('.snapdiff tr.changed')),
     headline_text: headline ? headline.textContent : null,
     gap: box(gap), gap_seen: seen(gap), headline_seen: seen(headline),
     viewport: [innerWidth, innerHeight], scroll_y: scrollY,
@@ -207,6 +209,52 @@ fn the_report_reads_well_in_headless_chromium() {
         m["gap_seen"],
         json!(true),
         "first gap row above the fold: {m}"
+    );
+}
+
+/// A failing snapshot's card shows the accepted and the new chain side by side, aligned by
+/// act, with the changed row above the fold.
+#[test]
+fn a_failing_snapshot_shows_its_chain_diff() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let started = Instant::now();
+    let dir = out_dir();
+    let html_path = dir.join("report-snapshot-check.html");
+    std::fs::write(
+        &html_path,
+        rocky_e2e::report::html::render(&sample::snapshot_run()),
+    )
+    .unwrap();
+    let mut browser = Browser::launch(&chromium, WIDTH, HEIGHT, started + DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let opened =
+        open(&mut browser, &html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
+    browser.close();
+    let m = &opened.measured;
+    assert!(opened.log.errors.is_empty(), "{:#?}", opened.log.errors);
+    assert_eq!(
+        m["first_title"],
+        json!("play › provision, run four prompts, tear down")
+    );
+    let diff = m["snapdiff_text"].as_str().unwrap_or_default();
+    for shown in [
+        "play__provision-run-four-prompts-tear-down",
+        "the chain differs from the accepted one",
+        "✎ changed",
+        "attempts",
+        "ralph.node.succeeded · test · node-2",
+    ] {
+        assert!(
+            diff.contains(shown),
+            "the diff does not show {shown:?}: {m}"
+        );
+    }
+    assert_eq!(
+        m["snapdiff_seen"],
+        json!(true),
+        "the changed row above the fold: {m}"
     );
 }
 

@@ -111,3 +111,21 @@ fn results_table_all_passed() {
     let xml = std::fs::read_to_string(fixture("junit_passing.xml")).unwrap();
     check("junit_passing.md", &junit_table(&xml));
 }
+
+#[path = "report_support/sample.rs"]
+mod sample;
+
+#[test]
+fn html_of_a_run_with_a_gap() {
+    check(
+        "report_gap.html",
+        &rocky_e2e::report::html::render(&sample::failing_run()),
+    );
+}
+
+#[test]
+fn html_of_a_failing_snapshot_shows_its_chain_diff() {
+    let html = rocky_e2e::report::html::render(&sample::snapshot_run());
+    assert!(html.contains("<section class=\"snapdiff\">"), "{html}");
+    check("report_snapshot.html", &html);
+}

@@ -14,7 +14,7 @@
 mod act;
 mod expect;
 mod gap;
-mod report;
+pub mod report;
 pub mod seal_check;
 
 pub use act::Act;

@@ -6,15 +6,32 @@ use std::fmt;
 use super::Act;
 use super::gap::{GapReport, Mode, Row};
 
-impl fmt::Display for GapReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mode = match self.mode {
+/// What points at the first gap's row.
+pub const FIRST_GAP: &str = "   ← first gap";
+
+/// One row of the alignment as it is laid out: its act label (empty under the act's first
+/// row), the expected and observed event (`—` for none), whether it is a gap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlignedRow {
+    pub act: String,
+    pub expected: String,
+    /// Marked `✗`: missing, replaced or unexpected.
+    pub gap: bool,
+    pub observed: String,
+    pub first_gap: bool,
+}
+
+impl GapReport {
+    /// `exact order` or `in order, others allowed`.
+    pub fn mode_text(&self) -> &'static str {
+        match self.mode {
             Mode::Exact => "exact order",
             Mode::Subsequence => "in order, others allowed",
-        };
-        writeln!(f, "HATCH chain gap: {}", self.gap.summary)?;
-        writeln!(f, "expected ({mode}): {}", self.expected)?;
-        writeln!(f)?;
+        }
+    }
+
+    /// The alignment's expected column width and its rows, as every rendering lays them out.
+    pub fn aligned(&self) -> (usize, Vec<AlignedRow>) {
         let width = self
             .rows
             .iter()
@@ -27,44 +44,72 @@ impl fmt::Display for GapReport {
             .max()
             .unwrap_or(0)
             .max("expected".len());
-        writeln!(f, "  {:<16} {:<width$}    observed", "act", "expected")?;
         let mut last_act: Option<Act> = None;
-        for (i, row) in self.rows.iter().enumerate() {
-            let (act, expected, mark, observed) = match row {
-                Row::Both {
-                    expected,
-                    observed,
-                    act,
-                } => (Some(*act), expected.as_str(), "  ", observed.as_str()),
-                Row::Missing { expected, act } => (Some(*act), expected.as_str(), "✗ ", "—"),
-                Row::Replaced {
-                    expected,
-                    observed,
-                    act,
-                } => (Some(*act), expected.as_str(), "✗ ", observed.as_str()),
-                Row::Unexpected { observed, act } => (*act, "—", "✗ ", observed.as_str()),
-            };
-            let act_label = match act {
-                Some(a) if Some(a) != last_act => format!("{} {}", a.number(), a.name()),
-                Some(_) => String::new(),
-                None => "?".into(),
-            };
-            if act.is_some() {
-                last_act = act;
-            }
-            let pointer = if i == self.gap.row {
-                "   ← first gap"
-            } else {
-                ""
-            };
-            let mark = if matches!(row, Row::Both { .. }) {
-                "  "
-            } else {
-                mark
-            };
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let (act, expected, gap, observed) = match row {
+                    Row::Both {
+                        expected,
+                        observed,
+                        act,
+                    } => (Some(*act), expected.as_str(), false, observed.as_str()),
+                    Row::Missing { expected, act } => (Some(*act), expected.as_str(), true, "—"),
+                    Row::Replaced {
+                        expected,
+                        observed,
+                        act,
+                    } => (Some(*act), expected.as_str(), true, observed.as_str()),
+                    Row::Unexpected { observed, act } => (*act, "—", true, observed.as_str()),
+                };
+                let label = match act {
+                    Some(a) if Some(a) != last_act => format!("{} {}", a.number(), a.name()),
+                    Some(_) => String::new(),
+                    None => "?".into(),
+                };
+                if act.is_some() {
+                    last_act = act;
+                }
+                AlignedRow {
+                    act: label,
+                    expected: expected.to_owned(),
+                    gap,
+                    observed: observed.to_owned(),
+                    first_gap: i == self.gap.row,
+                }
+            })
+            .collect();
+        (width, rows)
+    }
+}
+
+/// The alignment's header line.
+pub fn header(width: usize) -> String {
+    format!("  {:<16} {:<width$}    observed", "act", "expected")
+}
+
+/// A row up to its mark: the act label and the expected event, padded.
+pub fn row_start(width: usize, act: &str, expected: &str) -> String {
+    format!("  {act:<16} {expected:<width$}  ")
+}
+
+impl fmt::Display for GapReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "HATCH chain gap: {}", self.gap.summary)?;
+        writeln!(f, "expected ({}): {}", self.mode_text(), self.expected)?;
+        writeln!(f)?;
+        let (width, rows) = self.aligned();
+        writeln!(f, "{}", header(width))?;
+        for r in &rows {
             writeln!(
                 f,
-                "  {act_label:<16} {expected:<width$}  {mark}{observed}{pointer}"
+                "{}{}{}{}",
+                row_start(width, &r.act, &r.expected),
+                if r.gap { "✗ " } else { "  " },
+                r.observed,
+                if r.first_gap { FIRST_GAP } else { "" }
             )?;
         }
         if self.evidence.0.is_empty() {

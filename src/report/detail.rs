@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::report::model::{ActSpan, ChainEvent};
+use crate::report::model::{ActSpan, ChainEvent, GapView, SnapshotChange};
 
 /// One scenario's record, built by the World's `after` hook.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21,6 +21,11 @@ pub struct Detail {
     pub summary: Option<Summary>,
     /// Lines the clean-up had to say (`warning: …`, `cleanup: …`), in order.
     pub notes: Vec<String>,
+    /// The gap report of the chain assertion that failed the scenario, and what the step said
+    /// beside it (`first gap is …, not …`).
+    pub gap: Option<(Option<String>, GapView)>,
+    /// The snapshot assertion that failed the scenario: the accepted and the new chain.
+    pub snapshot: Option<SnapshotChange>,
 }
 
 /// The figures of a scenario's printed summary (its chain, act times, driver shares).

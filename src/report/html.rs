@@ -8,8 +8,12 @@
 
 use std::fmt::Write as _;
 
+use crate::chain::report as gap_text;
 use crate::report::acts::{Act, act_of};
-use crate::report::model::{ActSpan, ChainEvent, RunReport, ScenarioReport, Verdict};
+use crate::report::model::{
+    ActSpan, ChainEvent, GapView, RunReport, ScenarioReport, SnapshotChange, Verdict,
+};
+use crate::report::snapshot;
 
 /// Styles only a merged report (several phases) needs.
 const PHASE_CSS: &str = "table.phases{border-collapse:collapse;margin:.5em 0;font-size:.9em}\
@@ -192,14 +196,17 @@ fn scenario(h: &mut String, i: usize, s: &ScenarioReport) {
     if let Some(reason) = &s.skip_reason {
         let _ = writeln!(h, "<p class=\"skip\">Skipped: {}</p>", esc(reason));
     }
-    if let Some(gap) = &s.gap_report {
+    if let Some(gap) = &s.gap {
         gap_report(h, gap, !s.evidence.is_empty());
+    }
+    if let Some(change) = &s.snapshot {
+        snapshot_diff(h, change);
     }
     if let Some(f) = &s.failure {
         let _ = writeln!(
             h,
             "<div class=\"failure\"><h3>{}</h3><pre>{}</pre></div>",
-            if s.gap_report.is_some() {
+            if s.gap.is_some() {
                 "failure"
             } else {
                 "why it failed"
@@ -250,50 +257,106 @@ fn scenario(h: &mut String, i: usize, s: &ScenarioReport) {
     h.push_str("</div>\n</details>\n");
 }
 
-/// The gap report: its first line as a headline, the alignment below with the first gap's row
-/// highlighted. Its `evidence:` tail is left out when the evidence is listed separately.
-fn gap_report(h: &mut String, text: &str, evidence_listed: bool) {
-    let mut lines: Vec<&str> = text.lines().collect();
-    if evidence_listed
-        && let Some(at) = lines
-            .iter()
-            .position(|l| *l == "evidence:" || l.starts_with("evidence: none"))
-    {
-        lines.truncate(at);
-    }
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    let (headline, rest) = match lines.split_first() {
-        Some((first, rest)) if first.starts_with("HATCH chain gap:") => {
-            (first.trim_start_matches("HATCH chain gap:").trim(), rest)
-        }
-        _ => ("", &lines[..]),
-    };
+/// The gap report: its first gap as a headline, the alignment below with the first gap's row
+/// highlighted. Its evidence is left out when the evidence is listed separately.
+fn gap_report(h: &mut String, gap: &GapView, evidence_listed: bool) {
     h.push_str("<section class=\"gap\">\n");
-    if !headline.is_empty() {
+    if !gap.summary.is_empty() {
         let _ = writeln!(
             h,
             "<p class=\"gap-headline\"><span class=\"label\">HATCH chain gap</span> {}</p>",
-            esc(headline)
+            esc(&gap.summary)
         );
     }
-    let rest: Vec<&str> = rest
-        .iter()
-        .copied()
-        .skip_while(|l| l.trim().is_empty())
-        .collect();
     h.push_str("<pre>");
-    for l in rest {
-        let escaped = esc(l).replace('✗', "<span class=\"x\">✗</span>");
-        if l.contains("← first gap") {
-            let _ = writeln!(h, "<mark class=\"first-gap\">{escaped}</mark>");
+    let _ = writeln!(h, "expected ({}): {}", esc(&gap.mode), esc(&gap.expected));
+    h.push('\n');
+    let _ = writeln!(h, "{}", esc(&gap_text::header(gap.width)));
+    for r in &gap.rows {
+        let line = format!(
+            "{}{}{}{}",
+            esc(&gap_text::row_start(gap.width, &r.act, &r.expected)),
+            if r.gap {
+                "<span class=\"x\">✗</span> "
+            } else {
+                "  "
+            },
+            esc(&r.observed),
+            if r.first_gap {
+                esc(gap_text::FIRST_GAP)
+            } else {
+                String::new()
+            }
+        );
+        if r.first_gap {
+            let _ = writeln!(h, "<mark class=\"first-gap\">{line}</mark>");
         } else {
-            h.push_str(&escaped);
-            h.push('\n');
+            let _ = writeln!(h, "{line}");
+        }
+    }
+    if !evidence_listed {
+        if gap.evidence.is_empty() {
+            h.push_str("\nevidence: none collected\n");
+        } else {
+            h.push_str("\nevidence:\n");
+            for e in &gap.evidence {
+                let _ = writeln!(h, "  {}: {}", esc(&e.source), esc(&e.detail));
+            }
         }
     }
     h.push_str("</pre>\n</section>\n");
+}
+
+/// A snapshot that did not match: the accepted chain and the new one side by side, aligned
+/// by act, as `rocky-e2e snapshots summary` shows pending changes.
+fn snapshot_diff(h: &mut String, change: &SnapshotChange) {
+    let _ = writeln!(
+        h,
+        "<section class=\"snapdiff\"><h3>snapshot <code>{}</code>: {}</h3>",
+        esc(&change.name),
+        if change.old.is_some() {
+            "the chain differs from the accepted one"
+        } else {
+            "no accepted snapshot yet"
+        }
+    );
+    let old = change.old.as_deref().unwrap_or_default();
+    let new = &change.new;
+    h.push_str("<table>\n<thead><tr><th>act</th><th>accepted <code>.snap</code></th><th>change</th><th>new</th></tr></thead>\n<tbody>\n");
+    let mut last_act = None;
+    for row in snapshot::diff(old, new) {
+        let event = row.old.map(|i| &old[i]).or(row.new.map(|j| &new[j]));
+        let act = event.and_then(|e| e.act());
+        let act_cell = match (act, last_act) {
+            (a, Some(prev)) if a == prev => String::new(),
+            (Some(a), _) => esc(&a.label()),
+            (None, _) => "?".into(),
+        };
+        last_act = Some(act);
+        let cell = |e: Option<&snapshot::SnapEvent>| match e {
+            None => "—".to_owned(),
+            Some(e) => {
+                let mut s = format!("<code>{}</code>", esc(&e.kind));
+                for extra in [&e.workspace, &e.node_id].into_iter().flatten() {
+                    let _ = write!(s, " · {}", esc(extra));
+                }
+                s
+            }
+        };
+        let class = if row.change == snapshot::Change::Same {
+            ""
+        } else {
+            " class=\"changed\""
+        };
+        let _ = writeln!(
+            h,
+            "<tr{class}><th class=\"act\">{act_cell}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cell(row.old.map(|i| &old[i])),
+            row.change.describe(&|x| format!("<code>{}</code>", esc(x))),
+            cell(row.new.map(|j| &new[j])),
+        );
+    }
+    h.push_str("</tbody></table>\n</section>\n");
 }
 
 /// The HATCH chain, grouped by act.
@@ -545,6 +608,8 @@ mark.first-gap { background: var(--mark); color: inherit; font-weight: 700; }
 .failure { margin-bottom: 14px; }
 .timeline, .chain, .evidence { margin-bottom: 14px; }
 .chain { overflow-x: auto; }
+.snapdiff { margin-bottom: 14px; overflow-x: auto; }
+.snapdiff tr.changed > * { background: var(--mark); }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { text-align: left; padding: 2px 18px 2px 0; vertical-align: top; }
 thead th { color: var(--muted); font-weight: 500; border-bottom: 1px solid var(--line); }
@@ -610,7 +675,16 @@ mod tests {
             }],
             ..Default::default()
         };
-        bad.fail_with("HATCH chain gap: x never fired (act 2 provision)\nexpected (exact order): x\n\n  act  expected  observed\n  2 provision  x  ✗ —   ← first gap\n\nevidence:\n  console POST /x: 502\n");
+        let mut evidence = crate::chain::Evidence::default();
+        evidence.add("console POST /x", "502");
+        let gap = crate::chain::check(
+            &crate::chain::ExpectedChain::parse("hearth.provisioning_started").unwrap(),
+            &[],
+            crate::chain::Mode::Exact,
+            &evidence,
+        )
+        .unwrap_err();
+        bad.fail(None, Some(GapView::from(&*gap)));
         let ok = ScenarioReport {
             feature: "play".into(),
             name: "provision, run four prompts, tear down".into(),

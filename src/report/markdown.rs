@@ -234,32 +234,7 @@ fn table(out: &mut String, rows: &[DiffRow], old: &[SnapEvent], new: &[SnapEvent
 }
 
 fn mark(change: &Change) -> String {
-    let changed = |c: &[String]| c.iter().map(|x| code(x)).collect::<Vec<_>>().join(", ");
-    match change {
-        Change::Same => String::new(),
-        Change::Changed(c) => format!("✎ changed {}", changed(c)),
-        Change::Missing => "➖ missing".into(),
-        Change::Added => "➕ added".into(),
-        Change::Replaced => "✗ replaced".into(),
-        Change::MovedAway { later, changes } => {
-            let base = if *later {
-                "↓ moved down"
-            } else {
-                "↑ moved up"
-            };
-            if changes.is_empty() {
-                base.into()
-            } else {
-                format!("{base}, changed {}", changed(changes))
-            }
-        }
-        Change::MovedHere { from_earlier } => if *from_earlier {
-            "↓ moved here"
-        } else {
-            "↑ moved here"
-        }
-        .into(),
-    }
+    change.describe(&|x| code(x))
 }
 
 /// A Markdown results table from a JUnit report: totals, then the failed (and flaky) scenarios

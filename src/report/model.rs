@@ -121,9 +121,12 @@ pub struct ScenarioReport {
     /// The failing step and its message, when the failure is not (only) a gap report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    /// The gap report's text, as `chain::GapReport` prints it (`HATCH chain gap: …`).
+    /// The gap report of the chain assertion that failed, as data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gap_report: Option<String>,
+    pub gap: Option<GapView>,
+    /// A snapshot that did not match: the accepted chain and the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotChange>,
     /// What the harness collected from the stack (`chain::Evidence`).
     #[serde(default)]
     pub evidence: Vec<EvidenceItem>,
@@ -136,25 +139,85 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
-    /// Marks the scenario failed with a step's panic message. A message holding a gap report
-    /// (`HATCH chain gap: …`, possibly after cucumber's `Step panicked. Captured output: `)
-    /// goes to `gap_report`; whatever came before it, if anything, to `failure`.
-    pub fn fail_with(&mut self, message: &str) {
+    /// Marks the scenario failed: with the gap report of the assertion that failed, if one
+    /// did (then `message` is only what the step said beside it), else with the failing
+    /// step's message.
+    pub fn fail(&mut self, message: Option<&str>, gap: Option<GapView>) {
         self.verdict = Verdict::Failed;
-        const PANICKED: &str = "Step panicked. Captured output:";
-        match message.find("HATCH chain gap:") {
-            Some(at) => {
-                let before = message[..at].trim();
-                let before = before.strip_prefix(PANICKED).unwrap_or(before).trim();
-                self.failure = (!before.is_empty()).then(|| before.to_owned());
-                self.gap_report = Some(message[at..].trim_end().to_owned());
-            }
-            None => {
-                let m = message.trim();
-                self.failure = Some(m.strip_prefix(PANICKED).unwrap_or(m).trim().to_owned());
-            }
+        self.failure = message
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        self.gap = gap;
+    }
+}
+
+/// A failed chain assertion's gap report (`crate::chain::GapReport`), as the reports show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapView {
+    /// The first gap in words: `ralph.run.started never fired (act 3 submit run)`.
+    pub summary: String,
+    /// `exact order` or `in order, others allowed`.
+    pub mode: String,
+    /// The expected chain as written.
+    pub expected: String,
+    /// The expected column's width, so every rendering lines the rows up alike.
+    pub width: usize,
+    pub rows: Vec<GapRow>,
+    /// The facts collected with it.
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// One row of a gap report's alignment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GapRow {
+    /// `3 submit run` on the act's first row, empty below it, `?` for an unknown act.
+    pub act: String,
+    pub expected: String,
+    /// Missing, replaced or unexpected (marked `✗`).
+    pub gap: bool,
+    pub observed: String,
+    pub first_gap: bool,
+}
+
+impl From<&crate::chain::GapReport> for GapView {
+    fn from(r: &crate::chain::GapReport) -> GapView {
+        let (width, rows) = r.aligned();
+        GapView {
+            summary: r.gap.summary.clone(),
+            mode: r.mode_text().to_owned(),
+            expected: r.expected.clone(),
+            width,
+            rows: rows
+                .into_iter()
+                .map(|a| GapRow {
+                    act: a.act,
+                    expected: a.expected,
+                    gap: a.gap,
+                    observed: a.observed,
+                    first_gap: a.first_gap,
+                })
+                .collect(),
+            evidence: r
+                .evidence
+                .0
+                .iter()
+                .cloned()
+                .map(EvidenceItem::from)
+                .collect(),
         }
     }
+}
+
+/// A snapshot assertion that failed: the accepted chain (none for a new snapshot) and the
+/// chain the scenario recorded, as the snapshot files hold them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotChange {
+    /// `failure_drill__teardown-passes-its-deadline`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Vec<crate::report::snapshot::SnapEvent>>,
+    pub new: Vec<crate::report::snapshot::SnapEvent>,
 }
 
 /// One HATCH record, reduced to what the report shows.
@@ -284,22 +347,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gap_report_is_taken_out_of_a_panic_message() {
+    fn a_failure_keeps_its_gap_report_as_data() {
         let mut s = ScenarioReport::default();
-        s.fail_with(
-            "Step panicked. Captured output: HATCH chain gap: x never fired\nexpected: x\n",
-        );
+        let gap = GapView {
+            summary: "x never fired".into(),
+            ..Default::default()
+        };
+        s.fail(Some("  "), Some(gap.clone()));
         assert_eq!(s.verdict, Verdict::Failed);
         assert_eq!(s.failure, None);
-        assert_eq!(
-            s.gap_report.as_deref(),
-            Some("HATCH chain gap: x never fired\nexpected: x")
-        );
+        assert_eq!(s.gap, Some(gap));
 
         let mut s = ScenarioReport::default();
-        s.fail_with("Step panicked. Captured output: the console answered 502");
+        s.fail(Some("the console answered 502\n"), None);
         assert_eq!(s.failure.as_deref(), Some("the console answered 502"));
-        assert_eq!(s.gap_report, None);
+        assert_eq!(s.gap, None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use yaml_serde::Value;
 use crate::report::acts::{Act, act_of};
 
 /// One record of a snapshot, as much as the diff needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SnapEvent {
     pub kind: String,
     pub workspace: Option<String>,
@@ -65,6 +65,17 @@ impl Snapshot {
             None => None,
         };
         let body: Value = yaml_serde::from_str(body).map_err(|e| format!("body: {e}"))?;
+        Ok(Snapshot {
+            description,
+            events: events_of(body)?,
+        })
+    }
+}
+
+/// The events of a snapshot's body: a YAML list of redacted HATCH records (what a snapshot
+/// file holds under its header, or what the snapshot step is about to assert).
+pub fn events_of(body: Value) -> Result<Vec<SnapEvent>, String> {
+    {
         let items = match body {
             Value::Sequence(items) => items,
             Value::Null => Vec::new(),
@@ -102,10 +113,7 @@ impl Snapshot {
                 data: rest,
             });
         }
-        Ok(Snapshot {
-            description,
-            events,
-        })
+        Ok(events)
     }
 }
 
@@ -140,6 +148,39 @@ pub enum Change {
     MovedAway { later: bool, changes: Vec<String> },
     /// The new place of a moved event (`from_earlier`: it used to fire further up).
     MovedHere { from_earlier: bool },
+}
+
+impl Change {
+    /// In words, for a diff's change column (`✎ changed data.attempts`, `➖ missing`);
+    /// `quote` sets a field name as code in the page's markup.
+    pub fn describe(&self, quote: &dyn Fn(&str) -> String) -> String {
+        let changed = |c: &[String]| c.iter().map(|x| quote(x)).collect::<Vec<_>>().join(", ");
+        match self {
+            Change::Same => String::new(),
+            Change::Changed(c) => format!("✎ changed {}", changed(c)),
+            Change::Missing => "➖ missing".into(),
+            Change::Added => "➕ added".into(),
+            Change::Replaced => "✗ replaced".into(),
+            Change::MovedAway { later, changes } => {
+                let base = if *later {
+                    "↓ moved down"
+                } else {
+                    "↑ moved up"
+                };
+                if changes.is_empty() {
+                    base.into()
+                } else {
+                    format!("{base}, changed {}", changed(changes))
+                }
+            }
+            Change::MovedHere { from_earlier } => if *from_earlier {
+                "↓ moved here"
+            } else {
+                "↑ moved here"
+            }
+            .into(),
+        }
+    }
 }
 
 /// One row of the side-by-side diff: the accepted event, the new one, or both.

@@ -416,7 +416,12 @@ fn report_of(
                     .last()
                     .and_then(|a| a.failure.clone())
                     .unwrap_or_else(|| "the scenario did not run".into());
-                s.fail_with(&message);
+                match o.detail.as_ref().and_then(|d| d.gap.clone()) {
+                    // The gap report says what failed; the step's own words, if any, beside it.
+                    Some((note, gap)) => s.fail(note.as_deref(), Some(gap)),
+                    None => s.fail(Some(&message), None),
+                }
+                s.snapshot = o.detail.as_ref().and_then(|d| d.snapshot.clone());
             }
             s
         })

@@ -1,31 +1,58 @@
 //! A run with one failing scenario, as the runner would fill it: used by the browser test
 //! and by `cargo run --example render_sample`.
 
+use rocky_e2e::chain::{self, Evidence, ExpectedChain, Mode};
 use rocky_e2e::report::model::{
-    ActSpan, ChainEvent, EvidenceItem, Log, RunReport, ScenarioReport, Verdict,
+    ActSpan, ChainEvent, EvidenceItem, GapView, Log, RunReport, ScenarioReport, SnapshotChange,
+    Verdict,
 };
+use rocky_e2e::report::snapshot;
 
-/// What cucumber hands the runner when the chain step of "the VAULT bearer drifts" fails: the
-/// panic message, i.e. the gap report exactly as `chain::GapReport` prints it.
-pub const GAP_PANIC: &str = r#"Step panicked. Captured output: HATCH chain gap: ralph.run.started never fired (act 3 submit run); the chain went on with hearth.decommission_started
-expected (exact order): hearth.provisioning_started → hearth.provisioned → ralph.run.started → ralph.node.* ×4 → ralph.run.ended → hearth.decommission_started → hearth.decommissioned
+/// The gap report of "the VAULT bearer drifts": the play chain against what was recorded
+/// (no run), with the evidence the harness collected, as the chain step records it.
+pub fn vault_gap() -> GapView {
+    let observed: Vec<String> = [
+        "hearth.provisioning_started",
+        "hearth.provisioned",
+        "hearth.decommission_started",
+        "hearth.decommissioned",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut evidence = Evidence::default();
+    evidence.add(
+        "console POST /api/ralph/runs",
+        "502 worker_unauthorized: console→worker returned 401 (bearer rejected: signature mismatch, key id v1)",
+    );
+    evidence.add("hearth status drill", "ready");
+    let report = chain::check(&ExpectedChain::play(4), &observed, Mode::Exact, &evidence)
+        .expect_err("the sample chain has a gap");
+    GapView::from(&*report)
+}
 
-  act              expected                       observed
-  2 provision      hearth.provisioning_started    hearth.provisioning_started
-                   hearth.provisioned             hearth.provisioned
-  3 submit run     ralph.run.started            ✗ —   ← first gap
-  4 stream nodes   ralph.node.* (1/4)           ✗ —
-                   ralph.node.* (2/4)           ✗ —
-                   ralph.node.* (3/4)           ✗ —
-                   ralph.node.* (4/4)           ✗ —
-                   ralph.run.ended              ✗ —
-  5 teardown       hearth.decommission_started    hearth.decommission_started
-                   hearth.decommissioned          hearth.decommissioned
-
-evidence:
-  console POST /api/ralph/runs: 502 worker_unauthorized: console→worker returned 401 (bearer rejected: signature mismatch, key id v1)
-  hearth status drill: ready
-"#;
+/// A snapshot the scenario no longer matches: node 2 needed one RALPH iteration more.
+pub fn changed_snapshot() -> SnapshotChange {
+    let node = |n: u32, attempts: u32| {
+        format!(
+            "- kind: ralph.node.succeeded\n  actor: system\n  subject:\n    workspace: test\n    node_id: node-{n}\n  data:\n    attempts: {attempts}\n"
+        )
+    };
+    let chain = |second: u32| {
+        let mut y = String::from(
+            "- kind: hearth.provisioning_started\n  actor: admin\n  subject:\n    workspace: test\n  data:\n    tier: solo\n- kind: ralph.run.started\n  actor: admin\n  subject:\n    workspace: test\n  data: {}\n",
+        );
+        for (n, a) in [(1, 1), (2, second), (3, 1)] {
+            y.push_str(&node(n, a));
+        }
+        y.push_str("- kind: hearth.decommissioned\n  actor: admin\n  subject:\n    workspace: test\n  data: {}\n");
+        snapshot::events_of(yaml_serde::from_str(&y).expect("sample YAML")).expect("sample events")
+    };
+    SnapshotChange {
+        name: "play__provision-run-four-prompts-tear-down".into(),
+        old: Some(chain(1)),
+        new: chain(2),
+    }
+}
 
 fn ev(seq: u64, kind: &str, workspace: &str, detail: Option<&str>) -> ChainEvent {
     ChainEvent {
@@ -173,7 +200,7 @@ pub fn failing_run() -> RunReport {
         ],
         ..Default::default()
     };
-    vault.fail_with(GAP_PANIC);
+    vault.fail(None, Some(vault_gap()));
     let docker = ScenarioReport {
         feature: "failure_drill".into(),
         name: "the Docker engine is not running".into(),
@@ -203,6 +230,44 @@ pub fn failing_run() -> RunReport {
         "embedded topology: hearth process driver, console and worker in this process",
         5210,
         vec![play, kahn, vault, docker, two],
+    );
+    r.summary.started_at = Some("2026-11-27T20:51:02Z".into());
+    r
+}
+
+/// A run whose one failure is a snapshot that no longer matches (node 2 needed one more
+/// RALPH iteration than the accepted chain says).
+pub fn snapshot_run() -> RunReport {
+    let mut play = ScenarioReport {
+        feature: "play".into(),
+        name: "provision, run four prompts, tear down".into(),
+        duration_ms: 2417,
+        chain: play_chain("test", 4),
+        acts: spans(&[
+            ("spawn hearth", 0, 305),
+            ("provision", 305, 1390),
+            ("submit run", 1390, 1466),
+            ("stream nodes", 1466, 2101),
+            ("teardown", 2101, 2417),
+        ]),
+        ..Default::default()
+    };
+    play.fail(
+        Some("Then the HATCH chain matches the snapshot: snapshot assertion for 'play__provision-run-four-prompts-tear-down' failed in line 128"),
+        None,
+    );
+    play.snapshot = Some(changed_snapshot());
+    let vocabulary = ScenarioReport {
+        feature: "vocabulary".into(),
+        name: "the checked-in step reference is current".into(),
+        verdict: Verdict::Passed,
+        duration_ms: 377,
+        ..Default::default()
+    };
+    let mut r = RunReport::new(
+        "docker topology: hearth local-docker driver, console and worker in containers",
+        3120,
+        vec![vocabulary, play],
     );
     r.summary.started_at = Some("2026-11-27T20:51:02Z".into());
     r
