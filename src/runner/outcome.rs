@@ -9,8 +9,7 @@ use super::record::{Attempt, Detail};
 // The five markup characters are escaped the same way in XML as in HTML.
 use crate::report::html::esc;
 
-/// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
-pub const FLAKY_TAG: &str = "flaky";
+pub use crate::report::model::FLAKY_TAG;
 
 pub use crate::report::model::Verdict;
 
@@ -147,7 +146,7 @@ pub fn junit_of_phase(outcomes: &[Outcome], wall: Duration, phase: Option<&str>)
 }
 
 /// A feature file relative to the checkout when it lies inside, as reviewers read it.
-fn shown(path: &std::path::Path) -> String {
+pub fn shown(path: &std::path::Path) -> String {
     let root = &crate::runner::layout::current().root;
     path.strip_prefix(root)
         .unwrap_or(path)
@@ -217,6 +216,7 @@ mod tests {
                     duration: Duration::from_millis(10),
                     failure: (!passed).then(|| "Then x: boom".into()),
                     output: "block".into(),
+                    ..Default::default()
                 })
                 .collect(),
             skipped: None,

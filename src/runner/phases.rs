@@ -2,10 +2,12 @@
 //!
 //! A run with `ROCKY_E2E_PHASE=<name>` writes its reports apart, in
 //! `target/rocky-e2e/phases/<name>/` (`junit.xml`, `report.html`, `report.json`,
-//! `durations.json`), records the phase in `phases/order` (first seen first: the job runs the
+//! `messages.ndjson`, `cucumber.json`, `durations.json`), records the phase in `phases/order` (first seen first: the job runs the
 //! phase that decides its verdict first), and then publishes one merged set at
 //! `target/rocky-e2e/`: `junit.xml` with one `phase: <name>` suite per phase, `report.html`
-//! and `report.json` with every phase's scenarios marked by phase, and the verdict phase's
+//! and `report.json` with every phase's scenarios marked by phase, `messages.ndjson` and
+//! `cucumber.json` rendered from that merged report (every phase's scenarios, ids and names
+//! carrying the phase), and the verdict phase's
 //! `durations.json`. No phase overwrites another's reports; running a phase again replaces
 //! only its own.
 //!
@@ -106,6 +108,7 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
         crate::report::html::render(&merged).as_bytes(),
     )?;
     write(&root.join("report.json"), &json_of(&merged)?)?;
+    write_cucumber_reports(root, &merged)?;
     if let Some(first) = phases.first() {
         let durations = dir(root, first).join("durations.json");
         if durations.is_file() {
@@ -114,6 +117,22 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
     }
     Ok((phases.len(), scenarios))
 }
+
+/// `messages.ndjson` (Cucumber Messages) and `cucumber.json` (Cucumber JSON) of `report`,
+/// in `dir`.
+pub fn write_cucumber_reports(dir: &Path, report: &RunReport) -> Result<(), String> {
+    let messages = crate::report::messages::render(report)
+        .map_err(|e| format!("failed to write {}: {e}", dir.join(MESSAGES).display()))?;
+    write(&dir.join(MESSAGES), messages.as_bytes())?;
+    let json = crate::report::cucumber_json::render(report)
+        .map_err(|e| format!("failed to write {}: {e}", dir.join(CUCUMBER_JSON).display()))?;
+    write(&dir.join(CUCUMBER_JSON), json.as_bytes())
+}
+
+/// The Cucumber Messages file of a run (and of a merged set).
+pub const MESSAGES: &str = "messages.ndjson";
+/// The Cucumber JSON file of a run (and of a merged set).
+pub const CUCUMBER_JSON: &str = "cucumber.json";
 
 /// A report as the JSON a merge reads back.
 pub fn json_of(report: &RunReport) -> Result<Vec<u8>, String> {
