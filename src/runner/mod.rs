@@ -497,7 +497,7 @@ fn write_reports(
         None => root.clone(),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let junit = outcome::junit_of_phase(outcomes, wall, phase.as_deref());
+    let junit = outcome::junit_of_phase(outcomes, wall, phase.as_deref())?;
     let mut junit_paths = vec![dir.join("junit.xml")];
     if let Some(p) = &opts.junit {
         junit_paths = vec![p.clone()];

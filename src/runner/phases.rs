@@ -164,7 +164,7 @@ mod tests {
     /// What the runner writes for one phase.
     fn write_phase(root: &Path, phase: &str, scenarios: &[(&str, Verdict)]) {
         let d = dir(root, phase);
-        let report = RunReport::new(
+        let mut report = RunReport::new(
             format!("{phase} topology"),
             1000,
             scenarios
@@ -173,10 +173,17 @@ mod tests {
                     feature: "play".into(),
                     name: (*name).into(),
                     verdict: *verdict,
+                    uri: "features/play.feature".into(),
+                    line: if *name == "a" { 2 } else { 4 },
                     ..Default::default()
                 })
                 .collect(),
         );
+        report.sources = vec![crate::report::model::FeatureSource {
+            uri: "features/play.feature".into(),
+            text: "Feature: play\n  Scenario: a\n    Given a rocky stack\n  Scenario: b\n    Given a rocky stack\n".into(),
+        }];
+        report.summary.started_unix_ns = Some(1_000_000_000);
         let cases: String = scenarios
             .iter()
             .map(|(name, v)| {
@@ -253,6 +260,24 @@ mod tests {
         assert_eq!(merged.summary.phases.len(), 2);
         assert_eq!(merged.summary.counts.failed, 1);
         assert_eq!(merged.summary.counts.passed, 2);
+        // Cucumber Messages and Cucumber JSON: every scenario of both phases, by phase.
+        let messages = std::fs::read_to_string(root.join(MESSAGES)).unwrap();
+        let pickles: Vec<&str> = messages
+            .lines()
+            .filter(|l| l.starts_with("{\"pickle\""))
+            .collect();
+        assert_eq!(pickles.len(), 3, "{messages}");
+        assert!(pickles[2].contains("\"id\":\"pickle:embedded/features/play.feature:2\""));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join(CUCUMBER_JSON)).unwrap())
+                .unwrap();
+        let names: Vec<&str> = json[0]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["[docker] a", "[docker] b", "[embedded] a"]);
         // The durations the shards pack by are the verdict phase's.
         assert_eq!(
             std::fs::read_to_string(root.join("durations.json")).unwrap(),
