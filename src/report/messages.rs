@@ -712,3 +712,120 @@ fn status_name(s: StepStatus) -> &'static str {
         StepStatus::Undefined => "UNDEFINED",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::model::FeatureSource;
+
+    /// A flaky scenario: its first attempt failed at its second step, its retry passed.
+    fn flaky() -> RunReport {
+        let step = |line: u32, status: StepStatus, at: u64| StepReport {
+            keyword: "Given ".into(),
+            text: "a rocky stack".into(),
+            line,
+            status,
+            started_unix_ns: at,
+            duration_ns: 10,
+            error: (status == StepStatus::Failed).then(|| "boom".into()),
+            ..Default::default()
+        };
+        let attempt = |passed: bool, at: u64| AttemptReport {
+            started_unix_ns: at,
+            duration_ns: 100,
+            passed,
+            steps: vec![
+                step(3, StepStatus::Passed, at),
+                step(
+                    4,
+                    if passed {
+                        StepStatus::Passed
+                    } else {
+                        StepStatus::Failed
+                    },
+                    at + 20,
+                ),
+            ],
+            failure: (!passed).then(|| "boom".into()),
+            ..Default::default()
+        };
+        let mut r = RunReport::new(
+            "embedded",
+            1,
+            vec![ScenarioReport {
+                feature: "f".into(),
+                name: "s".into(),
+                verdict: Verdict::Flaky,
+                uri: "features/f.feature".into(),
+                line: 2,
+                attempts: vec![attempt(false, 1_000), attempt(true, 2_000)],
+                ..Default::default()
+            }],
+        );
+        r.sources = vec![FeatureSource {
+            uri: "features/f.feature".into(),
+            text: "Feature: f\n  Scenario: s\n    Given a rocky stack\n    And a rocky stack\n"
+                .into(),
+        }];
+        r.summary.started_unix_ns = Some(500);
+        r
+    }
+
+    fn lines(text: &str, kind: &str) -> Vec<Value> {
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter_map(|v| v.get(kind).cloned())
+            .collect()
+    }
+
+    #[test]
+    fn each_attempt_is_a_test_case_started_and_the_ids_are_the_same_every_time() {
+        let report = flaky();
+        let text = render(&report).unwrap();
+        assert_eq!(text, render(&report).unwrap(), "deterministic");
+        let started = lines(&text, "testCaseStarted");
+        assert_eq!(
+            started
+                .iter()
+                .map(|s| (s["attempt"].as_u64(), s["id"].as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (Some(0), Some("test-case-started:features/f.feature:2:0")),
+                (Some(1), Some("test-case-started:features/f.feature:2:1"))
+            ]
+        );
+        let finished = lines(&text, "testCaseFinished");
+        assert_eq!(finished[0]["willBeRetried"], true);
+        assert_eq!(finished[1]["willBeRetried"], false);
+        let statuses: Vec<String> = lines(&text, "testStepFinished")
+            .iter()
+            .map(|f| f["testStepResult"]["status"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["PASSED", "FAILED", "PASSED", "PASSED", "PASSED", "PASSED"]
+        );
+        // A flaky scenario without @flaky fails the run.
+        assert_eq!(lines(&text, "testRunFinished")[0]["success"], false);
+        assert_eq!(lines(&text, "testRunStarted")[0]["timestamp"]["nanos"], 500);
+
+        // Cucumber JSON: the final attempt.
+        let json: Value =
+            serde_json::from_str(&crate::report::cucumber_json::render(&report).unwrap()).unwrap();
+        let steps: Vec<&str> = json[0]["elements"][0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["result"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["passed", "passed"]);
+    }
+
+    #[test]
+    fn a_scenario_whose_file_is_gone_is_an_error_naming_it() {
+        let mut report = flaky();
+        report.sources.clear();
+        let err = render(&report).unwrap_err();
+        assert!(err.contains("features/f.feature"), "{err}");
+    }
+}
