@@ -50,7 +50,12 @@ fn manifest() -> PathBuf {
 /// The virtualenv's Python, or why there is none.
 fn python() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ROCKY_E2E_PYTHON") {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("ROCKY_E2E_PYTHON={} is no file", p.display()))
+        };
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

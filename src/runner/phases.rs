@@ -266,7 +266,12 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("{\"pickle\""))
             .collect();
-        assert_eq!(pickles.len(), 3, "{messages}");
+        assert_eq!(
+            pickles.len(),
+            3,
+            "the merged messages.ndjson must hold a pickle per scenario of every phase:\n{}",
+            pickles.join("\n")
+        );
         assert!(pickles[2].contains("\"id\":\"pickle:embedded/features/play.feature:2\""));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(root.join(CUCUMBER_JSON)).unwrap())
