@@ -517,6 +517,11 @@ fn write_reports(
         .map_err(|e| format!("failed to write {}: {e}", html.display()))?;
     say!("rocky-e2e: report {}", html.display());
     phases::write_cucumber_reports(&dir, &report)?;
+    say!(
+        "rocky-e2e: Cucumber reports {} and {}",
+        dir.join(phases::MESSAGES).display(),
+        dir.join(phases::CUCUMBER_JSON).display()
+    );
     let durations: BTreeMap<String, std::time::Duration> = outcomes
         .iter()
         .filter_map(|o| {
