@@ -104,6 +104,17 @@ pub fn render(report: &RunReport) -> Result<String, String> {
         {
             after["result"]["error_message"] = json!(m);
         }
+        // Every tag the scenario carries, the feature's and the rule's too (what Xray and
+        // Allure select by), as cucumber's own formatter lists them.
+        let mut scopes = vec![(doc.feature.position.line, &doc.feature.tags)];
+        scopes.extend(found.rule.map(|r| (r.position.line, &r.tags)));
+        scopes.push((found.scenario.position.line, &found.scenario.tags));
+        scopes.extend(found.example.map(|(ex, _)| (ex.position.line, &ex.tags)));
+        let tags: Vec<Value> = scopes
+            .into_iter()
+            .flat_map(|(line, names)| doc.tags_above(line, names))
+            .map(|t| json!({"name": t.name, "line": t.line}))
+            .collect();
         elements.push(json!({
             "id": id,
             "keyword": found.scenario.keyword,
@@ -111,11 +122,7 @@ pub fn render(report: &RunReport) -> Result<String, String> {
             "description": found.scenario.description.clone().unwrap_or_default(),
             "line": s.line,
             "type": "scenario",
-            "tags": doc.tags_above(found.scenario.position.line, &found.scenario.tags)
-                .into_iter()
-                .chain(found.example.into_iter().flat_map(|(ex, _)| doc.tags_above(ex.position.line, &ex.tags)))
-                .map(|t| json!({"name": t.name, "line": t.line}))
-                .collect::<Vec<_>>(),
+            "tags": tags,
             "steps": own.iter().map(|p| step(p)).collect::<Vec<_>>(),
             "after": [after],
         }));

@@ -92,7 +92,9 @@ impl<'a> Doc<'a> {
         }
         let mut out: Vec<Tag> = names
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
+                // Not found where expected: the element's line, a column of its own.
                 found
                     .iter()
                     .find(|t| t.name[1..] == *n)
@@ -100,7 +102,7 @@ impl<'a> Doc<'a> {
                     .unwrap_or(Tag {
                         name: format!("@{n}"),
                         line,
-                        col: 1,
+                        col: i + 1,
                     })
             })
             .collect();

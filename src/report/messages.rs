@@ -396,21 +396,34 @@ struct Case<'r> {
     report: &'r ScenarioReport,
     /// `phase/` in a merged report, so every phase's ids are its own.
     prefix: String,
-    /// (pickle step id, AST node ids, text, keyword kind, `Context`/…, line, argument).
+    /// The steps it runs, background first.
     steps: Vec<PickleStep>,
     pickle_ids: Vec<String>,
     pickle_tags: Vec<Value>,
     language: String,
 }
 
+/// One step of a pickle.
 struct PickleStep {
     id: String,
+    /// The step's AST node, and the outline row's.
     ast: Vec<String>,
+    /// With the outline row's values filled in.
     text: String,
+    /// `Given`/`When`/`Then`: which definitions may match.
     kind: &'static str,
+    /// `Context`/`Action`/`Outcome`.
     ty: &'static str,
     line: usize,
     argument: Option<Value>,
+}
+
+/// How one test step went.
+struct Ran {
+    start: u64,
+    duration: u64,
+    status: StepStatus,
+    error: Option<String>,
 }
 
 impl<'r> Case<'r> {
@@ -583,21 +596,23 @@ impl<'r> Case<'r> {
             let mut step_failed = false;
             for p in &self.steps {
                 let ran: Option<&StepReport> = a.steps.iter().find(|s| s.line as usize == p.line);
-                let (start, dur, status, error) = match ran {
-                    Some(s) => (s.started_unix_ns, s.duration_ns, s.status, s.error.clone()),
-                    None => (cursor, 0, StepStatus::Skipped, None),
+                let r = match ran {
+                    Some(s) => Ran {
+                        start: s.started_unix_ns,
+                        duration: s.duration_ns,
+                        status: s.status,
+                        error: s.error.clone(),
+                    },
+                    None => Ran {
+                        start: cursor,
+                        duration: 0,
+                        status: StepStatus::Skipped,
+                        error: None,
+                    },
                 };
-                step_failed |= matches!(status, StepStatus::Failed | StepStatus::Undefined);
-                self.step_events(
-                    &started_id,
-                    &self.test_step_id(p.line),
-                    start,
-                    dur,
-                    status,
-                    error,
-                    out,
-                );
-                cursor = cursor.max(start + dur);
+                step_failed |= matches!(r.status, StepStatus::Failed | StepStatus::Undefined);
+                cursor = cursor.max(r.start + r.duration);
+                step_events(&started_id, &self.test_step_id(p.line), r, out);
             }
             let end = (a.started_unix_ns + a.duration_ns).max(cursor);
             let (status, error) = if let Some(h) = &a.hook_failure {
@@ -617,15 +632,13 @@ impl<'r> Case<'r> {
             } else {
                 (StepStatus::Passed, None)
             };
-            self.step_events(
-                &started_id,
-                &self.hook_step_id(),
-                cursor,
-                end - cursor,
+            let hook = Ran {
+                start: cursor,
+                duration: end - cursor,
                 status,
                 error,
-                out,
-            );
+            };
+            step_events(&started_id, &self.hook_step_id(), hook, out);
             if i + 1 == n {
                 self.attachments(&started_id, end, out);
             }
@@ -635,35 +648,6 @@ impl<'r> Case<'r> {
                 "willBeRetried": !a.passed && i + 1 < n,
             }}));
         }
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "one event pair, spelled out")]
-    fn step_events(
-        &self,
-        started_id: &str,
-        step_id: &str,
-        start: u64,
-        dur: u64,
-        status: StepStatus,
-        error: Option<String>,
-        out: &mut Vec<Value>,
-    ) {
-        out.push(json!({"testStepStarted": {
-            "testCaseStartedId": started_id,
-            "testStepId": step_id,
-            "timestamp": timestamp(start),
-        }}));
-        let mut result = json!({"duration": duration(dur), "status": status_name(status)});
-        if let Some(e) = error {
-            result["exception"] = json!({"type": "step failed", "message": e});
-            result["message"] = json!(e);
-        }
-        out.push(json!({"testStepFinished": {
-            "testCaseStartedId": started_id,
-            "testStepId": step_id,
-            "testStepResult": result,
-            "timestamp": timestamp(start + dur),
-        }}));
     }
 
     /// The HATCH chain, and the gap report where there is one, of the last attempt.
@@ -686,6 +670,26 @@ impl<'r> Case<'r> {
             attach("gap-report.txt", gap.clone());
         }
     }
+}
+
+/// A test step's `testStepStarted` and `testStepFinished`.
+fn step_events(started_id: &str, step_id: &str, r: Ran, out: &mut Vec<Value>) {
+    out.push(json!({"testStepStarted": {
+        "testCaseStartedId": started_id,
+        "testStepId": step_id,
+        "timestamp": timestamp(r.start),
+    }}));
+    let mut result = json!({"duration": duration(r.duration), "status": status_name(r.status)});
+    if let Some(e) = r.error {
+        result["exception"] = json!({"type": "step failed", "message": e});
+        result["message"] = json!(e);
+    }
+    out.push(json!({"testStepFinished": {
+        "testCaseStartedId": started_id,
+        "testStepId": step_id,
+        "testStepResult": result,
+        "timestamp": timestamp(r.start + r.duration),
+    }}));
 }
 
 /// The HATCH chain as a reader scans it: `seq kind [workspace] [detail]` per record.
