@@ -45,14 +45,6 @@ pub fn get() -> &'static Topology {
         .expect("topology::init runs before any scenario")
 }
 
-/// `target/rocky-e2e`: caches and reports live beside the build.
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::runner::layout::current().root.join("target"))
-        .join("rocky-e2e")
-}
-
 /// True when `ROCKY_E2E=1`.
 pub fn gate_open() -> bool {
     std::env::var("ROCKY_E2E").is_ok_and(|v| v == "1")
@@ -76,7 +68,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
     if let Some(t) = TOPOLOGY.get() {
         return Ok(t);
     }
-    let cache = target_dir().join("cache");
+    let cache = crate::layout::target_dir().join("cache");
     let use_docker =
         gate_open() || (policy == Policy::Best && rocky::docker::connect().await.is_ok());
     let topology = if use_docker {

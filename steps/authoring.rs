@@ -4,18 +4,18 @@
 use cucumber::{then, when};
 
 use super::world::PlayWorld;
-use crate::runner::vocabulary;
+use crate::vocabulary;
 
 #[when(expr = "the features in {string} are checked")]
 async fn check_features(world: &mut PlayWorld, dir: String) {
-    let path = crate::runner::layout::current().root.join(dir);
-    let report = vocabulary::check(&path, &vocabulary::definitions());
+    let path = crate::layout::current().root.join(dir);
+    let report = vocabulary::check(&path, &super::definitions());
     world.check_problems = report.problems;
 }
 
 #[when(expr = "the features in {string} are checked against a vocabulary defining {string} twice")]
 async fn check_ambiguous(world: &mut PlayWorld, dir: String, pattern: String) {
-    let mut defs = vocabulary::definitions();
+    let mut defs = super::definitions();
     let twin = defs
         .iter()
         .find(|d| d.pattern == pattern)
@@ -25,7 +25,7 @@ async fn check_ambiguous(world: &mut PlayWorld, dir: String, pattern: String) {
         location: "steps/elsewhere.rs:1".into(),
         ..twin
     });
-    let path = crate::runner::layout::current().root.join(dir);
+    let path = crate::layout::current().root.join(dir);
     world.check_problems = vocabulary::check(&path, &defs).problems;
 }
 
@@ -40,9 +40,13 @@ async fn check_reports(world: &mut PlayWorld, needle: String) {
 
 #[then(expr = "{string} is the current step reference")]
 async fn reference_current(_world: &mut PlayWorld, file: String) {
-    let path = crate::runner::layout::current().root.join(&file);
+    let path = crate::layout::current().root.join(&file);
     assert!(
-        crate::runner::reference_is_current(&path),
+        vocabulary::reference_is_current(
+            &path,
+            &super::definitions(),
+            &crate::layout::current().features
+        ),
         "{file} is out of date: regenerate it with `cargo run --bin rocky-e2e -- steps --write {file}`"
     );
 }

@@ -2,6 +2,7 @@
 //! Every mismatch is reported through the gap report (`crate::chain`).
 
 use crate::chain::{self, Expectation, ExpectedChain, Mode};
+use crate::report::snapshot::snapshot_name;
 use cucumber::gherkin::Step;
 use cucumber::then;
 
@@ -71,10 +72,6 @@ async fn exactly_text(world: &mut PlayWorld, text: String) {
     assert_chain(world, &expected, Mode::Exact).await;
 }
 
-/// The snapshot step's text: the vocabulary check uses it to know which scenarios own which
-/// snapshot (for the orphan check).
-pub const SNAPSHOT_STEP: &str = "the HATCH chain matches the snapshot";
-
 #[then(expr = "the HATCH chain of workspace {string} is exactly:")]
 async fn of_exactly_table(world: &mut PlayWorld, workspace: String, step: &Step) {
     assert_chain_of(world, Some(&workspace), &table_chain(step), Mode::Exact).await;
@@ -118,7 +115,7 @@ async fn matches_snapshot(world: &mut PlayWorld) {
     let work_dir = world.options.work_dir.display().to_string();
     let redacted = crate::redact::chain(&records, &[(work_dir, "[work_dir]")]);
     let name = snapshot_name(&world.feature, &world.scenario);
-    let path = crate::runner::layout::current().snapshots.clone();
+    let path = crate::layout::current().snapshots.clone();
     insta::with_settings!({
         snapshot_path => path,
         prepend_module_to_snapshot => false,
@@ -134,20 +131,4 @@ async fn log_verifies(world: &mut PlayWorld) {
     // Chain, seal and seal key (contract §2), as `rocky-e2e hatch verify --key` checks them.
     let path = world.stack().hatch_path.clone();
     crate::chain::seal_check::verify_now(&path).unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// `feature__scenario-name`, from the feature file and the scenario: never insta's automatic
-/// name, so renaming a step function does not orphan a snapshot.
-pub fn snapshot_name(feature: &str, scenario: &str) -> String {
-    let slug: String = scenario
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let slug = slug
-        .split('-')
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("-");
-    format!("{feature}__{slug}")
 }

@@ -30,3 +30,28 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("workspaces.rs", include_str!("workspaces.rs")),
     ("world.rs", include_str!("world.rs")),
 ];
+
+/// Every step definition of [`world::PlayWorld`], sorted by file and line.
+pub fn definitions() -> Vec<crate::vocabulary::Definition> {
+    crate::vocabulary::definitions_of::<world::PlayWorld>(SOURCES)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_step_file_is_compiled_in_so_patterns_read_as_written() {
+        for d in super::definitions() {
+            let (file, line) = d.location.rsplit_once(':').expect("file:line");
+            assert!(
+                crate::vocabulary::pattern_from_source(
+                    super::SOURCES,
+                    file,
+                    line.parse().expect("a line")
+                )
+                .is_some(),
+                "{} is missing from steps::SOURCES (steps/mod.rs)",
+                d.location
+            );
+        }
+    }
+}

@@ -116,7 +116,7 @@ enum PromptDefinition {
 
 #[when(expr = "I submit the run {string} in workspace {string}")]
 async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
-    let path = crate::runner::layout::current().features.join(&file);
+    let path = crate::layout::current().features.join(&file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("failed to read run definition {}: {e}", path.display()));
     let def: RunDefinition = yaml_serde::from_str(&text)

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::seal_check;
 use crate::chain::{Act, Evidence};
+use crate::report::detail::{Detail, StackShare, Summary};
 use crate::stack::{Stack, StackOptions};
 use rocky::client::ConsoleClient;
 use rocky::hatch::Record;
@@ -113,8 +114,6 @@ pub struct PlayWorld {
     pub started: Option<Instant>,
     /// The scenario's test name (`feature::scenario`).
     pub test_name: String,
-    /// Its identity in cucumber's events, to file what it saw for the run's reports.
-    pub key: Option<crate::runner::catalogue::Key>,
     /// Driver time per workspace, as hearth last reported it.
     pub driver_timings: BTreeMap<String, rocky::hearth::DriverTimings>,
     /// Console requests sent in the background (chaos steps), awaited by a later step.
@@ -160,7 +159,6 @@ impl PlayWorld {
             check_problems: Vec::new(),
             started: None,
             test_name: String::new(),
-            key: None,
             driver_timings: BTreeMap::new(),
             background: Vec::new(),
             _dir: dir,
@@ -364,99 +362,32 @@ impl PlayWorld {
     }
 }
 
-/// The `after` hook: prints the scenario's acts, chain and timings, stops its stack and makes
-/// sure nothing it created survives, even when a step failed. `Err` names what the hook had to
-/// remove: a scenario that left anything behind fails for it.
-pub async fn finish(world: &mut PlayWorld, failed: bool) -> Result<(), String> {
+/// The `after` hook: what the scenario saw, as a [`Detail`] for the runner (which prints its
+/// summary), with its stack stopped and anything it created removed, even when a step failed.
+/// `Err` names what is wrong with the evidence or what the hook had to remove: a scenario whose
+/// log does not verify, or that left anything behind, fails for it.
+pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), String>) {
     let chain = world.chain();
-    let mut text = String::new();
-    let mut logs = Vec::new();
     // Evidence for the report, while the stack can still answer (failures only: it asks hearth).
     let evidence = if failed {
         world.collect_evidence().await.0
     } else {
         Vec::new()
     };
-    if !chain.is_empty() {
-        let mut out = format!(
-            "  ┌ {} › {}\n  │ HATCH chain:\n",
-            world.feature, world.scenario
-        );
-        for r in &chain {
-            out.push_str(&format!("  │   {:>3} {}\n", r.seq, r.kind));
-        }
-        let total: Duration = world.timings.values().sum();
-        out.push_str("  │ timings (act 1 = stack start):");
-        for (act, d) in &world.timings {
-            out.push_str(&format!(" {} {}={:.1?}", act.number(), act.name(), d));
-        }
-        out.push_str(&format!(" total={total:.1?}\n"));
-        let driver: f64 = world.driver_timings.values().map(|t| t.driver_ms).sum();
-        let health: f64 = world.driver_timings.values().map(|t| t.health_ms).sum();
-        let total_ms = total.as_secs_f64() * 1000.0;
-        if driver > 0.0 {
-            out.push_str(&format!(
-                "  │ hearth driver: {driver:.1}ms of {total_ms:.1}ms ({:.0}%): engine/process calls {:.1}ms ({:.0}%), health checks {health:.1}ms\n",
-                100.0 * driver / total_ms,
-                driver - health,
-                100.0 * (driver - health) / total_ms,
-            ));
-        }
-        if let Some(stack) = &world.stack {
-            let docker_driver = stack.driver == rocky::hearth::DriverKind::LocalDocker;
-            let containers = stack.services() == "containers";
-            if docker_driver && total_ms > 0.0 {
-                // Act 1 on the container topology is Docker work too: the stack's network and
-                // the console and worker containers (until their ready lines).
-                let stack_ms = if containers {
-                    world
-                        .timings
-                        .get(&Act::Spawn)
-                        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-                } else {
-                    0.0
-                };
-                let engine = driver - health + stack_ms;
-                out.push_str(&format!(
-                    "  │ Docker: {engine:.1}ms of {total_ms:.1}ms ({:.0}%) = workspace engine calls {:.1}ms + stack containers {stack_ms:.1}ms\n",
-                    100.0 * engine / total_ms,
-                    driver - health,
-                ));
-            }
-            out.push_str(&format!(
-                "  └ driver {}, console and worker {}\n",
-                stack.driver.as_str(),
-                stack.services()
-            ));
-        }
-        text.push_str(&out);
-    }
+    let summary = (!chain.is_empty()).then(|| summary_of(world));
+    let mut logs = Vec::new();
     if failed && let Some(stack) = &world.stack {
         // What the stack's own processes said, attached to the failure: hearth's log, and the
         // console's and worker's (their containers' output, or their in-process tracing).
         let hearth = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
-        let services = stack.logs();
         for (title, log) in [
-            (
-                format!("hearth ({})", stack.hearth_log.display()),
-                hearth.as_str(),
-            ),
-            ("console and worker".to_owned(), services.as_str()),
+            (format!("hearth ({})", stack.hearth_log.display()), hearth),
+            ("console and worker".to_owned(), stack.logs()),
         ] {
             let lines: Vec<&str> = log.lines().collect();
-            if lines.is_empty() {
-                continue;
+            if !lines.is_empty() {
+                logs.push((title, lines.join("\n")));
             }
-            let tail = &lines[lines.len().saturating_sub(40)..];
-            text.push_str(&format!(
-                "  ── {title}: last {} of {} lines ──\n",
-                tail.len(),
-                lines.len()
-            ));
-            for l in tail {
-                text.push_str(&format!("    {l}\n"));
-            }
-            logs.push((title.clone(), text_of(&lines)));
         }
     }
     // Contract §2: the live log verifies (chain, seal, key); its seal is the checkpoint.
@@ -469,50 +400,76 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> Result<(), String> {
         );
         seal_check::take(&s.hatch_path, &name)
     });
-    if let Some(stack) = world.stack.take()
-        && let Err(e) = stack.stop().await
-    {
-        text.push_str(&format!("  warning: {e}\n"));
-    }
-    // hearth removed what it made on exit; whatever is left (a hearth that was killed or
-    // forgot a child, a service stuck past the teardown deadline) is removed here, found
-    // from outside hearth, and fails the scenario.
-    let (removed, errors) = crate::stack::leftovers::remove_session_leftovers(&world.options).await;
-    for e in &errors {
-        text.push_str(&format!("  warning: {e}\n"));
-    }
-    let leftovers = (!removed.is_empty()).then(|| {
+    // hearth removes what it made on exit; whatever is left (a hearth that was killed or
+    // forgot a child, a service stuck past the teardown deadline) is removed by the clean-up,
+    // found from outside hearth, and fails the scenario.
+    let cleanup = crate::stack::cleanup(world.stack.take(), &world.options).await;
+    let leftovers = (!cleanup.removed.is_empty()).then(|| {
         format!(
             "the scenario left {} thing(s) of session {} behind, removed by the after-hook: {}",
-            removed.len(),
+            cleanup.removed.len(),
             world.options.session,
-            removed.join("; ")
+            cleanup.removed.join("; ")
         )
     });
+    let mut notes = cleanup.notes;
     if let Some(l) = &leftovers {
-        text.push_str(&format!("  cleanup: {l}\n"));
+        notes.push(format!("cleanup: {l}"));
     }
-    if let Some(key) = world.key.clone() {
-        crate::runner::record::put_detail(
-            key,
-            crate::runner::record::Detail {
-                chain: chain.iter().map(chain_event).collect(),
-                acts: world.spans.clone(),
-                evidence,
-                logs,
-                text,
-            },
-        );
-    }
+    let detail = Detail {
+        chain: chain.iter().map(chain_event).collect(),
+        acts: world.spans.clone(),
+        evidence,
+        logs,
+        summary,
+        notes,
+    };
     // After the stop: the final log still verifies and extends the checkpoint.
     let unverified = match seal.map(seal_check::verify) {
         Some(Err(problem)) => Some(problem),
         _ => None,
     };
-    match (unverified, leftovers) {
+    let verdict = match (unverified, leftovers) {
         (None, None) => Ok(()),
         (Some(one), None) | (None, Some(one)) => Err(one),
         (Some(log), Some(left)) => Err(format!("{log}\n{left}")),
+    };
+    (detail, verdict)
+}
+
+/// The figures of the scenario's printed summary: act times, hearth's driver time and, on the
+/// Docker driver, how much of the scenario was Docker work.
+fn summary_of(world: &PlayWorld) -> Summary {
+    let stack = world.stack.as_ref().map(|stack| {
+        let docker_driver = stack.driver == rocky::hearth::DriverKind::LocalDocker;
+        let containers = stack.in_containers();
+        // Act 1 on the container topology is Docker work too: the stack's network and the
+        // console and worker containers (until their ready lines).
+        let stack_ms = if containers {
+            world
+                .timings
+                .get(&Act::Spawn)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        } else {
+            0.0
+        };
+        StackShare {
+            driver: stack.driver.as_str().to_owned(),
+            services: stack.services().to_owned(),
+            docker_stack_ms: docker_driver.then_some(stack_ms),
+        }
+    });
+    Summary {
+        feature: world.feature.clone(),
+        scenario: world.scenario.clone(),
+        timings: world
+            .timings
+            .iter()
+            .map(|(act, d)| (act.number(), act.name().to_owned(), *d))
+            .collect(),
+        driver_ms: world.driver_timings.values().map(|t| t.driver_ms).sum(),
+        health_ms: world.driver_timings.values().map(|t| t.health_ms).sum(),
+        stack,
     }
 }
 
@@ -540,8 +497,4 @@ fn chain_event(r: &Record) -> crate::report::model::ChainEvent {
         workspace: r.subject.workspace.clone(),
         detail: (!detail.is_empty()).then_some(detail),
     }
-}
-
-fn text_of(lines: &[&str]) -> String {
-    lines.join("\n")
 }

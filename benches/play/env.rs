@@ -34,8 +34,8 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) async fn prepare(args: &Args) -> anyhow::Result<Env> {
-        let root = rocky_e2e::runner::layout::current().root.clone();
-        let target = rocky_e2e::topology::target_dir();
+        let root = rocky_e2e::layout::current().root.clone();
+        let target = rocky_e2e::layout::target_dir();
         let cache = target.join("cache");
         let load_before = load_average();
         let mut setup = Vec::new();

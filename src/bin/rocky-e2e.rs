@@ -327,9 +327,9 @@ fn steps(check: Option<PathBuf>, write: Option<PathBuf>) -> ExitCode {
 /// Fixes where features, tiers and snapshots are read from before anything starts, so a
 /// command run outside a checkout says what to do instead of panicking later.
 fn layout(features_dir: Option<&std::path::Path>) -> Result<(), ExitCode> {
-    match scenarios::layout::Layout::resolve(features_dir) {
+    match rocky_e2e::layout::Layout::resolve(features_dir) {
         Ok(layout) => {
-            scenarios::layout::set(layout);
+            rocky_e2e::layout::set(layout);
             Ok(())
         }
         Err(e) => {

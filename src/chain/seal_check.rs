@@ -36,7 +36,7 @@ pub fn take(log: &Path, name: &str) -> Result<Taken, String> {
     let key = key_of(log)?;
     let summary = verify_against(log, Some(&key), &[])
         .map_err(|e| format!("HATCH log {} does not verify: {e}", log.display()))?;
-    let dir = crate::topology::target_dir().join("checkpoints");
+    let dir = crate::layout::target_dir().join("checkpoints");
     let path = dir.join(format!("{}.seal", file_name(name)));
     std::fs::create_dir_all(&dir)
         .and_then(|()| rocky::secure_file::write_private(&path, &summary.seal.encode()))

@@ -2,6 +2,7 @@
 //! Markdown a pull request shows (pending chain changes, the results table).
 //!
 //! - [`model`]: what the runner fills in for a run ([`model::RunReport`]);
+//! - [`detail`]: what a scenario's World hands the runner when it ends ([`detail::Detail`]);
 //! - [`html`]: the report page, no script and no fetch;
 //! - [`markdown`]: pending snapshot changes side by side, aligned by act, and the JUnit
 //!   results table, for the pull-request comment and job summary;
@@ -12,6 +13,7 @@
 
 pub mod acts;
 pub mod cucumber_json;
+pub mod detail;
 pub mod gherkin_doc;
 pub mod html;
 pub mod junit;

@@ -314,6 +314,26 @@ fn inline(v: &Value) -> String {
     }
 }
 
+/// The snapshot step's text: the vocabulary check uses it to know which scenarios own which
+/// snapshot (for the orphan check).
+pub const SNAPSHOT_STEP: &str = "the HATCH chain matches the snapshot";
+
+/// `feature__scenario-name`, from the feature file and the scenario: never insta's automatic
+/// name, so renaming a step function does not orphan a snapshot.
+pub fn snapshot_name(feature: &str, scenario: &str) -> String {
+    let slug: String = scenario
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug = slug
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!("{feature}__{slug}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

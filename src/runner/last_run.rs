@@ -40,7 +40,7 @@ impl LastRun {
 
 /// Where the last run's verdicts are.
 pub fn path() -> PathBuf {
-    crate::topology::target_dir().join(FILE)
+    crate::layout::target_dir().join(FILE)
 }
 
 /// Reads the last run's verdicts; no file is no last run (`None`), a malformed one an error.

@@ -15,7 +15,7 @@
 pub mod catalogue;
 pub mod input;
 pub mod last_run;
-pub mod layout;
+
 pub mod options;
 pub mod outcome;
 pub mod output;
@@ -23,11 +23,10 @@ pub mod pass;
 pub mod phases;
 pub mod record;
 pub mod shard;
-pub mod vocabulary;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::time::Instant;
 
 use cucumber::gherkin;
@@ -36,24 +35,11 @@ use cucumber::tag::Ext as _;
 pub use crate::steps::world::PlayWorld;
 pub use options::{RunOptions, Selection};
 
+use crate::say;
 use crate::topology;
+use crate::vocabulary;
 use catalogue::Entry;
 use outcome::Outcome;
-
-/// Set in `--format json` runs: harness lines then go to stderr so stdout stays JSON.
-pub static STDOUT_IS_JSON: AtomicBool = AtomicBool::new(false);
-
-/// Prints a harness line: stdout normally, stderr when stdout carries libtest JSON.
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {
-        if $crate::runner::STDOUT_IS_JSON.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!($($arg)*);
-        } else {
-            println!($($arg)*);
-        }
-    };
-}
 
 /// Whether this process runs one test for cargo-nextest.
 pub fn under_nextest() -> bool {
@@ -77,7 +63,9 @@ pub struct Plan {
 
 /// Resolves the layout and the catalogue, and applies the options' filters.
 pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
-    let layout = layout::set(layout::Layout::resolve(opts.features_dir.as_deref())?);
+    let layout = crate::layout::set(crate::layout::Layout::resolve(
+        opts.features_dir.as_deref(),
+    )?);
     let (paths, words): (Vec<PathBuf>, Vec<PathBuf>) =
         opts.paths.iter().cloned().partition(|p| p.exists());
     let words: Vec<String> = words
@@ -196,7 +184,10 @@ async fn run_inner(
 ) -> Result<bool, String> {
     let started = Instant::now();
     let started_unix_ns = record::unix_ns_now();
-    STDOUT_IS_JSON.store(opts.format.as_deref() == Some("json"), Ordering::Relaxed);
+    crate::say::STDOUT_IS_JSON.store(
+        opts.format.as_deref() == Some("json"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let plan = plan(&opts, &selection)?;
     if let Some(why) = &plan.nothing_failed {
         say!("rocky-e2e: {why}");
@@ -208,11 +199,11 @@ async fn run_inner(
             plan.selected.len()
         );
     }
-    let layout = layout::current();
+    let layout = crate::layout::current();
     let (paths, _): (Vec<PathBuf>, Vec<PathBuf>) =
         opts.paths.iter().cloned().partition(|p| p.exists());
     let input = input::Input::new(&paths, layout.features.clone())?;
-    let defs = vocabulary::definitions();
+    let defs = crate::steps::definitions();
     let check = vocabulary::check(&input.path, &defs);
     if !check.problems.is_empty() {
         let mut msg = String::from("the features do not match the step vocabulary:\n\n");
@@ -250,7 +241,7 @@ async fn run_inner(
         );
     }
 
-    let json = STDOUT_IS_JSON.load(Ordering::Relaxed);
+    let json = crate::say::stdout_is_json();
     if json {
         output::libtest_line(&serde_json::json!({
             "type": "suite",
@@ -302,20 +293,21 @@ async fn run_inner(
                     pending.len()
                 );
             }
-            let results = pass::run(&input.path, &pending, opts.concurrency.unwrap_or(64)).await;
+            let mut results =
+                pass::run(&input.path, &pending, opts.concurrency.unwrap_or(64)).await;
             let mut failed = Vec::new();
             for e in pending {
-                let a = results
-                    .get(&e.key())
-                    .cloned()
-                    .unwrap_or_else(|| record::Attempt {
+                let (a, detail) = results.remove(&e.key()).unwrap_or_else(|| {
+                    let a = record::Attempt {
                         failure: Some(
                             "the scenario did not run (cucumber never started it)".into(),
                         ),
                         started_unix_ns: record::unix_ns_now(),
                         ..Default::default()
-                    });
-                if let Some(d) = record::take_detail(&e.key()) {
+                    };
+                    (a, None)
+                });
+                if let Some(d) = detail {
                     details.insert(e.name.clone(), d);
                 }
                 let passed = a.passed;
@@ -404,7 +396,7 @@ fn report_of(
             sources.push(FeatureSource { uri, text });
         }
     }
-    let step_definitions = vocabulary::definitions()
+    let step_definitions = crate::steps::definitions()
         .into_iter()
         .map(|d| {
             let (uri, line) = d.location.rsplit_once(':').unwrap_or((&d.location, "0"));
@@ -490,7 +482,7 @@ fn write_reports(
     started_unix_ns: u64,
     topology: &topology::Topology,
 ) -> Result<(), String> {
-    let root = topology::target_dir();
+    let root = crate::layout::target_dir();
     let phase = phases::from_env()?;
     let dir = match &phase {
         Some(p) => phases::dir(&root, p),
@@ -550,7 +542,7 @@ fn write_reports(
 
 /// Snapshot files in `snapshots/` that no scenario asserts.
 fn orphan_snapshots(referenced: &BTreeSet<String>) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(&layout::current().snapshots) else {
+    let Ok(entries) = std::fs::read_dir(&crate::layout::current().snapshots) else {
         return Vec::new();
     };
     let mut out: Vec<PathBuf> = entries
@@ -568,15 +560,17 @@ fn orphan_snapshots(referenced: &BTreeSet<String>) -> Vec<PathBuf> {
 
 /// Used by `rocky-e2e steps`: the reference text for the current code and features.
 pub fn steps_reference() -> (String, Vec<String>) {
-    let defs = vocabulary::definitions();
-    let check = vocabulary::check(&layout::current().features, &defs);
-    (
-        vocabulary::reference(&defs, &check.examples),
-        check.problems,
+    vocabulary::steps_reference(
+        &crate::steps::definitions(),
+        &crate::layout::current().features,
     )
 }
 
 /// `true` when `path` holds exactly the current reference.
 pub fn reference_is_current(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| t == steps_reference().0)
+    vocabulary::reference_is_current(
+        path,
+        &crate::steps::definitions(),
+        &crate::layout::current().features,
+    )
 }

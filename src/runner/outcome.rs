@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::catalogue::Entry;
-use super::record::{Attempt, Detail};
+use super::record::Attempt;
+use crate::report::detail::Detail;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
 pub use crate::report::model::FLAKY_TAG;
@@ -141,7 +142,7 @@ pub fn junit_of_phase(
 
 /// A feature file relative to the checkout when it lies inside, as reviewers read it.
 pub fn shown(path: &std::path::Path) -> String {
-    let root = &crate::runner::layout::current().root;
+    let root = &crate::layout::current().root;
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()

@@ -11,15 +11,21 @@ use cucumber::event::{self, Cucumber, Feature, Rule, Scenario, Step};
 use cucumber::{Event, Writer, cli, gherkin, parser};
 
 use super::catalogue::{Key, key_of};
-use super::record::{Attempt, take_detail, unix_ns_now};
+use super::record::{Attempt, unix_ns_now};
+use crate::report::detail::Detail;
 use crate::report::model::{StepReport, StepStatus};
 
-/// One finished attempt, with the scenario it belongs to.
+/// One finished attempt, with the scenario it belongs to and what its World handed over.
 #[derive(Clone, Debug)]
 pub struct Finished {
     pub key: Key,
     pub attempt: Attempt,
+    pub detail: Option<Detail>,
 }
+
+/// Where the `after` hook hands each scenario's [`Detail`] to the writer: sent before the
+/// scenario's `Finished` event, so the writer always has it when it prints the block.
+pub type Details = std::sync::mpsc::Sender<(Key, Detail)>;
 
 /// Prints one libtest JSON line on stdout (`--format json`): the suite and test events IDEs
 /// read, in libtest's own shape.
@@ -58,11 +64,20 @@ pub struct BlockWriter {
     /// Scenarios expected in this pass, for the `[n/total]` progress.
     total: usize,
     done: usize,
+    /// What the `after` hooks handed over, and what of it no `Finished` event took yet.
+    details: std::sync::mpsc::Receiver<(Key, Detail)>,
+    received: HashMap<Key, Detail>,
 }
 
 impl BlockWriter {
-    pub fn new(names: Arc<HashMap<Key, String>>, json: bool, total: usize) -> BlockWriter {
-        BlockWriter {
+    /// A writer for `total` scenarios, and the sender their `after` hooks hand details to.
+    pub fn new(
+        names: Arc<HashMap<Key, String>>,
+        json: bool,
+        total: usize,
+    ) -> (BlockWriter, Details) {
+        let (send, details) = std::sync::mpsc::channel();
+        let writer = BlockWriter {
             open: HashMap::new(),
             finished: Arc::default(),
             names,
@@ -70,7 +85,10 @@ impl BlockWriter {
             parse_errors: Arc::default(),
             total,
             done: 0,
-        }
+            details,
+            received: HashMap::new(),
+        };
+        (writer, send)
     }
 
     fn on_scenario<W>(
@@ -200,8 +218,10 @@ impl BlockWriter {
         };
         let duration = b.started.elapsed();
         let name = self.names.get(&key).cloned().unwrap_or_default();
-        if let Some(detail) = take_detail_peek(&key) {
-            b.text.push_str(&detail);
+        self.received.extend(self.details.try_iter());
+        let detail = self.received.remove(&key);
+        if let Some(detail) = &detail {
+            b.text.push_str(&world_block(detail));
         }
         self.done += 1;
         b.text.push_str(&format!(
@@ -238,17 +258,72 @@ impl BlockWriter {
                 steps: b.steps,
                 hook_failure: b.hook_failure,
             },
+            detail,
         });
     }
 }
 
-/// The World's own summary block (chain, timings, logs), printed inside the scenario's block.
-fn take_detail_peek(key: &Key) -> Option<String> {
-    let detail = take_detail(key)?;
-    let text = detail.text.clone();
-    // Put it back: the report reads it after the pass.
-    super::record::put_detail(key.clone(), detail);
-    Some(text)
+/// The World's own block, printed inside the scenario's: its chain, act times and driver
+/// shares, the tails of the stack's logs (failures), and what the clean-up said.
+pub fn world_block(d: &Detail) -> String {
+    let mut text = String::new();
+    if let Some(s) = &d.summary {
+        text.push_str(&format!(
+            "  ┌ {} › {}\n  │ HATCH chain:\n",
+            s.feature, s.scenario
+        ));
+        for (seq, kind) in d.chain_rows() {
+            text.push_str(&format!("  │   {seq:>3} {kind}\n"));
+        }
+        let total: std::time::Duration = s.timings.iter().map(|t| t.2).sum();
+        text.push_str("  │ timings (act 1 = stack start):");
+        for (number, name, d) in &s.timings {
+            text.push_str(&format!(" {number} {name}={d:.1?}"));
+        }
+        text.push_str(&format!(" total={total:.1?}\n"));
+        let (driver, health) = (s.driver_ms, s.health_ms);
+        let total_ms = total.as_secs_f64() * 1000.0;
+        if driver > 0.0 {
+            text.push_str(&format!(
+                "  │ hearth driver: {driver:.1}ms of {total_ms:.1}ms ({:.0}%): engine/process calls {:.1}ms ({:.0}%), health checks {health:.1}ms\n",
+                100.0 * driver / total_ms,
+                driver - health,
+                100.0 * (driver - health) / total_ms,
+            ));
+        }
+        if let Some(stack) = &s.stack {
+            if let Some(stack_ms) = stack.docker_stack_ms
+                && total_ms > 0.0
+            {
+                let engine = driver - health + stack_ms;
+                text.push_str(&format!(
+                    "  │ Docker: {engine:.1}ms of {total_ms:.1}ms ({:.0}%) = workspace engine calls {:.1}ms + stack containers {stack_ms:.1}ms\n",
+                    100.0 * engine / total_ms,
+                    driver - health,
+                ));
+            }
+            text.push_str(&format!(
+                "  └ driver {}, console and worker {}\n",
+                stack.driver, stack.services
+            ));
+        }
+    }
+    for (title, log) in &d.logs {
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        text.push_str(&format!(
+            "  ── {title}: last {} of {} lines ──\n",
+            tail.len(),
+            lines.len()
+        ));
+        for l in tail {
+            text.push_str(&format!("    {l}\n"));
+        }
+    }
+    for note in &d.notes {
+        text.push_str(&format!("  {note}\n"));
+    }
+    text
 }
 
 fn indent(text: &str, by: &str) -> String {

@@ -13,19 +13,21 @@ use futures::FutureExt as _;
 use super::catalogue::{Entry, Key, key_of};
 use super::output::BlockWriter;
 use super::record::Attempt;
+use crate::report::detail::Detail;
 use crate::steps::world::{self, PlayWorld};
 
 /// Runs `entries` (all under `input`) with at most `concurrency` at once; the attempt of each
-/// scenario that ran, by key.
-pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap<Key, Attempt> {
+/// scenario that ran, and what its World saw, by key.
+pub async fn run(
+    input: &Path,
+    entries: &[Entry],
+    concurrency: usize,
+) -> HashMap<Key, (Attempt, Option<Detail>)> {
     let keys: HashSet<Key> = entries.iter().map(Entry::key).collect();
     let names: Arc<HashMap<Key, String>> =
         Arc::new(entries.iter().map(|e| (e.key(), e.name.clone())).collect());
-    let writer = BlockWriter::new(
-        names.clone(),
-        super::STDOUT_IS_JSON.load(std::sync::atomic::Ordering::Relaxed),
-        entries.len(),
-    );
+    let (writer, details) =
+        BlockWriter::new(names.clone(), crate::say::stdout_is_json(), entries.len());
     let finished = writer.finished.clone();
     PlayWorld::cucumber()
         .max_concurrent_scenarios(concurrency.max(1))
@@ -45,20 +47,24 @@ pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap
                     .unwrap_or_else(|| feature.name.clone());
                 world.scenario = scenario.name.clone();
                 world.test_name = name.unwrap_or_default();
-                world.key = Some(key_of(feature, scenario));
                 world.started = Some(Instant::now());
             }
             .boxed_local()
         })
-        .after(|_, _, _, finished, world| {
+        .after(move |feature, _, scenario, finished, world| {
+            let key = key_of(feature, scenario);
+            let details = details.clone();
             async move {
                 let failed = matches!(finished, ScenarioFinished::StepFailed(..));
-                if let Some(world) = world
-                    && let Err(leftovers) = world::finish(world, failed).await
-                {
-                    // A cucumber hook fails by panicking: its runner catches it and reports
-                    // the hook failed, which the writer turns into the scenario's verdict.
-                    std::panic::panic_any(leftovers);
+                if let Some(world) = world {
+                    let (detail, verdict) = world::finish(world, failed).await;
+                    // The writer takes it at the scenario's `Finished` event, which follows.
+                    let _ = details.send((key, detail));
+                    if let Err(problem) = verdict {
+                        // A cucumber hook fails by panicking: its runner catches it and reports
+                        // the hook failed, which the writer turns into the scenario's verdict.
+                        std::panic::panic_any(problem);
+                    }
                 }
             }
             .boxed_local()
@@ -70,5 +76,7 @@ pub async fn run(input: &Path, entries: &[Entry], concurrency: usize) -> HashMap
         })
         .await;
     let done = std::mem::take(&mut *finished.lock().expect("results lock"));
-    done.into_iter().map(|f| (f.key, f.attempt)).collect()
+    done.into_iter()
+        .map(|f| (f.key, (f.attempt, f.detail)))
+        .collect()
 }

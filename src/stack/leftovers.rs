@@ -130,6 +130,29 @@ fn state_pids(path: &Path) -> BTreeMap<u32, String> {
     pids
 }
 
+/// What the clean-up of a scenario's stack had to say and remove.
+#[derive(Clone, Debug, Default)]
+pub struct Cleanup {
+    /// `warning: …` lines: a stop that went wrong, a leftover that could not be checked.
+    pub notes: Vec<String>,
+    /// What was left and removed (`process pid …`, `container rocky-…`).
+    pub removed: Vec<String>,
+}
+
+/// Stops `stack` if it still runs, then removes whatever of its session remains (found from
+/// outside hearth, see [`remove_session_leftovers`]), even after a failed scenario.
+pub async fn cleanup(stack: Option<super::Stack>, opts: &StackOptions) -> Cleanup {
+    let mut notes = Vec::new();
+    if let Some(stack) = stack
+        && let Err(e) = stack.stop().await
+    {
+        notes.push(format!("warning: {e}"));
+    }
+    let (removed, errors) = remove_session_leftovers(opts).await;
+    notes.extend(errors.iter().map(|e| format!("warning: {e}")));
+    Cleanup { notes, removed }
+}
+
 /// Removes whatever of the session of `opts` remains once its stack has stopped, and names
 /// each: the `process` driver's stand-ins (anything carrying the session marker, a hearth
 /// that outlived its stop included), then every Docker object labelled with the session.

@@ -35,6 +35,7 @@ use rocky::hearth::client::HearthClient;
 use containerized::start_containers;
 use embedded::{InProcess, start_in_process};
 pub use hearth::locate_hearth;
+pub use leftovers::{Cleanup, cleanup};
 pub use options::{Services, StackError, StackOptions};
 
 /// A running stack. Call [`Stack::stop`]. Dropping it instead kills hearth without cleanup
@@ -173,10 +174,12 @@ impl Stack {
 
     /// Where the console and the worker run: `in-process` or `containers`.
     pub fn services(&self) -> &'static str {
-        match self.services {
-            Running::InProcess(_) => "in-process",
-            Running::Containers { .. } => "containers",
-        }
+        self.options.services.as_str()
+    }
+
+    /// True when the console and the worker run in containers (the container topology).
+    pub fn in_containers(&self) -> bool {
+        matches!(self.services, Running::Containers { .. })
     }
 
     /// Output of the console and the worker so far, for a failing scenario's report: the

@@ -69,7 +69,7 @@ impl StackOptions {
             standin_bin: None,
             session: rocky::ids::random_hex(6),
             work_dir,
-            tiers_dir: crate::runner::layout::current().tiers(),
+            tiers_dir: crate::layout::current().tiers(),
             teardown_timeout: Duration::from_secs(30),
             run_timeout: Duration::from_secs(60),
             worker_drift: Drift::None,

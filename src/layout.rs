@@ -63,6 +63,14 @@ pub fn current() -> &'static Layout {
     CURRENT.get_or_init(|| Layout::resolve(None).unwrap_or_else(|e| panic!("rocky-e2e: {e}")))
 }
 
+/// `target/rocky-e2e`: caches, checkpoints and reports live beside the build.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| current().root.join("target"))
+        .join("rocky-e2e")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

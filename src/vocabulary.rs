@@ -15,7 +15,7 @@ use cucumber::codegen::{StepConstructor, WorldInventory};
 use cucumber::feature::Ext as _;
 use cucumber::gherkin::{self, GherkinEnv, StepType};
 
-use crate::steps::world::PlayWorld;
+use crate::report::snapshot::{SNAPSHOT_STEP, snapshot_name};
 
 /// One step definition.
 #[derive(Clone, Debug)]
@@ -28,16 +28,20 @@ pub struct Definition {
     pub location: String,
 }
 
-/// Every definition, sorted by file and line.
-pub fn definitions() -> Vec<Definition> {
-    fn collect<T>(kind: StepType, out: &mut Vec<Definition>)
+/// The source of each step file (`("runs.rs", text)`), compiled in: patterns are shown as
+/// their authors wrote them, even from an installed binary far from the checkout.
+pub type Sources = &'static [(&'static str, &'static str)];
+
+/// Every definition of the World `W`, sorted by file and line.
+pub fn definitions_of<W: WorldInventory + 'static>(sources: Sources) -> Vec<Definition> {
+    fn collect<W, T>(kind: StepType, sources: Sources, out: &mut Vec<Definition>)
     where
-        T: StepConstructor<PlayWorld> + cucumber::codegen::inventory::Collect + 'static,
+        T: StepConstructor<W> + cucumber::codegen::inventory::Collect + 'static,
     {
         for item in cucumber::codegen::inventory::iter::<T> {
             let (loc, regex, _) = item.inner();
             let regex = regex();
-            let pattern = pattern_from_source(loc.path, loc.line)
+            let pattern = pattern_from_source(sources, loc.path, loc.line)
                 .unwrap_or_else(|| regex.as_str().to_owned());
             out.push(Definition {
                 kind,
@@ -48,9 +52,9 @@ pub fn definitions() -> Vec<Definition> {
         }
     }
     let mut out = Vec::new();
-    collect::<<PlayWorld as WorldInventory>::Given>(StepType::Given, &mut out);
-    collect::<<PlayWorld as WorldInventory>::When>(StepType::When, &mut out);
-    collect::<<PlayWorld as WorldInventory>::Then>(StepType::Then, &mut out);
+    collect::<W, W::Given>(StepType::Given, sources, &mut out);
+    collect::<W, W::When>(StepType::When, sources, &mut out);
+    collect::<W, W::Then>(StepType::Then, sources, &mut out);
     out.sort_by_key(|d| {
         let (file, line) = d.location.rsplit_once(':').unwrap_or((&d.location, "0"));
         (file.to_owned(), line.parse::<u32>().unwrap_or(0))
@@ -60,7 +64,7 @@ pub fn definitions() -> Vec<Definition> {
 
 /// A feature file as messages show it: relative to the checkout when it lies inside.
 fn shown_path(file: &Path) -> String {
-    let root = &crate::runner::layout::current().root;
+    let root = &crate::layout::current().root;
     let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
     file.strip_prefix(root)
         .unwrap_or(&file)
@@ -79,10 +83,10 @@ fn relative(path: &str) -> String {
 
 /// The attribute text (`expr = "…"` or `"…"`) at `line` of `path`, so the reference shows the
 /// pattern as its author wrote it rather than the compiled regex.
-fn pattern_from_source(path: &str, line: u32) -> Option<String> {
+pub fn pattern_from_source(sources: Sources, path: &str, line: u32) -> Option<String> {
     let file = relative(path);
     let file = file.strip_prefix("steps/")?;
-    let text = crate::steps::SOURCES
+    let text = sources
         .iter()
         .find(|(name, _)| *name == file)
         .map(|(_, text)| *text)?;
@@ -204,10 +208,10 @@ pub fn check(input: &Path, defs: &[Definition]) -> CheckReport {
                             .or_insert_with(|| {
                                 (format!("{} {}", kind_name(step.ty), step.value), at.clone())
                             });
-                        if one.pattern == crate::steps::chain::SNAPSHOT_STEP {
+                        if one.pattern == SNAPSHOT_STEP {
                             report
                                 .snapshots
-                                .insert(crate::steps::chain::snapshot_name(&stem, &scenario.name));
+                                .insert(snapshot_name(&stem, &scenario.name));
                         }
                     }
                     [] => report.problems.push(undefined(step, &at, defs)),
@@ -365,19 +369,14 @@ fn code(text: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The reference text for `defs` and the features in `features`, with the problems the
+/// check found there (used by `rocky-e2e steps`).
+pub fn steps_reference(defs: &[Definition], features: &Path) -> (String, Vec<String>) {
+    let check = check(features, defs);
+    (reference(defs, &check.examples), check.problems)
+}
 
-    #[test]
-    fn every_step_file_is_compiled_in_so_patterns_read_as_written() {
-        for d in definitions() {
-            let (file, line) = d.location.rsplit_once(':').expect("file:line");
-            assert!(
-                pattern_from_source(file, line.parse().expect("a line")).is_some(),
-                "{} is missing from steps::SOURCES (steps/mod.rs)",
-                d.location
-            );
-        }
-    }
+/// `true` when `path` holds exactly the current reference.
+pub fn reference_is_current(path: &Path, defs: &[Definition], features: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t == steps_reference(defs, features).0)
 }
