@@ -1,9 +1,18 @@
-//! Just enough of a JUnit XML reader for the results table: test suites, their test cases,
-//! and each case's outcome (`<failure>`, `<error>`, `<skipped>`, Surefire's `<flakyFailure>`).
+//! JUnit XML in nextest's own dialect, through nextest's own crate (quick-junit): the reader
+//! for the results table (test suites, their test cases, each case's outcome: `<failure>`,
+//! `<error>`, `<skipped>`, Surefire's `<flakyFailure>`), the merge of shards and phases, and
+//! [`write`] for the runner's report.
 //!
-//! No XML crate: the file is machine-written (cucumber's JUnit writer, plus the runner's
-//! `skipped by topology` suite), so elements, attributes, comments, CDATA and the five
-//! predefined entities plus numeric references are all this needs to read.
+//! quick-junit reads what quick-junit writes; files from other writers (cucumber's
+//! `junit-report`, a shard's bare `<testsuite>`) may have a `<testsuite>` root or a `time` that
+//! is no number. [`read`] first passes the file through quick-xml (quick-junit's own XML
+//! crate), wrapping a bare suite in `<testsuites>` and dropping unreadable times (read as 0),
+//! so those read as before.
+
+use std::io::Cursor;
+
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus, TestSuite};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 
 /// How a test case ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,261 +39,147 @@ pub struct Case {
     pub location: Option<String>,
 }
 
-#[derive(Debug)]
-enum Token {
-    Open {
-        name: String,
-        attrs: Vec<(String, String)>,
-        empty: bool,
-    },
-    Close,
-    Text(String),
+/// Reads a JUnit document; an empty one holds no suites.
+pub fn read(xml: &str) -> Result<Report, String> {
+    if xml.trim().is_empty() {
+        return Ok(Report::unnamed());
+    }
+    let xml = lenient(xml)?;
+    Report::deserialize_from_str(&xml).map_err(|e| format!("not a JUnit report: {e}"))
 }
 
 /// Reads every test case of a JUnit report, in document order.
 pub fn parse(xml: &str) -> Result<Vec<Case>, String> {
-    let tokens = tokenize(xml)?;
+    let report = read(xml)?;
     let mut cases = Vec::new();
-    // Element stack: (name, attributes).
-    let mut stack: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    let mut suites: Vec<String> = Vec::new();
-    let mut case: Option<Case> = None;
-    // The outcome element being read inside the case, and its text so far.
-    let mut outcome_text: Option<String> = None;
-    for token in tokens {
-        match token {
-            Token::Open { name, attrs, empty } => {
-                let attr = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                match name.as_str() {
-                    "testsuite" => suites.push(attr("name").unwrap_or_default()),
-                    "testcase" => {
-                        case = Some(Case {
-                            suite: suites.last().cloned().unwrap_or_default(),
-                            name: attr("name").unwrap_or_default(),
-                            time_s: attr("time")
-                                .and_then(|t| t.trim().parse().ok())
-                                .unwrap_or(0.0),
-                            outcome: Outcome::Passed,
-                            message: None,
-                            location: attr("file").map(|f| match attr("line") {
-                                Some(l) => format!("{f}:{l}"),
-                                None => f,
-                            }),
-                        });
-                    }
-                    kind @ ("failure" | "error" | "skipped" | "flakyFailure" | "flakyError"
-                    | "rerunFailure" | "rerunError") => {
-                        if let Some(c) = case.as_mut() {
-                            let outcome = match kind {
-                                "failure" | "rerunFailure" => Outcome::Failed,
-                                "error" | "rerunError" => Outcome::Errored,
-                                "skipped" => Outcome::Skipped,
-                                _ => Outcome::Flaky,
-                            };
-                            // A real failure outranks a flaky attempt recorded beside it.
-                            if outcome < c.outcome || c.outcome == Outcome::Passed {
-                                c.outcome = outcome;
-                                c.message = attr("message").filter(|m| !m.trim().is_empty());
-                                if c.message.is_none() && !empty {
-                                    outcome_text = Some(String::new());
-                                }
-                            }
-                        }
-                    }
-                    _ => {}
+    for suite in &report.test_suites {
+        for c in &suite.test_cases {
+            let text = |message: &Option<quick_junit::XmlString>,
+                        description: &Option<quick_junit::XmlString>| {
+                message
+                    .as_ref()
+                    .map(|m| m.as_str().to_owned())
+                    .filter(|m| !m.trim().is_empty())
+                    .or_else(|| {
+                        description
+                            .as_ref()
+                            .map(|d| d.as_str().trim().to_owned())
+                            .filter(|d| !d.is_empty())
+                    })
+            };
+            let (outcome, message) = match &c.status {
+                TestCaseStatus::Success { flaky_runs } if flaky_runs.is_empty() => {
+                    (Outcome::Passed, None)
                 }
-                if empty {
-                    close(&name, &mut suites, &mut case, &mut cases, &mut outcome_text);
-                } else {
-                    stack.push((name, attrs));
-                }
-            }
-            Token::Close => {
-                let Some((name, _)) = stack.pop() else {
-                    return Err("a closing tag with no element open".into());
-                };
-                close(&name, &mut suites, &mut case, &mut cases, &mut outcome_text);
-            }
-            Token::Text(t) => {
-                if let Some(buf) = outcome_text.as_mut() {
-                    buf.push_str(&t);
-                }
-            }
+                TestCaseStatus::Success { flaky_runs } => (
+                    Outcome::Flaky,
+                    text(&flaky_runs[0].message, &flaky_runs[0].description),
+                ),
+                TestCaseStatus::NonSuccess {
+                    kind,
+                    message,
+                    description,
+                    ..
+                } => (
+                    match kind {
+                        NonSuccessKind::Failure => Outcome::Failed,
+                        NonSuccessKind::Error => Outcome::Errored,
+                    },
+                    text(message, description),
+                ),
+                TestCaseStatus::Skipped {
+                    message,
+                    description,
+                    ..
+                } => (Outcome::Skipped, text(message, description)),
+            };
+            let attr = |k: &str| c.extra.get(k).map(|v| v.as_str().to_owned());
+            cases.push(Case {
+                suite: suite.name.as_str().to_owned(),
+                name: c.name.as_str().to_owned(),
+                time_s: c.time.map_or(0.0, |t| t.as_secs_f64()),
+                outcome,
+                message,
+                location: attr("file").map(|f| match attr("line") {
+                    Some(l) => format!("{f}:{l}"),
+                    None => f,
+                }),
+            });
         }
-    }
-    if let Some((name, _)) = stack.last() {
-        return Err(format!("<{name}> is never closed"));
     }
     Ok(cases)
 }
 
-fn close(
-    name: &str,
-    suites: &mut Vec<String>,
-    case: &mut Option<Case>,
-    cases: &mut Vec<Case>,
-    outcome_text: &mut Option<String>,
-) {
-    match name {
-        "testsuite" => {
-            suites.pop();
-        }
-        "testcase" => cases.extend(case.take()),
-        "failure" | "error" | "skipped" | "flakyFailure" | "flakyError" | "rerunFailure"
-        | "rerunError" => {
-            if let (Some(text), Some(c)) = (outcome_text.take(), case.as_mut()) {
-                let text = text.trim();
-                if !text.is_empty() {
-                    c.message = Some(text.to_owned());
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn tokenize(xml: &str) -> Result<Vec<Token>, String> {
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
-            out.push(Token::Text(unescape(rest)));
-            break;
-        };
-        if lt > 0 {
-            out.push(Token::Text(unescape(&rest[..lt])));
-        }
-        rest = &rest[lt..];
-        if let Some(r) = rest.strip_prefix("<![CDATA[") {
-            let end = r.find("]]>").ok_or("unterminated CDATA section")?;
-            out.push(Token::Text(r[..end].to_owned()));
-            rest = &r[end + 3..];
-        } else if let Some(r) = rest.strip_prefix("<!--") {
-            let end = r.find("-->").ok_or("unterminated comment")?;
-            rest = &r[end + 3..];
-        } else if rest.starts_with("<?") || rest.starts_with("<!") {
-            let end = rest.find('>').ok_or("unterminated declaration")?;
-            rest = &rest[end + 1..];
-        } else if let Some(r) = rest.strip_prefix("</") {
-            let end = r.find('>').ok_or("unterminated closing tag")?;
-            out.push(Token::Close);
-            rest = &r[end + 1..];
-        } else {
-            let (token, len) = open_tag(rest)?;
-            out.push(token);
-            rest = &rest[len..];
-        }
-    }
-    Ok(out)
-}
-
-/// Reads `<name a="v" b='w'>` or `<name/>` at the start of `s`; returns it and its length.
-fn open_tag(s: &str) -> Result<(Token, usize), String> {
-    let bytes = s.as_bytes();
-    let mut i = 1;
-    let name_end = s[i..]
-        .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
-        .map(|n| n + i)
-        .ok_or("unterminated tag")?;
-    let name = s[i..name_end].to_owned();
-    if name.is_empty() {
-        return Err("a tag with no name".into());
-    }
-    i = name_end;
-    let mut attrs = Vec::new();
+/// `xml` with a bare `<testsuite>` root wrapped in `<testsuites>` and every `time` attribute
+/// that is no number of seconds dropped.
+fn lenient(xml: &str) -> Result<String, String> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut writer = quick_xml::Writer::new(Cursor::new(Vec::new()));
+    let mut wrapped = false;
+    let mut seen_root = false;
+    let broken = |e: &dyn std::fmt::Display| format!("not well-formed XML: {e}");
     loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        match bytes.get(i) {
-            None => return Err(format!("<{name}> is not terminated")),
-            Some(b'>') => {
-                return Ok((
-                    Token::Open {
-                        name,
-                        attrs,
-                        empty: false,
-                    },
-                    i + 1,
-                ));
+        let (element, kind) = match reader.read_event().map_err(|e| broken(&e))? {
+            Event::Eof => break,
+            Event::Start(e) => (e, Kind::Start),
+            Event::Empty(e) => (e, Kind::Empty),
+            other => {
+                writer.write_event(other).map_err(|e| broken(&e))?;
+                continue;
             }
-            Some(b'/') if bytes.get(i + 1) == Some(&b'>') => {
-                return Ok((
-                    Token::Open {
-                        name,
-                        attrs,
-                        empty: true,
-                    },
-                    i + 2,
-                ));
-            }
-            Some(_) => {
-                let eq = s[i..]
-                    .find('=')
-                    .map(|n| n + i)
-                    .ok_or_else(|| format!("attribute without value in <{name}>"))?;
-                let key = s[i..eq].trim().to_owned();
-                let mut j = eq + 1;
-                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                    j += 1;
-                }
-                let quote = *bytes.get(j).ok_or("attribute value missing")?;
-                if quote != b'"' && quote != b'\'' {
-                    return Err(format!("unquoted attribute {key} in <{name}>"));
-                }
-                let close = s[j + 1..]
-                    .find(quote as char)
-                    .map(|n| n + j + 1)
-                    .ok_or_else(|| format!("unterminated attribute {key} in <{name}>"))?;
-                attrs.push((key, unescape(&s[j + 1..close])));
-                i = close + 1;
+        };
+        if !seen_root {
+            seen_root = true;
+            if element.name().as_ref() == b"testsuite" {
+                wrapped = true;
+                writer
+                    .write_event(Event::Start(BytesStart::new("testsuites")))
+                    .map_err(|e| broken(&e))?;
             }
         }
+        writer
+            .write_event(rewrite(element, kind)?)
+            .map_err(|e| broken(&e))?;
     }
+    if wrapped {
+        writer
+            .write_event(Event::End(BytesEnd::new("testsuites")))
+            .map_err(|e| broken(&e))?;
+    }
+    String::from_utf8(writer.into_inner().into_inner()).map_err(|e| broken(&e))
 }
 
-/// Resolves the predefined entities and numeric character references.
-fn unescape(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let Some(semi) = rest.find(';').filter(|&n| n <= 10) else {
-            out.push('&');
-            rest = &rest[1..];
+enum Kind {
+    Start,
+    Empty,
+}
+
+/// The element with its unreadable `time` attribute dropped.
+fn rewrite(e: BytesStart<'_>, kind: Kind) -> Result<Event<'static>, String> {
+    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+    let mut out = BytesStart::new(name);
+    for a in e.attributes() {
+        let a = a.map_err(|err| format!("not well-formed XML: {err}"))?;
+        let readable = std::str::from_utf8(&a.value)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|t| t.is_finite() && t >= 0.0);
+        if a.key.as_ref() == b"time" && !readable {
             continue;
-        };
-        let entity = &rest[1..semi];
-        let ch = match entity {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            _ => entity
-                .strip_prefix("#x")
-                .or_else(|| entity.strip_prefix("#X"))
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match ch {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
         }
+        out.push_attribute(a);
     }
-    out.push_str(rest);
-    out
+    Ok(match kind {
+        Kind::Start => Event::Start(out),
+        Kind::Empty => Event::Empty(out),
+    })
+}
+
+/// A report as its file's bytes.
+pub fn write(report: &Report) -> Result<String, String> {
+    report
+        .to_string()
+        .map_err(|e| format!("failed to encode the JUnit report: {e}"))
 }
 
 /// The `<testsuite name>` of one phase of a job (`ROCKY_E2E_PHASE`).
@@ -298,38 +193,18 @@ pub fn phase_of_suite(suite: &str) -> Option<&str> {
 }
 
 /// One JUnit document holding every `<testsuite>` of `parts` (the shards of a run), with the
-/// totals summed. Each part must be a JUnit document with at least a `<testsuites>` or
-/// `<testsuite>` element.
+/// totals summed. Each part must be a JUnit document with at least one `<testsuite>`.
 pub fn merge(parts: &[String]) -> Result<String, String> {
-    let mut suites = String::new();
-    let mut cases = 0usize;
+    let mut merged = Report::new("rocky-e2e");
     for (i, xml) in parts.iter().enumerate() {
-        let parsed = parse(xml).map_err(|e| format!("part {}: {e}", i + 1))?;
-        cases += parsed.len();
-        let mut rest = xml.as_str();
-        let mut found = false;
-        while let Some(start) = rest
-            .find("<testsuite ")
-            .or_else(|| rest.find("<testsuite>"))
-        {
-            let end = rest[start..]
-                .find("</testsuite>")
-                .map(|e| start + e + "</testsuite>".len())
-                .or_else(|| rest[start..].find("/>").map(|e| start + e + 2))
-                .ok_or_else(|| format!("part {}: a <testsuite> is not closed", i + 1))?;
-            suites.push_str("  ");
-            suites.push_str(&rest[start..end]);
-            suites.push('\n');
-            rest = &rest[end..];
-            found = true;
-        }
-        if !found {
+        let part = read(xml).map_err(|e| format!("part {}: {e}", i + 1))?;
+        if part.test_suites.is_empty() {
             return Err(format!("part {} holds no <testsuite>", i + 1));
         }
+        let suites: Vec<TestSuite> = part.test_suites;
+        merged.add_test_suites(suites);
     }
-    Ok(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{cases}\">\n{suites}</testsuites>\n"
-    ))
+    write(&merged)
 }
 
 #[cfg(test)]
@@ -374,7 +249,6 @@ mod tests {
         assert!(parse("<testcase name=\"x").is_err());
         assert!(parse("<a><![CDATA[x").is_err());
         assert_eq!(parse("").unwrap(), vec![]);
-        assert_eq!(unescape("a & b &bogus; &lt;"), "a & b &bogus; <");
     }
 
     #[test]

@@ -6,12 +6,18 @@
 //! - [`html`]: the report page, no script and no fetch;
 //! - [`markdown`]: pending snapshot changes side by side, aligned by act, and the JUnit
 //!   results table, for the pull-request comment and job summary;
+//! - [`messages`], [`cucumber_json`]: the run as Cucumber Messages and Cucumber JSON, for
+//!   cucumber's own tools and the CI tools that read cucumber reports ([`gherkin_doc`]: the
+//!   feature files read back for them);
 //! - [`snapshot`], [`junit`], [`acts`]: the readers and the act mapping they share.
 
 pub mod acts;
+pub mod cucumber_json;
 pub mod detail;
+pub mod gherkin_doc;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod messages;
 pub mod model;
 pub mod snapshot;

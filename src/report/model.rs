@@ -5,12 +5,46 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
+pub const FLAKY_TAG: &str = "flaky";
+
 /// One run of the scenarios.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     pub summary: RunSummary,
     /// In the order the runner finished them; the renderer puts failures first.
     pub scenarios: Vec<ScenarioReport>,
+    /// The feature files the scenarios come from, as read (Cucumber Messages' `source` and
+    /// `gherkinDocument` are made from them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<FeatureSource>,
+    /// Every step definition of the harness (Cucumber Messages' `stepDefinition`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_definitions: Vec<StepDefinitionReport>,
+}
+
+/// A feature file as the run read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSource {
+    /// Relative to the checkout when inside it (`features/play.feature`).
+    pub uri: String,
+    pub text: String,
+}
+
+/// One step definition (`#[given]`, `#[when]`, `#[then]` in `steps/`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepDefinitionReport {
+    /// `Given`, `When` or `Then`: a definition matches steps of its kind only.
+    pub kind: String,
+    /// The cucumber expression (or regex) as written.
+    pub pattern: String,
+    /// Whether `pattern` is a regular expression rather than a cucumber expression.
+    pub is_regex: bool,
+    /// The compiled regex steps are matched with.
+    pub regex: String,
+    /// `steps/runs.rs`.
+    pub uri: String,
+    pub line: u32,
 }
 
 /// The header of the report.
@@ -29,6 +63,10 @@ pub struct RunSummary {
     /// Empty for a run of its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<PhaseSummary>,
+    /// When the run started, in nanoseconds since the Unix epoch (the Cucumber Messages'
+    /// `testRunStarted`); a merged report's is its earliest phase's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ns: Option<u64>,
 }
 
 /// One phase of a merged report: a topology, a shard or a repeat of the scenarios.
@@ -40,6 +78,9 @@ pub struct PhaseSummary {
     pub topology: String,
     pub wall_ms: u64,
     pub counts: Counts,
+    /// When that phase started, in nanoseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_unix_ns: Option<u64>,
 }
 
 /// How many scenarios ended how.
@@ -136,6 +177,82 @@ pub struct ScenarioReport {
     /// The phase it ran in, in a merged report (`ROCKY_E2E_PHASE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The feature file, as in [`FeatureSource::uri`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uri: String,
+    /// The scenario's line (an outline row's own line), its identity in the file.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub line: u32,
+    /// Its tags (feature, rule, scenario, examples), without `@`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Every attempt, step by step, in order (several with `--retries` or `--repeat`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptReport>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One attempt of a scenario, as cucumber's events reported it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// Nanoseconds since the Unix epoch.
+    pub started_unix_ns: u64,
+    pub duration_ns: u64,
+    pub passed: bool,
+    /// The steps cucumber ran, in order (those after a failure never ran and are absent).
+    pub steps: Vec<StepReport>,
+    /// Why the after hook (stopping the stack, what the scenario left behind) failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_failure: Option<String>,
+    /// The attempt's first failure, whatever failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// One step of an attempt.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// `Given `, `And ` (with its space, as gherkin keeps it).
+    pub keyword: String,
+    pub text: String,
+    pub line: u32,
+    /// A step of a `Background`.
+    #[serde(default)]
+    pub background: bool,
+    pub status: StepStatus,
+    /// Nanoseconds since the Unix epoch.
+    pub started_unix_ns: u64,
+    pub duration_ns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    #[default]
+    Passed,
+    Failed,
+    /// Not run: an earlier step failed, or the scenario was skipped.
+    Skipped,
+    /// No step definition matches it.
+    Undefined,
+}
+
+impl StepStatus {
+    /// As Cucumber JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Passed => "passed",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Undefined => "undefined",
+        }
+    }
 }
 
 impl ScenarioReport {
@@ -178,6 +295,36 @@ pub struct GapRow {
     pub gap: bool,
     pub observed: String,
     pub first_gap: bool,
+}
+
+impl std::fmt::Display for GapView {
+    /// The gap report as the terminal shows it (`chain::GapReport`'s layout), for reports
+    /// that carry text (a Cucumber Messages attachment).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::chain::report::{FIRST_GAP, header, row_start};
+        writeln!(f, "HATCH chain gap: {}", self.summary)?;
+        writeln!(f, "expected ({}): {}\n", self.mode, self.expected)?;
+        writeln!(f, "{}", header(self.width))?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{}{}{}{}",
+                row_start(self.width, &r.act, &r.expected),
+                if r.gap { "✗ " } else { "  " },
+                r.observed,
+                if r.first_gap { FIRST_GAP } else { "" }
+            )?;
+        }
+        if self.evidence.is_empty() {
+            writeln!(f, "\nevidence: none collected")
+        } else {
+            writeln!(f, "\nevidence:")?;
+            for e in &self.evidence {
+                writeln!(f, "  {}: {}", e.source, e.detail)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 impl From<&crate::chain::GapReport> for GapView {
@@ -302,8 +449,11 @@ impl RunReport {
                 counts: Counts::of(&scenarios),
                 started_at: None,
                 phases: Vec::new(),
+                started_unix_ns: None,
             },
             scenarios,
+            sources: Vec::new(),
+            step_definitions: Vec::new(),
         }
     }
 
@@ -313,6 +463,8 @@ impl RunReport {
         let mut summaries = Vec::new();
         let mut scenarios = Vec::new();
         let mut wall_ms = 0;
+        let mut sources: Vec<FeatureSource> = Vec::new();
+        let mut step_definitions: Vec<StepDefinitionReport> = Vec::new();
         for (name, report) in phases {
             wall_ms += report.summary.wall_ms;
             summaries.push(PhaseSummary {
@@ -320,7 +472,22 @@ impl RunReport {
                 topology: report.summary.topology,
                 wall_ms: report.summary.wall_ms,
                 counts: Counts::of(&report.scenarios),
+                started_unix_ns: report.summary.started_unix_ns,
             });
+            // A file or definition read by several phases is shown once (the first phase's).
+            for s in report.sources {
+                if !sources.iter().any(|k| k.uri == s.uri) {
+                    sources.push(s);
+                }
+            }
+            for d in report.step_definitions {
+                if !step_definitions
+                    .iter()
+                    .any(|k| (&k.uri, k.line) == (&d.uri, d.line))
+                {
+                    step_definitions.push(d);
+                }
+            }
             scenarios.extend(report.scenarios.into_iter().map(|mut s| {
                 s.phase = Some(name.clone());
                 s
@@ -337,7 +504,10 @@ impl RunReport {
             ),
         };
         let mut merged = RunReport::new(topology, wall_ms, scenarios);
+        merged.summary.started_unix_ns = summaries.iter().filter_map(|p| p.started_unix_ns).min();
         merged.summary.phases = summaries;
+        merged.sources = sources;
+        merged.step_definitions = step_definitions;
         merged
     }
 }
@@ -345,6 +515,20 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gap_view_reads_as_the_gap_report_it_came_from() {
+        let mut evidence = crate::chain::Evidence::default();
+        evidence.add("console POST /x", "502");
+        let report = crate::chain::check(
+            &crate::chain::ExpectedChain::play(2),
+            &["hearth.provisioning_started".to_owned()],
+            crate::chain::Mode::Exact,
+            &evidence,
+        )
+        .unwrap_err();
+        assert_eq!(GapView::from(&*report).to_string(), report.to_string());
+    }
 
     #[test]
     fn a_failure_keeps_its_gap_report_as_data() {

@@ -183,6 +183,7 @@ async fn run_inner(
     selection: Selection,
 ) -> Result<bool, String> {
     let started = Instant::now();
+    let started_unix_ns = record::unix_ns_now();
     crate::say::STDOUT_IS_JSON.store(
         opts.format.as_deref() == Some("json"),
         std::sync::atomic::Ordering::Relaxed,
@@ -301,6 +302,7 @@ async fn run_inner(
                         failure: Some(
                             "the scenario did not run (cucumber never started it)".into(),
                         ),
+                        started_unix_ns: record::unix_ns_now(),
                         ..Default::default()
                     };
                     (a, None)
@@ -343,7 +345,7 @@ async fn run_inner(
     }
     if !under_nextest() {
         // nextest writes its own JUnit; one process per scenario must not clobber ours.
-        write_reports(&opts, &outcomes, wall, topology)?;
+        write_reports(&opts, &outcomes, wall, started_unix_ns, topology)?;
     }
     say!("{}", outcome::summary(&outcomes, repeat));
     if plan.whole_suite && selection == Selection::All {
@@ -378,9 +380,36 @@ async fn run_inner(
 fn report_of(
     outcomes: &[Outcome],
     wall: std::time::Duration,
+    started_unix_ns: u64,
     topology: &str,
-) -> crate::report::model::RunReport {
-    use crate::report::model::{EvidenceItem, Log, RunReport, ScenarioReport};
+) -> Result<crate::report::model::RunReport, String> {
+    use crate::report::model::{
+        AttemptReport, EvidenceItem, FeatureSource, Log, RunReport, ScenarioReport,
+        StepDefinitionReport,
+    };
+    let mut sources: Vec<FeatureSource> = Vec::new();
+    for o in outcomes {
+        let uri = outcome::shown(&o.entry.path);
+        if !sources.iter().any(|s| s.uri == uri) {
+            let text = std::fs::read_to_string(&o.entry.path)
+                .map_err(|e| format!("failed to read {}: {e}", o.entry.path.display()))?;
+            sources.push(FeatureSource { uri, text });
+        }
+    }
+    let step_definitions = crate::steps::definitions()
+        .into_iter()
+        .map(|d| {
+            let (uri, line) = d.location.rsplit_once(':').unwrap_or((&d.location, "0"));
+            StepDefinitionReport {
+                kind: vocabulary::kind_name(d.kind).to_owned(),
+                is_regex: d.pattern == d.regex.as_str(),
+                pattern: d.pattern.clone(),
+                regex: d.regex.as_str().to_owned(),
+                uri: uri.to_owned(),
+                line: line.parse().unwrap_or(0),
+            }
+        })
+        .collect();
     let scenarios = outcomes
         .iter()
         .map(|o| {
@@ -395,6 +424,21 @@ fn report_of(
                 verdict: o.verdict(),
                 duration_ms: o.duration().as_millis() as u64,
                 skip_reason: o.skipped.clone(),
+                uri: outcome::shown(&o.entry.path),
+                line: u32::try_from(o.entry.line).unwrap_or(u32::MAX),
+                tags: o.entry.tags.clone(),
+                attempts: o
+                    .attempts
+                    .iter()
+                    .map(|a| AttemptReport {
+                        started_unix_ns: a.started_unix_ns,
+                        duration_ns: u64::try_from(a.duration.as_nanos()).unwrap_or(u64::MAX),
+                        passed: a.passed,
+                        steps: a.steps.clone(),
+                        hook_failure: a.hook_failure.clone(),
+                        failure: a.failure.clone(),
+                    })
+                    .collect(),
                 ..Default::default()
             };
             if let Some(d) = &o.detail {
@@ -426,7 +470,11 @@ fn report_of(
             s
         })
         .collect();
-    RunReport::new(topology, wall.as_millis() as u64, scenarios)
+    let mut report = RunReport::new(topology, wall.as_millis() as u64, scenarios);
+    report.summary.started_unix_ns = Some(started_unix_ns);
+    report.sources = sources;
+    report.step_definitions = step_definitions;
+    Ok(report)
 }
 
 /// JUnit, the HTML report and the durations file, under `target/rocky-e2e/`; with
@@ -436,6 +484,7 @@ fn write_reports(
     opts: &RunOptions,
     outcomes: &[Outcome],
     wall: std::time::Duration,
+    started_unix_ns: u64,
     topology: &topology::Topology,
 ) -> Result<(), String> {
     let root = crate::layout::target_dir();
@@ -445,7 +494,7 @@ fn write_reports(
         None => root.clone(),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let junit = outcome::junit_of_phase(outcomes, wall, phase.as_deref());
+    let junit = outcome::junit_of_phase(outcomes, wall, phase.as_deref())?;
     let mut junit_paths = vec![dir.join("junit.xml")];
     if let Some(p) = &opts.junit {
         junit_paths = vec![p.clone()];
@@ -459,11 +508,17 @@ fn write_reports(
             .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
     }
     say!("rocky-e2e: JUnit report {}", junit_paths[0].display());
-    let report = report_of(outcomes, wall, &topology.description);
+    let report = report_of(outcomes, wall, started_unix_ns, &topology.description)?;
     let html = dir.join("report.html");
     std::fs::write(&html, crate::report::html::render(&report))
         .map_err(|e| format!("failed to write {}: {e}", html.display()))?;
     say!("rocky-e2e: report {}", html.display());
+    phases::write_cucumber_reports(&dir, &report)?;
+    say!(
+        "rocky-e2e: Cucumber reports {} and {}",
+        dir.join(phases::MESSAGES).display(),
+        dir.join(phases::CUCUMBER_JSON).display()
+    );
     let durations: BTreeMap<String, std::time::Duration> = outcomes
         .iter()
         .filter_map(|o| {
@@ -474,6 +529,7 @@ fn write_reports(
         .collect();
     shard::write_durations(&dir.join("durations.json"), &durations)?;
     if let Some(p) = &phase {
+        // The merge reads every phase's whole report back, steps and sources included.
         let json = dir.join("report.json");
         std::fs::write(&json, phases::json_of(&report)?)
             .map_err(|e| format!("failed to write {}: {e}", json.display()))?;

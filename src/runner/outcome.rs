@@ -7,11 +7,9 @@ use std::time::Duration;
 use super::catalogue::Entry;
 use super::record::Attempt;
 use crate::report::detail::Detail;
-// The five markup characters are escaped the same way in XML as in HTML.
-use crate::report::html::esc;
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 
-/// Tag of the quarantine: a scenario carrying it may be flaky without failing the run.
-pub const FLAKY_TAG: &str = "flaky";
+pub use crate::report::model::FLAKY_TAG;
 
 pub use crate::report::model::Verdict;
 
@@ -62,22 +60,24 @@ impl Outcome {
 
 /// The JUnit XML of a run: one testcase per scenario; a flaky one passes and carries a
 /// `flakyFailure` per failed attempt (the convention nextest and Maven Surefire use).
-pub fn junit(outcomes: &[Outcome], wall: Duration) -> String {
+pub fn junit(outcomes: &[Outcome], wall: Duration) -> Result<String, String> {
     junit_of_phase(outcomes, wall, None)
 }
 
 /// [`junit`] for one phase of a job (`ROCKY_E2E_PHASE`): the suite is named
 /// `phase: <name>` and every case `[<name>] <feature>::<scenario>`, so a merged file (and the
 /// annotations made from it) says which phase each result came from.
-pub fn junit_of_phase(outcomes: &[Outcome], wall: Duration, phase: Option<&str>) -> String {
-    let suite = match phase {
+pub fn junit_of_phase(
+    outcomes: &[Outcome],
+    wall: Duration,
+    phase: Option<&str>,
+) -> Result<String, String> {
+    let suite_name = match phase {
         Some(p) => crate::report::junit::phase_suite(p),
         None => "scenarios".to_owned(),
     };
-    let count = |v: Verdict| outcomes.iter().filter(|o| o.verdict() == v).count();
-    let failures = count(Verdict::Failed);
-    let skipped = count(Verdict::Skipped);
-    let mut cases = String::new();
+    let mut suite = TestSuite::new(suite_name);
+    suite.set_time(wall);
     for o in outcomes {
         let e = &o.entry;
         let classname = e.name.rsplit_once("::").map_or("", |(f, _)| f);
@@ -85,70 +85,63 @@ pub fn junit_of_phase(outcomes: &[Outcome], wall: Duration, phase: Option<&str>)
             Some(p) => format!("[{p}] {}", e.name),
             None => e.name.clone(),
         };
-        let _ = write!(
-            cases,
-            "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\" time=\"{:.3}\">",
-            esc(&name),
-            esc(classname),
-            esc(&shown(&e.path)),
-            e.line,
-            o.duration().as_secs_f64()
-        );
-        match o.verdict() {
+        // One failed attempt as a `rerunFailure` / `flakyFailure`.
+        let rerun = |a: &Attempt| {
+            let mut r = TestRerun::new(NonSuccessKind::Failure);
+            r.set_message(first_line(a.failure.as_deref().unwrap_or("")));
+            r.set_type("scenario failed");
+            r.set_system_out(a.output.as_str());
+            r
+        };
+        let status = match o.verdict() {
             Verdict::Skipped => {
-                let _ = write!(
-                    cases,
-                    "<skipped message=\"{}\"/>",
-                    esc(o.skipped.as_deref().unwrap_or(""))
-                );
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(o.skipped.as_deref().unwrap_or(""));
+                s
             }
             Verdict::Failed => {
                 let last = o.attempts.last();
                 let message = last
                     .and_then(|a| a.failure.clone())
                     .unwrap_or_else(|| "the scenario did not run".into());
-                let _ = write!(
-                    cases,
-                    "<failure message=\"{}\" type=\"scenario failed\">{}</failure>",
-                    esc(first_line(&message)),
-                    esc(last.map_or("", |a| a.output.as_str()))
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(first_line(&message));
+                s.set_type("scenario failed");
+                s.set_description(last.map_or("", |a| a.output.as_str()));
+                s.add_reruns(
+                    o.attempts[..o.attempts.len().saturating_sub(1)]
+                        .iter()
+                        .map(rerun),
                 );
-                for a in &o.attempts[..o.attempts.len().saturating_sub(1)] {
-                    let _ = write!(
-                        cases,
-                        "<rerunFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></rerunFailure>",
-                        esc(first_line(a.failure.as_deref().unwrap_or(""))),
-                        esc(&a.output)
-                    );
-                }
+                s
             }
             Verdict::Flaky => {
-                for a in o.attempts.iter().filter(|a| !a.passed) {
-                    let _ = write!(
-                        cases,
-                        "<flakyFailure message=\"{}\" type=\"scenario failed\"><system-out>{}</system-out></flakyFailure>",
-                        esc(first_line(a.failure.as_deref().unwrap_or(""))),
-                        esc(&a.output)
-                    );
-                }
+                let mut s = TestCaseStatus::success();
+                s.add_reruns(o.attempts.iter().filter(|a| !a.passed).map(rerun));
+                s
             }
-            Verdict::Passed => {}
-        }
+            Verdict::Passed => TestCaseStatus::success(),
+        };
+        let mut case = TestCase::new(name, status);
+        case.set_classname(classname);
+        case.set_time(o.duration());
+        case.extra
+            .insert("file".into(), shown(&e.path).as_str().into());
+        case.extra
+            .insert("line".into(), e.line.to_string().as_str().into());
         if let Some(a) = o.attempts.last() {
-            let _ = write!(cases, "<system-out>{}</system-out>", esc(&a.output));
+            case.set_system_out(a.output.as_str());
         }
-        cases.push_str("</testcase>\n");
+        suite.add_test_case(case);
     }
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"rocky-e2e\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n  <testsuite name=\"{suite}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{t:.3}\">\n{cases}  </testsuite>\n</testsuites>\n",
-        n = outcomes.len(),
-        t = wall.as_secs_f64(),
-        suite = esc(&suite),
-    )
+    let mut report = Report::new("rocky-e2e");
+    report.set_time(wall);
+    report.add_test_suite(suite);
+    crate::report::junit::write(&report)
 }
 
 /// A feature file relative to the checkout when it lies inside, as reviewers read it.
-fn shown(path: &std::path::Path) -> String {
+pub fn shown(path: &std::path::Path) -> String {
     let root = &crate::layout::current().root;
     path.strip_prefix(root)
         .unwrap_or(path)
@@ -218,6 +211,7 @@ mod tests {
                     duration: Duration::from_millis(10),
                     failure: (!passed).then(|| "Then x: boom".into()),
                     output: "block".into(),
+                    ..Default::default()
                 })
                 .collect(),
             skipped: None,
@@ -238,14 +232,14 @@ mod tests {
 
     #[test]
     fn junit_marks_flaky_attempts_and_escapes() {
-        let xml = junit(&[outcome(&[], &[false, true])], Duration::from_secs(1));
+        let xml = junit(&[outcome(&[], &[false, true])], Duration::from_secs(1)).unwrap();
         assert!(
             xml.contains("<flakyFailure message=\"Then x: boom\""),
             "{xml}"
         );
         assert!(xml.contains("name=\"f::s &lt;1&gt;\""), "{xml}");
         assert!(xml.contains("failures=\"0\""), "{xml}");
-        let failed = junit(&[outcome(&[], &[false, false])], Duration::from_secs(1));
+        let failed = junit(&[outcome(&[], &[false, false])], Duration::from_secs(1)).unwrap();
         assert!(
             failed.contains("<failure message=\"Then x: boom\""),
             "{failed}"

@@ -11,8 +11,9 @@ use cucumber::event::{self, Cucumber, Feature, Rule, Scenario, Step};
 use cucumber::{Event, Writer, cli, gherkin, parser};
 
 use super::catalogue::{Key, key_of};
-use super::record::Attempt;
+use super::record::{Attempt, unix_ns_now};
 use crate::report::detail::Detail;
+use crate::report::model::{StepReport, StepStatus};
 
 /// One finished attempt, with the scenario it belongs to and what its World handed over.
 #[derive(Clone, Debug)]
@@ -37,9 +38,15 @@ pub fn libtest_line(line: &serde_json::Value) {
 /// A scenario being written.
 struct Block {
     started: Instant,
+    started_unix_ns: u64,
     text: String,
     failed: bool,
     failure: Option<String>,
+    /// The steps so far; the last one may still be running.
+    steps: Vec<StepReport>,
+    /// When the running step started.
+    step_started: Option<Instant>,
+    hook_failure: Option<String>,
 }
 
 /// Writes whole scenario blocks to stdout (stderr when stdout carries libtest JSON).
@@ -108,22 +115,27 @@ impl BlockWriter {
                     key,
                     Block {
                         started: Instant::now(),
+                        started_unix_ns: unix_ns_now(),
                         text: format!(
                             "Feature: {}\n  {}: {}   ({at})\n",
                             feature.name, scenario.keyword, scenario.name
                         ),
                         failed: false,
                         failure: None,
+                        steps: Vec::new(),
+                        step_started: None,
+                        hook_failure: None,
                     },
                 );
             }
-            Scenario::Background(step, ev) => self.on_step(&key, step, ev, "✔>"),
-            Scenario::Step(step, ev) => self.on_step(&key, step, ev, "✔ "),
+            Scenario::Background(step, ev) => self.on_step(&key, step, ev, true),
+            Scenario::Step(step, ev) => self.on_step(&key, step, ev, false),
             Scenario::Hook(which, event::Hook::Failed(_, info)) => {
                 let msg = format!("{which:?} hook failed: {}", panic_text(info));
                 if let Some(b) = self.open.get_mut(&key) {
                     b.text.push_str(&format!("   ✘  {msg}\n"));
                     b.failed = true;
+                    b.hook_failure.get_or_insert(msg.clone());
                     b.failure.get_or_insert(msg);
                 }
             }
@@ -137,11 +149,49 @@ impl BlockWriter {
         }
     }
 
-    fn on_step<W>(&mut self, key: &Key, step: &gherkin::Step, ev: &Step<W>, ok_mark: &str) {
+    fn on_step<W>(&mut self, key: &Key, step: &gherkin::Step, ev: &Step<W>, background: bool) {
         let Some(b) = self.open.get_mut(key) else {
             return;
         };
+        let ok_mark = if background { "✔>" } else { "✔ " };
         let text = format!("{}{}", step.keyword, step.value);
+        let line = u32::try_from(step.position.line).unwrap_or(u32::MAX);
+        let open = b
+            .steps
+            .last()
+            .is_some_and(|s| s.line == line && b.step_started.is_some());
+        if !open {
+            b.step_started = Some(Instant::now());
+            b.steps.push(StepReport {
+                keyword: step.keyword.clone(),
+                text: step.value.clone(),
+                line,
+                background,
+                status: StepStatus::Passed,
+                started_unix_ns: unix_ns_now(),
+                duration_ns: 0,
+                error: None,
+            });
+        }
+        if let Step::Started = ev {
+            return;
+        }
+        // The step's result, on the report its `Started` opened (one step runs at a time per
+        // scenario).
+        let duration = b.step_started.take().map_or(0, |t| {
+            u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        });
+        if let Some(s) = b.steps.last_mut() {
+            s.duration_ns = duration;
+            match ev {
+                Step::Started | Step::Passed(..) => {}
+                Step::Skipped => s.status = StepStatus::Undefined,
+                Step::Failed(_, _, _, err) => {
+                    s.status = StepStatus::Failed;
+                    s.error = Some(err.to_string());
+                }
+            }
+        }
         match ev {
             Step::Started => {}
             Step::Passed(..) => b.text.push_str(&format!("   {ok_mark} {text}\n")),
@@ -204,6 +254,9 @@ impl BlockWriter {
                 duration,
                 failure: b.failure,
                 output: b.text,
+                started_unix_ns: b.started_unix_ns,
+                steps: b.steps,
+                hook_failure: b.hook_failure,
             },
             detail,
         });

@@ -2,10 +2,12 @@
 //!
 //! A run with `ROCKY_E2E_PHASE=<name>` writes its reports apart, in
 //! `target/rocky-e2e/phases/<name>/` (`junit.xml`, `report.html`, `report.json`,
-//! `durations.json`), records the phase in `phases/order` (first seen first: the job runs the
+//! `messages.ndjson`, `cucumber.json`, `durations.json`), records the phase in `phases/order` (first seen first: the job runs the
 //! phase that decides its verdict first), and then publishes one merged set at
 //! `target/rocky-e2e/`: `junit.xml` with one `phase: <name>` suite per phase, `report.html`
-//! and `report.json` with every phase's scenarios marked by phase, and the verdict phase's
+//! and `report.json` with every phase's scenarios marked by phase, `messages.ndjson` and
+//! `cucumber.json` rendered from that merged report (every phase's scenarios, ids and names
+//! carrying the phase), and the verdict phase's
 //! `durations.json`. No phase overwrites another's reports; running a phase again replaces
 //! only its own.
 //!
@@ -106,6 +108,7 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
         crate::report::html::render(&merged).as_bytes(),
     )?;
     write(&root.join("report.json"), &json_of(&merged)?)?;
+    write_cucumber_reports(root, &merged)?;
     if let Some(first) = phases.first() {
         let durations = dir(root, first).join("durations.json");
         if durations.is_file() {
@@ -114,6 +117,22 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
     }
     Ok((phases.len(), scenarios))
 }
+
+/// `messages.ndjson` (Cucumber Messages) and `cucumber.json` (Cucumber JSON) of `report`,
+/// in `dir`.
+pub fn write_cucumber_reports(dir: &Path, report: &RunReport) -> Result<(), String> {
+    let messages = crate::report::messages::render(report)
+        .map_err(|e| format!("failed to write {}: {e}", dir.join(MESSAGES).display()))?;
+    write(&dir.join(MESSAGES), messages.as_bytes())?;
+    let json = crate::report::cucumber_json::render(report)
+        .map_err(|e| format!("failed to write {}: {e}", dir.join(CUCUMBER_JSON).display()))?;
+    write(&dir.join(CUCUMBER_JSON), json.as_bytes())
+}
+
+/// The Cucumber Messages file of a run (and of a merged set).
+pub const MESSAGES: &str = "messages.ndjson";
+/// The Cucumber JSON file of a run (and of a merged set).
+pub const CUCUMBER_JSON: &str = "cucumber.json";
 
 /// A report as the JSON a merge reads back.
 pub fn json_of(report: &RunReport) -> Result<Vec<u8>, String> {
@@ -145,7 +164,7 @@ mod tests {
     /// What the runner writes for one phase.
     fn write_phase(root: &Path, phase: &str, scenarios: &[(&str, Verdict)]) {
         let d = dir(root, phase);
-        let report = RunReport::new(
+        let mut report = RunReport::new(
             format!("{phase} topology"),
             1000,
             scenarios
@@ -154,10 +173,17 @@ mod tests {
                     feature: "play".into(),
                     name: (*name).into(),
                     verdict: *verdict,
+                    uri: "features/play.feature".into(),
+                    line: if *name == "a" { 2 } else { 4 },
                     ..Default::default()
                 })
                 .collect(),
         );
+        report.sources = vec![crate::report::model::FeatureSource {
+            uri: "features/play.feature".into(),
+            text: "Feature: play\n  Scenario: a\n    Given a rocky stack\n  Scenario: b\n    Given a rocky stack\n".into(),
+        }];
+        report.summary.started_unix_ns = Some(1_000_000_000);
         let cases: String = scenarios
             .iter()
             .map(|(name, v)| {
@@ -234,6 +260,29 @@ mod tests {
         assert_eq!(merged.summary.phases.len(), 2);
         assert_eq!(merged.summary.counts.failed, 1);
         assert_eq!(merged.summary.counts.passed, 2);
+        // Cucumber Messages and Cucumber JSON: every scenario of both phases, by phase.
+        let messages = std::fs::read_to_string(root.join(MESSAGES)).unwrap();
+        let pickles: Vec<&str> = messages
+            .lines()
+            .filter(|l| l.starts_with("{\"pickle\""))
+            .collect();
+        assert_eq!(
+            pickles.len(),
+            3,
+            "the merged messages.ndjson must hold a pickle per scenario of every phase:\n{}",
+            pickles.join("\n")
+        );
+        assert!(pickles[2].contains("\"id\":\"pickle:embedded/features/play.feature:2\""));
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join(CUCUMBER_JSON)).unwrap())
+                .unwrap();
+        let names: Vec<&str> = json[0]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["[docker] a", "[docker] b", "[embedded] a"]);
         // The durations the shards pack by are the verdict phase's.
         assert_eq!(
             std::fs::read_to_string(root.join("durations.json")).unwrap(),

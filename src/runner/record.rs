@@ -14,4 +14,17 @@ pub struct Attempt {
     pub failure: Option<String>,
     /// The scenario's whole printed block.
     pub output: String,
+    /// When it started, in nanoseconds since the Unix epoch.
+    pub started_unix_ns: u64,
+    /// Each step cucumber ran, as its events reported it.
+    pub steps: Vec<crate::report::model::StepReport>,
+    /// Why the after hook failed, when it did.
+    pub hook_failure: Option<String>,
+}
+
+/// Nanoseconds since the Unix epoch, now (0 on a clock set before 1970).
+pub fn unix_ns_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
