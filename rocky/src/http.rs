@@ -1,6 +1,7 @@
 //! What the three HTTP servers (hearth, console, worker) share: the contract's error body and
 //! serving a router until shutdown.
 
+use crate::api::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,18 +13,18 @@ use tokio::sync::Semaphore;
 pub use crate::api::{ErrorBody, ErrorDetail};
 
 /// An error answer: a status plus the contract's `{"error":{"code","message"}}`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
     /// Machine-readable code, e.g. `slug_in_use`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What a person reads.
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -38,7 +39,7 @@ impl IntoResponse for ApiError {
             self.status,
             Json(ErrorBody {
                 error: ErrorDetail {
-                    code: self.code.to_owned(),
+                    code: self.code,
                     message: self.message,
                 },
             }),
@@ -48,7 +49,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Shorthand for an error [`Response`].
-pub fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     ApiError::new(status, code, message).into_response()
 }
 
@@ -137,7 +138,7 @@ where
                         Ok(Err(never)) => match never {},
                         Err(_) => error(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "deadline_exceeded",
+                            ErrorCode::DeadlineExceeded,
                             format!(
                                 "the request was not answered within its deadline ({})",
                                 crate::duration::display(deadline)

@@ -4,6 +4,7 @@
 
 mod support;
 
+use rocky::api::ErrorCode;
 use std::sync::atomic::Ordering;
 
 use support::stack;
@@ -20,7 +21,11 @@ async fn provision_is_refused_when_its_first_record_cannot_be_written() {
         .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -58,7 +63,7 @@ async fn an_unrecorded_provision_is_rolled_back() {
         .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(body["error"]["code"], ErrorCode::AuditUnavailable.as_str());
     assert_eq!(s.counts.provisions.load(Ordering::SeqCst), 1);
     assert_eq!(s.counts.teardowns.load(Ordering::SeqCst), 1, "rolled back");
     let (_, view) = s
@@ -88,7 +93,7 @@ async fn teardown_is_refused_when_its_record_cannot_be_written() {
         )
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(body["error"]["code"], ErrorCode::AuditUnavailable.as_str());
     assert_eq!(
         s.counts.teardowns.load(Ordering::SeqCst),
         0,
@@ -111,7 +116,11 @@ async fn an_unrecorded_run_is_refused_and_cancelled_at_the_worker() {
     s.hatch.inject_append_failure(true);
     let (status, body) = s.submit("ws-audit", &["hold [ralph:hold]"]).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()

@@ -341,15 +341,15 @@ async fn an_engine_that_does_not_answer_at_first_is_never_gone() {
     // Whether "ghost" exists cannot be known: 503, never 404.
     assert_eq!(
         refusal(client.status("ghost", quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     assert_eq!(
         refusal(client.teardown("ghost", quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     assert_eq!(
         refusal(client.list(quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     // A provision meanwhile fails with the engine's own words, touching nothing.
     let failed = client

@@ -183,8 +183,14 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
         Ok(answer) => panic!("hearth answered {answer:?}"),
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(refused(status.map(|_| ())), (503, "rediscovering".into()));
-    assert_eq!(refused(teardown.map(|_| ())), (503, "rediscovering".into()));
+    assert_eq!(
+        refused(status.map(|_| ())),
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
+    );
+    assert_eq!(
+        refused(teardown.map(|_| ())),
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
+    );
     assert!(exited.success(), "hearth exited {exited}");
     assert_eq!(
         left,

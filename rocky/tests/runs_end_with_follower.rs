@@ -5,6 +5,7 @@
 
 mod support;
 
+use rocky::api::ErrorCode;
 use std::time::{Duration, Instant};
 
 use rocky::console::Deadlines;
@@ -288,7 +289,11 @@ async fn an_unconfirmed_submission_is_cancelled_by_its_nonce() {
     s.provision("ws-lost-answer").await;
     let (status, body) = s.submit("ws-lost-answer", &["wait [ralph:hold]"]).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "worker_unreachable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkerUnreachable.as_str(),
+        "{body}"
+    );
     support::wait_for("the worker's swallowed answer", || {
         !proxy.knobs.swallowed.lock().expect("lock").is_empty()
     })

@@ -5,6 +5,7 @@
 
 mod support;
 
+use rocky::api::ErrorCode;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -88,7 +89,11 @@ async fn an_impostor_without_the_key_gets_no_record_and_no_run() {
     let prompts = ["a", "b", "c", "d"];
     let (status, body) = s.submit("ws-imp", &prompts).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "worker_unauthenticated", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkerUnauthenticated.as_str(),
+        "{body}"
+    );
     assert_eq!(
         body["error"]["message"],
         "console→worker: the worker's 202 is not authenticated: it carries no MAC; no run is \

@@ -8,6 +8,7 @@
 //! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
+use rocky::api::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -139,7 +140,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
                     if refused {
                         return rocky::http::error(
                             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "rediscovering",
+                            ErrorCode::Rediscovering,
                             "hearth is rediscovering its workspaces",
                         );
                     }
@@ -337,7 +338,11 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
         )
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert_eq!(
         s.status_of("fail-ws").await,
         "failed",
@@ -345,7 +350,11 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
     );
     let (status, body) = s.submit("fail-ws").await;
     assert_eq!(status, 409, "a failed workspace admits no run: {body}");
-    assert_eq!(body["error"]["code"], "workspace_not_ready", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkspaceNotReady.as_str(),
+        "{body}"
+    );
     s.hatch.inject_append_failure(false);
     assert_eq!(s.kinds(), ["hearth.provisioning_started", "hearth.failed"]);
 }
@@ -379,7 +388,11 @@ async fn past_its_deadline_the_console_records_the_failure_hearth_reports() {
     s.gate.send_replace(Gate::Unhealthy);
     let (status, body) = answer(task).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "provisioning_failed", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::ProvisioningFailed.as_str(),
+        "{body}"
+    );
     assert_eq!(s.status_of("slow-failing").await, "failed");
     let records = s.records();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -399,7 +412,11 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
     .await;
     let (status, body) = answer(s.provision_in_background("slow-pending")).await;
     assert_eq!(status, 504, "{body}");
-    assert_eq!(body["error"]["code"], "provisioning_unsettled", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::ProvisioningUnsettled.as_str(),
+        "{body}"
+    );
     assert_eq!(s.status_of("slow-pending").await, "provisioning");
     let (status, body) = s.submit("slow-pending").await;
     assert_eq!(status, 409, "{body}");
@@ -454,7 +471,11 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
         )
         .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "teardown_failed", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::TeardownFailed.as_str(),
+        "{body}"
+    );
     assert_eq!(
         s.status_of("ws-busy").await,
         "ready",

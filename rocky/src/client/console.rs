@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::api::ErrorCode;
 use crate::api::console::{CreateWorkspace, SubmitRequest, paths};
 
 /// Longest any call waits unless told otherwise (a provision covers image start and health).
@@ -44,9 +45,12 @@ impl Answer {
         serde_json::from_value(self.body.clone())
     }
 
-    /// `error.code` of an error answer.
-    pub fn error_code(&self) -> Option<&str> {
-        self.body["error"]["code"].as_str()
+    /// `error.code` of an error answer (none when the body is not one, or names no known
+    /// code).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.body["error"]["code"]
+            .as_str()
+            .and_then(ErrorCode::parse)
     }
 
     /// `code: message` of an error answer, or the raw body.

@@ -10,6 +10,7 @@ mod runs;
 mod stream;
 mod workspaces;
 
+use crate::api::ErrorCode;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -203,7 +204,7 @@ impl Console {
 pub(crate) fn lost(what: &str, e: tokio::task::JoinError) -> crate::http::ApiError {
     crate::http::ApiError::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ErrorCode::Internal,
         format!("the {what} ended without an answer: {e}"),
     )
 }

@@ -11,6 +11,7 @@
 //! repeat. The signed target is the whole request target, path and query as sent. A verifier that
 //! holds a [`ReplayGuard`](super::ReplayGuard) accepts each signature once ([`Keyring::verify_once`]).
 
+use crate::api::ErrorCode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -48,11 +49,11 @@ pub enum BearerError {
 
 impl BearerError {
     /// The error code a 401 carries: `replayed` for a replay, `unauthorized` otherwise.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            BearerError::Replay(super::ReplayError::Replayed) => "replayed",
-            BearerError::Replay(super::ReplayError::Full(_)) => "replay_memory_full",
-            _ => "unauthorized",
+            BearerError::Replay(super::ReplayError::Replayed) => ErrorCode::Replayed,
+            BearerError::Replay(super::ReplayError::Full(_)) => ErrorCode::ReplayMemoryFull,
+            _ => ErrorCode::Unauthorized,
         }
     }
 }
@@ -468,7 +469,7 @@ mod tests {
         assert_eq!(once(NOW), Ok("v1".into()));
         for later in [NOW, NOW + 1, NOW + 30] {
             let err = once(later).unwrap_err();
-            assert_eq!(err.code(), "replayed");
+            assert_eq!(err.code(), ErrorCode::Replayed);
             assert!(err.to_string().contains("replayed"), "{err}");
         }
         // A fresh signature for the same request is fine.

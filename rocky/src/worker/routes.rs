@@ -1,6 +1,7 @@
 //! The worker's routes: submit, stream, cancel (by run id, or by the submission's nonce when
 //! its caller never learned the run id). Each checks the bearer first.
 
+use crate::api::ErrorCode;
 use std::sync::Arc;
 
 use axum::Json;
@@ -69,7 +70,7 @@ impl Worker {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no run {run_id}"),
                 )
             })
@@ -95,7 +96,7 @@ impl Worker {
         if active >= MAX_ACTIVE_RUNS {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_runs",
+                ErrorCode::TooManyRuns,
                 format!("{active} runs are executing, the most this worker runs at once"),
             ));
         }
@@ -117,22 +118,28 @@ pub(super) async fn submit(
     };
     let run: SubmitRun = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e.to_string(),
+            );
+        }
     };
     if let Err(why) = crate::worker_limits::check_prompts(&run.prompts) {
-        return error(StatusCode::BAD_REQUEST, "bad_request", why);
+        return error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, why);
     }
     if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
         return error(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("max_ralph_iters must be 1..={MAX_RALPH_ITERS}"),
         );
     }
     if worker.nonce_forbidden(&signer.nonce) {
         return error(
             StatusCode::CONFLICT,
-            "cancelled",
+            ErrorCode::Cancelled,
             "this submission was cancelled before it arrived",
         );
     }
@@ -275,7 +282,7 @@ pub(super) async fn events(
             Err(_) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("Last-Event-ID {v:?} is not a frame seq"),
                 );
             }
@@ -283,7 +290,7 @@ pub(super) async fn events(
         Some(Err(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "Last-Event-ID is not text",
             );
         }

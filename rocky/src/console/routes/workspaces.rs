@@ -1,6 +1,7 @@
 //! The workspace routes: each one authorises, checks its input, and calls the console's
 //! workspace logic ([`crate::console::workspaces`]), which provisions and tears down.
 
+use crate::api::ErrorCode;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -23,7 +24,7 @@ pub(super) async fn create_workspace(
     let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
     let req: CreateWorkspace = parse(body)?;
     crate::slug::validate(&req.slug)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_slug", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadSlug, e.to_string()))?;
     let profile = console
         .config
         .tiers
@@ -33,7 +34,7 @@ pub(super) async fn create_workspace(
             let known: Vec<&str> = console.config.tiers.keys().map(String::as_str).collect();
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "unknown_tier",
+                ErrorCode::UnknownTier,
                 format!(
                     "unknown tier {:?}; known tiers: {}",
                     req.tier,
