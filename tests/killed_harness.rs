@@ -188,11 +188,14 @@ fn spawn_hearth(socket: &std::path::Path, session: &str, log: &std::path::Path) 
     rocky_e2e::binaries::ensure_built().expect("build hearth");
     let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs())
         .expect("cargo test builds hearth");
+    let args = rocky::cli::HearthArgs {
+        health_timeout: std::time::Duration::from_secs(60),
+        session: Some(session.to_owned()),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(socket)
+    };
     let mut child = Command::new(hearth)
-        .arg("--socket")
-        .arg(socket)
-        .args(["--driver", "local-docker", "--session", session])
-        .args(["--health-timeout", "60s", "--exit-on-stdin-eof"])
+        .args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
