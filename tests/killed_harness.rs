@@ -4,6 +4,7 @@
 //! one adopts the workspace still becoming healthy, never removes it. Needs a Docker engine:
 //! runs with `ROCKY_E2E=1`, and says it is skipped otherwise.
 
+use rocky::api::console::paths;
 use std::io::BufRead;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -106,7 +107,7 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
     let answer = console
         .send(
             reqwest::Method::POST,
-            "/api/hearth/workspaces",
+            paths::WORKSPACES,
             Some(br#"{"slug":"killed","tier":"solo"}"#.to_vec()),
             None,
             DEADLINE,

@@ -7,6 +7,7 @@
 //! Needs `strace` (`apt-get install -y strace`): without it the test says so loudly and passes,
 //! except under CI (`CI` set), where it fails.
 
+use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -192,7 +193,7 @@ async fn stop(mut strace: tokio::process::Child) {
 /// The answer's status and, for an error, its message.
 async fn provision(http: &reqwest::Client, url: &str, slug: &str) -> (u16, String) {
     let response = http
-        .post(format!("{url}/api/hearth/workspaces"))
+        .post(format!("{url}{}", paths::WORKSPACES))
         .bearer_auth(TOKEN)
         .json(&serde_json::json!({"slug": slug, "tier": "solo"}))
         .timeout(PATIENCE)

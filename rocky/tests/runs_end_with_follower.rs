@@ -6,6 +6,7 @@
 mod support;
 
 use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use std::time::{Duration, Instant};
 
 use rocky::console::Deadlines;
@@ -84,7 +85,7 @@ async fn the_slots_of_64_abandoned_runs_come_back() {
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-abandon",
+            &paths::workspace("ws-abandon"),
             None,
         )
         .await;
@@ -131,7 +132,7 @@ async fn teardown_of_20_runs_on_a_paused_worker_answers_within_its_deadline() {
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-paused",
+            &paths::workspace("ws-paused"),
             None,
         )
         .await;
@@ -197,11 +198,7 @@ async fn teardown_cancels_its_runs_concurrently() {
     // most three would reach the worker.
     *proxy.knobs.cancel_delay.lock().expect("delay lock") = Duration::from_millis(600);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-slow",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-slow"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     for id in &ids {

@@ -6,6 +6,7 @@
 mod support;
 
 use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
@@ -102,11 +103,7 @@ async fn an_impostor_without_the_key_gets_no_record_and_no_run() {
     );
     // No run view for the impostor's run id.
     let (status, view) = s
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/ralph/runs/{IMPOSTOR_RUN}"),
-            None,
-        )
+        .call(reqwest::Method::GET, &paths::run(IMPOSTOR_RUN), None)
         .await;
     assert_eq!(status, 404, "{view}");
     assert_eq!(
@@ -192,7 +189,7 @@ async fn every_refused_frame_is_counted_and_the_first_ones_kept() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
+            paths::RUNS,
             Some(serde_json::json!({
                 "workspace": "ws-flood",
                 "prompts": ["[ralph:never]"],

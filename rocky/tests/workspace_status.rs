@@ -9,6 +9,7 @@
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
 use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -235,7 +236,7 @@ impl Stack {
                 &http,
                 &url,
                 reqwest::Method::POST,
-                "/api/hearth/workspaces",
+                paths::WORKSPACES,
                 Some(body),
             )
             .await
@@ -244,11 +245,7 @@ impl Stack {
 
     async fn status_of(&self, slug: &str) -> String {
         let (status, view) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/hearth/workspaces/{slug}"),
-                None,
-            )
+            .call(reqwest::Method::GET, &paths::workspace(slug), None)
             .await;
         assert_eq!(status, 200, "GET workspace {slug}: {view}");
         view["status"].as_str().unwrap_or_default().to_owned()
@@ -257,7 +254,7 @@ impl Stack {
     async fn submit(&self, slug: &str) -> (u16, serde_json::Value) {
         self.call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
+            paths::RUNS,
             Some(serde_json::json!({"workspace": slug, "prompts": ["write the spec"]})),
         )
         .await
@@ -323,7 +320,7 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/hearth/workspaces",
+            paths::WORKSPACES,
             Some(serde_json::json!({"slug": "fail-ws", "tier": "solo"})),
         )
         .await;
@@ -331,11 +328,7 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
     assert_eq!(s.status_of("fail-ws").await, "failed");
     s.hatch.inject_append_failure(true);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/fail-ws",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("fail-ws"), None)
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(
@@ -444,7 +437,7 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/slow-pending",
+            &paths::workspace("slow-pending"),
             None,
         )
         .await;
@@ -457,18 +450,14 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/hearth/workspaces",
+            paths::WORKSPACES,
             Some(serde_json::json!({"slug": "ws-busy", "tier": "solo"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
     s.teardown_unavailable.store(1, Ordering::SeqCst);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-busy",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-busy"), None)
         .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(
@@ -483,11 +472,7 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
     );
     // hearth answers again: the teardown goes through.
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-busy",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-busy"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(s.status_of("ws-busy").await, "tier_torn_down");

@@ -1,6 +1,7 @@
 //! Runs one operation against the real stack and reports what it answered: the HTTP status
 //! of each call (compared with the model's), plus the run ids it learned.
 
+use rocky::api::console::paths;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -71,19 +72,19 @@ impl Stack {
     async fn provision(&self, w: usize, tier: &str) -> Result<u16, Violation> {
         let body = serde_json::json!({"slug": SLUGS[w], "tier": tier});
         Ok(self
-            .call(reqwest::Method::POST, "/api/hearth/workspaces", Some(body))
+            .call(reqwest::Method::POST, paths::WORKSPACES, Some(body))
             .await?
             .0)
     }
 
     async fn teardown(&self, w: usize) -> Result<u16, Violation> {
-        let path = format!("/api/hearth/workspaces/{}", SLUGS[w]);
+        let path = paths::workspace(SLUGS[w]);
         Ok(self.call(reqwest::Method::DELETE, &path, None).await?.0)
     }
 
     /// The console's status of `w` (`None`: 404).
     pub async fn console_status(&self, w: usize) -> Result<Option<String>, Violation> {
-        let path = format!("/api/hearth/workspaces/{}", SLUGS[w]);
+        let path = paths::workspace(SLUGS[w]);
         let (code, body) = self.call(reqwest::Method::GET, &path, None).await?;
         match code {
             200 => Ok(body["status"].as_str().map(str::to_owned)),
@@ -97,7 +98,7 @@ impl Stack {
 
     /// The console's view of run `id`: its status and the whole view.
     pub async fn run_view(&self, id: &str) -> Result<(String, serde_json::Value), Violation> {
-        let path = format!("/api/ralph/runs/{id}");
+        let path = paths::run(id);
         let (code, body) = self.call(reqwest::Method::GET, &path, None).await?;
         if code != 200 {
             return Err(Violation::new(
@@ -112,7 +113,7 @@ impl Stack {
         let (prompts, iters) = prompts(kind);
         let body = serde_json::json!({"workspace": SLUGS[w], "prompts": prompts, "max_ralph_iters": iters});
         let (code, answer) = self
-            .call(reqwest::Method::POST, "/api/ralph/runs", Some(body))
+            .call(reqwest::Method::POST, paths::RUNS, Some(body))
             .await?;
         if code == 202
             && let Some(id) = answer["run_id"].as_str()
@@ -169,7 +170,7 @@ impl Stack {
             Op::ProvisionBroken(w) => done.answers.push(self.provision(w, "broken").await?),
             Op::ProvisionHangUp(w) if expect.answers == [201] => {
                 let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"}).to_string();
-                let req = Self::raw("POST", "/api/hearth/workspaces", &body);
+                let req = Self::raw("POST", paths::WORKSPACES, &body);
                 done.answers.push(
                     self.hang_up(w, req, &["provisioning", "ready"], "ready")
                         .await?,
@@ -180,7 +181,7 @@ impl Stack {
                 let before = self.console_status(w).await?;
                 let post = {
                     let http = self.http.clone();
-                    let url = format!("{}/api/hearth/workspaces", self.console_url);
+                    let url = format!("{}{}", self.console_url, paths::WORKSPACES);
                     let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"});
                     tokio::spawn(async move {
                         http.post(url)
@@ -220,11 +221,7 @@ impl Stack {
                 }
             }
             Op::TeardownHangUp(w) if expect.answers == [200] && !expect.records.is_empty() => {
-                let req = Self::raw(
-                    "DELETE",
-                    &format!("/api/hearth/workspaces/{}", SLUGS[w]),
-                    "",
-                );
+                let req = Self::raw("DELETE", &paths::workspace(SLUGS[w]), "");
                 let before = self.count_records("hearth.decommissioned", SLUGS[w]);
                 done.answers.push(
                     self.hang_up(

@@ -19,6 +19,8 @@ pub struct ConsoleClient {
     base_url: String,
     /// `Authorization: Bearer` for every call that does not name its own.
     token: Option<String>,
+    /// How long each typed call may take.
+    deadline: Duration,
     /// One pool, connections kept alive.
     http: reqwest::Client,
 }
@@ -26,6 +28,8 @@ pub struct ConsoleClient {
 /// The console's answer: status and body (JSON, or the raw text when it was not JSON).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
+    /// `METHOD /path` it answers.
+    pub request: String,
     pub status: u16,
     pub body: serde_json::Value,
 }
@@ -73,8 +77,15 @@ impl ConsoleClient {
         ConsoleClient {
             base_url: base_url.into(),
             token: None,
+            deadline: DEFAULT_DEADLINE,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Typed calls made with this client give up after `deadline`.
+    pub fn with_deadline(mut self, deadline: Duration) -> ConsoleClient {
+        self.deadline = deadline;
+        self
     }
 
     /// Calls made with this client carry `token`.
@@ -116,7 +127,11 @@ impl ConsoleClient {
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(failed)?;
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        Ok(Answer { status, body })
+        Ok(Answer {
+            request,
+            status,
+            body,
+        })
     }
 
     async fn call(
@@ -125,7 +140,7 @@ impl ConsoleClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ConsoleError> {
-        self.send(method, path, body, None, DEFAULT_DEADLINE).await
+        self.send(method, path, body, None, self.deadline).await
     }
 
     /// `POST /api/hearth/workspaces`.

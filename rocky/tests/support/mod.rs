@@ -6,6 +6,7 @@
 
 pub mod proxy;
 
+use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -275,7 +276,7 @@ impl Stack {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
-                "/api/hearth/workspaces",
+                paths::WORKSPACES,
                 Some(serde_json::json!({"slug": slug, "tier": "solo"})),
             )
             .await;
@@ -286,7 +287,7 @@ impl Stack {
     pub async fn submit(&self, slug: &str, prompts: &[&str]) -> (u16, serde_json::Value) {
         self.call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
+            paths::RUNS,
             Some(serde_json::json!({"workspace": slug, "prompts": prompts})),
         )
         .await
@@ -343,7 +344,7 @@ impl Stack {
             let (status, view) = self
                 .call(
                     reqwest::Method::GET,
-                    &format!("/api/ralph/runs/{run_id}?wait=100ms"),
+                    &format!("{}?wait=100ms", paths::run(run_id)),
                     None,
                 )
                 .await;
