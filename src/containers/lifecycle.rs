@@ -342,7 +342,10 @@ impl ServiceContainers {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one container's whole description, named at each call"
+)]
 async fn start_service(
     cfg: &Config<'_>,
     network: &str,

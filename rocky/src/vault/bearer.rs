@@ -132,7 +132,10 @@ impl Keyring {
 
     /// [`verify`](Keyring::verify), then refuses a bearer whose signature `guard` has seen
     /// within the skew window (`BearerError::Replay`). `target` is the path and query.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the token's fields, each named at the call site"
+    )]
     pub fn verify_once(
         &self,
         guard: &super::ReplayGuard,

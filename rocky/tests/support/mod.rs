@@ -2,7 +2,10 @@
 //! on a real unix socket, a real worker and the console, both served on loopback, driven over
 //! HTTP. The worker's answers are recorded, and it can be killed (its server and every
 //! connection dropped at once, as a SIGKILL would).
-#![allow(dead_code)] // each test file uses its own part of the support
+#![allow(
+    dead_code,
+    reason = "each test file uses its own part of the support, so an expectation cannot hold in all"
+)]
 
 pub mod proxy;
 
