@@ -65,25 +65,16 @@ fn missing_paths(doc: &str, text: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_path_architecture_md_names_exists() {
-    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
-    let missing = missing_paths("ARCHITECTURE.md", &text);
-    assert!(
-        missing.is_empty(),
-        "ARCHITECTURE.md names paths that do not exist:\n{}",
-        missing.join("\n")
-    );
-}
-
-#[test]
-fn every_path_conventions_md_names_exists() {
-    let text = std::fs::read_to_string(root().join("CONVENTIONS.md")).unwrap();
-    let missing = missing_paths("CONVENTIONS.md", &text);
-    assert!(
-        missing.is_empty(),
-        "CONVENTIONS.md names paths that do not exist:\n{}",
-        missing.join("\n")
-    );
+fn every_path_architecture_md_and_conventions_md_name_exists() {
+    for doc in ["ARCHITECTURE.md", "CONVENTIONS.md"] {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        let missing = missing_paths(doc, &text);
+        assert!(
+            missing.is_empty(),
+            "{doc} names paths that do not exist:\n{}",
+            missing.join("\n")
+        );
+    }
 }
 
 #[test]

@@ -4,12 +4,12 @@
 //! one adopts the workspace still becoming healthy, never removes it. Needs a Docker engine:
 //! runs with `ROCKY_E2E=1`, and says it is skipped otherwise.
 
-use rocky::api::console::paths;
 use std::io::BufRead;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rocky::api::console::paths;
 use rocky::client::ConsoleClient;
 use rocky::docker::labels;
 use rocky::docker::sweep::{list_labelled_objects, process_alive, sweep_stale};

@@ -1,7 +1,6 @@
 //! What the three HTTP servers (hearth, console, worker) share: the contract's error body and
 //! serving a router until shutdown.
 
-use crate::api::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
+
+use crate::api::ErrorCode;
 
 pub use crate::api::{ErrorBody, ErrorDetail};
 

@@ -4,10 +4,10 @@
 
 mod support;
 
-use rocky::api::ErrorCode;
-use rocky::api::console::paths;
 use std::sync::atomic::Ordering;
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use support::stack;
 
 fn create() -> Option<serde_json::Value> {

@@ -7,13 +7,13 @@
 //! Needs `strace` (`apt-get install -y strace`): without it the test says so loudly and passes,
 //! except under CI (`CI` set), where it fails.
 
-use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
 use rocky::auth::{Principal, Role};
 use rocky::hatch::{EventKind, HatchOptions, SyncMode, default_key_path, read_file};

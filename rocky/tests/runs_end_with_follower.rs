@@ -5,10 +5,10 @@
 
 mod support;
 
-use rocky::api::ErrorCode;
-use rocky::api::console::paths;
 use std::time::{Duration, Instant};
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::console::Deadlines;
 use rocky::kahn::RunStatus;
 use support::{Options, PATIENCE, Stack, stack_with};

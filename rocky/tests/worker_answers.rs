@@ -5,12 +5,12 @@
 
 mod support;
 
-use rocky::api::ErrorCode;
-use rocky::api::console::paths;
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::kahn::{Frame, NodeState, RunStatus};
 use support::{Options, stack_with};
 

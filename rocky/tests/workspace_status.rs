@@ -8,13 +8,13 @@
 //! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
-use rocky::api::ErrorCode;
-use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};

@@ -1,7 +1,6 @@
 //! Runs one operation against the real stack and reports what it answered: the HTTP status
 //! of each call (compared with the model's), plus the run ids it learned.
 
-use rocky::api::console::paths;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -10,6 +9,8 @@ use super::check::{Violation, wait_for};
 use super::model::Expect;
 use super::ops::{FaultTarget, Op, RunKind, SLUGS};
 use super::stack::{RUN_DEADLINE, Stack, TOKEN};
+
+use rocky::api::console::paths;
 
 /// What an operation did.
 #[derive(Default)]

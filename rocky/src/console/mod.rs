@@ -10,7 +10,6 @@ mod runs;
 mod stream;
 mod workspaces;
 
-use crate::api::ErrorCode;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +22,7 @@ use crate::client::worker::WorkerClient;
 use crate::hatch::Hatch;
 use crate::hearth::client::HearthClient;
 
+use crate::api::ErrorCode;
 use crate::tier::TierProfile;
 use crate::vault::Keyring;
 

@@ -13,7 +13,6 @@
 //! The worker backs all of this up with its follow lease: a run nobody follows ends
 //! `cancelled` on its own, so a cancel that could not be delivered still ends.
 
-use crate::api::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -21,6 +20,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use super::{Console, RunEntry, RunView, WorkspaceView};
+use crate::api::ErrorCode;
 use crate::api::console::SubmitRequest;
 use crate::api::worker::{RunAccepted, SubmitRun};
 use crate::client::worker::{CancelError, SubmitError, Unconfirmed};

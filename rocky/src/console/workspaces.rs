@@ -22,7 +22,6 @@
 //! | record | `hearth.decommission_started` | (refused: undo *mark*) |
 //! | unmake | hearth tears down; the view mirrors hearth's answer | (hearth keeps what it could not remove) |
 
-use crate::api::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ use axum::http::StatusCode;
 use tokio::sync::{OwnedMutexGuard, watch};
 
 use super::{Console, WorkspaceView, lost};
+use crate::api::ErrorCode;
 use crate::api::hearth::{DeploymentRef, StatusReport};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;

@@ -8,7 +8,6 @@
 //! answers 503 `rediscovering` about any slug it cannot place, never 404: a workspace it has
 //! not found yet may well exist.
 
-use crate::api::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use super::driver::{Driver, Found, HealthCheck, Provisioned};
 use super::{
     DeploymentRef, DriverTimings, ProvisionRequest, Status, StatusReport, TeardownRequest,
 };
+use crate::api::ErrorCode;
 use crate::http::error;
 
 /// How a provision ended: what it made, or why not with what of it could not be removed.

@@ -11,11 +11,12 @@
 //! repeat. The signed target is the whole request target, path and query as sent. A verifier that
 //! holds a [`ReplayGuard`](super::ReplayGuard) accepts each signature once ([`Keyring::verify_once`]).
 
-use crate::api::ErrorCode;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::Keyring;
+
+use crate::api::ErrorCode;
 
 type HmacSha256 = Hmac<Sha256>;
 

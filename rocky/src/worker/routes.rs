@@ -1,7 +1,6 @@
 //! The worker's routes: submit, stream, cancel (by run id, or by the submission's nonce when
 //! its caller never learned the run id). Each checks the bearer first.
 
-use crate::api::ErrorCode;
 use std::sync::Arc;
 
 use axum::Json;
@@ -12,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::run::{self, RunLog};
 use super::{MAX_RALPH_ITERS, RunAccepted, SubmitRun, Worker};
+use crate::api::ErrorCode;
 use crate::api::worker::RunState;
 use crate::http::{ApiError, error};
 use crate::vault::{self, ANSWER_MAC_HEADER, Answer};
@@ -58,6 +58,22 @@ impl Worker {
                 )))
             }
         }
+    }
+
+    /// For a request about run `run_id` (no body): who signed it and the run's frame log, or
+    /// the 401 or 404 to answer.
+    fn signed_run(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &Uri,
+        run_id: &str,
+    ) -> Result<(Signer, Arc<RunLog>), Box<Response>> {
+        let signer = self.check_bearer(headers, method, uri, b"")?;
+        let log = self
+            .run_log(run_id)
+            .map_err(|not_found| Box::new(not_found.into_response()))?;
+        Ok((signer, log))
     }
 
     /// The frame log of `run_id`, or the 404 that names it.
@@ -191,17 +207,14 @@ pub(super) async fn state(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    match worker.run_log(&run_id) {
-        Ok(log) => Json(RunState {
+    match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok((_, log)) => Json(RunState {
             run_id,
             status: log.status(),
             followers: log.followers(),
         })
         .into_response(),
-        Err(not_found) => not_found.into_response(),
+        Err(refused) => *refused,
     }
 }
 
@@ -214,15 +227,12 @@ pub(super) async fn cancel(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    match worker.run_log(&run_id) {
-        Ok(log) => {
+    match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok((_, log)) => {
             log.cancel();
             StatusCode::ACCEPTED.into_response()
         }
-        Err(not_found) => not_found.into_response(),
+        Err(refused) => *refused,
     }
 }
 
@@ -266,13 +276,9 @@ pub(super) async fn events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let signer = match worker.check_bearer(&headers, &method, &uri, b"") {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let log = match worker.run_log(&run_id) {
-        Ok(log) => log,
-        Err(not_found) => return not_found.into_response(),
+    let (signer, log) = match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok(found) => found,
+        Err(refused) => return *refused,
     };
     // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
     let after = match headers.get("last-event-id").map(|v| v.to_str()) {

@@ -9,12 +9,12 @@
 
 pub mod proxy;
 
-use rocky::api::console::paths;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};

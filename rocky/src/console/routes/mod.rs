@@ -1,7 +1,6 @@
 //! The console's route handlers. Each one checks auth, then input, and only then acts, so a
 //! refused request changes nothing and writes no HATCH record.
 
-use crate::api::ErrorCode;
 use std::sync::Arc;
 
 use axum::Router;
@@ -13,6 +12,7 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use super::Console;
+use crate::api::ErrorCode;
 use crate::api::console::paths;
 use crate::auth::{Principal, Right};
 use crate::http::ApiError;

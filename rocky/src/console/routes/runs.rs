@@ -1,7 +1,6 @@
 //! The run routes: they parse, authorise and call the run logic in `console/runs.rs`
 //! (admission, submission, reading a run, optionally waiting for its end).
 
-use crate::api::ErrorCode;
 use std::time::Duration;
 
 use axum::Json;
@@ -13,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Shared, authorize, parse};
+use crate::api::ErrorCode;
 use crate::api::console::SubmitRequest;
 use crate::auth::Right;
 use crate::console::RunView;

@@ -1,7 +1,6 @@
 //! The workspace routes: each one authorises, checks its input, and calls the console's
 //! workspace logic ([`crate::console::workspaces`]), which provisions and tears down.
 
-use crate::api::ErrorCode;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -10,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{Shared, authorize, parse};
+use crate::api::ErrorCode;
 use crate::api::console::{CreateWorkspace, TeardownView};
 use crate::auth::Right;
 use crate::console::{WorkspaceView, workspace};
