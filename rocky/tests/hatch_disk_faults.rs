@@ -135,22 +135,20 @@ impl Setup {
             .args(["-e", "trace=fdatasync", "-e"])
             .arg(format!("inject={inject}"))
             .arg(env!("CARGO_BIN_EXE_console"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--worker-url",
-                "http://127.0.0.1:9",
-            ])
-            .arg("--hearth-socket")
-            .arg(&self.socket)
-            .arg("--hatch")
-            .arg(self.hatch())
-            .arg("--tokens")
-            .arg(dir.join("tokens.yaml"))
-            .arg("--vault")
-            .arg(dir.join("vault.yaml"))
-            .arg("--tiers")
-            .arg(dir.join("tiers"))
+            .args(
+                rocky::cli::ConsoleArgs {
+                    vault: Some(dir.join("vault.yaml")),
+                    tiers: dir.join("tiers"),
+                    ..rocky::cli::ConsoleArgs::new(
+                        "127.0.0.1:0",
+                        &self.socket,
+                        "http://127.0.0.1:9",
+                        self.hatch(),
+                        dir.join("tokens.yaml"),
+                    )
+                }
+                .to_args(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -146,11 +146,13 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
+    let args = rocky::cli::HearthArgs {
+        session: Some(session.clone()),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(&socket)
+    };
     let mut hearth = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--driver", "local-docker", "--session", &session])
-        .arg("--exit-on-stdin-eof")
+        .args(args.to_args())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
