@@ -156,21 +156,41 @@ pub async fn stack() -> Stack {
     stack_with(Options::default()).await
 }
 
-pub async fn stack_with(opts: Options) -> Stack {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("hearth.sock");
+/// hearth with the counting fake driver, served on `socket` until the test ends.
+pub fn serve_hearth(socket: &std::path::Path) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
     let hearth = Arc::new(Hearth::new(
         FakeDriver(counts.clone()),
         Duration::from_secs(5),
         Duration::from_secs(5),
     ));
-    let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
+    let listener = rocky::hearth::socket::bind_socket(socket).expect("bind hearth");
     tokio::spawn(rocky::http::serve(
         listener,
         hearth.router(),
         std::future::pending(),
     ));
+    counts
+}
+
+/// The `solo` tier: one stand-in service.
+pub fn solo_profile() -> TierProfile {
+    TierProfile {
+        name: "solo".into(),
+        services: vec![ServiceSpec {
+            name: "cairnet".into(),
+            image: "standin".into(),
+            port: 8080,
+            health: "/healthz".into(),
+            env: Default::default(),
+        }],
+    }
+}
+
+pub async fn stack_with(opts: Options) -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let counts = serve_hearth(&socket);
     let worker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind worker");
@@ -191,16 +211,7 @@ pub async fn stack_with(opts: Options) -> Stack {
     let worker_url = proxy.as_ref().map_or(worker_url, |p| p.url.clone());
     let worker_url = opts.worker_url.clone().unwrap_or(worker_url);
     let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
-    let profile = TierProfile {
-        name: "solo".into(),
-        services: vec![ServiceSpec {
-            name: "cairnet".into(),
-            image: "standin".into(),
-            port: 8080,
-            health: "/healthz".into(),
-            env: Default::default(),
-        }],
-    };
+    let profile = solo_profile();
     let config = ConsoleConfig {
         auth: LocalAuth::from_tokens(vec![(
             TOKEN.into(),
