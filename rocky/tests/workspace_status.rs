@@ -8,6 +8,8 @@
 //! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,8 +18,7 @@ use std::time::Duration;
 use rocky::api::ErrorCode;
 use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
-use rocky::auth::{LocalAuth, Principal, Role};
-use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::console::{ConsoleConfig, Deadlines};
 use rocky::hatch::Hatch;
 use rocky::hearth::client::HearthClient;
 use rocky::hearth::driver::{Driver, Provisioned};
@@ -168,14 +169,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         }],
     };
     let config = ConsoleConfig {
-        auth: LocalAuth::from_tokens(vec![(
-            TOKEN.into(),
-            Principal {
-                name: "admin".into(),
-                role: Role::Admin,
-            },
-        )])
-        .expect("tokens"),
+        auth: support::admin_auth(TOKEN),
         hearth: HearthClient::new(&socket),
         // No worker: every run these tests submit is refused before the worker is called.
         worker_url: "http://127.0.0.1:9".into(),
@@ -184,15 +178,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         tiers: BTreeMap::from([("solo".to_owned(), profile)]),
         deadlines,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind console");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(rocky::http::serve(
-        listener,
-        Console::new(config).router(),
-        std::future::pending(),
-    ));
+    let url = support::serve_console(config).await;
     Stack {
         _dir: dir,
         url,

@@ -187,6 +187,32 @@ pub fn solo_profile() -> TierProfile {
     }
 }
 
+/// LocalAuth that knows one principal, `admin`, by `token`.
+pub fn admin_auth(token: &str) -> LocalAuth {
+    LocalAuth::from_tokens(vec![(
+        token.into(),
+        Principal {
+            name: "admin".into(),
+            role: Role::Admin,
+        },
+    )])
+    .expect("tokens")
+}
+
+/// The console with `config`, served on a loopback port until the test ends: its URL.
+pub async fn serve_console(config: ConsoleConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind console");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(rocky::http::serve(
+        listener,
+        Console::new(config).router(),
+        std::future::pending(),
+    ));
+    url
+}
+
 pub async fn stack_with(opts: Options) -> Stack {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
@@ -213,14 +239,7 @@ pub async fn stack_with(opts: Options) -> Stack {
     let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
     let profile = solo_profile();
     let config = ConsoleConfig {
-        auth: LocalAuth::from_tokens(vec![(
-            TOKEN.into(),
-            Principal {
-                name: "admin".into(),
-                role: Role::Admin,
-            },
-        )])
-        .expect("tokens"),
+        auth: admin_auth(TOKEN),
         hearth: HearthClient::new(&socket),
         worker_url,
         keyring: Keyring::single("v1", SECRET),
@@ -228,15 +247,7 @@ pub async fn stack_with(opts: Options) -> Stack {
         tiers: BTreeMap::from([("solo".to_owned(), profile)]),
         deadlines: opts.deadlines,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind console");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(rocky::http::serve(
-        listener,
-        Console::new(config).router(),
-        std::future::pending(),
-    ));
+    let url = serve_console(config).await;
     Stack {
         _dir: dir,
         url,
