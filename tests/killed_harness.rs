@@ -285,7 +285,7 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
         tokio::spawn(async move { client.provision("slow", &tier, DEADLINE).await })
     };
     // Provisioning, with both containers made and running: killed while it waits on lore.
-    let session_label = [format!("{}={session}", labels::SESSION)];
+    let session_label = [labels::session_filter(&session)];
     let waited = Instant::now();
     loop {
         let objects = list_labelled_objects(&docker, &session_label)

@@ -171,7 +171,7 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
     let teardown = client.teardown("held", Duration::from_secs(10)).await;
     drop(hearth.stdin.take());
     let exited = hearth.wait().expect("wait for hearth");
-    let left = list_labelled_objects(&docker, &[format!("{}={session}", labels::SESSION)])
+    let left = list_labelled_objects(&docker, &[labels::session_filter(&session)])
         .await
         .expect("list")
         .into_iter()

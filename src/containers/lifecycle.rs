@@ -463,7 +463,7 @@ mod tests {
 
     /// Everything labelled with `session`, as `kind name` lines.
     async fn leftovers(docker: &Docker, session: &str) -> Vec<String> {
-        let labels = [format!("{}={session}", labels::SESSION)];
+        let labels = [labels::session_filter(session)];
         rocky::docker::sweep::list_labelled_objects(docker, &labels)
             .await
             .unwrap()

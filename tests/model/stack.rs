@@ -480,8 +480,8 @@ impl Stack {
         let filter = std::collections::HashMap::from([(
             "label".to_owned(),
             vec![
-                format!("{}={}", rocky::docker::labels::SESSION, self.session),
-                format!("{}={slug}", rocky::docker::labels::WORKSPACE),
+                rocky::docker::labels::session_filter(&self.session),
+                rocky::docker::labels::workspace_filter(slug),
             ],
         )]);
         let containers = docker
