@@ -9,7 +9,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rocky::api::console::paths;
 use rocky::client::ConsoleClient;
 use rocky::docker::labels;
 use rocky::docker::sweep::{list_labelled_objects, process_alive, sweep_stale};
@@ -103,15 +102,10 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
     )
     .expect("stack.json is JSON");
     let console = ConsoleClient::new(stack["console_url"].as_str().expect("console_url"))
-        .with_token(stack["admin_token"].as_str().expect("admin_token"));
+        .with_token(stack["admin_token"].as_str().expect("admin_token"))
+        .with_deadline(DEADLINE);
     let answer = console
-        .send(
-            reqwest::Method::POST,
-            paths::WORKSPACES,
-            Some(br#"{"slug":"killed","tier":"solo"}"#.to_vec()),
-            None,
-            DEADLINE,
-        )
+        .create_workspace("killed", "solo")
         .await
         .expect("the console answers");
     assert_eq!(answer.status, 201, "provision: {}", answer.body);

@@ -82,6 +82,12 @@ impl ConsoleClient {
         }
     }
 
+    /// Calls made with this client share `http`'s connection pool.
+    pub fn with_http(mut self, http: reqwest::Client) -> ConsoleClient {
+        self.http = http;
+        self
+    }
+
     /// Typed calls made with this client give up after `deadline`.
     pub fn with_deadline(mut self, deadline: Duration) -> ConsoleClient {
         self.deadline = deadline;
