@@ -11,7 +11,7 @@ use rocky::api::console::paths;
 use support::stack;
 
 fn create() -> Option<serde_json::Value> {
-    Some(serde_json::json!({"slug": "ws-audit", "tier": "solo"}))
+    Some(support::create_body("ws-audit", "solo"))
 }
 
 #[tokio::test]

@@ -216,7 +216,7 @@ impl Stack {
         slug: &str,
     ) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
         let (http, url) = (self.http.clone(), self.url.clone());
-        let body = serde_json::json!({"slug": slug, "tier": "solo"});
+        let body = support::create_body(slug, "solo");
         tokio::spawn(async move {
             call(
                 &http,
@@ -241,7 +241,7 @@ impl Stack {
         self.call(
             reqwest::Method::POST,
             paths::RUNS,
-            Some(serde_json::json!({"workspace": slug, "prompts": ["write the spec"]})),
+            Some(support::submit_body(slug, &["write the spec"])),
         )
         .await
     }
@@ -307,7 +307,7 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
         .call(
             reqwest::Method::POST,
             paths::WORKSPACES,
-            Some(serde_json::json!({"slug": "fail-ws", "tier": "solo"})),
+            Some(support::create_body("fail-ws", "solo")),
         )
         .await;
     assert_eq!(status, 502, "{body}");
@@ -437,7 +437,7 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
         .call(
             reqwest::Method::POST,
             paths::WORKSPACES,
-            Some(serde_json::json!({"slug": "ws-busy", "tier": "solo"})),
+            Some(support::create_body("ws-busy", "solo")),
         )
         .await;
     assert_eq!(status, 201, "{body}");

@@ -10,7 +10,7 @@ use super::model::Expect;
 use super::ops::{FaultTarget, Op, RunKind, SLUGS};
 use super::stack::{RUN_DEADLINE, Stack, TOKEN};
 
-use rocky::api::console::paths;
+use rocky::api::console::{CreateWorkspace, SubmitRequest, paths};
 
 /// What an operation did.
 #[derive(Default)]
@@ -22,6 +22,15 @@ pub struct Done {
 
 /// How long a step may wait for the stack to settle before it fails, naming what it awaited.
 pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// The provision of workspace `w` on `tier`, as JSON.
+fn create_body(w: usize, tier: &str) -> serde_json::Value {
+    serde_json::to_value(CreateWorkspace {
+        slug: SLUGS[w].to_owned(),
+        tier: tier.to_owned(),
+    })
+    .expect("a request serialises")
+}
 
 fn prompts(kind: RunKind) -> (Vec<&'static str>, u32) {
     match kind {
@@ -71,7 +80,7 @@ impl Stack {
     }
 
     async fn provision(&self, w: usize, tier: &str) -> Result<u16, Violation> {
-        let body = serde_json::json!({"slug": SLUGS[w], "tier": tier});
+        let body = create_body(w, tier);
         Ok(self
             .call(reqwest::Method::POST, paths::WORKSPACES, Some(body))
             .await?
@@ -112,7 +121,12 @@ impl Stack {
 
     async fn submit(&self, w: usize, kind: RunKind, done: &mut Done) -> Result<u16, Violation> {
         let (prompts, iters) = prompts(kind);
-        let body = serde_json::json!({"workspace": SLUGS[w], "prompts": prompts, "max_ralph_iters": iters});
+        let body = serde_json::to_value(SubmitRequest {
+            workspace: SLUGS[w].to_owned(),
+            prompts: prompts.iter().map(|p| (*p).to_owned()).collect(),
+            max_ralph_iters: Some(iters),
+        })
+        .expect("a request serialises");
         let (code, answer) = self
             .call(reqwest::Method::POST, paths::RUNS, Some(body))
             .await?;
@@ -170,7 +184,7 @@ impl Stack {
             Op::Provision(w) => done.answers.push(self.provision(w, "solo").await?),
             Op::ProvisionBroken(w) => done.answers.push(self.provision(w, "broken").await?),
             Op::ProvisionHangUp(w) if expect.answers == [201] => {
-                let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"}).to_string();
+                let body = create_body(w, "slow").to_string();
                 let req = Self::raw("POST", paths::WORKSPACES, &body);
                 done.answers.push(
                     self.hang_up(w, req, &["provisioning", "ready"], "ready")
@@ -183,7 +197,7 @@ impl Stack {
                 let post = {
                     let http = self.http.clone();
                     let url = format!("{}{}", self.console_url, paths::WORKSPACES);
-                    let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"});
+                    let body = create_body(w, "slow");
                     tokio::spawn(async move {
                         http.post(url)
                             .bearer_auth(TOKEN)

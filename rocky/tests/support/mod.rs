@@ -156,6 +156,25 @@ pub async fn stack() -> Stack {
     stack_with(Options::default()).await
 }
 
+/// `POST /api/hearth/workspaces` of `slug` on `tier`, as JSON (the body's type is the API's).
+pub fn create_body(slug: &str, tier: &str) -> serde_json::Value {
+    serde_json::to_value(rocky::api::console::CreateWorkspace {
+        slug: slug.to_owned(),
+        tier: tier.to_owned(),
+    })
+    .expect("a request serialises")
+}
+
+/// `POST /api/ralph/runs` of `prompts` in `slug`, as JSON (the console's default cap).
+pub fn submit_body(slug: &str, prompts: &[&str]) -> serde_json::Value {
+    serde_json::to_value(rocky::api::console::SubmitRequest {
+        workspace: slug.to_owned(),
+        prompts: prompts.iter().map(|p| (*p).to_owned()).collect(),
+        max_ralph_iters: None,
+    })
+    .expect("a request serialises")
+}
+
 /// hearth with the counting fake driver, served on `socket` until the test ends.
 pub fn serve_hearth(socket: &std::path::Path) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
@@ -302,7 +321,7 @@ impl Stack {
             .call(
                 reqwest::Method::POST,
                 paths::WORKSPACES,
-                Some(serde_json::json!({"slug": slug, "tier": "solo"})),
+                Some(create_body(slug, "solo")),
             )
             .await;
         assert_eq!(status, 201, "provision {slug}: {body}");
@@ -313,7 +332,7 @@ impl Stack {
         self.call(
             reqwest::Method::POST,
             paths::RUNS,
-            Some(serde_json::json!({"workspace": slug, "prompts": prompts})),
+            Some(submit_body(slug, prompts)),
         )
         .await
     }
