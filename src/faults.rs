@@ -35,13 +35,11 @@ impl Drift {
         }
     }
 
-    /// The same, as `ralph serve` flags.
-    pub fn worker_args(&self) -> Vec<String> {
-        match self {
-            Drift::None => Vec::new(),
-            Drift::Schema(schema) => vec!["--kahn-schema".into(), schema.clone()],
-            Drift::RenameField { from, to } => vec!["--kahn-rename".into(), format!("{from}:{to}")],
-        }
+    /// The same, as `ralph serve` options (a worker started as its own process).
+    pub fn apply_to(&self, serve: &mut rocky::cli::ServeArgs) {
+        let Encoding { schema, rename } = self.encoding();
+        serve.kahn_schema = schema;
+        serve.kahn_rename = rename;
     }
 }
 
@@ -150,12 +148,21 @@ mod tests {
     #[test]
     fn a_drift_becomes_worker_options() {
         let d: Drift = "rename=node_id:nodeId".parse().unwrap();
-        assert_eq!(d.worker_args(), ["--kahn-rename", "node_id:nodeId"]);
+        let mut serve = rocky::cli::ServeArgs::new("0.0.0.0:8080");
+        d.apply_to(&mut serve);
+        let args: Vec<_> = serve.to_args().into_iter().collect();
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "--kahn-rename" && w[1] == "node_id:nodeId"),
+            "{args:?}"
+        );
         assert_eq!(
             d.encoding().rename,
             Some(("node_id".into(), "nodeId".into()))
         );
         assert_eq!(Drift::None.encoding(), Encoding::default());
-        assert!(Drift::None.worker_args().is_empty());
+        let mut serve = rocky::cli::ServeArgs::new("0.0.0.0:8080");
+        Drift::None.apply_to(&mut serve);
+        assert_eq!(serve, rocky::cli::ServeArgs::new("0.0.0.0:8080"));
     }
 }

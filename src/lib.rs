@@ -13,6 +13,7 @@
 //! - [`faults`]: the failure drill's faults the services know nothing about (KAHN drift),
 //!   turned into the services' public options.
 //! - [`chain`]: chain expectations and the gap report every chain assertion goes through.
+//! - [`wait`]: the one bounded poll loop, whose deadline error names what it waited for.
 //! - [`redact`]: volatile values replaced so snapshots are byte-stable.
 //! - [`report`]: the HTML report and the pull request's Markdown.
 //! - [`runner`]: wires features, steps and topology to cucumber-rs; shared by the `scenarios`
@@ -35,3 +36,4 @@ pub mod stack;
 pub mod steps;
 pub mod topology;
 pub mod vocabulary;
+pub mod wait;

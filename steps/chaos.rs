@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use cucumber::{then, when};
-use rocky::api::console::{CreateWorkspace, paths};
+use rocky::api::console::{RunView, WorkspaceView};
 use rocky::hearth::Status;
 
 use super::world::PlayWorld;
+use crate::wait::{Poll, wait_for};
 
 /// Longest a chaos step waits for a condition.
 const SETTLE: Duration = Duration::from_secs(60);
@@ -18,40 +19,31 @@ const POLL: Duration = Duration::from_millis(10);
 /// Polls hearth until it reports `slug` as `want`, or panics naming what it waited for.
 async fn wait_hearth_status(world: &PlayWorld, slug: &str, want: Status) {
     let hearth = world.stack().hearth();
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let mut last;
-    loop {
-        match hearth.status(slug, Duration::from_secs(5)).await {
-            Ok(r) if r.status == want => return,
-            Ok(r) => last = format!("status {}", r.status),
-            Err(e) => last = e.to_string(),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "hearth did not report workspace {slug} as {want} within {}s (last: {last})",
-                SETTLE.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    wait_for(
+        format!("hearth did not report workspace {slug} as {want}"),
+        SETTLE,
+        POLL,
+        async || match hearth.status(slug, Duration::from_secs(5)).await {
+            Ok(r) if r.status == want => Poll::Ready(()),
+            Ok(r) => Poll::Pending(format!("status {}", r.status)),
+            Err(e) => Poll::Pending(e.to_string()),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn provision_body(slug: &str, tier: &str) -> Vec<u8> {
-    serde_json::to_vec(&CreateWorkspace {
-        slug: slug.to_owned(),
-        tier: tier.to_owned(),
-    })
-    .expect("a workspace request serialises")
+/// Provisions `slug` on `tier` in the background.
+fn provision_in_background(world: &mut PlayWorld, slug: String, tier: String) {
+    world.name_workspace(&slug);
+    world.call_in_background(
+        move |console| async move { console.create_workspace(&slug, &tier).await },
+    );
 }
 
 #[when(expr = "I start provisioning workspace {string} on tier {string} in the background")]
 async fn provision_background(world: &mut PlayWorld, slug: String, tier: String) {
-    world.name_workspace(&slug);
-    world.call_in_background(
-        reqwest::Method::POST,
-        paths::WORKSPACES,
-        Some(provision_body(&slug, &tier)),
-    );
+    provision_in_background(world, slug, tier);
 }
 
 #[when(expr = "hearth reports workspace {string} as {string} in time")]
@@ -63,13 +55,16 @@ async fn hearth_reaches(world: &mut PlayWorld, slug: String, status: String) {
 
 #[when(expr = "I tear down workspace {string} in the background")]
 async fn teardown_background(world: &mut PlayWorld, slug: String) {
-    world.call_in_background(reqwest::Method::DELETE, &paths::workspace(&slug), None);
+    world.call_in_background(move |console| async move { console.delete_workspace(&slug).await });
 }
 
 #[when(expr = "I tear down workspace {string} {int} times at once")]
 async fn teardown_many(world: &mut PlayWorld, slug: String, n: usize) {
     for _ in 0..n {
-        world.call_in_background(reqwest::Method::DELETE, &paths::workspace(&slug), None);
+        let slug = slug.clone();
+        world.call_in_background(
+            move |console| async move { console.delete_workspace(&slug).await },
+        );
     }
     world.finish_background().await;
 }
@@ -83,12 +78,7 @@ async fn finish(world: &mut PlayWorld) {
     expr = "I provision workspace {string} on tier {string} and hang up once hearth is provisioning it"
 )]
 async fn provision_and_hang_up(world: &mut PlayWorld, slug: String, tier: String) {
-    world.name_workspace(&slug);
-    world.call_in_background(
-        reqwest::Method::POST,
-        paths::WORKSPACES,
-        Some(provision_body(&slug, &tier)),
-    );
+    provision_in_background(world, slug.clone(), tier);
     wait_hearth_status(world, &slug, Status::Provisioning).await;
     let task = world.background.pop().expect("the request was just sent");
     task.abort();
@@ -142,33 +132,25 @@ async fn last_answers(world: &mut PlayWorld, n: usize, status: u16) {
 
 #[then(expr = "workspace {string} settles as {string}")]
 async fn settles(world: &mut PlayWorld, slug: String, status: String) {
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let token = world.admin();
-    let client = world.console.clone().expect("a stack is running");
-    let mut last;
-    loop {
-        match client
-            .send(
-                reqwest::Method::GET,
-                &paths::workspace(&slug),
-                None,
-                Some(token.as_deref()),
-                Duration::from_secs(5),
-            )
-            .await
-        {
-            Ok(a) if a.status == 200 && a.body["status"] == status.as_str() => return,
-            Ok(a) => last = format!("{} {}", a.status, a.body),
-            Err(e) => last = e.to_string(),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "the console did not report workspace {slug} as {status} within {}s (last: {last})",
-                SETTLE.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let console = world.console().with_deadline(Duration::from_secs(5));
+    wait_for(
+        format!("the console did not report workspace {slug} as {status}"),
+        SETTLE,
+        POLL,
+        async || match console.workspace(&slug).await {
+            Ok(a)
+                if a.status == 200
+                    && a.json::<WorkspaceView>()
+                        .is_ok_and(|v| v.status.as_str() == status) =>
+            {
+                Poll::Ready(())
+            }
+            Ok(a) => Poll::Pending(format!("{} {}", a.status, a.body)),
+            Err(e) => Poll::Pending(e.to_string()),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[when("hearth is killed with SIGKILL")]
@@ -228,33 +210,26 @@ async fn restart_worker(world: &mut PlayWorld) {
 #[when(expr = "the console reports node {int} of the run as {string} in time")]
 async fn node_reaches(world: &mut PlayWorld, node: usize, status: String) {
     let run_id = super::runs::the_run(world, r#"When the run in workspace "{workspace}" ends"#);
-    let token = world.admin();
-    let client = world.console.clone().expect("a stack is running");
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    let mut last;
-    loop {
-        match client
-            .send(
-                reqwest::Method::GET,
-                &paths::run(&run_id),
-                None,
-                Some(token.as_deref()),
-                Duration::from_secs(5),
-            )
-            .await
-        {
-            Ok(a) if a.status == 200 && a.body["nodes"][node - 1]["status"] == status.as_str() => {
-                return;
+    let console = world.console().with_deadline(Duration::from_secs(5));
+    wait_for(
+        format!("the console did not report node {node} of run {run_id} as {status}"),
+        SETTLE,
+        POLL,
+        async || match console.run(&run_id, None).await {
+            Ok(a)
+                if a.status == 200
+                    && a.json::<RunView>().is_ok_and(|v| {
+                        v.nodes
+                            .get(node - 1)
+                            .is_some_and(|n| n.status.as_str() == status)
+                    }) =>
+            {
+                Poll::Ready(())
             }
-            Ok(a) => last = format!("{} {}", a.status, a.body),
-            Err(e) => last = e.to_string(),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!(
-                "the console did not report node {node} of run {run_id} as {status} within {}s (last: {last})",
-                SETTLE.as_secs()
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
+            Ok(a) => Poll::Pending(format!("{} {}", a.status, a.body)),
+            Err(e) => Poll::Pending(e.to_string()),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }

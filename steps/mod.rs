@@ -10,11 +10,13 @@
 //!   state, hanging up, settling.
 //! - [`faults`]: the failure drill's injected faults and the gap they must leave.
 //! - [`authoring`]: the vocabulary check a scenario author relies on.
+//! - [`referents`]: what "the run" and the other "the …" of the prose refer to.
 
 pub mod authoring;
 pub mod chain;
 pub mod chaos;
 pub mod faults;
+pub mod referents;
 pub mod runs;
 pub mod workspaces;
 pub mod world;

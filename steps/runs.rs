@@ -7,30 +7,25 @@ use cucumber::{then, when};
 
 use super::world::PlayWorld;
 use crate::chain::Act;
-use rocky::api::console::{SubmitRequest, paths};
+use crate::wait::{Poll, wait_for};
+use rocky::api::console::{RunAccepted, RunView, SubmitRequest};
+use rocky::kahn::RunStatus;
 
 /// Longest a scenario waits for a run to end (the console's own run deadline is shorter).
 const RUN_WAIT: Duration = Duration::from_secs(90);
 
 async fn submit(world: &mut PlayWorld, slug: &str, prompts: Vec<String>, max_iters: Option<u32>) {
-    let body = SubmitRequest {
+    let run = SubmitRequest {
         workspace: slug.to_owned(),
         prompts,
         max_ralph_iters: max_iters,
     };
-    let token = world.admin();
+    let console = world.console();
     let start = Instant::now();
-    let reply = world
-        .call(
-            reqwest::Method::POST,
-            paths::RUNS,
-            Some(serde_json::to_vec(&body).expect("a run serialises")),
-            token,
-        )
-        .await;
+    let reply = world.record(console.submit_run(&run).await);
     world.add_time(Act::Submit, start);
-    if let Some(id) = reply.body["run_id"].as_str() {
-        world.runs.push((slug.to_owned(), id.to_owned()));
+    if let Some(accepted) = reply.json::<RunAccepted>() {
+        world.runs.push((slug.to_owned(), accepted.run_id));
     }
     world.submissions.push((slug.to_owned(), reply));
     world.named_runs.submitted(world.submissions.len() - 1);
@@ -145,35 +140,6 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
 /// The step that submits a run, for messages about steps used before it.
 const SUBMIT_STEP: &str = "When I submit a run of {int} prompts in workspace {string}";
 
-/// What "the run" means at this point of a scenario (CONTRACT §10): the run the scenario last
-/// named. Prose names a run by submitting it, waiting for it (`the run in workspace "x" ends`)
-/// or checking it (`the run status in workspace "x" is …`); runs submitted one after another
-/// with nothing naming one in between are all candidates, and "the run" is then ambiguous.
-#[derive(Clone, Debug, Default)]
-pub struct NamedRuns {
-    /// Indices into [`PlayWorld::submissions`].
-    candidates: Vec<usize>,
-    /// Whether the candidates came from consecutive submissions (a further one joins them).
-    by_submission: bool,
-}
-
-impl NamedRuns {
-    /// A run was just submitted (accepted or not).
-    fn submitted(&mut self, index: usize) {
-        if !self.by_submission {
-            self.candidates.clear();
-        }
-        self.candidates.push(index);
-        self.by_submission = true;
-    }
-
-    /// A step named this submission explicitly.
-    fn picked(&mut self, index: usize) {
-        self.candidates = vec![index];
-        self.by_submission = false;
-    }
-}
-
 /// The run a step means: with `slug`, the last submission in that workspace (which the step
 /// then names); without, the run the scenario last named, or a message naming every candidate
 /// and the workspace-scoped step to use instead (`scoped`, with `{workspace}` for the slug).
@@ -213,8 +179,8 @@ fn referent(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> usize {
 
 /// `run r-1 in workspace "one"`, or `the refused submission in workspace "one"`.
 fn describe((slug, reply): &(String, super::world::Reply)) -> String {
-    match reply.body["run_id"].as_str() {
-        Some(id) => format!("run {id} in workspace {slug:?}"),
+    match reply.json::<RunAccepted>() {
+        Some(RunAccepted { run_id: id }) => format!("run {id} in workspace {slug:?}"),
         None => format!("the refused submission in workspace {slug:?}"),
     }
 }
@@ -229,8 +195,8 @@ fn submission(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> super:
 /// the console said.
 fn accepted_run(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> String {
     let reply = submission(world, slug, scoped);
-    match reply.body["run_id"].as_str() {
-        Some(id) => id.to_owned(),
+    match reply.json::<RunAccepted>() {
+        Some(accepted) => accepted.run_id,
         None => panic!(
             "the run was not accepted: {} answered {} ({})",
             reply.request,
@@ -288,44 +254,46 @@ async fn run_in_ends(world: &mut PlayWorld, slug: String) {
 }
 
 async fn wait_for_end(world: &mut PlayWorld, run_id: String) {
-    let token = world.admin();
+    let console = world.console();
     let start = Instant::now();
-    let deadline = start + RUN_WAIT;
-    loop {
+    let ended = wait_for(
+        format!("run {run_id} did not end"),
+        RUN_WAIT,
         // Long-poll: the console answers as soon as the run ends, or after `wait`.
-        let reply = world
-            .call(
-                reqwest::Method::GET,
-                &format!("{}?wait=30s", paths::run(&run_id)),
-                None,
-                token.clone(),
-            )
-            .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "GET run {run_id}: {}",
-            reply.error_text()
-        );
-        let status = reply.body["status"].as_str().unwrap_or("").to_owned();
-        world.run_views.insert(run_id.clone(), reply.body);
-        if status != "running" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run_id} did not end within {RUN_WAIT:?}"
-        );
+        Duration::ZERO,
+        async || {
+            let reply = world.record(console.run(&run_id, Some("30s")).await);
+            assert_eq!(
+                reply.status,
+                200,
+                "GET run {run_id}: {}",
+                reply.error_text()
+            );
+            let view: RunView = reply
+                .json()
+                .unwrap_or_else(|| panic!("GET run {run_id}: not a run: {}", reply.body));
+            let status = view.status;
+            world.run_views.insert(run_id.clone(), view);
+            match status {
+                RunStatus::Running => Poll::Pending(status.to_string()),
+                _ => Poll::Ready(()),
+            }
+        },
+    )
+    .await;
+    if ended.is_err() {
+        panic!("run {run_id} did not end within {RUN_WAIT:?}");
     }
     world.add_time(Act::Stream, start);
 }
 
+/// A run view as the console sent it (JSON), for messages.
+fn shown<T: serde::Serialize>(view: &T) -> serde_json::Value {
+    serde_json::to_value(view).expect("a view serialises")
+}
+
 /// The run a step means (in `slug`, when given) and the view the console gave when it ended.
-fn run_view(
-    world: &mut PlayWorld,
-    slug: Option<&str>,
-    scoped: &str,
-) -> (String, serde_json::Value) {
+fn run_view(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> (String, RunView) {
     let index = referent(world, slug, scoped);
     let run_id = accepted_run(world, slug, scoped);
     let view = world.run_views.get(&run_id).cloned().unwrap_or_else(|| {
@@ -342,12 +310,16 @@ fn run_view(
     (run_id, view)
 }
 
-fn check_node(view: &serde_json::Value, run_id: &str, node: usize, attempts: u32, outcome: &str) {
-    let n = &view["nodes"][node.saturating_sub(1)];
+fn check_node(view: &RunView, run_id: &str, node: usize, attempts: u32, outcome: &str) {
+    let n = view.nodes.get(node.saturating_sub(1));
     assert_eq!(
-        (n["attempts"].as_u64(), n["status"].as_str()),
+        (
+            n.map(|n| u64::from(n.attempts)),
+            n.map(|n| n.status.as_str())
+        ),
         (Some(u64::from(attempts)), Some(outcome)),
-        "node {node} of run {run_id}: {n}"
+        "node {node} of run {run_id}: {}",
+        n.map_or(serde_json::Value::Null, shown)
     );
 }
 
@@ -384,7 +356,12 @@ async fn run_status(world: &mut PlayWorld, status: String) {
         None,
         &format!(r#"Then the run status in workspace "{{workspace}}" is "{status}""#),
     );
-    assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
+    assert_eq!(
+        view.status.as_str(),
+        status.as_str(),
+        "run {run_id}: {}",
+        shown(&view)
+    );
 }
 
 #[then(expr = "the run ended because {string}")]
@@ -396,14 +373,20 @@ async fn run_reason(world: &mut PlayWorld, reason: String) {
         r#"When the run in workspace "{workspace}" ends"#,
     );
     assert_eq!(
-        view["error"].as_str(),
+        view.error.as_deref(),
         Some(reason.as_str()),
-        "the reason run {run_id} ended: {view}"
+        "the reason run {run_id} ended: {}",
+        shown(&view)
     );
 }
 
 #[then(expr = "the run status in workspace {string} is {string}")]
 async fn run_status_in(world: &mut PlayWorld, slug: String, status: String) {
     let (run_id, view) = run_view(world, Some(&slug), "");
-    assert_eq!(view["status"], status.as_str(), "run {run_id}: {view}");
+    assert_eq!(
+        view.status.as_str(),
+        status.as_str(),
+        "run {run_id}: {}",
+        shown(&view)
+    );
 }

@@ -4,11 +4,13 @@
 use std::time::{Duration, Instant};
 
 use cucumber::{given, then, when};
+use rocky::api::ErrorBody;
 use rocky::hearth::{DriverKind, Status};
 
 use super::world::PlayWorld;
 use crate::chain::Act;
-use rocky::api::console::{CreateWorkspace, paths};
+use crate::wait::{Poll, wait_for};
+use rocky::api::console::WorkspaceView;
 
 #[given("a rocky stack")]
 async fn a_stack(world: &mut PlayWorld) {
@@ -19,16 +21,9 @@ async fn a_stack(world: &mut PlayWorld) {
 
 #[when(expr = "I provision workspace {string} on tier {string}")]
 async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
-    let body = serde_json::to_vec(&CreateWorkspace {
-        slug: slug.clone(),
-        tier,
-    })
-    .expect("a workspace request serialises");
-    let token = world.admin();
+    let console = world.console();
     let start = Instant::now();
-    let reply = world
-        .call(reqwest::Method::POST, paths::WORKSPACES, Some(body), token)
-        .await;
+    let reply = world.record(console.create_workspace(&slug, &tier).await);
     world.add_time(Act::Provision, start);
     world.provisions.insert(slug.clone(), reply.clone());
     world.name_workspace(&slug);
@@ -61,18 +56,18 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
         last.status,
         last.error_text()
     );
-    let token = world.admin();
-    let reply = world
-        .call(reqwest::Method::GET, &paths::workspace(&slug), None, token)
-        .await;
+    let console = world.console();
+    let reply = world.record(console.workspace(&slug).await);
     assert_eq!(
         reply.status,
         200,
         "GET workspace {slug}: {}",
         reply.error_text()
     );
+    let view = reply.json::<WorkspaceView>();
     assert_eq!(
-        reply.body["status"], "ready",
+        view.map(|v| v.status),
+        Some(Status::Ready),
         "workspace {slug}: {}",
         reply.body
     );
@@ -80,12 +75,9 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
 
 #[when(expr = "I tear down workspace {string}")]
 async fn tear_down(world: &mut PlayWorld, slug: String) {
-    let token = world.admin();
-    let path = paths::workspace(&slug);
+    let console = world.console();
     let start = Instant::now();
-    world
-        .call(reqwest::Method::DELETE, &path, None, token)
-        .await;
+    world.record(console.delete_workspace(&slug).await);
     world.add_time(Act::Teardown, start);
 }
 
@@ -163,18 +155,24 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
     let until = tokio::time::Instant::now() + GONE_DEADLINE;
     for endpoint in &endpoints {
         let addr = endpoint.trim_start_matches("http://");
-        loop {
-            let connect = tokio::net::TcpStream::connect(addr);
-            match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                Ok(Ok(_)) if tokio::time::Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
+        let refused = wait_for(
+            format!("service {endpoint} of workspace {slug} did not go"),
+            until.saturating_duration_since(tokio::time::Instant::now()),
+            Duration::from_millis(20),
+            async || {
+                let connect = tokio::net::TcpStream::connect(addr);
+                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    Ok(Ok(_)) => Poll::Pending("it accepts connections".into()),
+                    _ => Poll::Ready(()),
                 }
-                Ok(Ok(_)) => panic!(
-                    "service {endpoint} of workspace {slug} still accepts connections {}s after it should be gone",
-                    GONE_DEADLINE.as_secs()
-                ),
-                _ => break,
-            }
+            },
+        )
+        .await;
+        if refused.is_err() {
+            panic!(
+                "service {endpoint} of workspace {slug} still accepts connections {}s after it should be gone",
+                GONE_DEADLINE.as_secs()
+            );
         }
     }
 }
@@ -185,7 +183,8 @@ async fn console_answers(world: &mut PlayWorld, status: u16, code: String) {
     assert_eq!(
         (
             last.status,
-            last.body["error"]["code"].as_str().unwrap_or("")
+            last.json::<ErrorBody>()
+                .map_or("", |b| b.error.code.as_str())
         ),
         (status, code.as_str()),
         "{} answered {} ({})",

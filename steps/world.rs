@@ -11,7 +11,10 @@ use crate::chain::seal_check;
 use crate::chain::{Act, Evidence};
 use crate::report::detail::{Detail, StackShare, Summary};
 use crate::stack::{Stack, StackOptions};
+use rocky::api::console::RunView;
+use rocky::api::hearth::DeploymentRef;
 use rocky::client::ConsoleClient;
+use rocky::client::console::{Answer, ConsoleError};
 use rocky::hatch::Record;
 
 use crate::topology;
@@ -48,18 +51,30 @@ impl Reply {
         body: Option<Vec<u8>>,
         token: Option<String>,
     ) -> Reply {
-        let request = format!("{method} {path}");
-        match client
-            .send(method, path, body, Some(token.as_deref()), CALL_DEADLINE)
-            .await
-        {
+        Reply::from(
+            client
+                .send(method, path, body, Some(token.as_deref()), CALL_DEADLINE)
+                .await,
+        )
+    }
+
+    /// The body as `T`, when it is one (a typed answer: `WorkspaceView`, `RunView`, …).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.body.clone()).ok()
+    }
+}
+
+impl From<Result<Answer, ConsoleError>> for Reply {
+    /// The answer a typed client call got, or why there was none (status 0).
+    fn from(answer: Result<Answer, ConsoleError>) -> Reply {
+        match answer {
             Ok(answer) => Reply {
-                request,
+                request: answer.request,
                 status: answer.status,
                 body: answer.body,
             },
             Err(e) => Reply {
-                request,
+                request: e.request.clone(),
                 status: 0,
                 body: serde_json::Value::String(e.to_string()),
             },
@@ -97,11 +112,11 @@ pub struct PlayWorld {
     /// What "the run" means now (CONTRACT §10): the submissions (indices into
     /// `submissions`) the scenario last named. One after a step names a run; several after
     /// runs were submitted one after another, until a step picks one.
-    pub named_runs: super::runs::NamedRuns,
+    pub named_runs: super::referents::NamedRuns,
     /// The answer to each workspace's provision request, by workspace.
     pub provisions: BTreeMap<String, Reply>,
     /// The last run view the console gave.
-    pub run_views: BTreeMap<String, serde_json::Value>,
+    pub run_views: BTreeMap<String, RunView>,
     /// Facts for the gap report beyond the replies.
     pub evidence: Evidence,
     /// Time spent per act.
@@ -194,7 +209,11 @@ impl PlayWorld {
         let started = crate::stack::Stack::start(&self.options).await;
         self.add_time(Act::Spawn, start);
         let stack = started?;
-        self.console = Some(ConsoleClient::new(stack.console_url.clone()));
+        self.console = Some(
+            ConsoleClient::new(stack.console_url.clone())
+                .with_token(stack.admin_token.clone())
+                .with_deadline(CALL_DEADLINE),
+        );
         self.stack = Some(stack);
         Ok(())
     }
@@ -225,6 +244,20 @@ impl PlayWorld {
             .as_ref()
             .expect("no stack is running: start one with `Given a rocky stack`");
         let reply = Reply::of(client, method, path, body, token).await;
+        self.record(reply)
+    }
+
+    /// The console's client, calling as the admin: what steps that are not about raw
+    /// requests call through.
+    pub fn console(&self) -> ConsoleClient {
+        self.console
+            .clone()
+            .expect("no stack is running: start one with `Given a rocky stack`")
+    }
+
+    /// Records the answer to a typed call (see [`PlayWorld::console`]).
+    pub fn record(&mut self, reply: impl Into<Reply>) -> Reply {
+        let reply = reply.into();
         self.note(&reply);
         self.replies.push(reply.clone());
         reply
@@ -245,35 +278,25 @@ impl PlayWorld {
         if reply.request != provision {
             return;
         }
-        let Some(slug) = reply.body["slug"].as_str() else {
+        let Some(deployment) = reply.json::<DeploymentRef>() else {
             return;
         };
-        self.services.entry(slug.to_owned()).or_default().extend(
-            reply.body["services"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s["endpoint"].as_str().map(str::to_owned)),
-        );
+        self.services
+            .entry(deployment.slug)
+            .or_default()
+            .extend(deployment.services.into_iter().map(|s| s.endpoint));
     }
 
-    /// Sends a request to the console on a task of its own, as the admin; the answer is
-    /// collected by [`PlayWorld::finish_background`]. Aborting the task hangs up.
-    pub fn call_in_background(
-        &mut self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> &tokio::task::JoinHandle<Reply> {
-        let client = self
-            .console
-            .clone()
-            .expect("no stack is running: start one with `Given a rocky stack`");
-        let token = self.admin();
-        let path = path.to_owned();
-        self.background.push(tokio::spawn(async move {
-            Reply::of(&client, method, &path, body, token).await
-        }));
+    /// Makes a typed call (as the admin, see [`PlayWorld::console`]) on a task of its own;
+    /// the answer is collected by [`PlayWorld::finish_background`]. Aborting the task hangs up.
+    pub fn call_in_background<F, Fut>(&mut self, call: F) -> &tokio::task::JoinHandle<Reply>
+    where
+        F: FnOnce(ConsoleClient) -> Fut,
+        Fut: std::future::Future<Output = Result<Answer, ConsoleError>> + Send + 'static,
+    {
+        let answer = call(self.console());
+        self.background
+            .push(tokio::spawn(async move { Reply::from(answer.await) }));
         self.background.last().expect("just pushed")
     }
 
@@ -326,36 +349,34 @@ impl PlayWorld {
             );
         }
         for (run, view) in &self.run_views {
-            if let Some(frames) = view["rejected_frames"].as_array()
-                && !frames.is_empty()
-            {
-                let first = frames[0]["reason"].as_str().unwrap_or("?");
-                // The view keeps the first rejected frames; the total counts them all.
-                let total = view["rejected_total"]
-                    .as_u64()
-                    .unwrap_or(frames.len() as u64);
+            if let Some(first) = view.rejected_frames.first() {
                 ev.add(
                     format!("run {run}"),
-                    format!("{total} KAHN frames rejected; first: {first}"),
+                    format!(
+                        "{} KAHN frames rejected; first: {}",
+                        view.rejected_total, first.reason
+                    ),
                 );
             }
-            if let Some(missing) = view["unrecorded"].as_array()
-                && let Some(first) = missing.first()
-            {
+            if let Some(first) = view.unrecorded.first() {
                 ev.add(
                     format!("run {run}"),
                     format!(
                         "{} records not appended to the HATCH log; first: {}: {}",
-                        missing.len(),
-                        first["kind"].as_str().unwrap_or("?"),
-                        first["error"].as_str().unwrap_or("?")
+                        view.unrecorded.len(),
+                        first.kind,
+                        first.error
                     ),
                 );
             }
-            if let Some(e) = view["error"].as_str() {
+            if let Some(e) = &view.error {
+                // The status as JSON (quoted), as the evidence has always shown it.
                 ev.add(
                     format!("run {run}"),
-                    format!("ended {}: {e}", view["status"]),
+                    format!(
+                        "ended {}: {e}",
+                        serde_json::Value::from(view.status.as_str())
+                    ),
                 );
             }
         }

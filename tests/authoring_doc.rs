@@ -1,9 +1,12 @@
 //! `docs/authoring.md` cannot drift from the code and the features: every error code the
 //! console's sources answer with is in its table, every code in its table is one the sources
-//! answer with, and every code a feature asserts is listed.
+//! answer with, every code a feature asserts is listed, and every code `docs/contract.md`
+//! names is a [`ErrorCode`].
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+use rocky::api::ErrorCode;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,22 +23,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `"snake_case"` literals of a line.
-fn literals(line: &str) -> Vec<String> {
-    line.split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|s| {
-            !s.is_empty()
-                && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                && !s.starts_with('_')
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Codes in the sources: a literal within two lines after a `StatusCode::`, or an arm of the
-/// worker's refusal codes (`=> "worker_…"`), or the bearer's codes.
+/// The codes the console's sources answer with: every `ErrorCode::Variant` named under
+/// `rocky/src/console/` and in `rocky/src/http.rs` (the variant's name is its `Debug`).
 fn source_codes() -> BTreeSet<String> {
     let mut files = Vec::new();
     rust_files(&root().join("rocky/src/console"), &mut files);
@@ -43,19 +32,44 @@ fn source_codes() -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        for (i, l) in lines.iter().enumerate() {
-            if l.contains("StatusCode::") {
-                for near in &lines[i..(i + 3).min(lines.len())] {
-                    codes.extend(literals(near));
-                }
-            }
-            if l.trim_start().starts_with("} => \"worker_") || l.contains("=> \"worker_") {
-                codes.extend(literals(l));
+        for rest in text.split("ErrorCode::").skip(1) {
+            let ident: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            let code = ErrorCode::ALL
+                .into_iter()
+                .find(|c| format!("{c:?}") == ident)
+                .unwrap_or_else(|| panic!("{}: ErrorCode::{ident} is no variant", f.display()));
+            codes.insert(code.as_str().to_owned());
+        }
+    }
+    codes
+}
+
+/// The codes `docs/contract.md` names: every `` `code` `` right after an HTTP status
+/// (`503 `audit_unavailable``) and the ones listed after it (`, `worker_refused``).
+fn contract_codes() -> BTreeSet<String> {
+    let doc = std::fs::read_to_string(root().join("docs/contract.md")).unwrap();
+    let mut codes = BTreeSet::new();
+    for line in doc.lines() {
+        let parts: Vec<&str> = line.split('`').collect();
+        // parts[odd] are inside backticks; parts[i - 1] is the text before code i.
+        let mut listing = false;
+        for i in (1..parts.len()).step_by(2) {
+            let before = parts[i - 1];
+            let b = before.as_bytes();
+            let after_status = b.len() >= 4
+                && b[b.len() - 1] == b' '
+                && b[b.len() - 4..b.len() - 1].iter().all(u8::is_ascii_digit);
+            let snake = !parts[i].is_empty()
+                && parts[i].chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            listing = snake && (after_status || (listing && before.ends_with(", ")));
+            if listing {
+                codes.insert(parts[i].to_owned());
             }
         }
     }
-    codes.remove("ok"); // a success outcome, not an error code
     codes
 }
 
@@ -93,21 +107,10 @@ fn every_error_code_is_documented_and_every_documented_code_exists() {
         missing.is_empty(),
         "docs/authoring.md does not list these error codes the console answers: {missing:?}"
     );
-    let all_source = {
-        let mut files = Vec::new();
-        rust_files(&root().join("rocky/src"), &mut files);
-        files
-            .iter()
-            .map(|f| std::fs::read_to_string(f).unwrap())
-            .collect::<String>()
-    };
-    let stale: Vec<_> = doc
-        .iter()
-        .filter(|c| !all_source.contains(&format!("\"{c}\"")))
-        .collect();
+    let stale: Vec<_> = doc.difference(&sources).collect();
     assert!(
         stale.is_empty(),
-        "docs/authoring.md lists codes no source answers with: {stale:?}"
+        "docs/authoring.md lists codes the console does not answer with: {stale:?}"
     );
     for f in std::fs::read_dir(root().join("features"))
         .unwrap()
@@ -139,4 +142,21 @@ fn every_error_code_is_documented_and_every_documented_code_exists() {
             }
         }
     }
+}
+
+#[test]
+fn every_code_the_contract_names_is_an_error_code() {
+    let codes = contract_codes();
+    assert!(
+        codes.contains("audit_unavailable") && codes.contains("worker_refused"),
+        "the scan of docs/contract.md found too little: {codes:?}"
+    );
+    let unknown: Vec<_> = codes
+        .iter()
+        .filter(|c| ErrorCode::parse(c).is_none())
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/contract.md names error codes rocky::api::ErrorCode does not declare: {unknown:?}"
+    );
 }

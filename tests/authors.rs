@@ -7,27 +7,12 @@
 //! - `--last-failed` reruns exactly the scenarios that failed in the last run, and says so
 //!   (running nothing) when none did; its libtest JSON has the suite and test events.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+mod support;
 
-fn path_with(dir: &Path) -> std::ffi::OsString {
-    let rest = std::env::var_os("PATH").unwrap_or_default();
-    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
-        .unwrap()
-}
+use support::{copy_dir, path_with};
 
 /// A checkout of its own: `features/` with the tiers, a scenario that passes and the
 /// ambiguous-referent fixture; the binaries beside a copy of `rocky-e2e`.

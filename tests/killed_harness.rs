@@ -102,15 +102,10 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
     )
     .expect("stack.json is JSON");
     let console = ConsoleClient::new(stack["console_url"].as_str().expect("console_url"))
-        .with_token(stack["admin_token"].as_str().expect("admin_token"));
+        .with_token(stack["admin_token"].as_str().expect("admin_token"))
+        .with_deadline(DEADLINE);
     let answer = console
-        .send(
-            reqwest::Method::POST,
-            "/api/hearth/workspaces",
-            Some(br#"{"slug":"killed","tier":"solo"}"#.to_vec()),
-            None,
-            DEADLINE,
-        )
+        .create_workspace("killed", "solo")
         .await
         .expect("the console answers");
     assert_eq!(answer.status, 201, "provision: {}", answer.body);
@@ -188,11 +183,14 @@ fn spawn_hearth(socket: &std::path::Path, session: &str, log: &std::path::Path) 
     rocky_e2e::binaries::ensure_built().expect("build hearth");
     let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs())
         .expect("cargo test builds hearth");
+    let args = rocky::cli::HearthArgs {
+        health_timeout: std::time::Duration::from_secs(60),
+        session: Some(session.to_owned()),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(socket)
+    };
     let mut child = Command::new(hearth)
-        .arg("--socket")
-        .arg(socket)
-        .args(["--driver", "local-docker", "--session", session])
-        .args(["--health-timeout", "60s", "--exit-on-stdin-eof"])
+        .args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
@@ -281,7 +279,7 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
         tokio::spawn(async move { client.provision("slow", &tier, DEADLINE).await })
     };
     // Provisioning, with both containers made and running: killed while it waits on lore.
-    let session_label = [format!("{}={session}", labels::SESSION)];
+    let session_label = [labels::session_filter(&session)];
     let waited = Instant::now();
     loop {
         let objects = list_labelled_objects(&docker, &session_label)

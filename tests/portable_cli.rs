@@ -3,27 +3,12 @@
 //! another folder holding only `features/` and `snapshots/`, reading nothing from the folder
 //! it was compiled in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+mod support;
 
-fn path_with(dir: &Path) -> std::ffi::OsString {
-    let rest = std::env::var_os("PATH").unwrap_or_default();
-    std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
-        .unwrap()
-}
+use support::{copy_dir, path_with};
 
 #[test]
 fn a_copied_binary_plays_in_another_checkout() {

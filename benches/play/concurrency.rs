@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 use futures::future::try_join_all;
 use rocky_e2e::stack::Stack;
 
+use crate::common::floor_parts;
+use crate::common::{
+    Args, CONCURRENT_DEADLINE, TARGET_CONCURRENCY_RATIO, bounded, bounded_for, new_session, repeat,
+};
 use crate::cpu::{CPU_PLAYS, CpuMeter, cores, peak_memory, reset_peak_memory};
 use crate::env::{Env, Topology};
 use crate::floor::{Floor, FloorTimes, floor_once};
-use crate::measure::floor_parts;
 use crate::plays::play;
 use crate::table::{Row, Table, fmt_ms, median, ms, spread, verdict};
-use crate::{
-    Args, CONCURRENT_DEADLINE, TARGET_CONCURRENCY_RATIO, bounded, bounded_for, new_session, repeat,
-};
 
 /// The concurrency levels.
 pub(crate) const LEVELS: [usize; 3] = [1, 4, 16];

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use futures::future::try_join_all;
 
+use crate::common::{Args, CONCURRENT_DEADLINE, bounded_for, new_session, repeat};
 use crate::cpu::CpuMeter;
 use crate::env::Env;
 use crate::floor::{Floor, FloorTimes, floor_once};
 use crate::table::{Row, Table, fmt_ms, median, ms, spread};
-use crate::{Args, CONCURRENT_DEADLINE, bounded_for, new_session, repeat};
 
 /// What the floor's engine time is spent on: the floor without each engine feature the play
 /// uses, one workspace and 16 at once (opt-in: `--only engine`).

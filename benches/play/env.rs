@@ -10,8 +10,8 @@ use rocky::tier::TierProfile;
 use rocky_e2e::containers::ServiceImage;
 use rocky_e2e::stack::{Services, StackOptions};
 
+use crate::common::{Args, new_session};
 use crate::cpu::load_average;
-use crate::{Args, new_session};
 
 /// What every measurement needs: the engine, the stand-in, hearth, the tier.
 pub(crate) struct Env {

@@ -8,16 +8,18 @@ use anyhow::{Context, anyhow, ensure};
 use bollard::Docker;
 use rocky_e2e::stack::Stack;
 
+use crate::common::{
+    Args, TARGET_EMBEDDED_MS, TARGET_FLOOR_RATIO, bounded, floor_parts, new_session, repeat,
+};
 use crate::concurrency::concurrency;
 use crate::cpu::{CPU_PLAYS, CpuMeter};
 use crate::engine::engine_costs;
 use crate::env::{Env, Topology, topologies};
-use crate::floor::{Floor, FloorTimes, floor_once};
+use crate::floor::{Floor, floor_once};
 use crate::micro::{hatch_section, kahn_section};
 use crate::plays::{PlayTimes, play, start_stop};
 use crate::probe::probe_lag;
 use crate::table::{Row, Table, fmt_ms, median, ms, spread, verdict};
-use crate::{Args, TARGET_EMBEDDED_MS, TARGET_FLOOR_RATIO, bounded, new_session, repeat};
 
 pub(crate) async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
@@ -174,12 +176,6 @@ pub(crate) fn play_parts(table: &mut Table, samples: &[PlayTimes]) {
         s.driver_ms
     });
     table.part_ms("of which health checks", samples, |s| s.health_ms);
-}
-
-pub(crate) fn floor_parts(table: &mut Table, samples: &[FloorTimes]) {
-    for (name, f) in FloorTimes::PARTS {
-        table.part(name, samples, f);
-    }
 }
 
 /// The floor and the play on each Docker topology, one run of each in turn (the order rotating

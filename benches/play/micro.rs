@@ -8,9 +8,9 @@ use anyhow::{anyhow, ensure};
 use rocky::hatch::{Event, EventKind, Hatch};
 use rocky::kahn::{self, Frame, NodeState, RunStatus};
 
+use crate::common::{Args, TARGET_APPEND_PER_S, TARGET_VERIFY_PER_S};
 use crate::env::Env;
 use crate::table::Table;
-use crate::{Args, TARGET_APPEND_PER_S, TARGET_VERIFY_PER_S};
 
 /// Records in the HATCH measurements; frames per KAHN measurement.
 pub(crate) const HATCH_RECORDS: usize = 100_000;

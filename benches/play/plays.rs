@@ -3,9 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, ensure};
+use anyhow::{Context, anyhow, ensure};
+use rocky::api::console::{RunAccepted, RunView, SubmitRequest};
+use rocky::client::ConsoleClient;
+use rocky::client::console::Answer;
 use rocky::hearth::Status;
 use rocky::hearth::client::HearthClient;
+use rocky::kahn::RunStatus;
 use rocky_e2e::stack::Stack;
 
 use crate::env::{Env, Topology};
@@ -51,14 +55,16 @@ impl PlayTimes {
 }
 
 /// The six acts against a running stack: provision, submit, wait for the end, tear down, ask
-/// hearth. Fails unless each answers as the play requires.
+/// hearth. Fails unless each answers as the play requires. The console is called through
+/// `ConsoleClient`, as users' scripts call it, on the bench's connection pool `http`.
 pub(crate) async fn play(
     http: &reqwest::Client,
     stack: &Stack,
     slug: &str,
 ) -> anyhow::Result<PlayTimes> {
-    let console = &stack.console_url;
-    let bearer = format!("Bearer {}", stack.admin_token);
+    let console = ConsoleClient::new(stack.console_url.clone())
+        .with_token(stack.admin_token.clone())
+        .with_http(http.clone());
     let mut t = PlayTimes::default();
     let started = Instant::now();
     let mut lap = Instant::now();
@@ -67,47 +73,39 @@ pub(crate) async fn play(
         lap = Instant::now();
     };
 
-    let r = http
-        .post(format!("{console}/api/hearth/workspaces"))
-        .header("authorization", &bearer)
-        .json(&serde_json::json!({"slug": slug, "tier": "solo"}))
-        .send()
-        .await?;
-    expect(r, 201, "POST workspace").await?;
+    answered(
+        console.create_workspace(slug, "solo").await?,
+        201,
+        "POST workspace",
+    )?;
     split(&mut t.provision);
 
-    let prompts: Vec<String> = (1..=PROMPTS).map(|i| format!("prompt {i}")).collect();
-    let r = http
-        .post(format!("{console}/api/ralph/runs"))
-        .header("authorization", &bearer)
-        .json(&serde_json::json!({"workspace": slug, "prompts": prompts}))
-        .send()
-        .await?;
-    let accepted = expect(r, 202, "POST run").await?;
-    let run_id = accepted["run_id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("POST run answered without run_id: {accepted}"))?
-        .to_owned();
+    let run = SubmitRequest {
+        workspace: slug.to_owned(),
+        prompts: (1..=PROMPTS).map(|i| format!("prompt {i}")).collect(),
+        max_ralph_iters: None,
+    };
+    let accepted: RunAccepted = answered(console.submit_run(&run).await?, 202, "POST run")?
+        .json()
+        .context("POST run answered without run_id")?;
+    let run_id = accepted.run_id;
     split(&mut t.submit);
 
-    let r = http
-        .get(format!("{console}/api/ralph/runs/{run_id}?wait=30s"))
-        .header("authorization", &bearer)
-        .send()
-        .await?;
-    let view = expect(r, 200, "GET run").await?;
+    let view: RunView = answered(console.run(&run_id, Some("30s")).await?, 200, "GET run")?
+        .json()
+        .context("GET run answered no run view")?;
     ensure!(
-        view["status"] == "succeeded",
-        "run {run_id} did not succeed: {view}"
+        view.status == RunStatus::Succeeded,
+        "run {run_id} did not succeed: {}",
+        serde_json::to_value(&view)?
     );
     split(&mut t.wait);
 
-    let r = http
-        .delete(format!("{console}/api/hearth/workspaces/{slug}"))
-        .header("authorization", &bearer)
-        .send()
-        .await?;
-    expect(r, 200, "DELETE workspace").await?;
+    answered(
+        console.delete_workspace(slug).await?,
+        200,
+        "DELETE workspace",
+    )?;
     split(&mut t.teardown);
 
     let report = HearthClient::new(&stack.hearth_socket)
@@ -125,17 +123,13 @@ pub(crate) async fn play(
     Ok(t)
 }
 
-pub(crate) async fn expect(
-    r: reqwest::Response,
-    want: u16,
-    what: &str,
-) -> anyhow::Result<serde_json::Value> {
-    let status = r.status().as_u16();
-    let body = r.bytes().await?;
+/// `answer`, if it has the status the play requires.
+fn answered(answer: Answer, want: u16, what: &str) -> anyhow::Result<Answer> {
     ensure!(
-        status == want,
-        "{what} answered {status}, not {want}: {}",
-        String::from_utf8_lossy(&body)
+        answer.status == want,
+        "{what} answered {}, not {want}: {}",
+        answer.status,
+        answer.body
     );
-    Ok(serde_json::from_slice(&body)?)
+    Ok(answer)
 }

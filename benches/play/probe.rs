@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::{Args, bounded, repeat};
 use crate::table::Table;
-use crate::{Args, bounded, repeat};
 
 /// How late hearth's health probing (`wait_healthy`, both drivers) sees a service that starts
 /// listening some time after it was started: a real service boots for a while, the stand-in

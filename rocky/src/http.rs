@@ -9,21 +9,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
+use crate::api::ErrorCode;
+
 pub use crate::api::{ErrorBody, ErrorDetail};
 
 /// An error answer: a status plus the contract's `{"error":{"code","message"}}`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
     /// Machine-readable code, e.g. `slug_in_use`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What a person reads.
     pub message: String,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -38,7 +40,7 @@ impl IntoResponse for ApiError {
             self.status,
             Json(ErrorBody {
                 error: ErrorDetail {
-                    code: self.code.to_owned(),
+                    code: self.code,
                     message: self.message,
                 },
             }),
@@ -48,7 +50,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Shorthand for an error [`Response`].
-pub fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     ApiError::new(status, code, message).into_response()
 }
 
@@ -137,7 +139,7 @@ where
                         Ok(Err(never)) => match never {},
                         Err(_) => error(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "deadline_exceeded",
+                            ErrorCode::DeadlineExceeded,
                             format!(
                                 "the request was not answered within its deadline ({})",
                                 crate::duration::display(deadline)

@@ -10,6 +10,8 @@
 //! - [`hatch`]: the HATCH audit log: events, records, the writer and the verifier.
 //! - [`kahn`]: KAHN frames and their strict `kahn/1` validation.
 //! - [`tier`], [`slug`]: tier profiles and workspace names.
+//! - [`cli`]: the command lines of `hearth`, `console` and `ralph`, parsed by the binaries and
+//!   built by whoever starts them.
 //! - [`api`]: the request and response bodies of every route; [`client`]: typed clients for
 //!   hearth and the console, used by the console itself and by the harness.
 //!
@@ -19,6 +21,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod console;

@@ -6,6 +6,7 @@
 
 mod support;
 
+use rocky::api::console::paths;
 use rocky::retention::MAX_FINISHED_RUNS;
 use support::stack;
 
@@ -51,9 +52,7 @@ async fn ended_runs_are_evicted_past_the_retention_bound() {
     // `total - MAX_FINISHED_RUNS - 1` are gone, the rest are still readable.
     let gone = total - MAX_FINISHED_RUNS - 1;
     for (i, id) in ids.iter().enumerate() {
-        let (status, body) = s
-            .call(reqwest::Method::GET, &format!("/api/ralph/runs/{id}"), None)
-            .await;
+        let (status, body) = s.call(reqwest::Method::GET, &paths::run(id), None).await;
         let expected = if i < gone { 404 } else { 200 };
         assert_eq!(status, expected, "run {i} ({id}): {body}");
     }
@@ -65,11 +64,7 @@ async fn a_teardown_ends_a_run_whose_worker_is_gone() {
     let id = held_run(&s, "ws-gone").await;
     s.kill_worker().await;
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-gone",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-gone"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     let view = s

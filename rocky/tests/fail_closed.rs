@@ -6,10 +6,12 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use support::stack;
 
 fn create() -> Option<serde_json::Value> {
-    Some(serde_json::json!({"slug": "ws-audit", "tier": "solo"}))
+    Some(support::create_body("ws-audit", "solo"))
 }
 
 #[tokio::test]
@@ -17,10 +19,14 @@ async fn provision_is_refused_when_its_first_record_cannot_be_written() {
     let s = stack().await;
     s.hatch.inject_append_failure(true);
     let (status, body) = s
-        .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
+        .call(reqwest::Method::POST, paths::WORKSPACES, create())
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -34,17 +40,13 @@ async fn provision_is_refused_when_its_first_record_cannot_be_written() {
         "hearth never called"
     );
     let (status, _) = s
-        .call(
-            reqwest::Method::GET,
-            "/api/hearth/workspaces/ws-audit",
-            None,
-        )
+        .call(reqwest::Method::GET, &paths::workspace("ws-audit"), None)
         .await;
     assert_eq!(status, 404, "the slug was released");
     // Once the sink works again the same request succeeds.
     s.hatch.inject_append_failure(false);
     let (status, body) = s
-        .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
+        .call(reqwest::Method::POST, paths::WORKSPACES, create())
         .await;
     assert_eq!(status, 201, "{body}");
 }
@@ -55,18 +57,14 @@ async fn an_unrecorded_provision_is_rolled_back() {
     // provisioning_started (seq 1) is written, provisioned (seq 2) is not.
     s.hatch.fail_appends_from(2);
     let (status, body) = s
-        .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
+        .call(reqwest::Method::POST, paths::WORKSPACES, create())
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(body["error"]["code"], ErrorCode::AuditUnavailable.as_str());
     assert_eq!(s.counts.provisions.load(Ordering::SeqCst), 1);
     assert_eq!(s.counts.teardowns.load(Ordering::SeqCst), 1, "rolled back");
     let (_, view) = s
-        .call(
-            reqwest::Method::GET,
-            "/api/hearth/workspaces/ws-audit",
-            None,
-        )
+        .call(reqwest::Method::GET, &paths::workspace("ws-audit"), None)
         .await;
     assert_eq!(view["status"], "tier_torn_down", "{view}");
     assert_eq!(s.kinds(), ["hearth.provisioning_started"]);
@@ -76,30 +74,22 @@ async fn an_unrecorded_provision_is_rolled_back() {
 async fn teardown_is_refused_when_its_record_cannot_be_written() {
     let s = stack().await;
     let (status, _) = s
-        .call(reqwest::Method::POST, "/api/hearth/workspaces", create())
+        .call(reqwest::Method::POST, paths::WORKSPACES, create())
         .await;
     assert_eq!(status, 201);
     s.hatch.inject_append_failure(true);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-audit",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-audit"), None)
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable");
+    assert_eq!(body["error"]["code"], ErrorCode::AuditUnavailable.as_str());
     assert_eq!(
         s.counts.teardowns.load(Ordering::SeqCst),
         0,
         "hearth never called"
     );
     let (_, view) = s
-        .call(
-            reqwest::Method::GET,
-            "/api/hearth/workspaces/ws-audit",
-            None,
-        )
+        .call(reqwest::Method::GET, &paths::workspace("ws-audit"), None)
         .await;
     assert_eq!(view["status"], "ready", "{view}");
 }
@@ -111,7 +101,11 @@ async fn an_unrecorded_run_is_refused_and_cancelled_at_the_worker() {
     s.hatch.inject_append_failure(true);
     let (status, body) = s.submit("ws-audit", &["hold [ralph:hold]"]).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -148,7 +142,7 @@ async fn out_of_range_durations_from_a_request_get_400() {
         let (status, body) = s
             .call(
                 reqwest::Method::GET,
-                &format!("/api/ralph/runs/run-x?wait={wait}"),
+                &format!("{}?wait={wait}", paths::run("run-x")),
                 None,
             )
             .await;

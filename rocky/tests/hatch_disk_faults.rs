@@ -7,55 +7,21 @@
 //! Needs `strace` (`apt-get install -y strace`): without it the test says so loudly and passes,
 //! except under CI (`CI` set), where it fails.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rocky::api::hearth::{DriverKind, ServiceRef};
+use rocky::api::ErrorBody;
 use rocky::auth::{Principal, Role};
+use rocky::client::ConsoleClient;
 use rocky::hatch::{EventKind, HatchOptions, SyncMode, default_key_path, read_file};
-use rocky::hearth::driver::{Driver, Provisioned};
-use rocky::hearth::server::Hearth;
-use rocky::tier::{ServiceSpec, TierProfile};
 use tokio::io::AsyncBufReadExt;
 
 /// How long any wait of this test may take before it fails, naming what it waited for.
 const PATIENCE: Duration = Duration::from_secs(30);
 const TOKEN: &str = "admin-token-disk-faults";
-
-struct FakeDriver;
-
-impl Driver for FakeDriver {
-    type Deployment = ();
-    const KIND: DriverKind = DriverKind::Process;
-
-    async fn provision(
-        &self,
-        _slug: &str,
-        profile: &TierProfile,
-        _health: Duration,
-    ) -> Result<Provisioned<()>, String> {
-        Ok(Provisioned {
-            services: profile
-                .services
-                .iter()
-                .map(|s| ServiceRef {
-                    name: s.name.clone(),
-                    image: s.image.clone(),
-                    endpoint: "http://127.0.0.1:1".into(),
-                })
-                .collect(),
-            health: Duration::ZERO,
-            deployment: (),
-        })
-    }
-
-    async fn teardown(&self, _d: &mut ()) -> Result<(), String> {
-        Ok(())
-    }
-}
 
 fn strace_available() -> bool {
     std::process::Command::new("strace")
@@ -76,17 +42,7 @@ impl Setup {
     async fn new() -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("hearth.sock");
-        let hearth = Arc::new(Hearth::new(
-            FakeDriver,
-            Duration::from_secs(5),
-            Duration::from_secs(5),
-        ));
-        let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
-        tokio::spawn(rocky::http::serve(
-            listener,
-            hearth.router(),
-            std::future::pending(),
-        ));
+        support::serve_hearth(&socket);
         rocky::auth::write_tokens_file(
             &dir.path().join("tokens.yaml"),
             &[(
@@ -102,19 +58,9 @@ impl Setup {
             .expect("vault");
         let tiers = dir.path().join("tiers");
         std::fs::create_dir(&tiers).expect("tiers");
-        let profile = TierProfile {
-            name: "solo".into(),
-            services: vec![ServiceSpec {
-                name: "cairnet".into(),
-                image: "standin".into(),
-                port: 8080,
-                health: "/healthz".into(),
-                env: BTreeMap::new(),
-            }],
-        };
         std::fs::write(
             tiers.join("solo.yaml"),
-            yaml_serde::to_string(&profile).expect("yaml"),
+            yaml_serde::to_string(&support::solo_profile()).expect("yaml"),
         )
         .expect("tier");
         Setup { dir, socket }
@@ -134,22 +80,20 @@ impl Setup {
             .args(["-e", "trace=fdatasync", "-e"])
             .arg(format!("inject={inject}"))
             .arg(env!("CARGO_BIN_EXE_console"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--worker-url",
-                "http://127.0.0.1:9",
-            ])
-            .arg("--hearth-socket")
-            .arg(&self.socket)
-            .arg("--hatch")
-            .arg(self.hatch())
-            .arg("--tokens")
-            .arg(dir.join("tokens.yaml"))
-            .arg("--vault")
-            .arg(dir.join("vault.yaml"))
-            .arg("--tiers")
-            .arg(dir.join("tiers"))
+            .args(
+                rocky::cli::ConsoleArgs {
+                    vault: Some(dir.join("vault.yaml")),
+                    tiers: dir.join("tiers"),
+                    ..rocky::cli::ConsoleArgs::new(
+                        "127.0.0.1:0",
+                        &self.socket,
+                        "http://127.0.0.1:9",
+                        self.hatch(),
+                        dir.join("tokens.yaml"),
+                    )
+                }
+                .to_args(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -190,22 +134,16 @@ async fn stop(mut strace: tokio::process::Child) {
 }
 
 /// The answer's status and, for an error, its message.
-async fn provision(http: &reqwest::Client, url: &str, slug: &str) -> (u16, String) {
-    let response = http
-        .post(format!("{url}/api/hearth/workspaces"))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"slug": slug, "tier": "solo"}))
-        .timeout(PATIENCE)
-        .send()
+async fn provision(console: &ConsoleClient, slug: &str) -> (u16, String) {
+    let answer = console
+        .create_workspace(slug, "solo")
         .await
         .unwrap_or_else(|e| panic!("POST provision {slug}: {e}"));
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    let message = body["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (status, message)
+    let message = answer
+        .json::<ErrorBody>()
+        .map(|b| b.error.message)
+        .unwrap_or_default();
+    (answer.status, message)
 }
 
 /// What the log must hold for a provision answered `status` with `message`: all of it when
@@ -235,10 +173,12 @@ async fn drill(inject: &str) {
     }
     let setup = Setup::new().await;
     let (console, url) = setup.console(inject).await;
-    let http = reqwest::Client::new();
+    let client = ConsoleClient::new(url)
+        .with_token(TOKEN)
+        .with_deadline(PATIENCE);
     let mut answers = Vec::new();
     for slug in ["ws-1", "ws-2", "ws-3", "ws-4", "ws-5", "ws-6"] {
-        answers.push((slug, provision(&http, &url, slug).await));
+        answers.push((slug, provision(&client, slug).await));
     }
     stop(console).await;
     let refused = answers.iter().filter(|(_, (s, _))| *s == 503).count();

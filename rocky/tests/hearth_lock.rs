@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rocky::api::hearth::Status;
+use rocky::api::hearth::{DriverKind, Status};
+use rocky::cli::HearthArgs;
 use rocky::hearth::client::{HearthClient, HearthError};
 use rocky::tier::{ServiceSpec, TierProfile};
 
@@ -89,18 +90,21 @@ struct Hearth {
 }
 
 impl Hearth {
-    /// Spawns `hearth` with `args`; returns it with the first line it printed (or `None` if it
-    /// exited without one), waiting at most [`PATIENCE`].
+    /// Spawns `hearth` with `args` (exiting when its stdin closes); returns it with the first
+    /// line it printed (or `None` if it exited without one), waiting at most [`PATIENCE`].
     fn spawn(
         dir: &Path,
         name: &str,
-        args: &[&str],
+        args: &HearthArgs,
         env: &[(&str, &str)],
     ) -> (Hearth, Option<String>) {
         let stderr = dir.join(format!("{name}.log"));
+        let args = HearthArgs {
+            exit_on_stdin_eof: true,
+            ..args.clone()
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
-        cmd.args(args)
-            .arg("--exit-on-stdin-eof")
+        cmd.args(args.to_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("a log file"));
@@ -191,23 +195,14 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
     let socket_arg = socket.display().to_string();
-    let standin_arg = standin.display().to_string();
     let session = format!("lock{}", std::process::id());
-    let args = |socket: &str, session: &str| {
-        vec![
-            "--socket".to_owned(),
-            socket.to_owned(),
-            "--driver".into(),
-            "process".into(),
-            "--standin-bin".into(),
-            standin_arg.clone(),
-            "--session".into(),
-            session.to_owned(),
-        ]
+    let args = |socket: &Path, session: &str| HearthArgs {
+        driver: DriverKind::Process,
+        standin_bin: Some(standin.clone()),
+        session: Some(session.to_owned()),
+        ..HearthArgs::new(socket)
     };
-    let a_args = args(&socket_arg, &session);
-    let a_args: Vec<&str> = a_args.iter().map(String::as_str).collect();
-    let (first, line) = Hearth::spawn(dir.path(), "first", &a_args, &[]);
+    let (first, line) = Hearth::spawn(dir.path(), "first", &args(&socket, &session), &[]);
     assert_eq!(
         line.as_deref(),
         Some(format!("hearth listening on {socket_arg}").as_str()),
@@ -232,9 +227,7 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
     let state_before = identity(&state);
 
     // Same socket, another session.
-    let b_args = args(&socket_arg, "another");
-    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
-    let (mut second, line) = Hearth::spawn(dir.path(), "second", &b_args, &[]);
+    let (mut second, line) = Hearth::spawn(dir.path(), "second", &args(&socket, "another"), &[]);
     assert_eq!(
         line, None,
         "a second hearth on {socket_arg} said it listens"
@@ -256,9 +249,12 @@ async fn a_second_hearth_on_a_live_socket_exits_before_touching_anything() {
     );
     // Same session, another socket.
     let other_socket = dir.path().join("other.sock").display().to_string();
-    let c_args = args(&other_socket, &session);
-    let c_args: Vec<&str> = c_args.iter().map(String::as_str).collect();
-    let (mut third, line) = Hearth::spawn(dir.path(), "third", &c_args, &[]);
+    let (mut third, line) = Hearth::spawn(
+        dir.path(),
+        "third",
+        &args(Path::new(&other_socket), &session),
+        &[],
+    );
     assert_eq!(
         line, None,
         "a second hearth of session {session} said it listens"
@@ -320,18 +316,13 @@ async fn an_engine_that_does_not_answer_at_first_is_never_gone() {
     let engine = dir.path().join("engine.sock");
     let docker_host = format!("unix://{}", engine.display());
     let session = format!("noeng{}", std::process::id());
-    let socket_arg = socket.display().to_string();
     let (hearth, line) = Hearth::spawn(
         dir.path(),
         "hearth",
-        &[
-            "--socket",
-            &socket_arg,
-            "--driver",
-            "local-docker",
-            "--session",
-            &session,
-        ],
+        &HearthArgs {
+            session: Some(session.clone()),
+            ..HearthArgs::new(&socket)
+        },
         &[("DOCKER_HOST", &docker_host)],
     );
     assert!(line.is_some(), "hearth did not start: {}", hearth.log());
@@ -341,15 +332,15 @@ async fn an_engine_that_does_not_answer_at_first_is_never_gone() {
     // Whether "ghost" exists cannot be known: 503, never 404.
     assert_eq!(
         refusal(client.status("ghost", quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     assert_eq!(
         refusal(client.teardown("ghost", quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     assert_eq!(
         refusal(client.list(quick).await),
-        (503, "rediscovering".into())
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
     );
     // A provision meanwhile fails with the engine's own words, touching nothing.
     let failed = client
@@ -433,19 +424,13 @@ async fn a_restarted_hearth_adopts_a_workspace_still_provisioning() {
     let standin = standin();
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
-    let socket_arg = socket.display().to_string();
-    let standin_arg = standin.display().to_string();
     let session = format!("adopt{}", std::process::id());
-    let args = [
-        "--socket",
-        &socket_arg,
-        "--driver",
-        "process",
-        "--standin-bin",
-        &standin_arg,
-        "--session",
-        &session,
-    ];
+    let args = HearthArgs {
+        driver: DriverKind::Process,
+        standin_bin: Some(standin.clone()),
+        session: Some(session.clone()),
+        ..HearthArgs::new(&socket)
+    };
     let (mut first, line) = Hearth::spawn(dir.path(), "first", &args, &[]);
     assert!(line.is_some(), "{}", first.log());
     let client = HearthClient::new(&socket);

@@ -146,11 +146,13 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
+    let args = rocky::cli::HearthArgs {
+        session: Some(session.clone()),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(&socket)
+    };
     let mut hearth = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--driver", "local-docker", "--session", &session])
-        .arg("--exit-on-stdin-eof")
+        .args(args.to_args())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -169,7 +171,7 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
     let teardown = client.teardown("held", Duration::from_secs(10)).await;
     drop(hearth.stdin.take());
     let exited = hearth.wait().expect("wait for hearth");
-    let left = list_labelled_objects(&docker, &[format!("{}={session}", labels::SESSION)])
+    let left = list_labelled_objects(&docker, &[labels::session_filter(&session)])
         .await
         .expect("list")
         .into_iter()
@@ -183,8 +185,14 @@ async fn hearth_leaves_a_workspace_a_live_owner_holds_alone() {
         Ok(answer) => panic!("hearth answered {answer:?}"),
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(refused(status.map(|_| ())), (503, "rediscovering".into()));
-    assert_eq!(refused(teardown.map(|_| ())), (503, "rediscovering".into()));
+    assert_eq!(
+        refused(status.map(|_| ())),
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
+    );
+    assert_eq!(
+        refused(teardown.map(|_| ())),
+        (503, rocky::api::ErrorCode::Rediscovering.to_string())
+    );
     assert!(exited.success(), "hearth exited {exited}");
     assert_eq!(
         left,

@@ -7,6 +7,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::console::Deadlines;
 use rocky::kahn::RunStatus;
 use support::{Options, PATIENCE, Stack, stack_with};
@@ -83,7 +85,7 @@ async fn the_slots_of_64_abandoned_runs_come_back() {
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-abandon",
+            &paths::workspace("ws-abandon"),
             None,
         )
         .await;
@@ -130,7 +132,7 @@ async fn teardown_of_20_runs_on_a_paused_worker_answers_within_its_deadline() {
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-paused",
+            &paths::workspace("ws-paused"),
             None,
         )
         .await;
@@ -196,11 +198,7 @@ async fn teardown_cancels_its_runs_concurrently() {
     // most three would reach the worker.
     *proxy.knobs.cancel_delay.lock().expect("delay lock") = Duration::from_millis(600);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-slow",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-slow"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     for id in &ids {
@@ -288,7 +286,11 @@ async fn an_unconfirmed_submission_is_cancelled_by_its_nonce() {
     s.provision("ws-lost-answer").await;
     let (status, body) = s.submit("ws-lost-answer", &["wait [ralph:hold]"]).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "worker_unreachable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkerUnreachable.as_str(),
+        "{body}"
+    );
     support::wait_for("the worker's swallowed answer", || {
         !proxy.knobs.swallowed.lock().expect("lock").is_empty()
     })

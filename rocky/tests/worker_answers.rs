@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::kahn::{Frame, NodeState, RunStatus};
 use support::{Options, stack_with};
 
@@ -88,7 +90,11 @@ async fn an_impostor_without_the_key_gets_no_record_and_no_run() {
     let prompts = ["a", "b", "c", "d"];
     let (status, body) = s.submit("ws-imp", &prompts).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "worker_unauthenticated", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkerUnauthenticated.as_str(),
+        "{body}"
+    );
     assert_eq!(
         body["error"]["message"],
         "console→worker: the worker's 202 is not authenticated: it carries no MAC; no run is \
@@ -97,11 +103,7 @@ async fn an_impostor_without_the_key_gets_no_record_and_no_run() {
     );
     // No run view for the impostor's run id.
     let (status, view) = s
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/ralph/runs/{IMPOSTOR_RUN}"),
-            None,
-        )
+        .call(reqwest::Method::GET, &paths::run(IMPOSTOR_RUN), None)
         .await;
     assert_eq!(status, 404, "{view}");
     assert_eq!(
@@ -187,7 +189,7 @@ async fn every_refused_frame_is_counted_and_the_first_ones_kept() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
+            paths::RUNS,
             Some(serde_json::json!({
                 "workspace": "ws-flood",
                 "prompts": ["[ralph:never]"],

@@ -46,7 +46,11 @@ async fn a_replayed_submission_starts_one_run() {
     }
     assert_eq!(answers[0].0, 202, "{answers:?}");
     for a in &answers[1..] {
-        assert_eq!(a, &(401, "replayed".to_owned()), "{answers:?}");
+        assert_eq!(
+            a,
+            &(401, rocky::api::ErrorCode::Replayed.to_string()),
+            "{answers:?}"
+        );
     }
 }
 

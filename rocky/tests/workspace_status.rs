@@ -8,14 +8,17 @@
 //! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use rocky::api::ErrorCode;
+use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
-use rocky::auth::{LocalAuth, Principal, Role};
-use rocky::console::{Console, ConsoleConfig, Deadlines};
+use rocky::console::{ConsoleConfig, Deadlines};
 use rocky::hatch::Hatch;
 use rocky::hearth::client::HearthClient;
 use rocky::hearth::driver::{Driver, Provisioned};
@@ -139,7 +142,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
                     if refused {
                         return rocky::http::error(
                             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "rediscovering",
+                            ErrorCode::Rediscovering,
                             "hearth is rediscovering its workspaces",
                         );
                     }
@@ -166,14 +169,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         }],
     };
     let config = ConsoleConfig {
-        auth: LocalAuth::from_tokens(vec![(
-            TOKEN.into(),
-            Principal {
-                name: "admin".into(),
-                role: Role::Admin,
-            },
-        )])
-        .expect("tokens"),
+        auth: support::admin_auth(TOKEN),
         hearth: HearthClient::new(&socket),
         // No worker: every run these tests submit is refused before the worker is called.
         worker_url: "http://127.0.0.1:9".into(),
@@ -182,15 +178,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         tiers: BTreeMap::from([("solo".to_owned(), profile)]),
         deadlines,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind console");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(rocky::http::serve(
-        listener,
-        Console::new(config).router(),
-        std::future::pending(),
-    ));
+    let url = support::serve_console(config).await;
     Stack {
         _dir: dir,
         url,
@@ -228,13 +216,13 @@ impl Stack {
         slug: &str,
     ) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
         let (http, url) = (self.http.clone(), self.url.clone());
-        let body = serde_json::json!({"slug": slug, "tier": "solo"});
+        let body = support::create_body(slug, "solo");
         tokio::spawn(async move {
             call(
                 &http,
                 &url,
                 reqwest::Method::POST,
-                "/api/hearth/workspaces",
+                paths::WORKSPACES,
                 Some(body),
             )
             .await
@@ -243,11 +231,7 @@ impl Stack {
 
     async fn status_of(&self, slug: &str) -> String {
         let (status, view) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/hearth/workspaces/{slug}"),
-                None,
-            )
+            .call(reqwest::Method::GET, &paths::workspace(slug), None)
             .await;
         assert_eq!(status, 200, "GET workspace {slug}: {view}");
         view["status"].as_str().unwrap_or_default().to_owned()
@@ -256,8 +240,8 @@ impl Stack {
     async fn submit(&self, slug: &str) -> (u16, serde_json::Value) {
         self.call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
-            Some(serde_json::json!({"workspace": slug, "prompts": ["write the spec"]})),
+            paths::RUNS,
+            Some(support::submit_body(slug, &["write the spec"])),
         )
         .await
     }
@@ -322,22 +306,22 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/hearth/workspaces",
-            Some(serde_json::json!({"slug": "fail-ws", "tier": "solo"})),
+            paths::WORKSPACES,
+            Some(support::create_body("fail-ws", "solo")),
         )
         .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(s.status_of("fail-ws").await, "failed");
     s.hatch.inject_append_failure(true);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/fail-ws",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("fail-ws"), None)
         .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "audit_unavailable", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::AuditUnavailable.as_str(),
+        "{body}"
+    );
     assert_eq!(
         s.status_of("fail-ws").await,
         "failed",
@@ -345,7 +329,11 @@ async fn a_refused_teardown_of_a_failed_workspace_leaves_it_failed() {
     );
     let (status, body) = s.submit("fail-ws").await;
     assert_eq!(status, 409, "a failed workspace admits no run: {body}");
-    assert_eq!(body["error"]["code"], "workspace_not_ready", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkspaceNotReady.as_str(),
+        "{body}"
+    );
     s.hatch.inject_append_failure(false);
     assert_eq!(s.kinds(), ["hearth.provisioning_started", "hearth.failed"]);
 }
@@ -379,7 +367,11 @@ async fn past_its_deadline_the_console_records_the_failure_hearth_reports() {
     s.gate.send_replace(Gate::Unhealthy);
     let (status, body) = answer(task).await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "provisioning_failed", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::ProvisioningFailed.as_str(),
+        "{body}"
+    );
     assert_eq!(s.status_of("slow-failing").await, "failed");
     let records = s.records();
     let kinds: Vec<&str> = records.iter().map(|r| r.kind.as_str()).collect();
@@ -399,7 +391,11 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
     .await;
     let (status, body) = answer(s.provision_in_background("slow-pending")).await;
     assert_eq!(status, 504, "{body}");
-    assert_eq!(body["error"]["code"], "provisioning_unsettled", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::ProvisioningUnsettled.as_str(),
+        "{body}"
+    );
     assert_eq!(s.status_of("slow-pending").await, "provisioning");
     let (status, body) = s.submit("slow-pending").await;
     assert_eq!(status, 409, "{body}");
@@ -427,7 +423,7 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
     let (status, body) = s
         .call(
             reqwest::Method::DELETE,
-            "/api/hearth/workspaces/slow-pending",
+            &paths::workspace("slow-pending"),
             None,
         )
         .await;
@@ -440,21 +436,21 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
     let (status, body) = s
         .call(
             reqwest::Method::POST,
-            "/api/hearth/workspaces",
-            Some(serde_json::json!({"slug": "ws-busy", "tier": "solo"})),
+            paths::WORKSPACES,
+            Some(support::create_body("ws-busy", "solo")),
         )
         .await;
     assert_eq!(status, 201, "{body}");
     s.teardown_unavailable.store(1, Ordering::SeqCst);
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-busy",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-busy"), None)
         .await;
     assert_eq!(status, 502, "{body}");
-    assert_eq!(body["error"]["code"], "teardown_failed", "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::TeardownFailed.as_str(),
+        "{body}"
+    );
     assert_eq!(
         s.status_of("ws-busy").await,
         "ready",
@@ -462,11 +458,7 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
     );
     // hearth answers again: the teardown goes through.
     let (status, body) = s
-        .call(
-            reqwest::Method::DELETE,
-            "/api/hearth/workspaces/ws-busy",
-            None,
-        )
+        .call(reqwest::Method::DELETE, &paths::workspace("ws-busy"), None)
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(s.status_of("ws-busy").await, "tier_torn_down");

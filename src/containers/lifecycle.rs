@@ -77,6 +77,39 @@ fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `ralph serve` in its container: the worker's VAULT file mounted, the drift applied.
+fn worker_args(cfg: &Config<'_>) -> Vec<String> {
+    let mut serve = rocky::cli::ServeArgs::new(format!("0.0.0.0:{SERVICE_PORT}"));
+    serve.vault = Some(WORKER_VAULT.into());
+    cfg.drift.apply_to(&mut serve);
+    strings(serve.to_args())
+}
+
+/// `console` in its container: the paths are the host's, mounted at the same place.
+fn console_args(cfg: &Config<'_>, worker_ip: std::net::IpAddr) -> Vec<String> {
+    let console = rocky::cli::ConsoleArgs {
+        vault: Some(cfg.console_vault.to_owned()),
+        tiers: cfg.tiers_dir.to_owned(),
+        run_timeout: cfg.run_timeout,
+        teardown_timeout: cfg.teardown_timeout,
+        ..rocky::cli::ConsoleArgs::new(
+            format!("0.0.0.0:{SERVICE_PORT}"),
+            cfg.hearth_socket,
+            format!("http://{worker_ip}:{SERVICE_PORT}"),
+            cfg.hatch_path,
+            cfg.tokens,
+        )
+    };
+    strings(console.to_args())
+}
+
+/// A command line as the strings a container's command takes.
+fn strings(args: Vec<std::ffi::OsString>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 impl ServiceContainers {
     /// Creates the stack's network, starts the worker, then the console (it needs the worker's
     /// address), each ready by its log line. On failure everything made so far is removed and
@@ -161,16 +194,7 @@ impl ServiceContainers {
             "ralph listening on",
             false,
             "ralph",
-            [
-                "serve".into(),
-                "--listen".into(),
-                format!("0.0.0.0:{SERVICE_PORT}"),
-                "--vault".into(),
-                WORKER_VAULT.into(),
-            ]
-            .into_iter()
-            .chain(cfg.drift.worker_args())
-            .collect(),
+            worker_args(cfg),
             vec![
                 Mount::bind_mount(path_str(cfg.worker_vault), WORKER_VAULT)
                     .with_access_mode(AccessMode::ReadOnly),
@@ -186,26 +210,7 @@ impl ServiceContainers {
             "console listening on",
             true,
             "console",
-            vec![
-                "--listen".into(),
-                format!("0.0.0.0:{SERVICE_PORT}"),
-                "--hearth-socket".into(),
-                path_str(cfg.hearth_socket),
-                "--worker-url".into(),
-                format!("http://{worker_ip}:{SERVICE_PORT}"),
-                "--hatch".into(),
-                path_str(cfg.hatch_path),
-                "--tokens".into(),
-                path_str(cfg.tokens),
-                "--vault".into(),
-                path_str(cfg.console_vault),
-                "--tiers".into(),
-                path_str(cfg.tiers_dir),
-                "--run-timeout".into(),
-                rocky::duration::display(cfg.run_timeout),
-                "--teardown-timeout".into(),
-                rocky::duration::display(cfg.teardown_timeout),
-            ],
+            console_args(cfg, worker_ip),
             vec![
                 Mount::bind_mount(path_str(cfg.work_dir), path_str(cfg.work_dir)),
                 // At its own path too (read-only), so messages name the paths the user has.
@@ -337,7 +342,10 @@ impl ServiceContainers {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one container's whole description, named at each call"
+)]
 async fn start_service(
     cfg: &Config<'_>,
     network: &str,

@@ -27,10 +27,7 @@ pub(super) fn labels_for(session: &str, component: &str) -> HashMap<String, Stri
 /// Force-removes the console and worker containers and the network of `session` (not
 /// hearth's workspace objects of the same session). Used when a start fails halfway.
 pub async fn remove_stack_objects(docker: &Docker, session: &str) -> Result<(), ContainerError> {
-    let labels = [
-        format!("{}={session}", labels::SESSION),
-        COMPONENT.to_owned(),
-    ];
+    let labels = [labels::session_filter(session), COMPONENT.to_owned()];
     rocky::docker::sweep::sweep_labelled(docker, &labels)
         .await
         .map(|_| ())

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::gherkin_doc::{self, Doc};
-use super::messages::{Definitions, parse_sources};
+use super::gherkin_doc::{Definitions, parse_sources};
 use super::model::{RunReport, StepReport, StepStatus};
 
 /// The whole document (pretty-printed, as cucumber writes it).

@@ -4,7 +4,12 @@
 //! in). Every id made here is derived from the file and a line, so two runs of the same
 //! checkout write the same ids.
 
+use std::collections::BTreeMap;
+
 use cucumber::gherkin::{self, GherkinEnv};
+use serde_json::{Value, json};
+
+use super::model::RunReport;
 
 /// One parsed feature file.
 pub struct Doc<'a> {
@@ -248,6 +253,82 @@ pub fn kind_name(step: &gherkin::Step) -> &'static str {
         gherkin::StepType::Given => "Given",
         gherkin::StepType::When => "When",
         gherkin::StepType::Then => "Then",
+    }
+}
+
+/// Every source of the report, parsed, by uri.
+pub fn parse_sources(report: &RunReport) -> Result<BTreeMap<&str, Doc<'_>>, String> {
+    report
+        .sources
+        .iter()
+        .map(|s| Ok((s.uri.as_str(), Doc::parse(&s.uri, &s.text)?)))
+        .collect()
+}
+
+/// The step definitions' ids and their compiled regexes, by kind.
+pub(super) struct Definitions {
+    pub(super) ids: Vec<String>,
+    regexes: Vec<(String, cucumber::codegen::Regex)>,
+    locations: Vec<String>,
+}
+
+impl Definitions {
+    pub(super) fn of(report: &RunReport) -> Result<Definitions, String> {
+        let locations = report
+            .step_definitions
+            .iter()
+            .map(|d| format!("{}:{}", d.uri, d.line))
+            .collect();
+        let mut ids = Vec::new();
+        let mut regexes = Vec::new();
+        for d in &report.step_definitions {
+            ids.push(format!("stepdef:{}:{}", d.uri, d.line));
+            let re = cucumber::codegen::Regex::new(&d.regex).map_err(|e| {
+                format!(
+                    "the step definition at {}:{} has a regex that does not compile: {e}",
+                    d.uri, d.line
+                )
+            })?;
+            regexes.push((d.kind.clone(), re));
+        }
+        Ok(Definitions {
+            ids,
+            regexes,
+            locations,
+        })
+    }
+
+    /// `steps/runs.rs:42` of the first definition of `kind` matching `text`.
+    pub(super) fn location(&self, kind: &str, text: &str) -> Option<&str> {
+        self.regexes
+            .iter()
+            .position(|(k, re)| k == kind && re.is_match(text))
+            .map(|i| self.locations[i].as_str())
+    }
+
+    /// The definitions matching a step, and each one's argument groups.
+    pub(super) fn matching(&self, kind: &str, text: &str) -> (Vec<String>, Vec<Value>) {
+        let mut ids = Vec::new();
+        let mut lists = Vec::new();
+        for (i, (k, re)) in self.regexes.iter().enumerate() {
+            if k != kind {
+                continue;
+            }
+            let Some(caps) = re.captures(text) else {
+                continue;
+            };
+            ids.push(self.ids[i].clone());
+            let args: Vec<Value> = caps
+                .iter()
+                .skip(1)
+                .flatten()
+                .map(
+                    |m| json!({"group": {"children": [], "start": m.start(), "value": m.as_str()}}),
+                )
+                .collect();
+            lists.push(json!({"stepMatchArguments": args}));
+        }
+        (ids, lists)
     }
 }
 

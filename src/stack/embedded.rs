@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use super::{Paths, Running, StackError, StackOptions, console_teardown_deadline};
+use super::options::{Paths, StackError, StackOptions, console_teardown_deadline};
 use rocky::auth::{LocalAuth, Principal};
 use rocky::console::{Console, ConsoleConfig, Deadlines};
 use rocky::hatch::Hatch;
@@ -179,7 +179,7 @@ pub(super) async fn start_in_process(
     secret: &str,
     worker_secret: &str,
     tokens: Vec<(String, Principal)>,
-) -> Result<(String, String, Running), StackError> {
+) -> Result<(String, String, InProcess), StackError> {
     let setup = |e: String| StackError::Setup(e);
     let worker_keyring = Keyring::single("v1", worker_secret.as_bytes());
     let encoding = opts.worker_drift.encoding();
@@ -280,11 +280,11 @@ pub(super) async fn start_in_process(
     Ok((
         console_url,
         worker_url,
-        Running::InProcess(InProcess {
+        InProcess {
             stop: Some(stop_tx),
             worker: Some(control_tx),
             done: Some(done_rx),
             log,
-        }),
+        },
     ))
 }

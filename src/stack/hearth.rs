@@ -39,23 +39,22 @@ pub(super) async fn spawn(
         .append(true)
         .open(log)
         .map_err(|e| StackError::Setup(format!("create {}: {e}", log.display())))?;
+    let args = rocky::cli::HearthArgs {
+        driver: opts.driver,
+        teardown_timeout: opts.teardown_timeout,
+        session: Some(opts.session.clone()),
+        standin_bin: opts.standin_bin.clone(),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(socket)
+    };
     let mut cmd = Command::new(&path);
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(["--driver", opts.driver.as_str()])
-        .args(["--session", &opts.session])
-        .arg("--teardown-timeout")
-        .arg(rocky::duration::display(opts.teardown_timeout))
-        .arg("--exit-on-stdin-eof")
+    cmd.args(args.to_args())
         // Inherited by everything hearth starts: how the harness finds them from outside.
         .env(super::processes::SESSION_ENV, &opts.session)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
         .kill_on_drop(true);
-    if let Some(standin) = &opts.standin_bin {
-        cmd.arg("--standin-bin").arg(standin);
-    }
     if let Some(host) = &opts.docker_host {
         cmd.env("DOCKER_HOST", host);
     }

@@ -1,7 +1,7 @@
 //! What shapes a stack: where the console and the worker run, the paths and deadlines, the
 //! faults of the failure drill; and why a stack did not start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::containers::{ContainerError, ServiceImage};
@@ -97,4 +97,17 @@ pub enum StackError {
     Setup(String),
     #[error("failed to start the console and worker containers: {0}")]
     Containers(#[from] ContainerError),
+}
+
+/// Paths every topology shares.
+#[derive(Clone, Copy)]
+pub(super) struct Paths<'a> {
+    pub(super) hearth_socket: &'a Path,
+    pub(super) hatch_path: &'a Path,
+}
+
+/// The console waits for hearth's teardown answer longer than hearth's own deadline, so that
+/// hearth, not the console, is the one to report a missed deadline.
+pub(super) fn console_teardown_deadline(opts: &StackOptions) -> Duration {
+    opts.teardown_timeout + Duration::from_secs(30)
 }

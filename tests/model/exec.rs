@@ -10,6 +10,8 @@ use super::model::Expect;
 use super::ops::{FaultTarget, Op, RunKind, SLUGS};
 use super::stack::{RUN_DEADLINE, Stack, TOKEN};
 
+use rocky::api::console::{CreateWorkspace, SubmitRequest, paths};
+
 /// What an operation did.
 #[derive(Default)]
 pub struct Done {
@@ -20,6 +22,15 @@ pub struct Done {
 
 /// How long a step may wait for the stack to settle before it fails, naming what it awaited.
 pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// The provision of workspace `w` on `tier`, as JSON.
+fn create_body(w: usize, tier: &str) -> serde_json::Value {
+    serde_json::to_value(CreateWorkspace {
+        slug: SLUGS[w].to_owned(),
+        tier: tier.to_owned(),
+    })
+    .expect("a request serialises")
+}
 
 fn prompts(kind: RunKind) -> (Vec<&'static str>, u32) {
     match kind {
@@ -69,21 +80,21 @@ impl Stack {
     }
 
     async fn provision(&self, w: usize, tier: &str) -> Result<u16, Violation> {
-        let body = serde_json::json!({"slug": SLUGS[w], "tier": tier});
+        let body = create_body(w, tier);
         Ok(self
-            .call(reqwest::Method::POST, "/api/hearth/workspaces", Some(body))
+            .call(reqwest::Method::POST, paths::WORKSPACES, Some(body))
             .await?
             .0)
     }
 
     async fn teardown(&self, w: usize) -> Result<u16, Violation> {
-        let path = format!("/api/hearth/workspaces/{}", SLUGS[w]);
+        let path = paths::workspace(SLUGS[w]);
         Ok(self.call(reqwest::Method::DELETE, &path, None).await?.0)
     }
 
     /// The console's status of `w` (`None`: 404).
     pub async fn console_status(&self, w: usize) -> Result<Option<String>, Violation> {
-        let path = format!("/api/hearth/workspaces/{}", SLUGS[w]);
+        let path = paths::workspace(SLUGS[w]);
         let (code, body) = self.call(reqwest::Method::GET, &path, None).await?;
         match code {
             200 => Ok(body["status"].as_str().map(str::to_owned)),
@@ -97,7 +108,7 @@ impl Stack {
 
     /// The console's view of run `id`: its status and the whole view.
     pub async fn run_view(&self, id: &str) -> Result<(String, serde_json::Value), Violation> {
-        let path = format!("/api/ralph/runs/{id}");
+        let path = paths::run(id);
         let (code, body) = self.call(reqwest::Method::GET, &path, None).await?;
         if code != 200 {
             return Err(Violation::new(
@@ -110,9 +121,14 @@ impl Stack {
 
     async fn submit(&self, w: usize, kind: RunKind, done: &mut Done) -> Result<u16, Violation> {
         let (prompts, iters) = prompts(kind);
-        let body = serde_json::json!({"workspace": SLUGS[w], "prompts": prompts, "max_ralph_iters": iters});
+        let body = serde_json::to_value(SubmitRequest {
+            workspace: SLUGS[w].to_owned(),
+            prompts: prompts.iter().map(|p| (*p).to_owned()).collect(),
+            max_ralph_iters: Some(iters),
+        })
+        .expect("a request serialises");
         let (code, answer) = self
-            .call(reqwest::Method::POST, "/api/ralph/runs", Some(body))
+            .call(reqwest::Method::POST, paths::RUNS, Some(body))
             .await?;
         if code == 202
             && let Some(id) = answer["run_id"].as_str()
@@ -168,8 +184,8 @@ impl Stack {
             Op::Provision(w) => done.answers.push(self.provision(w, "solo").await?),
             Op::ProvisionBroken(w) => done.answers.push(self.provision(w, "broken").await?),
             Op::ProvisionHangUp(w) if expect.answers == [201] => {
-                let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"}).to_string();
-                let req = Self::raw("POST", "/api/hearth/workspaces", &body);
+                let body = create_body(w, "slow").to_string();
+                let req = Self::raw("POST", paths::WORKSPACES, &body);
                 done.answers.push(
                     self.hang_up(w, req, &["provisioning", "ready"], "ready")
                         .await?,
@@ -180,8 +196,8 @@ impl Stack {
                 let before = self.console_status(w).await?;
                 let post = {
                     let http = self.http.clone();
-                    let url = format!("{}/api/hearth/workspaces", self.console_url);
-                    let body = serde_json::json!({"slug": SLUGS[w], "tier": "slow"});
+                    let url = format!("{}{}", self.console_url, paths::WORKSPACES);
+                    let body = create_body(w, "slow");
                     tokio::spawn(async move {
                         http.post(url)
                             .bearer_auth(TOKEN)
@@ -220,11 +236,7 @@ impl Stack {
                 }
             }
             Op::TeardownHangUp(w) if expect.answers == [200] && !expect.records.is_empty() => {
-                let req = Self::raw(
-                    "DELETE",
-                    &format!("/api/hearth/workspaces/{}", SLUGS[w]),
-                    "",
-                );
+                let req = Self::raw("DELETE", &paths::workspace(SLUGS[w]), "");
                 let before = self.count_records("hearth.decommissioned", SLUGS[w]);
                 done.answers.push(
                     self.hang_up(

@@ -23,8 +23,8 @@ use tokio::process::{Child, Command};
 pub const RUN_DEADLINE: Duration = Duration::from_millis(800);
 /// hearth's health deadline (what a broken tier costs): a stand-in process answers within
 /// milliseconds, a container within a few seconds on a busy engine.
-fn health_timeout(driver: &str) -> &'static str {
-    if driver == "process" { "10s" } else { "15s" }
+fn health_timeout(driver: &str) -> Duration {
+    Duration::from_secs(if driver == "process" { 10 } else { 15 })
 }
 /// How long hearth may take to print its ready line.
 const HEARTH_START: Duration = Duration::from_secs(15);
@@ -417,24 +417,25 @@ fn hearth_command(env: &Env, socket: &Path, session: &str, log: &Path) -> Result
         .append(true)
         .open(log)
         .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
+    let driver = env
+        .driver
+        .parse()
+        .map_err(|e| format!("failed to start hearth: {e}"))?;
+    let args = rocky::cli::HearthArgs {
+        driver,
+        teardown_timeout: Duration::from_secs(20),
+        health_timeout: health_timeout(env.driver),
+        session: Some(session.to_owned()),
+        standin_bin: env.standin.clone(),
+        exit_on_stdin_eof: true,
+        ..rocky::cli::HearthArgs::new(socket)
+    };
     let mut cmd = Command::new(&env.hearth_bin);
-    cmd.arg("--socket")
-        .arg(socket)
-        .args(["--driver", env.driver, "--session", session])
-        .args([
-            "--teardown-timeout",
-            "20s",
-            "--health-timeout",
-            health_timeout(env.driver),
-        ])
-        .arg("--exit-on-stdin-eof")
+    cmd.args(args.to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
         .kill_on_drop(true);
-    if let Some(standin) = &env.standin {
-        cmd.arg("--standin-bin").arg(standin);
-    }
     Ok(cmd)
 }
 
@@ -479,8 +480,8 @@ impl Stack {
         let filter = std::collections::HashMap::from([(
             "label".to_owned(),
             vec![
-                format!("{}={}", rocky::docker::labels::SESSION, self.session),
-                format!("{}={slug}", rocky::docker::labels::WORKSPACE),
+                rocky::docker::labels::session_filter(&self.session),
+                rocky::docker::labels::workspace_filter(slug),
             ],
         )]);
         let containers = docker

@@ -5,11 +5,10 @@
 //! the session's; a second hearth exits here having touched nothing), then the socket, then
 //! rediscovery in the background (503 `rediscovering` until it completes), then the ready line.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
+use rocky::cli::HearthArgs as Args;
 use rocky::hearth::DriverKind;
 use rocky::hearth::driver::Driver;
 use rocky::hearth::driver::docker::DockerDriver;
@@ -17,37 +16,6 @@ use rocky::hearth::driver::process::ProcessDriver;
 use rocky::hearth::lock::{self, HearthLock};
 use rocky::hearth::server::Hearth;
 use rocky::hearth::socket::bind_socket;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "hearth",
-    about = "rocky's workspace provisioner, on a unix socket"
-)]
-struct Args {
-    /// Unix socket to serve on (created with mode 0600). `<socket>.lock` beside it is held for
-    /// hearth's life: a second hearth on the socket exits at once, naming the holder's pid.
-    #[arg(long)]
-    socket: PathBuf,
-    /// Which driver provisions workspaces.
-    #[arg(long, default_value = "local-docker")]
-    driver: DriverKind,
-    /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
-    #[arg(long, default_value = "30s", value_parser = rocky::duration::parse)]
-    teardown_timeout: Duration,
-    /// Deadline for a workspace's services to become healthy.
-    #[arg(long, default_value = "30s", value_parser = rocky::duration::parse)]
-    health_timeout: Duration,
-    /// Session id written on every Docker object (`rocky.session`); random when omitted. One
-    /// hearth per session too: its lock is `$TMPDIR/rocky-hearth-<uid>/session-<id>.lock`.
-    #[arg(long)]
-    session: Option<String>,
-    /// The stand-in program the `process` driver runs for every service.
-    #[arg(long)]
-    standin_bin: Option<PathBuf>,
-    /// Exit (tearing everything down) when stdin closes: the parent went away.
-    #[arg(long)]
-    exit_on_stdin_eof: bool,
-}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

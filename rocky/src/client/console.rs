@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::api::ErrorCode;
 use crate::api::console::{CreateWorkspace, SubmitRequest, paths};
 
 /// Longest any call waits unless told otherwise (a provision covers image start and health).
@@ -18,6 +19,8 @@ pub struct ConsoleClient {
     base_url: String,
     /// `Authorization: Bearer` for every call that does not name its own.
     token: Option<String>,
+    /// How long each typed call may take.
+    deadline: Duration,
     /// One pool, connections kept alive.
     http: reqwest::Client,
 }
@@ -25,6 +28,8 @@ pub struct ConsoleClient {
 /// The console's answer: status and body (JSON, or the raw text when it was not JSON).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
+    /// `METHOD /path` it answers.
+    pub request: String,
     pub status: u16,
     pub body: serde_json::Value,
 }
@@ -44,9 +49,12 @@ impl Answer {
         serde_json::from_value(self.body.clone())
     }
 
-    /// `error.code` of an error answer.
-    pub fn error_code(&self) -> Option<&str> {
-        self.body["error"]["code"].as_str()
+    /// `error.code` of an error answer (none when the body is not one, or names no known
+    /// code).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.body["error"]["code"]
+            .as_str()
+            .and_then(ErrorCode::parse)
     }
 
     /// `code: message` of an error answer, or the raw body.
@@ -69,8 +77,21 @@ impl ConsoleClient {
         ConsoleClient {
             base_url: base_url.into(),
             token: None,
+            deadline: DEFAULT_DEADLINE,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Calls made with this client share `http`'s connection pool.
+    pub fn with_http(mut self, http: reqwest::Client) -> ConsoleClient {
+        self.http = http;
+        self
+    }
+
+    /// Typed calls made with this client give up after `deadline`.
+    pub fn with_deadline(mut self, deadline: Duration) -> ConsoleClient {
+        self.deadline = deadline;
+        self
     }
 
     /// Calls made with this client carry `token`.
@@ -112,7 +133,11 @@ impl ConsoleClient {
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(failed)?;
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        Ok(Answer { status, body })
+        Ok(Answer {
+            request,
+            status,
+            body,
+        })
     }
 
     async fn call(
@@ -121,7 +146,7 @@ impl ConsoleClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ConsoleError> {
-        self.send(method, path, body, None, DEFAULT_DEADLINE).await
+        self.send(method, path, body, None, self.deadline).await
     }
 
     /// `POST /api/hearth/workspaces`.

@@ -129,7 +129,7 @@ impl HearthClient {
             })
         } else {
             let (code, message) = match serde_json::from_slice::<ErrorBody>(&answer) {
-                Ok(b) => (b.error.code, b.error.message),
+                Ok(b) => (b.error.code.to_string(), b.error.message),
                 Err(_) => (
                     "unknown".into(),
                     String::from_utf8_lossy(&answer).into_owned(),

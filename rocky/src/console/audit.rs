@@ -4,6 +4,7 @@
 //! refusal.
 
 use super::Console;
+use crate::api::ErrorCode;
 use crate::hatch::{Event, EventKind, HatchError};
 use crate::http::ApiError;
 
@@ -23,7 +24,7 @@ impl Console {
 fn audit_unavailable(kind: EventKind, e: &HatchError) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
+        ErrorCode::AuditUnavailable,
         format!("refused: the audit record {kind} could not be written ({e}); nothing was changed"),
     )
 }

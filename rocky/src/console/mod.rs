@@ -22,6 +22,7 @@ use crate::client::worker::WorkerClient;
 use crate::hatch::Hatch;
 use crate::hearth::client::HearthClient;
 
+use crate::api::ErrorCode;
 use crate::tier::TierProfile;
 use crate::vault::Keyring;
 
@@ -203,7 +204,7 @@ impl Console {
 pub(crate) fn lost(what: &str, e: tokio::task::JoinError) -> crate::http::ApiError {
     crate::http::ApiError::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ErrorCode::Internal,
         format!("the {what} ended without an answer: {e}"),
     )
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use super::{Console, RunEntry, RunView, WorkspaceView};
+use crate::api::ErrorCode;
 use crate::api::console::SubmitRequest;
 use crate::api::worker::{RunAccepted, SubmitRun};
 use crate::client::worker::{CancelError, SubmitError, Unconfirmed};
@@ -48,7 +49,7 @@ impl Console {
         work.await.unwrap_or_else(|e| {
             Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 format!("the run admission ended without an answer: {e}"),
             ))
         })
@@ -140,7 +141,7 @@ impl Console {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no run {run_id}"),
                 )
             })?;
@@ -208,7 +209,7 @@ impl Console {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no workspace {slug}"),
                 )
             })
@@ -298,7 +299,7 @@ fn not_ready(ws: &WorkspaceView) -> Result<(), ApiError> {
     if ws.status != Status::Ready {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "workspace_not_ready",
+            ErrorCode::WorkspaceNotReady,
             format!("workspace {} is {}, not ready", ws.slug, ws.status),
         ));
     }
@@ -309,21 +310,21 @@ fn not_ready(ws: &WorkspaceView) -> Result<(), ApiError> {
 /// reason (or why its answer was not taken), so the gap report can show it as evidence.
 fn submit_refused(e: SubmitError) -> ApiError {
     let code = match &e {
-        SubmitError::Unreachable { .. } => "worker_unreachable",
+        SubmitError::Unreachable { .. } => ErrorCode::WorkerUnreachable,
         SubmitError::Unconfirmed {
             why: Unconfirmed::NoAnswer { .. },
             ..
-        } => "worker_unreachable",
+        } => ErrorCode::WorkerUnreachable,
         SubmitError::Unconfirmed {
             why: Unconfirmed::NotAuthenticated(_),
             ..
-        } => "worker_unauthenticated",
+        } => ErrorCode::WorkerUnauthenticated,
         SubmitError::Unconfirmed {
             why: Unconfirmed::Unreadable(_),
             ..
-        } => "worker_refused",
-        SubmitError::Refused { status: 401, .. } => "worker_unauthorized",
-        SubmitError::Refused { .. } => "worker_refused",
+        } => ErrorCode::WorkerRefused,
+        SubmitError::Refused { status: 401, .. } => ErrorCode::WorkerUnauthorized,
+        SubmitError::Refused { .. } => ErrorCode::WorkerRefused,
     };
     ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string())
 }

@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use tokio::sync::{OwnedMutexGuard, watch};
 
 use super::{Console, WorkspaceView, lost};
+use crate::api::ErrorCode;
 use crate::api::hearth::{DeploymentRef, StatusReport};
 use crate::hatch::{Event, EventKind};
 use crate::hearth::Status;
@@ -41,35 +42,19 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 /// How a teardown ended, shared by every DELETE that joined it.
 #[derive(Clone, Debug)]
-pub(crate) struct Outcome {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
+pub(crate) struct Outcome(Result<(), ApiError>);
 
 impl Outcome {
     fn ok() -> Outcome {
-        Outcome {
-            status: StatusCode::OK,
-            code: "ok",
-            message: String::new(),
-        }
+        Outcome(Ok(()))
     }
 
     fn of(e: ApiError) -> Outcome {
-        Outcome {
-            status: e.status,
-            code: e.code,
-            message: e.message,
-        }
+        Outcome(Err(e))
     }
 
     fn into_result(self) -> Result<(), ApiError> {
-        if self.status == StatusCode::OK {
-            Ok(())
-        } else {
-            Err(ApiError::new(self.status, self.code, self.message))
-        }
+        self.0
     }
 }
 
@@ -87,7 +72,7 @@ pub(crate) fn workspace(console: &Console, slug: &str) -> Result<WorkspaceView, 
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("no workspace {slug}"),
             )
         })
@@ -151,14 +136,14 @@ impl Console {
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "slug_in_use",
+                ErrorCode::SlugInUse,
                 format!("workspace {slug} exists with status {}", existing.status),
             ));
         }
         let ops = self.ops(slug).try_lock_owned().map_err(|_| {
             ApiError::new(
                 StatusCode::CONFLICT,
-                "slug_in_use",
+                ErrorCode::SlugInUse,
                 format!("workspace {slug} is busy"),
             )
         })?;
@@ -205,7 +190,7 @@ impl Console {
                 )?;
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "provisioning_failed",
+                    ErrorCode::ProvisioningFailed,
                     format!("provisioning {slug} failed: {reason}"),
                 ));
             }
@@ -216,7 +201,7 @@ impl Console {
                 self.set_status(&slug, Status::Provisioning);
                 return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
-                    "provisioning_unsettled",
+                    ErrorCode::ProvisioningUnsettled,
                     format!(
                         "hearth has not settled {slug} within {} (last: {last}); its status follows hearth",
                         crate::duration::display(
@@ -426,10 +411,12 @@ impl Console {
             .await
             .ok()
             .and_then(|o| o.clone())
-            .unwrap_or_else(|| Outcome {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                code: "internal",
-                message: format!("the teardown of {slug} ended without an answer"),
+            .unwrap_or_else(|| {
+                Outcome::of(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    format!("the teardown of {slug} ended without an answer"),
+                ))
             })
             .into_result()
     }
@@ -495,7 +482,7 @@ impl Console {
             .remove(slug);
         Outcome::of(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("hearth knows no workspace {slug}: nothing of it is left to tear down"),
         ))
     }
@@ -524,7 +511,7 @@ impl Console {
             }
             Ok(report) if report.status == Status::TearingDown => Outcome::of(ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
-                "teardown_timeout",
+                ErrorCode::TeardownTimeout,
                 format!(
                     "hearth status stays tearing_down: {}",
                     report
@@ -536,7 +523,7 @@ impl Console {
                 self.set_status(slug, report.status);
                 Outcome::of(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "teardown_failed",
+                    ErrorCode::TeardownFailed,
                     format!(
                         "hearth answered status {}: {}",
                         report.status,
@@ -564,7 +551,7 @@ impl Console {
                 }
                 Outcome::of(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "teardown_failed",
+                    ErrorCode::TeardownFailed,
                     format!("teardown of {slug} failed: {e}"),
                 ))
             }

@@ -57,6 +57,16 @@ pub fn managed_by_filter() -> String {
     format!("{MANAGED_BY}={MANAGED_BY_VALUE}")
 }
 
+/// The `key=value` filter that finds the objects of `session`.
+pub fn session_filter(session: &str) -> String {
+    format!("{SESSION}={session}")
+}
+
+/// The `key=value` filter that finds the objects of workspace `slug`.
+pub fn workspace_filter(slug: &str) -> String {
+    format!("{WORKSPACE}={slug}")
+}
+
 /// The labels of an object this process makes for `session`.
 pub fn owned(session: &str) -> HashMap<String, String> {
     let me = super::owner::ProcessId::this_process();

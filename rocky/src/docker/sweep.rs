@@ -142,10 +142,7 @@ async fn remove_objects(
 /// Force-removes everything of `session` (or, with `None`, everything this project made).
 /// Used at hearth shutdown and by the harness after each scenario.
 pub async fn sweep(docker: &Docker, session: Option<&str>) -> Result<SweepReport, DockerError> {
-    let labels: Vec<String> = session
-        .map(|s| format!("{}={s}", labels::SESSION))
-        .into_iter()
-        .collect();
+    let labels: Vec<String> = session.map(labels::session_filter).into_iter().collect();
     sweep_labelled(docker, &labels).await
 }
 
@@ -158,7 +155,7 @@ pub async fn sweep_session_owned(
     session: &str,
 ) -> Result<SweepReport, DockerError> {
     let me = owner::Claim::from(&owner::ProcessId::this_process());
-    let objects = list_labelled_objects(docker, &[format!("{}={session}", labels::SESSION)])
+    let objects = list_labelled_objects(docker, &[labels::session_filter(session)])
         .await?
         .into_iter()
         .filter(|o| {
@@ -248,8 +245,8 @@ pub async fn list_labelled(
     slug: &str,
 ) -> Result<Vec<String>, DockerError> {
     let labels = [
-        format!("{}={session}", labels::SESSION),
-        format!("{}={slug}", labels::WORKSPACE),
+        labels::session_filter(session),
+        labels::workspace_filter(slug),
     ];
     Ok(list_labelled_objects(docker, &labels)
         .await?

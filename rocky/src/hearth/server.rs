@@ -25,6 +25,7 @@ use super::driver::{Driver, Found, HealthCheck, Provisioned};
 use super::{
     DeploymentRef, DriverTimings, ProvisionRequest, Status, StatusReport, TeardownRequest,
 };
+use crate::api::ErrorCode;
 use crate::http::error;
 
 /// How a provision ended: what it made, or why not with what of it could not be removed.
@@ -154,7 +155,7 @@ pub struct Hearth<D: Driver> {
 fn bad_json(rejection: JsonRejection) -> Response {
     error(
         StatusCode::BAD_REQUEST,
-        "bad_request",
+        ErrorCode::BadRequest,
         rejection.body_text(),
     )
 }
@@ -170,7 +171,7 @@ async fn settled<T: Clone>(mut rx: Settled<T>) -> Option<T> {
 fn lost(what: &str, slug: &str) -> Response {
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ErrorCode::Internal,
         format!("the {what} of {slug} ended without an answer"),
     )
 }
@@ -618,7 +619,11 @@ impl<D: Driver> Hearth<D> {
 
 /// 503 `rediscovering`: hearth cannot say whether the workspace exists (yet).
 fn rediscovering(why: String) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, "rediscovering", why)
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Rediscovering,
+        why,
+    )
 }
 
 async fn provision<D: Driver>(
@@ -630,10 +635,10 @@ async fn provision<D: Driver>(
         Err(r) => return bad_json(r),
     };
     if let Err(e) = crate::slug::validate(&req.slug) {
-        return error(StatusCode::BAD_REQUEST, "bad_slug", e.to_string());
+        return error(StatusCode::BAD_REQUEST, ErrorCode::BadSlug, e.to_string());
     }
     if let Err(e) = req.profile.check() {
-        return error(StatusCode::BAD_REQUEST, "bad_profile", e);
+        return error(StatusCode::BAD_REQUEST, ErrorCode::BadProfile, e);
     }
     if let Some(why) = hearth.book().held.get(&req.slug) {
         return rediscovering(format!("hearth cannot place workspace {}: {why}", req.slug));
@@ -654,7 +659,7 @@ async fn provision<D: Driver>(
         {
             return error(
                 StatusCode::CONFLICT,
-                "slug_in_use",
+                ErrorCode::SlugInUse,
                 format!(
                     "workspace {} exists with status {}",
                     req.slug, existing.reference.status
@@ -716,7 +721,7 @@ async fn teardown<D: Driver>(
     let Some(rx) = hearth.begin_teardown(&req.slug) else {
         return error(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("no workspace {}", req.slug),
         );
     };
@@ -762,7 +767,7 @@ async fn status<D: Driver>(
             Some(why) => rediscovering(why),
             None => error(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("no workspace {slug}"),
             ),
         },

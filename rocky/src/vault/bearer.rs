@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::Keyring;
 
+use crate::api::ErrorCode;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Version tag of the token format and of the canonical string; bumping it invalidates
@@ -48,11 +50,11 @@ pub enum BearerError {
 
 impl BearerError {
     /// The error code a 401 carries: `replayed` for a replay, `unauthorized` otherwise.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            BearerError::Replay(super::ReplayError::Replayed) => "replayed",
-            BearerError::Replay(super::ReplayError::Full(_)) => "replay_memory_full",
-            _ => "unauthorized",
+            BearerError::Replay(super::ReplayError::Replayed) => ErrorCode::Replayed,
+            BearerError::Replay(super::ReplayError::Full(_)) => ErrorCode::ReplayMemoryFull,
+            _ => ErrorCode::Unauthorized,
         }
     }
 }
@@ -131,7 +133,10 @@ impl Keyring {
 
     /// [`verify`](Keyring::verify), then refuses a bearer whose signature `guard` has seen
     /// within the skew window (`BearerError::Replay`). `target` is the path and query.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the token's fields, each named at the call site"
+    )]
     pub fn verify_once(
         &self,
         guard: &super::ReplayGuard,
@@ -468,7 +473,7 @@ mod tests {
         assert_eq!(once(NOW), Ok("v1".into()));
         for later in [NOW, NOW + 1, NOW + 30] {
             let err = once(later).unwrap_err();
-            assert_eq!(err.code(), "replayed");
+            assert_eq!(err.code(), ErrorCode::Replayed);
             assert!(err.to_string().contains("replayed"), "{err}");
         }
         // A fresh signature for the same request is fine.

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::run::{self, RunLog};
 use super::{MAX_RALPH_ITERS, RunAccepted, SubmitRun, Worker};
+use crate::api::ErrorCode;
 use crate::api::worker::RunState;
 use crate::http::{ApiError, error};
 use crate::vault::{self, ANSWER_MAC_HEADER, Answer};
@@ -59,6 +60,22 @@ impl Worker {
         }
     }
 
+    /// For a request about run `run_id` (no body): who signed it and the run's frame log, or
+    /// the 401 or 404 to answer.
+    fn signed_run(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        uri: &Uri,
+        run_id: &str,
+    ) -> Result<(Signer, Arc<RunLog>), Box<Response>> {
+        let signer = self.check_bearer(headers, method, uri, b"")?;
+        let log = self
+            .run_log(run_id)
+            .map_err(|not_found| Box::new(not_found.into_response()))?;
+        Ok((signer, log))
+    }
+
     /// The frame log of `run_id`, or the 404 that names it.
     fn run_log(&self, run_id: &str) -> Result<Arc<RunLog>, ApiError> {
         self.runs
@@ -69,7 +86,7 @@ impl Worker {
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "not_found",
+                    ErrorCode::NotFound,
                     format!("no run {run_id}"),
                 )
             })
@@ -95,7 +112,7 @@ impl Worker {
         if active >= MAX_ACTIVE_RUNS {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_runs",
+                ErrorCode::TooManyRuns,
                 format!("{active} runs are executing, the most this worker runs at once"),
             ));
         }
@@ -117,22 +134,28 @@ pub(super) async fn submit(
     };
     let run: SubmitRun = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                e.to_string(),
+            );
+        }
     };
     if let Err(why) = crate::worker_limits::check_prompts(&run.prompts) {
-        return error(StatusCode::BAD_REQUEST, "bad_request", why);
+        return error(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, why);
     }
     if run.max_ralph_iters == 0 || run.max_ralph_iters > MAX_RALPH_ITERS {
         return error(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("max_ralph_iters must be 1..={MAX_RALPH_ITERS}"),
         );
     }
     if worker.nonce_forbidden(&signer.nonce) {
         return error(
             StatusCode::CONFLICT,
-            "cancelled",
+            ErrorCode::Cancelled,
             "this submission was cancelled before it arrived",
         );
     }
@@ -184,17 +207,14 @@ pub(super) async fn state(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    match worker.run_log(&run_id) {
-        Ok(log) => Json(RunState {
+    match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok((_, log)) => Json(RunState {
             run_id,
             status: log.status(),
             followers: log.followers(),
         })
         .into_response(),
-        Err(not_found) => not_found.into_response(),
+        Err(refused) => *refused,
     }
 }
 
@@ -207,15 +227,12 @@ pub(super) async fn cancel(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = worker.check_bearer(&headers, &method, &uri, b"") {
-        return *r;
-    }
-    match worker.run_log(&run_id) {
-        Ok(log) => {
+    match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok((_, log)) => {
             log.cancel();
             StatusCode::ACCEPTED.into_response()
         }
-        Err(not_found) => not_found.into_response(),
+        Err(refused) => *refused,
     }
 }
 
@@ -259,13 +276,9 @@ pub(super) async fn events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let signer = match worker.check_bearer(&headers, &method, &uri, b"") {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let log = match worker.run_log(&run_id) {
-        Ok(log) => log,
-        Err(not_found) => return not_found.into_response(),
+    let (signer, log) = match worker.signed_run(&headers, &method, &uri, &run_id) {
+        Ok(found) => found,
+        Err(refused) => return *refused,
     };
     // Resume after the last frame the reader saw (SSE `Last-Event-ID` = that frame's seq).
     let after = match headers.get("last-event-id").map(|v| v.to_str()) {
@@ -275,7 +288,7 @@ pub(super) async fn events(
             Err(_) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("Last-Event-ID {v:?} is not a frame seq"),
                 );
             }
@@ -283,7 +296,7 @@ pub(super) async fn events(
         Some(Err(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "Last-Event-ID is not text",
             );
         }

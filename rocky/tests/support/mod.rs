@@ -2,7 +2,10 @@
 //! on a real unix socket, a real worker and the console, both served on loopback, driven over
 //! HTTP. The worker's answers are recorded, and it can be killed (its server and every
 //! connection dropped at once, as a SIGKILL would).
-#![allow(dead_code)] // each test file uses its own part of the support
+#![allow(
+    dead_code,
+    reason = "each test file uses its own part of the support, so an expectation cannot hold in all"
+)]
 
 pub mod proxy;
 
@@ -11,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rocky::api::console::paths;
 use rocky::api::hearth::{DriverKind, ServiceRef};
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};
@@ -152,21 +156,86 @@ pub async fn stack() -> Stack {
     stack_with(Options::default()).await
 }
 
-pub async fn stack_with(opts: Options) -> Stack {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("hearth.sock");
+/// `POST /api/hearth/workspaces` of `slug` on `tier`, as JSON (the body's type is the API's).
+pub fn create_body(slug: &str, tier: &str) -> serde_json::Value {
+    serde_json::to_value(rocky::api::console::CreateWorkspace {
+        slug: slug.to_owned(),
+        tier: tier.to_owned(),
+    })
+    .expect("a request serialises")
+}
+
+/// `POST /api/ralph/runs` of `prompts` in `slug`, as JSON (the console's default cap).
+pub fn submit_body(slug: &str, prompts: &[&str]) -> serde_json::Value {
+    serde_json::to_value(rocky::api::console::SubmitRequest {
+        workspace: slug.to_owned(),
+        prompts: prompts.iter().map(|p| (*p).to_owned()).collect(),
+        max_ralph_iters: None,
+    })
+    .expect("a request serialises")
+}
+
+/// hearth with the counting fake driver, served on `socket` until the test ends.
+pub fn serve_hearth(socket: &std::path::Path) -> Arc<Counts> {
     let counts = Arc::new(Counts::default());
     let hearth = Arc::new(Hearth::new(
         FakeDriver(counts.clone()),
         Duration::from_secs(5),
         Duration::from_secs(5),
     ));
-    let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
+    let listener = rocky::hearth::socket::bind_socket(socket).expect("bind hearth");
     tokio::spawn(rocky::http::serve(
         listener,
         hearth.router(),
         std::future::pending(),
     ));
+    counts
+}
+
+/// The `solo` tier: one stand-in service.
+pub fn solo_profile() -> TierProfile {
+    TierProfile {
+        name: "solo".into(),
+        services: vec![ServiceSpec {
+            name: "cairnet".into(),
+            image: "standin".into(),
+            port: 8080,
+            health: "/healthz".into(),
+            env: Default::default(),
+        }],
+    }
+}
+
+/// LocalAuth that knows one principal, `admin`, by `token`.
+pub fn admin_auth(token: &str) -> LocalAuth {
+    LocalAuth::from_tokens(vec![(
+        token.into(),
+        Principal {
+            name: "admin".into(),
+            role: Role::Admin,
+        },
+    )])
+    .expect("tokens")
+}
+
+/// The console with `config`, served on a loopback port until the test ends: its URL.
+pub async fn serve_console(config: ConsoleConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind console");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(rocky::http::serve(
+        listener,
+        Console::new(config).router(),
+        std::future::pending(),
+    ));
+    url
+}
+
+pub async fn stack_with(opts: Options) -> Stack {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let counts = serve_hearth(&socket);
     let worker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind worker");
@@ -187,25 +256,9 @@ pub async fn stack_with(opts: Options) -> Stack {
     let worker_url = proxy.as_ref().map_or(worker_url, |p| p.url.clone());
     let worker_url = opts.worker_url.clone().unwrap_or(worker_url);
     let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
-    let profile = TierProfile {
-        name: "solo".into(),
-        services: vec![ServiceSpec {
-            name: "cairnet".into(),
-            image: "standin".into(),
-            port: 8080,
-            health: "/healthz".into(),
-            env: Default::default(),
-        }],
-    };
+    let profile = solo_profile();
     let config = ConsoleConfig {
-        auth: LocalAuth::from_tokens(vec![(
-            TOKEN.into(),
-            Principal {
-                name: "admin".into(),
-                role: Role::Admin,
-            },
-        )])
-        .expect("tokens"),
+        auth: admin_auth(TOKEN),
         hearth: HearthClient::new(&socket),
         worker_url,
         keyring: Keyring::single("v1", SECRET),
@@ -213,15 +266,7 @@ pub async fn stack_with(opts: Options) -> Stack {
         tiers: BTreeMap::from([("solo".to_owned(), profile)]),
         deadlines: opts.deadlines,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind console");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(rocky::http::serve(
-        listener,
-        Console::new(config).router(),
-        std::future::pending(),
-    ));
+    let url = serve_console(config).await;
     Stack {
         _dir: dir,
         url,
@@ -275,8 +320,8 @@ impl Stack {
         let (status, body) = self
             .call(
                 reqwest::Method::POST,
-                "/api/hearth/workspaces",
-                Some(serde_json::json!({"slug": slug, "tier": "solo"})),
+                paths::WORKSPACES,
+                Some(create_body(slug, "solo")),
             )
             .await;
         assert_eq!(status, 201, "provision {slug}: {body}");
@@ -286,8 +331,8 @@ impl Stack {
     pub async fn submit(&self, slug: &str, prompts: &[&str]) -> (u16, serde_json::Value) {
         self.call(
             reqwest::Method::POST,
-            "/api/ralph/runs",
-            Some(serde_json::json!({"workspace": slug, "prompts": prompts})),
+            paths::RUNS,
+            Some(submit_body(slug, prompts)),
         )
         .await
     }
@@ -343,7 +388,7 @@ impl Stack {
             let (status, view) = self
                 .call(
                     reqwest::Method::GET,
-                    &format!("/api/ralph/runs/{run_id}?wait=100ms"),
+                    &format!("{}?wait=100ms", paths::run(run_id)),
                     None,
                 )
                 .await;

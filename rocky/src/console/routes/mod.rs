@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 use super::Console;
+use crate::api::ErrorCode;
 use crate::api::console::paths;
 use crate::auth::{Principal, Right};
 use crate::http::ApiError;
@@ -58,9 +59,9 @@ pub(super) fn authorize(
     console.config.auth.authorize(header, right).map_err(|e| {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let code = if status == StatusCode::FORBIDDEN {
-            "forbidden"
+            ErrorCode::Forbidden
         } else {
-            "unauthorized"
+            ErrorCode::Unauthorized
         };
         ApiError::new(status, code, e.to_string())
     })
@@ -75,18 +76,22 @@ pub(super) fn parse<T: DeserializeOwned>(
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
+                ErrorCode::BodyTooLarge,
                 format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
             )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                r.body_text(),
+            )
         }
     })?;
     serde_json::from_slice(&body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
-            "bad_json"
+            ErrorCode::BadJson
         } else {
-            "bad_request"
+            ErrorCode::BadRequest
         };
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Shared, authorize, parse};
+use crate::api::ErrorCode;
 use crate::api::console::SubmitRequest;
 use crate::auth::Right;
 use crate::console::RunView;
@@ -29,7 +30,7 @@ pub(super) async fn submit_run(
     if req.prompts.is_empty() || req.prompts.len() > MAX_PROMPTS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!(
                 "a run needs 1..={MAX_PROMPTS} prompts, got {}",
                 req.prompts.len()
@@ -40,7 +41,7 @@ pub(super) async fn submit_run(
     if max_iters == 0 || max_iters > crate::worker::MAX_RALPH_ITERS {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             format!(
                 "max_ralph_iters must be 1..={}, got {max_iters}",
                 crate::worker::MAX_RALPH_ITERS
@@ -71,7 +72,11 @@ pub(super) async fn get_run(
         .wait
         .map(|wait| {
             crate::duration::parse_within(&wait, Duration::ZERO, MAX_WAIT).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("wait: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    format!("wait: {e}"),
+                )
             })
         })
         .transpose()?;

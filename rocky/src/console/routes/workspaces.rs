@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{Shared, authorize, parse};
+use crate::api::ErrorCode;
 use crate::api::console::{CreateWorkspace, TeardownView};
 use crate::auth::Right;
 use crate::console::{WorkspaceView, workspace};
@@ -23,7 +24,7 @@ pub(super) async fn create_workspace(
     let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
     let req: CreateWorkspace = parse(body)?;
     crate::slug::validate(&req.slug)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_slug", e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadSlug, e.to_string()))?;
     let profile = console
         .config
         .tiers
@@ -33,7 +34,7 @@ pub(super) async fn create_workspace(
             let known: Vec<&str> = console.config.tiers.keys().map(String::as_str).collect();
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "unknown_tier",
+                ErrorCode::UnknownTier,
                 format!(
                     "unknown tier {:?}; known tiers: {}",
                     req.tier,

@@ -235,11 +235,8 @@ impl DockerDriver {
     /// any service is missing or stopped is removed and reported `failed`.
     async fn find_left(&self) -> Result<Vec<Found<DockerDeployment>>, DockerError> {
         let docker = self.docker().await?.clone();
-        let objects = sweep::list_labelled_objects(
-            &docker,
-            &[format!("{}={}", labels::SESSION, self.session)],
-        )
-        .await?;
+        let objects =
+            sweep::list_labelled_objects(&docker, &[labels::session_filter(&self.session)]).await?;
         let mut by_slug: std::collections::BTreeMap<String, Vec<sweep::LabelledObject>> =
             Default::default();
         for o in objects {

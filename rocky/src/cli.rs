@@ -1,0 +1,374 @@
+//! The services' command lines, each declared once: the binaries parse them (`clap`), and
+//! whoever starts a service (the harness, the bench, tests) builds the same struct and turns
+//! it into arguments with `to_args()`, so a flag is spelt only here. `Parser::parse_from` of
+//! `to_args()` gives the struct back (tested below).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::hatch::SyncMode;
+use crate::hearth::DriverKind;
+use crate::vault;
+
+/// `console --listen ADDR --hearth-socket PATH --worker-url URL --hatch FILE ...`: the HTTP
+/// API (contract §4).
+#[derive(clap::Parser, Clone, Debug, PartialEq, Eq)]
+#[command(name = "console", about = "rocky's console API")]
+pub struct ConsoleArgs {
+    /// Address to listen on (port 0 picks one; the bound address is printed on stdout).
+    #[arg(long)]
+    pub listen: String,
+    /// hearth's unix socket.
+    #[arg(long)]
+    pub hearth_socket: PathBuf,
+    /// Base URL of `ralph serve`.
+    #[arg(long)]
+    pub worker_url: String,
+    /// HATCH log (JSONL, append-only, mode 0600); sealed at `FILE.seal`.
+    #[arg(long)]
+    pub hatch: PathBuf,
+    /// The seal key (VAULT keyring YAML; its active key id seals). Default `FILE.key`, created
+    /// with a fresh secret when missing; keep it off the log's disk in production.
+    #[arg(long)]
+    pub hatch_key: Option<PathBuf>,
+    /// When an append reaches the disk: `always` (fsync each), `batch` (group commit: concurrent
+    /// appends share one fsync) or `none` (the OS page cache).
+    #[arg(long, default_value = "batch")]
+    pub hatch_sync: SyncMode,
+    /// LocalAuth tokens file (YAML).
+    #[arg(long)]
+    pub tokens: PathBuf,
+    /// VAULT keyring file (YAML); defaults to $ROCKY_VAULT_FILE.
+    #[arg(long)]
+    pub vault: Option<PathBuf>,
+    /// Directory of tier profiles (`*.yaml`).
+    #[arg(long, default_value = "features/tiers")]
+    pub tiers: PathBuf,
+    /// Deadline from run submission to its end.
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
+    pub run_timeout: Duration,
+    /// Deadline for hearth to answer a teardown (hearth enforces its own, shorter one inside).
+    #[arg(long, default_value = "90s", value_parser = crate::duration::parse)]
+    pub teardown_timeout: Duration,
+}
+
+impl ConsoleArgs {
+    /// The console's defaults for everything but what it cannot do without.
+    pub fn new(
+        listen: impl Into<String>,
+        hearth_socket: impl Into<PathBuf>,
+        worker_url: impl Into<String>,
+        hatch: impl Into<PathBuf>,
+        tokens: impl Into<PathBuf>,
+    ) -> ConsoleArgs {
+        ConsoleArgs {
+            listen: listen.into(),
+            hearth_socket: hearth_socket.into(),
+            worker_url: worker_url.into(),
+            hatch: hatch.into(),
+            hatch_key: None,
+            hatch_sync: SyncMode::Batch,
+            tokens: tokens.into(),
+            vault: None,
+            tiers: PathBuf::from("features/tiers"),
+            run_timeout: Duration::from_secs(60),
+            teardown_timeout: Duration::from_secs(90),
+        }
+    }
+
+    /// The arguments (without the program name) that parse back into `self`.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut a = Args::default();
+        a.value("--listen", &self.listen)
+            .value("--hearth-socket", &self.hearth_socket)
+            .value("--worker-url", &self.worker_url)
+            .value("--hatch", &self.hatch)
+            .optional("--hatch-key", self.hatch_key.as_ref())
+            .value("--hatch-sync", self.hatch_sync.as_str())
+            .value("--tokens", &self.tokens)
+            .optional("--vault", self.vault.as_ref())
+            .value("--tiers", &self.tiers)
+            .duration("--run-timeout", self.run_timeout)
+            .duration("--teardown-timeout", self.teardown_timeout);
+        a.0
+    }
+}
+
+/// `hearth --socket PATH [--driver local-docker|process] ...`: the provisioner daemon
+/// (contract §3).
+#[derive(clap::Parser, Clone, Debug, PartialEq, Eq)]
+#[command(
+    name = "hearth",
+    about = "rocky's workspace provisioner, on a unix socket"
+)]
+pub struct HearthArgs {
+    /// Unix socket to serve on (created with mode 0600). `<socket>.lock` beside it is held for
+    /// hearth's life: a second hearth on the socket exits at once, naming the holder's pid.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// Which driver provisions workspaces.
+    #[arg(long, default_value = "local-docker")]
+    pub driver: DriverKind,
+    /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    pub teardown_timeout: Duration,
+    /// Deadline for a workspace's services to become healthy.
+    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    pub health_timeout: Duration,
+    /// Session id written on every Docker object (`rocky.session`); random when omitted. One
+    /// hearth per session too: its lock is `$TMPDIR/rocky-hearth-<uid>/session-<id>.lock`.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// The stand-in program the `process` driver runs for every service.
+    #[arg(long)]
+    pub standin_bin: Option<PathBuf>,
+    /// Exit (tearing everything down) when stdin closes: the parent went away.
+    #[arg(long)]
+    pub exit_on_stdin_eof: bool,
+}
+
+impl HearthArgs {
+    /// hearth's defaults on `socket`.
+    pub fn new(socket: impl Into<PathBuf>) -> HearthArgs {
+        HearthArgs {
+            socket: socket.into(),
+            driver: DriverKind::LocalDocker,
+            teardown_timeout: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(30),
+            session: None,
+            standin_bin: None,
+            exit_on_stdin_eof: false,
+        }
+    }
+
+    /// The arguments (without the program name) that parse back into `self`.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut a = Args::default();
+        a.value("--socket", &self.socket)
+            .value("--driver", self.driver.as_str())
+            .duration("--teardown-timeout", self.teardown_timeout)
+            .duration("--health-timeout", self.health_timeout)
+            .optional("--session", self.session.as_ref())
+            .optional("--standin-bin", self.standin_bin.as_ref())
+            .flag("--exit-on-stdin-eof", self.exit_on_stdin_eof);
+        a.0
+    }
+}
+
+/// `ralph …`: the RALPH worker's command line.
+#[derive(clap::Parser, Clone, Debug, PartialEq, Eq)]
+#[command(name = "ralph", about = "rocky's RALPH worker")]
+pub struct RalphArgs {
+    #[command(subcommand)]
+    pub command: RalphCommand,
+}
+
+/// What `ralph` does.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
+pub enum RalphCommand {
+    /// Serve runs over HTTP.
+    Serve(ServeArgs),
+}
+
+/// `ralph serve --listen ADDR ...` (contract §5).
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:7001 (port 0 picks a free one; the bound
+    /// address is printed on stdout).
+    #[arg(long)]
+    pub listen: String,
+    /// VAULT keyring file (YAML); defaults to $ROCKY_VAULT_FILE.
+    #[arg(long)]
+    pub vault: Option<PathBuf>,
+    /// Allowed bearer clock skew, seconds, both directions.
+    #[arg(long, default_value_t = vault::DEFAULT_MAX_SKEW_SECS)]
+    pub max_skew_secs: i64,
+    /// The `schema` written into every KAHN frame (default `kahn/1`).
+    #[arg(long)]
+    pub kahn_schema: Option<String>,
+    /// Write KAHN field FROM under the name TO (`FROM:TO`).
+    #[arg(long, value_parser = parse_rename)]
+    pub kahn_rename: Option<(String, String)>,
+    /// How long a run may have no open event stream before it is cancelled, e.g. `30s`
+    /// (an open stream renews it).
+    #[arg(long, default_value = "30s", value_parser = parse_lease)]
+    pub follow_lease: Duration,
+}
+
+impl ServeArgs {
+    /// The worker's defaults, listening on `listen`.
+    pub fn new(listen: impl Into<String>) -> ServeArgs {
+        ServeArgs {
+            listen: listen.into(),
+            vault: None,
+            max_skew_secs: vault::DEFAULT_MAX_SKEW_SECS,
+            kahn_schema: None,
+            kahn_rename: None,
+            follow_lease: Duration::from_secs(30),
+        }
+    }
+
+    /// The arguments of `ralph` (without the program name, `serve` first) that parse back
+    /// into `RalphCommand::Serve(self)`.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut a = Args::default();
+        a.0.push("serve".into());
+        a.value("--listen", &self.listen)
+            .optional("--vault", self.vault.as_ref())
+            .value("--max-skew-secs", self.max_skew_secs.to_string())
+            .optional("--kahn-schema", self.kahn_schema.as_ref())
+            .optional(
+                "--kahn-rename",
+                self.kahn_rename
+                    .as_ref()
+                    .map(|(from, to)| format!("{from}:{to}")),
+            )
+            .duration("--follow-lease", self.follow_lease);
+        a.0
+    }
+}
+
+/// A lease between 100 ms and an hour: shorter would cancel a run between two reconnects.
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_within(s, Duration::from_millis(100), Duration::from_secs(3600))
+        .map_err(|e| e.to_string())
+}
+
+/// `FROM:TO`, both non-empty.
+fn parse_rename(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => Ok((from.into(), to.into())),
+        _ => Err(format!("expected FROM:TO, got {s:?}")),
+    }
+}
+
+/// A command line being built, flag by flag.
+#[derive(Default)]
+struct Args(Vec<OsString>);
+
+impl Args {
+    fn value(&mut self, flag: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Args {
+        self.0.push(flag.into());
+        self.0.push(value.as_ref().to_owned());
+        self
+    }
+
+    fn optional(&mut self, flag: &str, value: Option<impl AsRef<std::ffi::OsStr>>) -> &mut Args {
+        if let Some(v) = value {
+            self.value(flag, v);
+        }
+        self
+    }
+
+    fn duration(&mut self, flag: &str, d: Duration) -> &mut Args {
+        self.value(flag, crate::duration::display(d))
+    }
+
+    fn flag(&mut self, flag: &str, on: bool) -> &mut Args {
+        if on {
+            self.0.push(flag.into());
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse<P: Parser>(program: &str, args: Vec<OsString>) -> P {
+        P::try_parse_from(std::iter::once(OsString::from(program)).chain(args))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_console_command_line_parses_back_into_its_builder() {
+        let plain = ConsoleArgs::new("127.0.0.1:0", "/s/hearth.sock", "http://w", "/h", "/t");
+        assert_eq!(parse::<ConsoleArgs>("console", plain.to_args()), plain);
+        let every = ConsoleArgs {
+            hatch_key: Some("/k".into()),
+            hatch_sync: SyncMode::Always,
+            vault: Some("/v".into()),
+            tiers: "/tiers".into(),
+            run_timeout: Duration::from_millis(1500),
+            teardown_timeout: Duration::from_secs(7),
+            ..plain
+        };
+        assert_eq!(parse::<ConsoleArgs>("console", every.to_args()), every);
+    }
+
+    #[test]
+    fn the_console_builder_has_the_parsers_defaults() {
+        let parsed: ConsoleArgs = parse(
+            "console",
+            [
+                "--listen",
+                "a",
+                "--hearth-socket",
+                "b",
+                "--worker-url",
+                "c",
+                "--hatch",
+                "d",
+                "--tokens",
+                "e",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        );
+        assert_eq!(parsed, ConsoleArgs::new("a", "b", "c", "d", "e"));
+    }
+
+    #[test]
+    fn a_hearth_command_line_parses_back_into_its_builder() {
+        let plain = HearthArgs::new("/s/hearth.sock");
+        assert_eq!(parse::<HearthArgs>("hearth", plain.to_args()), plain);
+        assert_eq!(
+            parse::<HearthArgs>("hearth", vec!["--socket".into(), "/s/hearth.sock".into()]),
+            plain
+        );
+        let every = HearthArgs {
+            driver: DriverKind::Process,
+            teardown_timeout: Duration::from_millis(300),
+            health_timeout: Duration::from_secs(60),
+            session: Some("s-1".into()),
+            standin_bin: Some("/bin/standin".into()),
+            exit_on_stdin_eof: true,
+            ..plain
+        };
+        assert_eq!(parse::<HearthArgs>("hearth", every.to_args()), every);
+    }
+
+    #[test]
+    fn a_worker_command_line_parses_back_into_its_builder() {
+        let plain = ServeArgs::new("0.0.0.0:7000");
+        let every = ServeArgs {
+            vault: Some("/v".into()),
+            max_skew_secs: 5,
+            kahn_schema: Some("kahn/2".into()),
+            kahn_rename: Some(("node_id".into(), "nodeId".into())),
+            follow_lease: Duration::from_secs(2),
+            ..plain.clone()
+        };
+        for serve in [plain.clone(), every] {
+            assert_eq!(
+                parse::<RalphArgs>("ralph", serve.to_args()),
+                RalphArgs {
+                    command: RalphCommand::Serve(serve)
+                }
+            );
+        }
+        assert_eq!(
+            parse::<RalphArgs>(
+                "ralph",
+                vec!["serve".into(), "--listen".into(), "0.0.0.0:7000".into()]
+            ),
+            RalphArgs {
+                command: RalphCommand::Serve(plain)
+            }
+        );
+    }
+}
