@@ -11,8 +11,9 @@
 //!   `cucumber-json-aggregator --strict` and `cucumber-json-to-junit-xml`.
 //! - The merged set at `target/rocky-e2e/` holds every scenario of both phases, in both files.
 //!
-//! The consumers run in a Python virtualenv: `ROCKY_E2E_PYTHON`, else `<target dir>/py`
-//! (`.ci/run` installs it). Without it the test says how to install it and passes, except
+//! The consumers run in a Python virtualenv: `ROCKY_E2E_PYTHON`, else `<target dir>/py`, made
+//! and given the pinned consumers from PyPI on first use (`.ci/run` makes it beforehand). When
+//! that cannot be done (no `python3 -m venv`, no PyPI) the test says why and passes, except
 //! under `ROCKY_E2E=1` (the required job), where a missing consumer fails the test.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,7 +48,18 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The virtualenv's Python, or why there is none.
+/// The consumers, pinned: what `.ci/run` installs, and what this test installs itself into
+/// `<target dir>/py` when neither that nor `ROCKY_E2E_PYTHON` has them.
+const CONSUMERS: &[&str] = &[
+    "jsonschema==4.26.0",
+    "cucumber-messages==34.2.0",
+    "cucumber-json-aggregator==0.1.0",
+    "cucumber-json-to-junit-xml==0.0.10",
+];
+
+/// The virtualenv's Python, or why there is none. Without `ROCKY_E2E_PYTHON`, a virtualenv at
+/// `<target dir>/py` is made and the pinned consumers installed from PyPI on first use, so the
+/// README's test command needs no step of its own.
 fn python() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("ROCKY_E2E_PYTHON") {
         let p = PathBuf::from(p);
@@ -57,20 +69,44 @@ fn python() -> Result<PathBuf, String> {
             Err(format!("ROCKY_E2E_PYTHON={} is no file", p.display()))
         };
     }
+    static INSTALLED: std::sync::Mutex<Option<Result<PathBuf, String>>> =
+        std::sync::Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    installed.get_or_insert_with(install).clone()
+}
+
+fn install() -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest().join("target"));
-    let py = target.join("py/bin/python3");
-    if py.is_file() {
-        Ok(py)
-    } else {
-        Err(format!(
-            "no Python with the consumers: neither ROCKY_E2E_PYTHON nor {} (install: python3 -m venv {} && {}/bin/pip install jsonschema==4.26.0 cucumber-messages==34.2.0 cucumber-json-aggregator==0.1.0 cucumber-json-to-junit-xml==0.0.10; .ci/run does)",
-            py.display(),
-            target.join("py").display(),
-            target.join("py").display()
-        ))
+    let venv = target.join("py");
+    let py = venv.join("bin/python3");
+    let run = |what: &str, cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("failed to {what}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "failed to {what} ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    };
+    if !py.is_file() {
+        run(
+            &format!("make a virtualenv at {}", venv.display()),
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        )?;
     }
+    // A no-op when they are there (pip checks the pins), a download from PyPI otherwise.
+    run(
+        &format!("install {} into {}", CONSUMERS.join(" "), venv.display()),
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(CONSUMERS),
+    )?;
+    Ok(py)
 }
 
 /// Runs the consumer script; its JSON summary, `Err` when the consumer is not installed.
