@@ -26,16 +26,8 @@ const AMBIGUOUS: &str = "ambiguous_run::two runs submitted, then \"the run\"";
 
 impl Checkout {
     fn new() -> Checkout {
-        rocky_e2e::binaries::ensure_built().unwrap();
-        let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs()).unwrap();
-        let built = hearth.parent().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
-        for name in ["hearth", "console", "ralph"] {
-            std::fs::copy(built.join(name), bin.join(name)).unwrap();
-        }
+        let bin = support::install_binaries(dir.path());
         let root = dir.path().join("checkout");
         let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let features = root.join("features");

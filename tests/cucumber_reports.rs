@@ -16,6 +16,10 @@
 //! that cannot be done (no `python3 -m venv`, no PyPI) the test says why and passes, except
 //! under `ROCKY_E2E=1` (the required job), where a missing consumer fails the test.
 
+#[path = "support/mod.rs"]
+#[allow(dead_code, reason = "this test uses only the binaries' install")]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,16 +154,8 @@ struct Checkout {
 
 impl Checkout {
     fn new() -> Checkout {
-        rocky_e2e::binaries::ensure_built().unwrap();
-        let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs()).unwrap();
-        let built = hearth.parent().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
-        for name in ["hearth", "console", "ralph"] {
-            std::fs::copy(built.join(name), bin.join(name)).unwrap();
-        }
+        let bin = support::install_binaries(dir.path());
         let root = dir.path().join("checkout");
         let features = root.join("features");
         std::fs::create_dir_all(features.join("tiers")).unwrap();

@@ -12,18 +12,9 @@ use support::{copy_dir, path_with};
 
 #[test]
 fn a_copied_binary_plays_in_another_checkout() {
-    // The service binaries this build made (the harness builds them when run under cargo).
-    rocky_e2e::binaries::ensure_built().unwrap();
-    let hearth = rocky_e2e::stack::locate_hearth(&rocky_e2e::binaries::search_dirs()).unwrap();
-    let built = hearth.parent().unwrap();
-
+    // This build's binaries (the harness builds them when run under cargo), copied elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
-    let bin = elsewhere.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
-    for name in ["hearth", "console", "ralph"] {
-        std::fs::copy(built.join(name), bin.join(name)).unwrap();
-    }
+    let bin = support::install_binaries(elsewhere.path());
     let checkout = elsewhere.path().join("checkout");
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     copy_dir(&source.join("features"), &checkout.join("features"));
