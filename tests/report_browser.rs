@@ -124,6 +124,23 @@ fn open(browser: &mut Browser, file: &Path) -> Result<Opened, String> {
     })
 }
 
+/// Renders `report` to `html_path` and opens it in a fresh headless Chromium, within
+/// [`DEADLINE`] of `started`.
+fn render_and_open(
+    chromium: &Path,
+    html_path: &Path,
+    report: &rocky_e2e::report::model::RunReport,
+    started: Instant,
+) -> Opened {
+    std::fs::write(html_path, rocky_e2e::report::html::render(report)).unwrap();
+    let mut browser = Browser::launch(chromium, WIDTH, HEIGHT, started + DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let opened =
+        open(&mut browser, html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
+    browser.close();
+    opened
+}
+
 #[test]
 fn the_report_reads_well_in_headless_chromium() {
     let Some(chromium) = chromium_or_skip() else {
@@ -131,18 +148,12 @@ fn the_report_reads_well_in_headless_chromium() {
     };
     let started = Instant::now();
     let dir = out_dir();
-    let html_path = dir.join("report-check.html");
-    std::fs::write(
-        &html_path,
-        rocky_e2e::report::html::render(&sample::failing_run()),
-    )
-    .unwrap();
-
-    let mut browser = Browser::launch(&chromium, WIDTH, HEIGHT, started + DEADLINE)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let opened =
-        open(&mut browser, &html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
-    browser.close();
+    let opened = render_and_open(
+        &chromium,
+        &dir.join("report-check.html"),
+        &sample::failing_run(),
+        started,
+    );
 
     let png_path = dir.join("report.png");
     std::fs::write(&png_path, &opened.png).unwrap();
@@ -219,19 +230,12 @@ fn a_failing_snapshot_shows_its_chain_diff() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
-    let started = Instant::now();
-    let dir = out_dir();
-    let html_path = dir.join("report-snapshot-check.html");
-    std::fs::write(
-        &html_path,
-        rocky_e2e::report::html::render(&sample::snapshot_run()),
-    )
-    .unwrap();
-    let mut browser = Browser::launch(&chromium, WIDTH, HEIGHT, started + DEADLINE)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let opened =
-        open(&mut browser, &html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
-    browser.close();
+    let opened = render_and_open(
+        &chromium,
+        &out_dir().join("report-snapshot-check.html"),
+        &sample::snapshot_run(),
+        Instant::now(),
+    );
     let m = &opened.measured;
     assert!(opened.log.errors.is_empty(), "{:#?}", opened.log.errors);
     assert_eq!(
