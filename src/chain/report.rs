@@ -95,31 +95,62 @@ pub fn row_start(width: usize, act: &str, expected: &str) -> String {
     format!("  {act:<16} {expected:<width$}  ")
 }
 
+/// One alignment row: `(act, expected, gap, observed, first_gap)`.
+pub type RowParts<'a> = (&'a str, &'a str, bool, &'a str, bool);
+
+/// The alignment and the evidence under the two headline lines, as every text rendering of a
+/// gap report lays them out.
+pub fn write_body<'a>(
+    f: &mut impl fmt::Write,
+    width: usize,
+    rows: impl IntoIterator<Item = RowParts<'a>>,
+    evidence: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> fmt::Result {
+    writeln!(f, "{}", header(width))?;
+    for (act, expected, gap, observed, first_gap) in rows {
+        writeln!(
+            f,
+            "{}{}{}{}",
+            row_start(width, act, expected),
+            if gap { "✗ " } else { "  " },
+            observed,
+            if first_gap { FIRST_GAP } else { "" }
+        )?;
+    }
+    let mut evidence = evidence.into_iter().peekable();
+    if evidence.peek().is_none() {
+        writeln!(f, "\nevidence: none collected")?;
+    } else {
+        writeln!(f, "\nevidence:")?;
+        for (source, detail) in evidence {
+            writeln!(f, "  {source}: {detail}")?;
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for GapReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "HATCH chain gap: {}", self.gap.summary)?;
         writeln!(f, "expected ({}): {}", self.mode_text(), self.expected)?;
         writeln!(f)?;
         let (width, rows) = self.aligned();
-        writeln!(f, "{}", header(width))?;
-        for r in &rows {
-            writeln!(
-                f,
-                "{}{}{}{}",
-                row_start(width, &r.act, &r.expected),
-                if r.gap { "✗ " } else { "  " },
-                r.observed,
-                if r.first_gap { FIRST_GAP } else { "" }
-            )?;
-        }
-        if self.evidence.0.is_empty() {
-            writeln!(f, "\nevidence: none collected")?;
-        } else {
-            writeln!(f, "\nevidence:")?;
-            for (source, detail) in &self.evidence.0 {
-                writeln!(f, "  {source}: {detail}")?;
-            }
-        }
-        Ok(())
+        write_body(
+            f,
+            width,
+            rows.iter().map(|r| {
+                (
+                    r.act.as_str(),
+                    r.expected.as_str(),
+                    r.gap,
+                    r.observed.as_str(),
+                    r.first_gap,
+                )
+            }),
+            self.evidence
+                .0
+                .iter()
+                .map(|(s, d)| (s.as_str(), d.as_str())),
+        )
     }
 }

@@ -301,29 +301,24 @@ impl std::fmt::Display for GapView {
     /// The gap report as the terminal shows it (`chain::GapReport`'s layout), for reports
     /// that carry text (a Cucumber Messages attachment).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use crate::chain::report::{FIRST_GAP, header, row_start};
         writeln!(f, "HATCH chain gap: {}", self.summary)?;
         writeln!(f, "expected ({}): {}\n", self.mode, self.expected)?;
-        writeln!(f, "{}", header(self.width))?;
-        for r in &self.rows {
-            writeln!(
-                f,
-                "{}{}{}{}",
-                row_start(self.width, &r.act, &r.expected),
-                if r.gap { "✗ " } else { "  " },
-                r.observed,
-                if r.first_gap { FIRST_GAP } else { "" }
-            )?;
-        }
-        if self.evidence.is_empty() {
-            writeln!(f, "\nevidence: none collected")
-        } else {
-            writeln!(f, "\nevidence:")?;
-            for e in &self.evidence {
-                writeln!(f, "  {}: {}", e.source, e.detail)?;
-            }
-            Ok(())
-        }
+        crate::chain::report::write_body(
+            f,
+            self.width,
+            self.rows.iter().map(|r| {
+                (
+                    r.act.as_str(),
+                    r.expected.as_str(),
+                    r.gap,
+                    r.observed.as_str(),
+                    r.first_gap,
+                )
+            }),
+            self.evidence
+                .iter()
+                .map(|e| (e.source.as_str(), e.detail.as_str())),
+        )
     }
 }
 
