@@ -480,3 +480,56 @@ fn the_reader_finds_a_cycle_and_sees_through_re_exports() {
     let found = cycles(&g);
     assert_eq!(found, vec![vec![module(&["a"]), module(&["a", "y"])]]);
 }
+
+/// Every HTTP client of the project is built by `rocky::http::client_builder`, whose pool
+/// lets go of an idle connection before our servers close it (`rocky::http::CLIENT_POOL_IDLE`
+/// under `HEADER_READ`): a client that keeps it longer can write a request on a connection
+/// the server is closing and lose it with no answer (a 502 to a healthy worker, found by the
+/// model tester). The bin folders are read too; `code` drops comments and string literals.
+#[test]
+fn every_http_client_lets_idle_connections_go_before_the_server_does() {
+    fn all_rs(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                all_rs(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut sources = Vec::new();
+    for dir in [
+        "rocky/src",
+        "rocky/tests",
+        "rocky/benches",
+        "src",
+        "steps",
+        "benches",
+        "tests",
+    ] {
+        all_rs(&root().join(dir), &mut sources);
+    }
+    assert!(sources.len() > 50, "read {} files", sources.len());
+    let builder = root().join("rocky/src/http.rs");
+    let mut offenders = Vec::new();
+    for file in sources.iter().filter(|f| **f != builder) {
+        let text = code(&std::fs::read_to_string(file).expect("a source file reads"));
+        // `Client::new(` as a path of its own (`reqwest::Client::new(`), not `HearthClient::new(`.
+        for needle in ["Client::new(", "Client::builder("] {
+            let bare = text.match_indices(needle).any(|(at, _)| {
+                !text[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            });
+            if bare {
+                offenders.push(format!("{} ({needle}…)", file.display()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "HTTP clients built without rocky::http::client_builder: {offenders:?}"
+    );
+}

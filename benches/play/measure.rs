@@ -22,9 +22,7 @@ use crate::probe::probe_lag;
 use crate::table::{Row, Table, fmt_ms, median, ms, spread, verdict};
 
 pub(crate) async fn measure_all(args: &Args, env: &Env, table: &mut Table) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build()?;
+    let http = rocky::http::client_builder().build()?;
 
     // --- setup, once ---
     table.section("setup (once per run, not repeated): images and the stand-in");

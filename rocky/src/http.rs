@@ -66,10 +66,38 @@ pub struct Limits {
     pub shutdown: Duration,
 }
 
+/// The servers' default header-read timeout. hyper's timer for it runs while a kept-alive
+/// connection waits for its next request too, so it is also how long a server keeps an idle
+/// connection before it closes it.
+pub const HEADER_READ: Duration = Duration::from_secs(10);
+
+/// How long a client of ours keeps an idle pooled connection: well under [`HEADER_READ`], so
+/// it lets go of a connection before the server closes it. Kept longer, a request can be
+/// written on a connection the server is closing at that moment: it is lost with no answer,
+/// and hyper retries only what it had not started to write (a POST to the worker came back as
+/// 502 `worker_unreachable` to a healthy worker; the model tester found it, RELIABILITY.md).
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);
+
+const _: () = assert!(CLIENT_POOL_IDLE.as_millis() * 2 <= HEADER_READ.as_millis());
+
+/// A `reqwest` client builder for calls to our servers: pooled connections are dropped after
+/// [`CLIENT_POOL_IDLE`]. Every HTTP client of the project starts here
+/// (`tests/clients_idle.rs` in the harness checks the sources).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(CLIENT_POOL_IDLE)
+}
+
+/// [`client_builder`] as it is.
+pub fn client() -> reqwest::Client {
+    client_builder()
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_read: Duration::from_secs(10),
+            header_read: HEADER_READ,
             // Above the longest long-poll (`?wait=` is capped at 60 s) and hearth's deadlines.
             request: Duration::from_secs(150),
             max_connections: 512,

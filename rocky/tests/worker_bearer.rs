@@ -29,7 +29,7 @@ async fn a_replayed_submission_starts_one_run() {
     let (url, keyring) = worker().await;
     let body = br#"{"workspace":"ws","prompts":["p"],"max_ralph_iters":3}"#;
     let bearer = keyring.sign("POST", "/v1/runs", body, rocky::vault::now_unix());
-    let http = reqwest::Client::new();
+    let http = rocky::http::client();
     let mut answers = Vec::new();
     for _ in 0..5 {
         let r = http
@@ -59,7 +59,7 @@ async fn the_query_is_signed() {
     let (url, keyring) = worker().await;
     let signed = "/v1/runs/run-x/events";
     let bearer = keyring.sign("GET", signed, b"", rocky::vault::now_unix());
-    let r = reqwest::Client::new()
+    let r = rocky::http::client()
         .get(format!("{url}{signed}?evil=1"))
         .header("authorization", &bearer)
         .send()
@@ -85,7 +85,7 @@ async fn oversized_input_is_refused_by_name() {
     }))
     .expect("encode");
     let bearer = keyring.sign("POST", "/v1/runs", &body, rocky::vault::now_unix());
-    let r = reqwest::Client::new()
+    let r = rocky::http::client()
         .post(format!("{url}/v1/runs"))
         .header("authorization", &bearer)
         .header("content-type", "application/json")

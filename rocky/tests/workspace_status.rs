@@ -187,7 +187,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         status_calls,
         unavailable,
         teardown_unavailable,
-        http: reqwest::Client::new(),
+        http: rocky::http::client(),
     }
 }
 

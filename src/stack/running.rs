@@ -299,7 +299,7 @@ mod tests {
             "{}",
             stack.console_url
         );
-        let http = reqwest::Client::new();
+        let http = rocky::http::client();
         let get = |url: String, token: Option<&str>| {
             let mut req = http.get(url).timeout(Duration::from_secs(10));
             if let Some(t) = token {

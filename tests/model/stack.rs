@@ -151,6 +151,11 @@ pub struct Stack {
     worker_keyring: Keyring,
     /// The live worker and its server, `None` while killed.
     pub worker: Option<(Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// While the worker is killed: a socket bound to its address and not listening, so
+    /// connections are refused as by a dead process, and no other socket of this machine
+    /// (another stack's listener, an outgoing connection's ephemeral port) takes the port
+    /// before the worker comes back on it.
+    worker_port_held: Option<tokio::net::TcpSocket>,
     console_task: tokio::task::JoinHandle<std::io::Result<()>>,
     env: Env,
     /// The console's error answers since the step began (evidence for a failed check).
@@ -216,8 +221,8 @@ impl Stack {
         let hearth = spawn_hearth(env, &socket, &session, dir.path()).await?;
         let secret = rocky::vault::generate_secret();
         let worker_keyring = Keyring::single("v1", &secret);
-        let worker_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        let worker_listener = worker_socket("127.0.0.1:0".parse().expect("an address"))
+            .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to bind the worker: {e}"))?;
         let worker_addr = worker_listener.local_addr().map_err(|e| e.to_string())?;
         let worker = serve_worker(&worker_keyring, worker_listener);
@@ -284,13 +289,14 @@ impl Stack {
             hatch_path,
             seal_key,
             disk,
-            http: reqwest::Client::builder()
+            http: rocky::http::client_builder()
                 .pool_max_idle_per_host(8)
                 .build()
                 .map_err(|e| e.to_string())?,
             worker_addr,
             worker_keyring,
             worker: Some(worker),
+            worker_port_held: None,
             console_task,
             env: env.clone(),
             errors: Mutex::new(Vec::new()),
@@ -299,11 +305,17 @@ impl Stack {
 
     /// Kills the worker as SIGKILL would: its server and every connection drop at once, and
     /// what it kept in memory is gone.
-    pub async fn kill_worker(&mut self) {
+    pub async fn kill_worker(&mut self) -> Result<(), String> {
         if let Some((_, task)) = self.worker.take() {
+            // Held before the listener closes: the port is never free.
+            let held = worker_socket(self.worker_addr);
             task.abort();
             let _ = task.await;
+            self.worker_port_held = Some(held.map_err(|e| {
+                format!("failed to hold the worker's port {}: {e}", self.worker_addr)
+            })?);
         }
+        Ok(())
     }
 
     /// A new worker (nothing in memory) on the killed one's address.
@@ -311,13 +323,11 @@ impl Stack {
         if self.worker.is_some() {
             return Ok(());
         }
-        let bind = || -> std::io::Result<tokio::net::TcpListener> {
-            let l = std::net::TcpListener::bind(self.worker_addr)?;
-            l.set_nonblocking(true)?;
-            tokio::net::TcpListener::from_std(l)
-        };
-        let listener = bind()
+        // Listening beside the held socket (both SO_REUSEPORT), then letting that one go.
+        let listener = worker_socket(self.worker_addr)
+            .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to rebind the worker at {}: {e}", self.worker_addr))?;
+        self.worker_port_held = None;
         self.worker = Some(serve_worker(&self.worker_keyring, listener));
         Ok(())
     }
@@ -372,7 +382,8 @@ impl Stack {
     /// down what is left and exits).
     pub async fn stop(mut self) -> Result<(), String> {
         self.console_task.abort();
-        self.kill_worker().await;
+        // Only the port is at stake, and the stack is going: nothing to report.
+        let _ = self.kill_worker().await;
         if let Some(mut h) = self.hearth.take() {
             drop(h.stdin.take());
             match tokio::time::timeout(Duration::from_secs(30), h.wait()).await {
@@ -390,6 +401,16 @@ impl Stack {
     pub fn state_file(&self) -> PathBuf {
         rocky::hearth::driver::process::state_path(&self.socket)
     }
+}
+
+/// A socket for the worker's address with SO_REUSEADDR and SO_REUSEPORT, bound: the
+/// listener, or (not listening) what holds the port while the worker is killed.
+fn worker_socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 fn serve_worker(

@@ -78,7 +78,7 @@ impl ConsoleClient {
             base_url: base_url.into(),
             token: None,
             deadline: DEFAULT_DEADLINE,
-            http: reqwest::Client::new(),
+            http: crate::http::client(),
         }
     }
 

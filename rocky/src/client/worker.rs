@@ -116,8 +116,7 @@ impl WorkerClient {
     /// A client for `base_url`; every call is bounded by `deadline` (and a connect by it too,
     /// so an address that swallows packets fails at the deadline, not after minutes of SYNs).
     pub fn new(base_url: impl Into<String>, keyring: Keyring, deadline: Duration) -> WorkerClient {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
+        let http = crate::http::client_builder()
             .connect_timeout(deadline)
             .build()
             .expect("a plain HTTP client builds");

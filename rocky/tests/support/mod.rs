@@ -275,7 +275,7 @@ pub async fn stack_with(opts: Options) -> Stack {
         worker_calls,
         worker_addr,
         worker: Some(worker),
-        http: reqwest::Client::new(),
+        http: rocky::http::client(),
         follow_lease: opts.follow_lease,
         proxy,
         worker_client,

@@ -45,7 +45,7 @@ impl Proxy {
             seen: Mutex::new(Vec::new()),
             swallowed: Mutex::new(Vec::new()),
             upstream: upstream.to_owned(),
-            http: reqwest::Client::new(),
+            http: rocky::http::client(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
