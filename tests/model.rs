@@ -8,6 +8,8 @@
 //! cargo test --test model                                  # kept cases + 8 sequences
 //! cargo test --test model -- --cases 50 --len 200          # the CI budget (> 10 000 steps)
 //! cargo test --test model -- --seed 17 --len 200           # replay one sequence
+//! cargo test --release --test model -- --no-kept --steps 1000000 --len 200 --stacks 10
+//!                                                          # the long run (RELIABILITY.md)
 //! cargo test --test model -- --setup none --ops 'provision w0; submit w0 held'
 //! ROCKY_E2E=1 cargo test --test model -- --driver local-docker --cases 8 --len 70
 //! ```
@@ -250,6 +252,11 @@ fn cpu_secs(who: libc::c_int) -> f64 {
 struct Progress(std::sync::Mutex<(usize, usize, usize)>);
 
 impl Progress {
+    /// Steps run by the sequences finished so far.
+    fn steps(&self) -> usize {
+        self.0.lock().expect("progress lock").1
+    }
+
     fn update(&self, ran: &Ran) -> (usize, usize, usize) {
         let mut p = self.0.lock().expect("progress lock");
         p.0 += 1;
@@ -273,6 +280,8 @@ struct Args {
     setup: Setup,
     /// Keep drawing sequences until this much time has passed (the long run).
     for_secs: Option<u64>,
+    /// Keep drawing sequences until this many steps have run (the long run).
+    steps: Option<usize>,
     profile: bool,
     /// Print the sequence `--seed` names, one step a line, and run nothing.
     print: bool,
@@ -297,6 +306,7 @@ fn parse_args() -> Result<Args, String> {
             fast_clock: false,
         },
         for_secs: None,
+        steps: None,
         print: false,
         open: false,
     };
@@ -315,6 +325,7 @@ fn parse_args() -> Result<Args, String> {
             "--ops" => args.ops = Some(value("--ops")?),
             "--no-kept" => args.kept = false,
             "--for" => args.for_secs = Some(num(value("--for")?, "--for")?),
+            "--steps" => args.steps = Some(num(value("--steps")?, "--steps")? as usize),
             "--setup" | "--sync" => {
                 let v = value("--setup")?;
                 args.setup = v.parse().map_err(|e| format!("--setup {v:?}: {e}"))?;
@@ -436,9 +447,9 @@ async fn run(args: Args) -> std::process::ExitCode {
             }
         }
         let first = args.base_seed;
-        seeds = match args.for_secs {
-            Some(_) => Box::new(first..),
-            None => Box::new(first..first + args.cases as u64),
+        seeds = match (args.for_secs, args.steps) {
+            (None, None) => Box::new(first..first + args.cases as u64),
+            _ => Box::new(first..),
         };
     }
     let len = args.len;
@@ -451,51 +462,54 @@ async fn run(args: Args) -> std::process::ExitCode {
         )
     }));
     let started = Instant::now();
+    let long = args.for_secs.is_some() || args.steps.is_some();
     println!(
         "model: {}, {} stack(s) at once, driver {}",
-        match args.for_secs {
-            Some(secs) => format!("sequences of {len} steps for {secs}s"),
-            None => "the planned sequences".to_owned(),
+        match (args.for_secs, args.steps) {
+            (Some(secs), _) => format!("sequences of {len} steps for {secs}s"),
+            (None, Some(n)) => format!("sequences of {len} steps until {n} steps have run"),
+            (None, None) => "the planned sequences".to_owned(),
         },
         args.stacks,
         env.driver
     );
     use futures::StreamExt;
     let for_secs = args.for_secs;
+    let step_budget = args.steps;
     let progress = Progress::default();
-    let results: Vec<Ran> =
-        futures::stream::iter(plan.take_while(|_| {
-            for_secs.is_none_or(|secs| started.elapsed() < Duration::from_secs(secs))
-        }))
-        .map(|(label, seed, sync, ops)| {
-            let env = env.clone();
-            async move {
-                let out = run_sequence(&env, sync, &ops).await;
-                (label, seed, sync, ops, out)
-            }
-        })
-        // In order (several at once): the report reads the same however they interleave.
-        .buffered(args.stacks)
-        .inspect(|ran| {
-            // A long run says how far it got as it goes (every 25 sequences, and each failure).
-            let (n, steps, failed) = progress.update(ran);
-            if args.for_secs.is_some() && (n % 25 == 0 || ran.4.failure.is_some()) {
-                println!(
-                    "model: [{:.0}s] {n} sequences, {steps} steps, {failed} failed{}",
-                    started.elapsed().as_secs_f64(),
-                    ran.4
-                        .failure
-                        .as_ref()
-                        .map(|(at, op, v)| format!(
-                            "; {} failed at step {at} `{op}`: [{}] {}",
-                            ran.0, v.check, v.detail
-                        ))
-                        .unwrap_or_default()
-                );
-            }
-        })
-        .collect()
-        .await;
+    let results: Vec<Ran> = futures::stream::iter(plan.take_while(|_| {
+        for_secs.is_none_or(|secs| started.elapsed() < Duration::from_secs(secs))
+            && step_budget.is_none_or(|n| progress.steps() < n)
+    }))
+    .map(|(label, seed, sync, ops)| {
+        let env = env.clone();
+        async move {
+            let out = run_sequence(&env, sync, &ops).await;
+            (label, seed, sync, ops, out)
+        }
+    })
+    // In order (several at once): the report reads the same however they interleave.
+    .buffered(args.stacks)
+    .inspect(|ran| {
+        // A long run says how far it got as it goes (every 25 sequences, and each failure).
+        let (n, steps, failed) = progress.update(ran);
+        if long && (n % 25 == 0 || ran.4.failure.is_some()) {
+            println!(
+                "model: [{:.0}s] {n} sequences, {steps} steps, {failed} failed{}",
+                started.elapsed().as_secs_f64(),
+                ran.4
+                    .failure
+                    .as_ref()
+                    .map(|(at, op, v)| format!(
+                        "; {} failed at step {at} `{op}`: [{}] {}",
+                        ran.0, v.check, v.detail
+                    ))
+                    .unwrap_or_default()
+            );
+        }
+    })
+    .collect()
+    .await;
     let wall = started.elapsed();
     let steps: usize = results.iter().map(|r| r.4.steps).sum();
     if args.profile {
