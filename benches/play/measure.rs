@@ -2,7 +2,6 @@
 //! floor and the play on the engine (alternating), then the other sections in turn.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, ensure};
 use bollard::Docker;

@@ -477,3 +477,64 @@ async fn a_restarted_hearth_adopts_a_workspace_still_provisioning() {
     }
     second.stop();
 }
+
+/// A caller whose provision went unanswered asks hearth how it went (the console past its
+/// provision deadline): hearth reports the provision's `attempt`, so what it says about the
+/// slug's previous life (torn down under another attempt) is never taken for the new
+/// provision; and a provision whose caller hung up is taken all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn hearth_reports_which_provision_a_status_is_about() {
+    let standin = standin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let args = HearthArgs {
+        driver: DriverKind::Process,
+        standin_bin: Some(standin.clone()),
+        session: Some(format!("attempt{}", std::process::id())),
+        ..HearthArgs::new(&socket)
+    };
+    let (hearth, line) = Hearth::spawn(dir.path(), "hearth", &args, &[]);
+    assert!(line.is_some(), "hearth did not start: {}", hearth.log());
+    let client = HearthClient::new(&socket);
+
+    let first = client
+        .provision_as("again", &tier(0), Some("first"), PATIENCE)
+        .await
+        .expect("the first provision");
+    assert_eq!(first.status, Status::Ready, "{first:?}");
+    let gone = client
+        .teardown("again", PATIENCE)
+        .await
+        .expect("the teardown");
+    assert_eq!(
+        (gone.status, gone.attempt.as_deref()),
+        (Status::TierTornDown, Some("first"))
+    );
+    let before = client.status("again", PATIENCE).await.expect("status");
+    assert_eq!(before.attempt.as_deref(), Some("first"), "{before:?}");
+
+    // The caller gives up long before the slow provision settles; hearth carries on.
+    let hung_up = client
+        .provision_as(
+            "again",
+            &tier(1500),
+            Some("second"),
+            Duration::from_millis(200),
+        )
+        .await;
+    assert!(
+        matches!(hung_up, Err(HearthError::Deadline { .. })),
+        "{hung_up:?}"
+    );
+    wait_status(&client, "again", Status::Ready).await;
+    let after = client.status("again", PATIENCE).await.expect("status");
+    assert_eq!(after.attempt.as_deref(), Some("second"), "{after:?}");
+    // A provision that names no attempt reports none.
+    let plain = client
+        .provision("plain", &tier(0), PATIENCE)
+        .await
+        .expect("a plain provision");
+    assert_eq!(plain.status, Status::Ready);
+    let plain = client.status("plain", PATIENCE).await.expect("status");
+    assert_eq!(plain.attempt, None, "{plain:?}");
+}

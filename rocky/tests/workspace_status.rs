@@ -100,6 +100,9 @@ struct Stack {
     unavailable: Arc<AtomicUsize>,
     /// How many of the next teardown calls answer 503 "rediscovering".
     teardown_unavailable: Arc<AtomicUsize>,
+    /// While true, a provision reaching hearth is held before hearth takes it (a call still
+    /// on its way), and taken once it turns false.
+    hold_provisions: watch::Sender<bool>,
     http: reqwest::Client,
 }
 
@@ -116,6 +119,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
     let status_calls = Arc::new(AtomicUsize::new(0));
     let unavailable = Arc::new(AtomicUsize::new(0));
     let teardown_unavailable = Arc::new(AtomicUsize::new(0));
+    let (hold_provisions, held) = watch::channel(false);
     let (calls, refuse, refuse_teardown) = (
         status_calls.clone(),
         unavailable.clone(),
@@ -125,8 +129,17 @@ async fn stack(deadlines: Deadlines) -> Stack {
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let (calls, refuse, refuse_teardown) =
                 (calls.clone(), refuse.clone(), refuse_teardown.clone());
+            let mut held = held.clone();
             async move {
                 let path = req.uri().path();
+                if path == "/v1/provision" && *held.borrow() {
+                    // On a task of its own: the caller hanging up does not drop it.
+                    let taken = tokio::spawn(async move {
+                        let _ = held.wait_for(|h| !*h).await;
+                        next.run(req).await
+                    });
+                    return taken.await.expect("the held provision's task");
+                }
                 let counter = if path.starts_with("/v1/status/") {
                     calls.fetch_add(1, Ordering::SeqCst);
                     Some(refuse)
@@ -187,6 +200,7 @@ async fn stack(deadlines: Deadlines) -> Stack {
         status_calls,
         unavailable,
         teardown_unavailable,
+        hold_provisions,
         http: rocky::http::client(),
     }
 }
@@ -462,4 +476,45 @@ async fn a_teardown_hearth_answers_503_to_is_not_taken_for_gone() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(s.status_of("ws-busy").await, "tier_torn_down");
+}
+
+#[tokio::test]
+async fn past_its_deadline_the_console_does_not_take_a_previous_life_for_its_provision() {
+    let s = stack(short(Duration::from_millis(200), PATIENCE)).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            paths::WORKSPACES,
+            Some(support::create_body("again", "solo")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .call(reqwest::Method::DELETE, &paths::workspace("again"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The next provision reaches hearth only after the console, past its deadline, asked
+    // hearth twice how it went: hearth still shows the previous life (`tier_torn_down`).
+    s.hold_provisions.send_replace(true);
+    let asked = s.status_calls.load(Ordering::SeqCst);
+    let post = s.provision_in_background("again");
+    s.until_status_calls(asked + 2).await;
+    s.hold_provisions.send_replace(false);
+    let (status, body) = answer(post).await;
+    assert_eq!(
+        status, 201,
+        "the previous life was taken for this provision: {body}"
+    );
+    assert_eq!(s.status_of("again").await, "ready");
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+        ]
+    );
 }

@@ -30,6 +30,12 @@ crate::wire_enum! {
 pub struct ProvisionRequest {
     pub slug: String,
     pub profile: TierProfile,
+    /// The caller's id for this provision (the console's: a random one per provision).
+    /// hearth reports it on the workspace's status ([`StatusReport::attempt`]) for as long as
+    /// the workspace is this provision's, so a caller whose call went unanswered can tell its
+    /// own provision from the workspace's previous life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
 }
 
 /// `POST /v1/teardown` body.
@@ -69,6 +75,10 @@ pub struct StatusReport {
     /// The last error hearth saw for this workspace (failed provision, missed teardown deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The [`ProvisionRequest::attempt`] this workspace was provisioned under; `None` when the
+    /// provision gave none, or when hearth found the workspace on rediscovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
     /// Where this workspace's lifecycle time went so far (an extension of the contract, for
     /// `rocky-e2e play`'s timing report).
     #[serde(default)]

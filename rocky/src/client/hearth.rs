@@ -63,9 +63,22 @@ impl HearthClient {
         profile: &TierProfile,
         deadline: Duration,
     ) -> Result<DeploymentRef, HearthError> {
+        self.provision_as(slug, profile, None, deadline).await
+    }
+
+    /// `POST /v1/provision` under the caller's id `attempt`, which hearth then reports on the
+    /// workspace's status ([`crate::api::hearth::StatusReport::attempt`]).
+    pub async fn provision_as(
+        &self,
+        slug: &str,
+        profile: &TierProfile,
+        attempt: Option<&str>,
+        deadline: Duration,
+    ) -> Result<DeploymentRef, HearthError> {
         let body = ProvisionRequest {
             slug: slug.into(),
             profile: profile.clone(),
+            attempt: attempt.map(str::to_owned),
         };
         self.call(Method::POST, "/v1/provision", Some(&body), deadline)
             .await

@@ -239,7 +239,15 @@ impl Console {
     /// hearth then says: the console asks instead of recording a failure hearth never reported.
     async fn make(&self, slug: &str, profile: &TierProfile) -> Made {
         let deadline = self.config.deadlines.provision;
-        match self.config.hearth.provision(slug, profile, deadline).await {
+        // This provision's id: what hearth says after a deadline is about it only when hearth
+        // reports it back (the workspace may have had an earlier life hearth still shows).
+        let attempt = crate::ids::random_hex(8);
+        match self
+            .config
+            .hearth
+            .provision_as(slug, profile, Some(&attempt), deadline)
+            .await
+        {
             Ok(dep) if dep.status == Status::Ready => Made::Ready(dep),
             Ok(dep) => Made::Failed(dep.error.unwrap_or_else(|| {
                 format!("hearth answered status {} without an error", dep.status)
@@ -248,7 +256,7 @@ impl Console {
             // not the console's clock, says how it went.
             Err(e @ (HearthError::Deadline { .. } | HearthError::Transport { .. })) => {
                 tracing::warn!(slug, "no answer to the provision ({e}); asking hearth");
-                self.follow_provision(slug).await
+                self.follow_provision(slug, &attempt).await
             }
             Err(e) => Made::Failed(e.to_string()),
         }
@@ -257,24 +265,51 @@ impl Console {
     /// Asks hearth (`GET /v1/status/{slug}`) until the provision settles, within
     /// [`super::Deadlines::provision_follow`]. Only hearth's 404 means the workspace is not
     /// there; a 503 (hearth rediscovering) or a call that fails is asked again.
-    async fn follow_provision(&self, slug: &str) -> Made {
+    ///
+    /// Until hearth reports this provision's `attempt`, what it says is not about it: the call
+    /// may still be on its way, and hearth shows the workspace's previous life (torn down, or
+    /// failed) or none. Once the follow's deadline has passed, hearth's word is taken as it is
+    /// (a provision hearth never took did not make the workspace).
+    async fn follow_provision(&self, slug: &str, attempt: &str) -> Made {
         let until = tokio::time::Instant::now() + self.config.deadlines.provision_follow;
         loop {
-            let last = match self.hearth_says(slug).await {
+            let last = match self.hearth_says(slug, Some(attempt)).await {
                 Said::Settled(made) => return made,
                 Said::Pending(what) => what,
             };
             if tokio::time::Instant::now() >= until {
-                return Made::Unsettled(last);
+                return match self.hearth_says(slug, None).await {
+                    Said::Settled(made) => made,
+                    Said::Pending(_) => Made::Unsettled(last),
+                };
             }
             tokio::time::sleep(FOLLOW_POLL).await;
         }
     }
 
-    /// What hearth says about a provision of `slug` right now.
-    async fn hearth_says(&self, slug: &str) -> Said {
+    /// What hearth says about a provision of `slug` right now; with `attempt`, about that
+    /// provision only (see [`Console::follow_provision`]).
+    async fn hearth_says(&self, slug: &str, attempt: Option<&str>) -> Said {
         let call = self.config.deadlines.worker_call;
-        match self.config.hearth.status(slug, call).await {
+        let answer = self.config.hearth.status(slug, call).await;
+        if let Some(ours) = attempt {
+            match &answer {
+                Ok(report) if report.attempt.as_deref().is_some_and(|a| a != ours) => {
+                    return Said::Pending(format!(
+                        "hearth has not taken this provision yet (it reports the workspace's previous life: {})",
+                        report.status
+                    ));
+                }
+                Err(HearthError::Refused { status: 404, .. }) => {
+                    return Said::Pending(
+                        "hearth has not taken this provision yet (it knows no such workspace)"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        match answer {
             Ok(StatusReport {
                 status: Status::Provisioning,
                 ..
@@ -325,7 +360,7 @@ impl Console {
         if !workspace(self, slug).is_ok_and(|w| w.status == Status::Provisioning) {
             return;
         }
-        match self.hearth_says(slug).await {
+        match self.hearth_says(slug, None).await {
             Said::Pending(_) => {}
             Said::Settled(Made::Ready(dep)) => {
                 if self.record_provisioned(&dep, "system").is_err() {

@@ -51,6 +51,8 @@ struct Entry<T> {
     /// A provision refused because the view was incomplete: it touched nothing, and what
     /// rediscovery finds of the slug replaces it.
     placeholder: bool,
+    /// The caller's id of the provision this entry is ([`ProvisionRequest::attempt`]).
+    attempt: Option<String>,
 }
 
 impl<T> Entry<T> {
@@ -62,6 +64,7 @@ impl<T> Entry<T> {
             provisioning: None,
             teardown: None,
             placeholder: false,
+            attempt: None,
         }
     }
 }
@@ -494,6 +497,7 @@ impl<D: Driver> Hearth<D> {
                 slug: slug.into(),
                 status: Status::TierTornDown,
                 error: None,
+                attempt: entry.attempt.clone(),
                 timings: entry.timings,
             };
         };
@@ -526,6 +530,7 @@ impl<D: Driver> Hearth<D> {
             slug: slug.into(),
             status: entry.reference.status,
             error: entry.reference.error.clone(),
+            attempt: entry.attempt.clone(),
             timings: entry.timings,
         }
     }
@@ -640,6 +645,19 @@ async fn provision<D: Driver>(
     if let Err(e) = req.profile.check() {
         return error(StatusCode::BAD_REQUEST, ErrorCode::BadProfile, e);
     }
+    // Detached from here on: a caller that hangs up (its own deadline passed) ends this
+    // handler, not the provision it sent, so what it asks hearth next is about a provision
+    // hearth took (or refused), never one dropped half-way.
+    let slug = req.slug.clone();
+    match tokio::spawn(take_provision(hearth, req)).await {
+        Ok(answer) => answer,
+        Err(_) => lost("provision", &slug),
+    }
+}
+
+/// The provision `req` from the check of the slug on: refused, or placed in the book and
+/// started, and answered once it settles.
+async fn take_provision<D: Driver>(hearth: Arc<Hearth<D>>, req: ProvisionRequest) -> Response {
     if let Some(why) = hearth.book().held.get(&req.slug) {
         return rediscovering(format!("hearth cannot place workspace {}: {why}", req.slug));
     }
@@ -682,12 +700,14 @@ async fn provision<D: Driver>(
                 ..reference
             });
             entry.placeholder = true;
+            entry.attempt = req.attempt.clone();
             let answer = entry.reference.clone();
             book.workspaces.insert(req.slug.clone(), entry);
             return Json(answer).into_response();
         }
         let mut entry = Entry::new(reference);
         entry.provisioning = Some(rx.clone());
+        entry.attempt = req.attempt.clone();
         book.workspaces.insert(req.slug.clone(), entry);
     }
     // Detached: a caller that hangs up ends this handler, not the provision.
@@ -760,6 +780,7 @@ async fn status<D: Driver>(
             slug,
             status: e.reference.status,
             error: e.reference.error.clone(),
+            attempt: e.attempt.clone(),
             timings: e.timings,
         })
         .into_response(),
