@@ -55,9 +55,9 @@ async fn wait_hearth_status(world: &PlayWorld, slug: &str, want: Status) {
 fn provision_in_background(world: &mut PlayWorld, slug: String, tier: String) {
     world.name_workspace(&slug);
     let shared_name = world.slug(&slug);
-    world.call_in_background(
-        move |console| async move { console.create_workspace(&shared_name, &tier).await },
-    );
+    world.call_in_background(move |console| async move {
+        console.create_workspace(&shared_name, &tier).await
+    });
 }
 
 #[when(expr = "I start provisioning workspace {string} on tier {string} in the background")]

@@ -249,9 +249,7 @@ impl PlayWorld {
     pub async fn start_stack(&mut self) -> Result<(), crate::stack::StackError> {
         let start = Instant::now();
         let started = if self.shares_stack() {
-            crate::stack::shared::acquire(&self.options)
-                .await
-                .map(StackRef::Shared)
+            crate::stack::shared::join(&self.options).await
         } else {
             crate::stack::Stack::start(&self.options)
                 .await
@@ -493,7 +491,10 @@ impl PlayWorld {
         if let Some(stack) = &self.stack {
             let hearth = stack.hearth();
             for slug in self.services.keys() {
-                match hearth.status(&self.slug(slug), Duration::from_secs(5)).await {
+                match hearth
+                    .status(&self.slug(slug), Duration::from_secs(5))
+                    .await
+                {
                     Ok(s) => ev.add(
                         format!("hearth status {slug}"),
                         match s.error {
@@ -563,12 +564,14 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
     // found from outside hearth, and fails the scenario.
     let cleanup = match (world.stack.take(), &world.tenant) {
         // A shared stack runs on: the scenario's own workspaces are torn down and looked for.
-        (Some(StackRef::Shared(stack)), Some(tenant)) => {
-            crate::stack::leftovers::release_tenant(&stack, tenant, world.services.keys().cloned())
+        (Some(shared @ StackRef::Shared { .. }), Some(tenant)) => {
+            crate::stack::leftovers::release_tenant(&shared, tenant, world.services.keys().cloned())
                 .await
         }
         (Some(StackRef::Own(stack)), _) => crate::stack::cleanup(Some(stack), &world.options).await,
-        (Some(StackRef::Shared(_)), None) => unreachable!("a shared stack always has a tenant"),
+        (Some(StackRef::Shared { .. }), None) => {
+            unreachable!("a shared stack always has a tenant")
+        }
         (None, _) => crate::stack::cleanup(None, &world.options).await,
     };
     let leftovers = (!cleanup.removed.is_empty()).then(|| {

@@ -36,7 +36,10 @@ pub async fn run(
             let name = names.get(&key_of(feature, scenario)).cloned();
             // Every step the scenario will run, backgrounds first: one that faults a service
             // gives it a stack of its own (see `crate::stack::shared`).
-            let backgrounds = [feature.background.as_ref(), rule.and_then(|r| r.background.as_ref())];
+            let backgrounds = [
+                feature.background.as_ref(),
+                rule.and_then(|r| r.background.as_ref()),
+            ];
             let faults = crate::steps::chaos::faulting_step(
                 backgrounds
                     .into_iter()

@@ -241,7 +241,9 @@ pub async fn release_tenant(
                     }
                 }
             }
-            Err(e) => notes.push(format!("warning: cleanup of the scenario's workspaces: {e}")),
+            Err(e) => notes.push(format!(
+                "warning: cleanup of the scenario's workspaces: {e}"
+            )),
         }
     }
     Cleanup { notes, removed }

@@ -21,7 +21,12 @@ use super::{Stack, StackError, StackOptions};
 /// A scenario's stack: its own, or one it shares.
 pub enum StackRef {
     Own(Stack),
-    Shared(Arc<Stack>),
+    /// With the scenario's slot of [`crate::containers::max_stacks`] (its workspaces'
+    /// networks), held while it runs.
+    Shared {
+        stack: Arc<Stack>,
+        slot: Option<crate::containers::Slot>,
+    },
 }
 
 impl std::ops::Deref for StackRef {
@@ -29,7 +34,7 @@ impl std::ops::Deref for StackRef {
     fn deref(&self) -> &Stack {
         match self {
             StackRef::Own(s) => s,
-            StackRef::Shared(s) => s,
+            StackRef::Shared { stack, .. } => stack,
         }
     }
 }
@@ -37,14 +42,14 @@ impl std::ops::Deref for StackRef {
 impl StackRef {
     /// True when other scenarios run on this stack too.
     pub fn is_shared(&self) -> bool {
-        matches!(self, StackRef::Shared(_))
+        matches!(self, StackRef::Shared { .. })
     }
 
     /// The stack, to fault or stop it (`what`): only a stack the scenario owns.
     pub fn own_mut(&mut self, what: &str) -> Result<&mut Stack, String> {
         match self {
             StackRef::Own(s) => Ok(s),
-            StackRef::Shared(_) => Err(shared_refusal(what)),
+            StackRef::Shared { .. } => Err(shared_refusal(what)),
         }
     }
 
@@ -52,7 +57,7 @@ impl StackRef {
     pub fn into_own(self, what: &str) -> Result<Stack, String> {
         match self {
             StackRef::Own(s) => Ok(s),
-            StackRef::Shared(_) => Err(shared_refusal(what)),
+            StackRef::Shared { .. } => Err(shared_refusal(what)),
         }
     }
 }
@@ -90,8 +95,19 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<Entry>>> {
 }
 
 /// The shared stack of the configuration of `opts`, started now if none runs yet (the others
-/// asking meanwhile wait for it; a start that fails is tried again by the next scenario).
-pub async fn acquire(opts: &StackOptions) -> Result<Arc<Stack>, StackError> {
+/// asking meanwhile wait for it; a start that fails is tried again by the next scenario); on
+/// the container topology, once a slot is free for the scenario's workspaces.
+pub async fn join(opts: &StackOptions) -> Result<StackRef, StackError> {
+    let stack = acquire(opts).await?;
+    // After the stack: its own start takes a slot, which tenants holding every one would starve.
+    let slot = match opts.services {
+        super::Services::Containers(_) => Some(crate::containers::take_slot(&stack.session).await?),
+        super::Services::InProcess => None,
+    };
+    Ok(StackRef::Shared { stack, slot })
+}
+
+async fn acquire(opts: &StackOptions) -> Result<Arc<Stack>, StackError> {
     let entry = registry()
         .lock()
         .expect("shared stacks lock")

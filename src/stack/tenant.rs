@@ -212,7 +212,10 @@ mod tests {
             "workspace x torn down; /api/hearth/workspaces/x \"x\""
         );
         // Inside another word or name, or not before a name: kept.
-        assert_eq!(t.unshare("aw7-x rocky-s1-w7-x w7- w7-"), "aw7-x rocky-s1-w7-x w7- w7-");
+        assert_eq!(
+            t.unshare("aw7-x rocky-s1-w7-x w7- w7-"),
+            "aw7-x rocky-s1-w7-x w7- w7-"
+        );
         assert_eq!(t.unshare("w7-w7-x"), "w7-x");
         let mut v = serde_json::json!({"slug": "w7-x", "w7-y": ["w7-z", 1]});
         t.unshare_value(&mut v);
