@@ -255,6 +255,9 @@ mod tests {
             let mut pattern: Option<String> = None;
             for line in source.lines() {
                 let line = line.trim();
+                if line == "#[cfg(test)]" {
+                    break;
+                }
                 if let Some(rest) = ["#[given(", "#[when(", "#[then("]
                     .iter()
                     .find_map(|a| line.strip_prefix(a))

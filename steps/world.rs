@@ -253,7 +253,7 @@ impl PlayWorld {
         } else {
             crate::stack::Stack::start(&self.options)
                 .await
-                .map(StackRef::Own)
+                .map(|s| StackRef::Own(Box::new(s)))
         };
         self.add_time(Act::Spawn, start);
         let stack = started?;
@@ -568,7 +568,9 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
             crate::stack::leftovers::release_tenant(&shared, tenant, world.services.keys().cloned())
                 .await
         }
-        (Some(StackRef::Own(stack)), _) => crate::stack::cleanup(Some(stack), &world.options).await,
+        (Some(StackRef::Own(stack)), _) => {
+            crate::stack::cleanup(Some(*stack), &world.options).await
+        }
         (Some(StackRef::Shared { .. }), None) => {
             unreachable!("a shared stack always has a tenant")
         }

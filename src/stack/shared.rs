@@ -20,7 +20,7 @@ use super::{Stack, StackError, StackOptions};
 
 /// A scenario's stack: its own, or one it shares.
 pub enum StackRef {
-    Own(Stack),
+    Own(Box<Stack>),
     /// With the scenario's slot of [`crate::containers::max_stacks`] (its workspaces'
     /// networks), held while it runs.
     Shared {
@@ -48,7 +48,7 @@ impl StackRef {
     /// The stack, to fault or stop it (`what`): only a stack the scenario owns.
     pub fn own_mut(&mut self, what: &str) -> Result<&mut Stack, String> {
         match self {
-            StackRef::Own(s) => Ok(s),
+            StackRef::Own(s) => Ok(&mut **s),
             StackRef::Shared { .. } => Err(shared_refusal(what)),
         }
     }
@@ -56,7 +56,7 @@ impl StackRef {
     /// The stack itself, to stop it: only a stack the scenario owns.
     pub fn into_own(self, what: &str) -> Result<Stack, String> {
         match self {
-            StackRef::Own(s) => Ok(s),
+            StackRef::Own(s) => Ok(*s),
             StackRef::Shared { .. } => Err(shared_refusal(what)),
         }
     }
