@@ -426,18 +426,10 @@ impl PlayWorld {
             }),
             None => Vec::new(),
         };
-        let Some(tenant) = &self.tenant else {
-            return records;
-        };
-        records
-            .into_iter()
-            .filter_map(|mut r| {
-                let name = tenant.name_of(r.subject.workspace.as_deref()?)?.to_owned();
-                r.subject.workspace = Some(name);
-                tenant.unshare_value(&mut r.data);
-                Some(r)
-            })
-            .collect()
+        match &self.tenant {
+            Some(tenant) => tenant.slice(records),
+            None => records,
+        }
     }
 
     /// Evidence for a gap report: what the harness saw, collected now.

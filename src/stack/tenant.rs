@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rocky::hatch::Record;
 use serde_json::Value;
 
 /// The tenants made by this process so far: each one's number.
@@ -115,6 +116,20 @@ impl Tenant {
             }
             _ => {}
         }
+    }
+
+    /// The tenant's slice of a shared HATCH log: the records of its own workspaces alone, in
+    /// log order, each with the names the scenario used (`seq` stays the shared log's).
+    pub fn slice(&self, records: Vec<Record>) -> Vec<Record> {
+        records
+            .into_iter()
+            .filter_map(|mut r| {
+                let name = self.name_of(r.subject.workspace.as_deref()?)?.to_owned();
+                r.subject.workspace = Some(name);
+                self.unshare_value(&mut r.data);
+                Some(r)
+            })
+            .collect()
     }
 
     /// A raw request body with the workspace named by each `"slug"` or `"workspace"` field
@@ -220,6 +235,77 @@ mod tests {
         let mut v = serde_json::json!({"slug": "w7-x", "w7-y": ["w7-z", 1]});
         t.unshare_value(&mut v);
         assert_eq!(v, serde_json::json!({"slug": "x", "y": ["z", 1]}));
+    }
+
+    /// Two scenarios on one console, both naming their workspace `x`: each reads back exactly
+    /// its own records, under its own name, as from a log of its own.
+    #[test]
+    fn tenants_of_one_log_each_read_only_their_own_records() {
+        use rocky::hatch::{Event, EventKind, Hatch};
+        let (a, b) = (tenant("w1-"), tenant("w2-"));
+        let hatch = Hatch::in_memory();
+        let append = |kind, slug: String, data: serde_json::Value| {
+            hatch
+                .append(Event::new(kind, "admin").workspace(&slug).data(data))
+                .unwrap()
+        };
+        append(
+            EventKind::ProvisioningStarted,
+            a.slug("x"),
+            serde_json::json!({}),
+        );
+        append(
+            EventKind::ProvisioningStarted,
+            b.slug("x"),
+            serde_json::json!({}),
+        );
+        append(
+            EventKind::Failed,
+            b.slug("x"),
+            serde_json::json!({"reason": format!("workspace {} failed", b.slug("x"))}),
+        );
+        append(EventKind::Provisioned, a.slug("x"), serde_json::json!({}));
+        append(
+            EventKind::ProvisioningStarted,
+            "w12-x".into(),
+            serde_json::json!({}),
+        );
+        let records = hatch.records().unwrap();
+        let kinds = |t: &Tenant| {
+            t.slice(records.clone())
+                .iter()
+                .map(|r| {
+                    (
+                        r.kind.clone(),
+                        r.subject.workspace.clone().unwrap(),
+                        r.data.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let started = EventKind::ProvisioningStarted.to_string();
+        assert_eq!(
+            kinds(&a),
+            vec![
+                (started.clone(), "x".into(), serde_json::json!({})),
+                (
+                    EventKind::Provisioned.to_string(),
+                    "x".into(),
+                    serde_json::json!({})
+                ),
+            ]
+        );
+        assert_eq!(
+            kinds(&b),
+            vec![
+                (started, "x".into(), serde_json::json!({})),
+                (
+                    EventKind::Failed.to_string(),
+                    "x".into(),
+                    serde_json::json!({"reason": "workspace x failed"})
+                ),
+            ]
+        );
     }
 
     #[test]
