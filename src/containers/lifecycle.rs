@@ -15,7 +15,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::logs::LogBuffer;
 use super::objects::{labels_for, object_name, remove_stack_objects};
-use super::slots::{Slot, take_slot};
+use super::slots::{Claim, Slot, take_slot};
 use super::{Config, ContainerError};
 
 /// Port the console and the worker listen on inside their containers.
@@ -115,7 +115,12 @@ impl ServiceContainers {
     /// address), each ready by its log line. On failure everything made so far is removed and
     /// the error carries the failing container's output.
     pub async fn start(cfg: &Config<'_>) -> Result<ServiceContainers, ContainerError> {
-        let slot = take_slot(cfg.session).await?;
+        let claim = if cfg.shared {
+            Claim::SharedStack
+        } else {
+            Claim::OwnStack
+        };
+        let slot = take_slot(cfg.session, claim).await?;
         let docker = rocky::docker::connect().await.map_err(|e| {
             ContainerError::engine(
                 "connect to the Docker engine for the console and worker containers",

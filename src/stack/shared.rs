@@ -74,6 +74,7 @@ pub fn configuration(opts: &StackOptions) -> String {
     let mut o = opts.clone();
     o.session = String::new();
     o.work_dir = Default::default();
+    o.shared = false;
     format!("{o:?}")
 }
 
@@ -96,14 +97,17 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<Entry>>> {
 
 /// The shared stack of the configuration of `opts`, started now if none runs yet (the others
 /// asking meanwhile wait for it; a start that fails is tried again by the next scenario); on
-/// the container topology, once a slot is free for the scenario's workspaces.
+/// the container topology, once a slot is free for the scenario's workspaces (taken first: the
+/// shared stack takes none, so the slot is held while it starts, not behind every stack of
+/// a scenario's own that asked meanwhile).
 pub async fn join(opts: &StackOptions) -> Result<StackRef, StackError> {
-    let stack = acquire(opts).await?;
-    // After the stack: its own start takes a slot, which tenants holding every one would starve.
     let slot = match opts.services {
-        super::Services::Containers(_) => Some(crate::containers::take_slot(&stack.session).await?),
+        super::Services::Containers(_) => Some(
+            crate::containers::take_slot(&opts.session, crate::containers::Claim::Tenant).await?,
+        ),
         super::Services::InProcess => None,
     };
+    let stack = acquire(opts).await?;
     Ok(StackRef::Shared { stack, slot })
 }
 
@@ -130,6 +134,7 @@ async fn acquire(opts: &StackOptions) -> Result<Arc<Stack>, StackError> {
                 .map_err(|e| StackError::Setup(format!("create a shared stack directory: {e}")))?;
             let mut shared = opts.clone();
             shared.session = rocky::ids::random_hex(6);
+            shared.shared = true;
             shared.work_dir = dir.path().join("stack");
             let stack = Stack::start(&shared).await?;
             *entry.dir.lock().expect("shared stack lock") = Some(dir);
