@@ -171,7 +171,13 @@ pub async fn release_tenant(
     let mut notes = Vec::new();
     let mut removed = Vec::new();
     let hearth = stack.hearth();
-    let mut slugs: BTreeSet<String> = named.into_iter().map(|n| tenant.slug(&n)).collect();
+    // A name that cannot be a workspace's on the shared stack was never made there.
+    let mut slugs: BTreeSet<String> = named
+        .into_iter()
+        .filter(|n| rocky::slug::validate(n).is_ok())
+        .map(|n| format!("{}{n}", tenant.prefix()))
+        .filter(|slug| rocky::slug::validate(slug).is_ok())
+        .collect();
     match hearth.list(Duration::from_secs(10)).await {
         Ok(all) => slugs.extend(
             all.into_iter()
