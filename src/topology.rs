@@ -34,6 +34,18 @@ pub struct Topology {
     pub description: String,
     /// Why `@docker` scenarios are skipped, when they are.
     pub docker_skip_reason: Option<String>,
+    /// Whether scenarios that fault no service share a stack (`crate::stack::shared`): on the
+    /// container topology, where a console and worker pair costs two containers and seconds,
+    /// unless `ROCKY_E2E_SHARED_STACKS=0`. Embedded, a pair is two threads of this process, and
+    /// the `process` driver's "nothing remains" check tells a scenario's processes from others
+    /// by the session, so each scenario keeps its own.
+    pub shares_stacks: bool,
+}
+
+/// `ROCKY_E2E_SHARED_STACKS=0` gives every scenario a stack of its own (as before stacks were
+/// shared: for comparison, or to rule sharing out).
+pub fn sharing_allowed() -> bool {
+    std::env::var("ROCKY_E2E_SHARED_STACKS").map_or(true, |v| v != "0")
 }
 
 static TOPOLOGY: OnceLock<Topology> = OnceLock::new();
@@ -116,6 +128,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
                 image.elapsed
             ),
             docker_skip_reason: None,
+            shares_stacks: sharing_allowed(),
         }
     } else {
         let bin = crate::images::standin_binary(&cache).map_err(|e| e.to_string())?;
@@ -134,6 +147,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
             docker_skip_reason: Some(
                 "needs a Docker engine: run with ROCKY_E2E=1 to include it".into(),
             ),
+            shares_stacks: false,
         }
     };
     Ok(TOPOLOGY.get_or_init(|| topology))

@@ -114,7 +114,17 @@ async fn never_fires(world: &mut PlayWorld, kind: String) {
 async fn matches_snapshot(world: &mut PlayWorld) {
     let records = world.chain();
     let work_dir = world.options.work_dir.display().to_string();
-    let redacted = crate::redact::chain(&records, &[(work_dir, "[work_dir]")]);
+    // A shared stack's directory is its own, not the scenario's.
+    let stack_dir = world
+        .stack
+        .as_ref()
+        .and_then(|s| s.hatch_path.parent())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let redacted = crate::redact::chain(
+        &records,
+        &[(work_dir, "[work_dir]"), (stack_dir, "[work_dir]")],
+    );
     let name = snapshot_name(&world.feature, &world.scenario);
     let path = crate::layout::current().snapshots.clone();
     let asserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

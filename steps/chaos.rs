@@ -16,17 +16,35 @@ const SETTLE: Duration = Duration::from_secs(60);
 /// How often a condition is polled.
 const POLL: Duration = Duration::from_millis(10);
 
+/// Steps that kill, restart or stop a service of the running stack (any step that calls
+/// `PlayWorld::own_stack`, or takes the stack to stop it). A scenario with one of them gets a
+/// stack of its own; every other scenario shares one (`crate::stack::shared`), and a step
+/// missing from this list fails on a shared stack instead of faulting the others' services.
+pub const FAULTING_STEPS: &[&str] = &[
+    "hearth is killed with SIGKILL",
+    "hearth is restarted",
+    "the worker is killed with SIGKILL",
+    "the worker is restarted",
+    "the stack stops",
+];
+
+/// The step among `steps` (texts without their keyword) that faults a service, if any.
+pub fn faulting_step<'a>(mut steps: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    steps.find(|s| FAULTING_STEPS.contains(&s.trim()))
+}
+
 /// Polls hearth until it reports `slug` as `want`, or panics naming what it waited for.
 async fn wait_hearth_status(world: &PlayWorld, slug: &str, want: Status) {
     let hearth = world.stack().hearth();
+    let shared_name = world.slug(slug);
     wait_for(
         format!("hearth did not report workspace {slug} as {want}"),
         SETTLE,
         POLL,
-        async || match hearth.status(slug, Duration::from_secs(5)).await {
+        async || match hearth.status(&shared_name, Duration::from_secs(5)).await {
             Ok(r) if r.status == want => Poll::Ready(()),
             Ok(r) => Poll::Pending(format!("status {}", r.status)),
-            Err(e) => Poll::Pending(e.to_string()),
+            Err(e) => Poll::Pending(world.unshare_text(&e.to_string())),
         },
     )
     .await
@@ -36,9 +54,10 @@ async fn wait_hearth_status(world: &PlayWorld, slug: &str, want: Status) {
 /// Provisions `slug` on `tier` in the background.
 fn provision_in_background(world: &mut PlayWorld, slug: String, tier: String) {
     world.name_workspace(&slug);
-    world.call_in_background(
-        move |console| async move { console.create_workspace(&slug, &tier).await },
-    );
+    let shared_name = world.slug(&slug);
+    world.call_in_background(move |console| async move {
+        console.create_workspace(&shared_name, &tier).await
+    });
 }
 
 #[when(expr = "I start provisioning workspace {string} on tier {string} in the background")]
@@ -55,13 +74,14 @@ async fn hearth_reaches(world: &mut PlayWorld, slug: String, status: String) {
 
 #[when(expr = "I tear down workspace {string} in the background")]
 async fn teardown_background(world: &mut PlayWorld, slug: String) {
+    let slug = world.slug(&slug);
     world.call_in_background(move |console| async move { console.delete_workspace(&slug).await });
 }
 
 #[when(expr = "I tear down workspace {string} {int} times at once")]
 async fn teardown_many(world: &mut PlayWorld, slug: String, n: usize) {
     for _ in 0..n {
-        let slug = slug.clone();
+        let slug = world.slug(&slug);
         world.call_in_background(
             move |console| async move { console.delete_workspace(&slug).await },
         );
@@ -133,11 +153,12 @@ async fn last_answers(world: &mut PlayWorld, n: usize, status: u16) {
 #[then(expr = "workspace {string} settles as {string}")]
 async fn settles(world: &mut PlayWorld, slug: String, status: String) {
     let console = world.console().with_deadline(Duration::from_secs(5));
+    let shared_name = world.slug(&slug);
     wait_for(
         format!("the console did not report workspace {slug} as {status}"),
         SETTLE,
         POLL,
-        async || match console.workspace(&slug).await {
+        async || match console.workspace(&shared_name).await {
             Ok(a)
                 if a.status == 200
                     && a.json::<WorkspaceView>()
@@ -145,8 +166,8 @@ async fn settles(world: &mut PlayWorld, slug: String, status: String) {
             {
                 Poll::Ready(())
             }
-            Ok(a) => Poll::Pending(format!("{} {}", a.status, a.body)),
-            Err(e) => Poll::Pending(e.to_string()),
+            Ok(a) => Poll::Pending(world.unshare_text(&format!("{} {}", a.status, a.body))),
+            Err(e) => Poll::Pending(world.unshare_text(&e.to_string())),
         },
     )
     .await
@@ -155,10 +176,7 @@ async fn settles(world: &mut PlayWorld, slug: String, status: String) {
 
 #[when("hearth is killed with SIGKILL")]
 async fn kill_hearth(world: &mut PlayWorld) {
-    let stack = world
-        .stack
-        .as_mut()
-        .expect("no stack is running: start one with `Given a rocky stack`");
+    let stack = world.own_stack("kill hearth");
     stack.kill_hearth().await.unwrap_or_else(|e| panic!("{e}"));
     world
         .evidence
@@ -167,10 +185,7 @@ async fn kill_hearth(world: &mut PlayWorld) {
 
 #[when("hearth is restarted")]
 async fn restart_hearth(world: &mut PlayWorld) {
-    let stack = world
-        .stack
-        .as_mut()
-        .expect("no stack is running: start one with `Given a rocky stack`");
+    let stack = world.own_stack("restart hearth");
     stack
         .restart_hearth()
         .await
@@ -182,10 +197,7 @@ async fn restart_hearth(world: &mut PlayWorld) {
 
 #[when("the worker is killed with SIGKILL")]
 async fn kill_worker(world: &mut PlayWorld) {
-    let stack = world
-        .stack
-        .as_mut()
-        .expect("no stack is running: start one with `Given a rocky stack`");
+    let stack = world.own_stack("kill the worker");
     stack.kill_worker().await.unwrap_or_else(|e| panic!("{e}"));
     world
         .evidence
@@ -194,10 +206,7 @@ async fn kill_worker(world: &mut PlayWorld) {
 
 #[when("the worker is restarted")]
 async fn restart_worker(world: &mut PlayWorld) {
-    let stack = world
-        .stack
-        .as_mut()
-        .expect("no stack is running: start one with `Given a rocky stack`");
+    let stack = world.own_stack("restart the worker");
     stack
         .restart_worker()
         .await
@@ -226,10 +235,57 @@ async fn node_reaches(world: &mut PlayWorld, node: usize, status: String) {
             {
                 Poll::Ready(())
             }
-            Ok(a) => Poll::Pending(format!("{} {}", a.status, a.body)),
-            Err(e) => Poll::Pending(e.to_string()),
+            Ok(a) => Poll::Pending(world.unshare_text(&format!("{} {}", a.status, a.body))),
+            Err(e) => Poll::Pending(world.unshare_text(&e.to_string())),
         },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every step that faults or stops the stack is in `FAULTING_STEPS`, so its scenarios get
+    /// a stack of their own: found in the sources as a step whose body asks for the stack as
+    /// its own (`own_stack`, `into_own`).
+    #[test]
+    fn every_step_that_faults_a_service_is_listed() {
+        let mut found = 0;
+        for (file, source) in crate::steps::SOURCES {
+            let mut pattern: Option<String> = None;
+            for line in source.lines() {
+                let line = line.trim();
+                if line == "#[cfg(test)]" {
+                    break;
+                }
+                if let Some(rest) = ["#[given(", "#[when(", "#[then("]
+                    .iter()
+                    .find_map(|a| line.strip_prefix(a))
+                {
+                    pattern = rest.split('"').nth(1).map(str::to_owned);
+                }
+                if line.contains(".own_stack(") || line.contains(".into_own(") {
+                    let p = pattern
+                        .clone()
+                        .unwrap_or_else(|| panic!("{file}: own_stack outside a step"));
+                    assert!(
+                        super::FAULTING_STEPS.contains(&p.as_str()),
+                        "{file}: step {p:?} faults or stops the stack but is not in FAULTING_STEPS"
+                    );
+                    found += 1;
+                }
+            }
+        }
+        assert_eq!(found, super::FAULTING_STEPS.len(), "one step per entry");
+    }
+
+    #[test]
+    fn a_scenario_with_a_faulting_step_is_found_by_it() {
+        let steps = ["a rocky stack", "the worker is killed with SIGKILL"];
+        assert_eq!(
+            super::faulting_step(steps.into_iter()),
+            Some("the worker is killed with SIGKILL")
+        );
+        assert_eq!(super::faulting_step(["a rocky stack"].into_iter()), None);
+    }
 }

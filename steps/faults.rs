@@ -113,7 +113,12 @@ async fn start_fails(world: &mut PlayWorld, needle: String) {
 
 #[when("the stack stops")]
 async fn stack_stops(world: &mut PlayWorld) {
-    let stack = world.stack.take().expect("a running stack");
+    let stack = world
+        .stack
+        .take()
+        .expect("a running stack")
+        .into_own("stop the stack")
+        .unwrap_or_else(|e| panic!("{e}"));
     if let Err(e) = stack.stop().await {
         panic!("the stack did not stop cleanly: {e}");
     }

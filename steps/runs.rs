@@ -16,7 +16,7 @@ const RUN_WAIT: Duration = Duration::from_secs(90);
 
 async fn submit(world: &mut PlayWorld, slug: &str, prompts: Vec<String>, max_iters: Option<u32>) {
     let run = SubmitRequest {
-        workspace: slug.to_owned(),
+        workspace: world.slug(slug),
         prompts,
         max_ralph_iters: max_iters,
     };

@@ -23,14 +23,14 @@ async fn a_stack(world: &mut PlayWorld) {
 async fn provision(world: &mut PlayWorld, slug: String, tier: String) {
     let console = world.console();
     let start = Instant::now();
-    let reply = world.record(console.create_workspace(&slug, &tier).await);
+    let reply = world.record(console.create_workspace(&world.slug(&slug), &tier).await);
     world.add_time(Act::Provision, start);
     world.provisions.insert(slug.clone(), reply.clone());
     world.name_workspace(&slug);
     if reply.status == 201 && world.options.driver == DriverKind::Process {
         // The leftover checks find the workspace's processes from outside hearth, by the
         // session marker they inherit: make sure they can see the ones just made.
-        let session = world.options.session.clone();
+        let session = world.session().to_owned();
         let all = crate::stack::processes::of_session(&session).await;
         for endpoint in world.services.get(&slug).into_iter().flatten() {
             assert!(
@@ -57,7 +57,7 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
         last.error_text()
     );
     let console = world.console();
-    let reply = world.record(console.workspace(&slug).await);
+    let reply = world.record(console.workspace(&world.slug(&slug)).await);
     assert_eq!(
         reply.status,
         200,
@@ -77,7 +77,7 @@ async fn is_ready(world: &mut PlayWorld, slug: String) {
 async fn tear_down(world: &mut PlayWorld, slug: String) {
     let console = world.console();
     let start = Instant::now();
-    world.record(console.delete_workspace(&slug).await);
+    world.record(console.delete_workspace(&world.slug(&slug)).await);
     world.add_time(Act::Teardown, start);
 }
 
@@ -88,9 +88,9 @@ async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
     let hearth = world.stack().hearth();
     let start = Instant::now();
     let report = hearth
-        .status(&slug, Duration::from_secs(10))
+        .status(&world.slug(&slug), Duration::from_secs(10))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap_or_else(|e| panic!("{}", world.unshare_text(&e.to_string())));
     world.add_time(Act::Status, start);
     world.driver_timings.insert(slug.clone(), report.timings);
     assert_eq!(
@@ -98,7 +98,7 @@ async fn hearth_reports(world: &mut PlayWorld, slug: String, status: String) {
         want,
         "hearth status of {slug}: {} ({})",
         report.status,
-        report.error.unwrap_or_default()
+        world.unshare_text(&report.error.unwrap_or_default())
     );
 }
 
@@ -110,13 +110,14 @@ async fn nothing_remains(world: &mut PlayWorld, slug: String) {
             let docker = rocky::docker::connect()
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-            let left = rocky::docker::sweep::list_labelled(&docker, &world.options.session, &slug)
+            let labelled = world.slug(&slug);
+            let left = rocky::docker::sweep::list_labelled(&docker, world.session(), &labelled)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(
                 left.is_empty(),
-                "Docker objects labelled rocky.session={} rocky.workspace={slug} remain: {left:?}",
-                world.options.session
+                "Docker objects labelled rocky.session={} rocky.workspace={labelled} remain: {left:?}",
+                world.session()
             );
         }
         DriverKind::Process => {
@@ -221,6 +222,7 @@ fn token_for(world: &PlayWorld, who: &str) -> Option<String> {
 #[when(expr = "I POST {string} to {string}")]
 async fn post_raw(world: &mut PlayWorld, body: String, path: String) {
     let token = world.admin();
+    let (body, path) = (world.slug_in_body(&body), world.slug_in_path(&path));
     world
         .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
         .await;
@@ -229,6 +231,7 @@ async fn post_raw(world: &mut PlayWorld, body: String, path: String) {
 #[when(expr = "I POST {string} to {string} as {word}")]
 async fn post_raw_as(world: &mut PlayWorld, body: String, path: String, who: String) {
     let token = token_for(world, &who);
+    let (body, path) = (world.slug_in_body(&body), world.slug_in_path(&path));
     world
         .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
         .await;
@@ -237,13 +240,16 @@ async fn post_raw_as(world: &mut PlayWorld, body: String, path: String, who: Str
 #[when(expr = "I GET {string} as {word}")]
 async fn get_as(world: &mut PlayWorld, path: String, who: String) {
     let token = token_for(world, &who);
+    let path = world.slug_in_path(&path);
     world.call(reqwest::Method::GET, &path, None, token).await;
 }
 
 #[when(expr = "I POST a body of {int} KiB to {string}")]
 async fn post_big(world: &mut PlayWorld, kib: usize, path: String) {
     let filler = "x".repeat(kib * 1024);
-    let body = format!(r#"{{"slug":"big","tier":"solo","pad":"{filler}"}}"#);
+    let body = world.slug_in_body(&format!(
+        r#"{{"slug":"big","tier":"solo","pad":"{filler}"}}"#
+    ));
     let token = world.admin();
     world
         .call(reqwest::Method::POST, &path, Some(body.into_bytes()), token)
@@ -255,7 +261,7 @@ async fn hearth_knows_nothing(world: &mut PlayWorld, slug: String) {
     match world
         .stack()
         .hearth()
-        .status(&slug, Duration::from_secs(10))
+        .status(&world.slug(&slug), Duration::from_secs(10))
         .await
     {
         Err(rocky::hearth::client::HearthError::Refused { status: 404, .. }) => {}

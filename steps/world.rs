@@ -1,8 +1,12 @@
 //! The World: one fresh per scenario, holding that scenario's stack and what it observed.
 //!
 //! Expensive shared fixtures (the stand-in image, the compiled stand-in) live in the topology
-//! chosen once per process; each scenario gets its own hearth session, HATCH log and temporary
-//! directory, so concurrent scenarios never see each other's workspaces or events.
+//! chosen once per process. A scenario that faults no service runs on the stack it shares with
+//! the others of its configuration (`crate::stack::shared`), as a tenant: its workspaces have
+//! names of their own there, and it reads only its own slice of the HATCH log, with the names
+//! it used ([`PlayWorld::chain`]). A scenario that faults one gets a stack, hearth session,
+//! HATCH log and temporary directory of its own. Either way, concurrent scenarios never see
+//! each other's workspaces or events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -10,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::chain::seal_check;
 use crate::chain::{Act, Evidence};
 use crate::report::detail::{Detail, StackShare, Summary};
-use crate::stack::{Stack, StackOptions};
+use crate::stack::{StackOptions, StackRef, Tenant};
 use rocky::api::console::RunView;
 use rocky::api::hearth::DeploymentRef;
 use rocky::client::ConsoleClient;
@@ -93,8 +97,13 @@ pub struct PlayWorld {
     pub scenario: String,
     /// How this scenario's stack will start; fault steps change it before the stack starts.
     pub options: StackOptions,
-    /// The running stack, once started.
-    pub stack: Option<Stack>,
+    /// The running stack, once started: its own, or the one it shares.
+    pub stack: Option<StackRef>,
+    /// Its part of the stack, when it shares one: its workspaces' names there.
+    pub tenant: Option<Tenant>,
+    /// The step (text) that faults a service, when the scenario has one: it needs a stack of
+    /// its own (set before the scenario starts, from its steps and its background's).
+    pub faults_services: Option<String>,
     /// Why the stack failed to start, when a scenario expects that.
     pub start_error: Option<String>,
     /// The console's client, once the stack runs (connections kept alive).
@@ -173,6 +182,8 @@ impl PlayWorld {
             scenario: String::new(),
             options,
             stack: None,
+            tenant: None,
+            faults_services: None,
             start_error: None,
             console: None,
             replies: Vec::new(),
@@ -197,18 +208,58 @@ impl PlayWorld {
     }
 
     /// The running stack; steps that need one say so plainly when it is missing.
-    pub fn stack(&self) -> &Stack {
+    pub fn stack(&self) -> &crate::stack::Stack {
         self.stack
             .as_ref()
             .expect("no stack is running: start one with `Given a rocky stack`")
     }
 
-    /// Starts this scenario's stack with its (possibly faulted) options, timed as act 1.
+    /// The running stack, to fault or stop it (`what`): panics unless the scenario owns it
+    /// (see [`crate::stack::shared`]).
+    pub fn own_stack(&mut self, what: &str) -> &mut crate::stack::Stack {
+        self.stack
+            .as_mut()
+            .expect("no stack is running: start one with `Given a rocky stack`")
+            .own_mut(what)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The session of the running stack (shared or not), else of the options.
+    pub fn session(&self) -> &str {
+        match &self.stack {
+            Some(s) => &s.session,
+            None => &self.options.session,
+        }
+    }
+
+    /// Whether this scenario's stack is to be shared: the topology shares stacks, no step of
+    /// the scenario faults a service, and its options are the topology's (no fault set).
+    fn shares_stack(&self) -> bool {
+        let topology = topology::get();
+        topology.shares_stacks
+            && self.faults_services.is_none()
+            && crate::stack::shared::configuration(&self.options)
+                == crate::stack::shared::configuration(
+                    &topology.stack_options(self.options.work_dir.clone()),
+                )
+    }
+
+    /// Starts this scenario's stack with its (possibly faulted) options, or joins the shared
+    /// stack of its configuration when it faults nothing; timed as act 1.
     pub async fn start_stack(&mut self) -> Result<(), crate::stack::StackError> {
         let start = Instant::now();
-        let started = crate::stack::Stack::start(&self.options).await;
+        let started = if self.shares_stack() {
+            crate::stack::shared::join(&self.options).await
+        } else {
+            crate::stack::Stack::start(&self.options)
+                .await
+                .map(|s| StackRef::Own(Box::new(s)))
+        };
         self.add_time(Act::Spawn, start);
         let stack = started?;
+        if stack.is_shared() {
+            self.tenant = Some(Tenant::new());
+        }
         self.console = Some(
             ConsoleClient::new(stack.console_url.clone())
                 .with_token(stack.admin_token.clone())
@@ -257,9 +308,51 @@ impl PlayWorld {
 
     /// Records the answer to a typed call (see [`PlayWorld::console`]).
     pub fn record(&mut self, reply: impl Into<Reply>) -> Reply {
-        let reply = reply.into();
+        let reply = self.unshare(reply.into());
         self.note(&reply);
         self.replies.push(reply.clone());
+        reply
+    }
+
+    /// The name workspace `name` has on the console and in hearth: on a shared stack, the
+    /// tenant's ([`Tenant::slug`]); on a stack of its own, `name`.
+    pub fn slug(&self, name: &str) -> String {
+        match &self.tenant {
+            Some(t) => t.slug(name),
+            None => name.to_owned(),
+        }
+    }
+
+    /// A raw request body with its workspace names as the console knows them.
+    pub fn slug_in_body(&self, body: &str) -> String {
+        match &self.tenant {
+            Some(t) => t.slug_in_body(body),
+            None => body.to_owned(),
+        }
+    }
+
+    /// A raw request path with its workspace name as the console knows it.
+    pub fn slug_in_path(&self, path: &str) -> String {
+        match &self.tenant {
+            Some(t) => t.slug_in_path(path),
+            None => path.to_owned(),
+        }
+    }
+
+    /// `text` with the scenario's own workspace names (see [`Tenant::unshare`]).
+    pub fn unshare_text(&self, text: &str) -> String {
+        match &self.tenant {
+            Some(t) => t.unshare(text).into_owned(),
+            None => text.to_owned(),
+        }
+    }
+
+    /// An answer with the scenario's own workspace names in it, as on a stack of its own.
+    fn unshare(&self, mut reply: Reply) -> Reply {
+        if let Some(t) = &self.tenant {
+            reply.request = t.unshare(&reply.request).into_owned();
+            t.unshare_value(&mut reply.body);
+        }
         reply
     }
 
@@ -305,6 +398,7 @@ impl PlayWorld {
         for task in std::mem::take(&mut self.background) {
             match task.await {
                 Ok(reply) => {
+                    let reply = self.unshare(reply);
                     self.note(&reply);
                     self.replies.push(reply)
                 }
@@ -319,9 +413,11 @@ impl PlayWorld {
         Some(self.stack().admin_token.clone())
     }
 
-    /// This scenario's HATCH records, read back from the JSONL file the console wrote.
+    /// This scenario's HATCH records, read back from the JSONL file the console wrote: on a
+    /// shared stack, the records of its own workspaces alone, with the names it used (their
+    /// `seq` is the shared log's; a snapshot numbers them from 1).
     pub fn chain(&self) -> Vec<Record> {
-        match &self.stack {
+        let records = match &self.stack {
             Some(s) => rocky::hatch::read_file(&s.hatch_path).unwrap_or_else(|e| {
                 panic!(
                     "failed to read the HATCH log {}: {e}",
@@ -329,6 +425,10 @@ impl PlayWorld {
                 )
             }),
             None => Vec::new(),
+        };
+        match &self.tenant {
+            Some(tenant) => tenant.slice(records),
+            None => records,
         }
     }
 
@@ -383,15 +483,21 @@ impl PlayWorld {
         if let Some(stack) = &self.stack {
             let hearth = stack.hearth();
             for slug in self.services.keys() {
-                match hearth.status(slug, Duration::from_secs(5)).await {
+                match hearth
+                    .status(&self.slug(slug), Duration::from_secs(5))
+                    .await
+                {
                     Ok(s) => ev.add(
                         format!("hearth status {slug}"),
                         match s.error {
-                            Some(e) => format!("{} ({e})", s.status),
+                            Some(e) => format!("{} ({})", s.status, self.unshare_text(&e)),
                             None => s.status.to_string(),
                         },
                     ),
-                    Err(e) => ev.add(format!("hearth status {slug}"), e.to_string()),
+                    Err(e) => ev.add(
+                        format!("hearth status {slug}"),
+                        self.unshare_text(&e.to_string()),
+                    ),
                 }
             }
         }
@@ -417,9 +523,17 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
         // What the stack's own processes said, attached to the failure: hearth's log, and the
         // console's and worker's (their containers' output, or their in-process tracing).
         let hearth = std::fs::read_to_string(&stack.hearth_log).unwrap_or_default();
+        let shared = if stack.is_shared() {
+            ", shared with the other scenarios that fault no service"
+        } else {
+            ""
+        };
         for (title, log) in [
-            (format!("hearth ({})", stack.hearth_log.display()), hearth),
-            ("console and worker".to_owned(), stack.logs()),
+            (
+                format!("hearth ({}{shared})", stack.hearth_log.display()),
+                hearth,
+            ),
+            (format!("console and worker{shared}"), stack.logs()),
         ] {
             let lines: Vec<&str> = log.lines().collect();
             if !lines.is_empty() {
@@ -440,7 +554,20 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
     // hearth removes what it made on exit; whatever is left (a hearth that was killed or
     // forgot a child, a service stuck past the teardown deadline) is removed by the clean-up,
     // found from outside hearth, and fails the scenario.
-    let cleanup = crate::stack::cleanup(world.stack.take(), &world.options).await;
+    let cleanup = match (world.stack.take(), &world.tenant) {
+        // A shared stack runs on: the scenario's own workspaces are torn down and looked for.
+        (Some(shared @ StackRef::Shared { .. }), Some(tenant)) => {
+            crate::stack::leftovers::release_tenant(&shared, tenant, world.services.keys().cloned())
+                .await
+        }
+        (Some(StackRef::Own(stack)), _) => {
+            crate::stack::cleanup(Some(*stack), &world.options).await
+        }
+        (Some(StackRef::Shared { .. }), None) => {
+            unreachable!("a shared stack always has a tenant")
+        }
+        (None, _) => crate::stack::cleanup(None, &world.options).await,
+    };
     let leftovers = (!cleanup.removed.is_empty()).then(|| {
         format!(
             "the scenario left {} thing(s) of session {} behind, removed by the after-hook: {}",
@@ -494,7 +621,11 @@ fn summary_of(world: &PlayWorld) -> Summary {
         };
         StackShare {
             driver: stack.driver.as_str().to_owned(),
-            services: stack.services().to_owned(),
+            services: if stack.is_shared() {
+                format!("{} (shared)", stack.services())
+            } else {
+                stack.services().to_owned()
+            },
             docker_stack_ms: docker_driver.then_some(stack_ms),
         }
     });

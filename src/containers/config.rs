@@ -45,4 +45,6 @@ pub struct Config<'a> {
     /// The console's deadline for its teardown call to hearth.
     pub teardown_timeout: Duration,
     pub drift: &'a Drift,
+    /// A stack several scenarios share: its slot is theirs ([`super::Claim::SharedStack`]).
+    pub shared: bool,
 }

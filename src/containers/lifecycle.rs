@@ -15,7 +15,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::logs::LogBuffer;
 use super::objects::{labels_for, object_name, remove_stack_objects};
-use super::slots::{SLOT_DEADLINE, max_stacks, stack_slots};
+use super::slots::{Claim, Slot, take_slot};
 use super::{Config, ContainerError};
 
 /// Port the console and the worker listen on inside their containers.
@@ -58,7 +58,7 @@ pub struct ServiceContainers {
     console: Service,
     worker: Service,
     /// Held while the stack runs (see [`max_stacks`]).
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 /// `uid:gid` of the work directory's owner: the user the containers run as.
@@ -115,21 +115,12 @@ impl ServiceContainers {
     /// address), each ready by its log line. On failure everything made so far is removed and
     /// the error carries the failing container's output.
     pub async fn start(cfg: &Config<'_>) -> Result<ServiceContainers, ContainerError> {
-        let waiting = Instant::now();
-        let slot = tokio::time::timeout(SLOT_DEADLINE, stack_slots().clone().acquire_owned())
-            .await
-            .map_err(|_| ContainerError::NoSlot {
-                max: max_stacks(),
-                deadline: SLOT_DEADLINE,
-            })?
-            .expect("the stack semaphore is never closed");
-        if waiting.elapsed() > Duration::from_millis(100) {
-            tracing::info!(
-                session = cfg.session,
-                waited_ms = waiting.elapsed().as_millis() as u64,
-                "waited for a container stack slot"
-            );
-        }
+        let claim = if cfg.shared {
+            Claim::SharedStack
+        } else {
+            Claim::OwnStack
+        };
+        let slot = take_slot(cfg.session, claim).await?;
         let docker = rocky::docker::connect().await.map_err(|e| {
             ContainerError::engine(
                 "connect to the Docker engine for the console and worker containers",

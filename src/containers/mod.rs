@@ -30,7 +30,8 @@
 //! An engine's default address pools hold about 30 bridge networks (Docker 20.10: 15 /16s
 //! and 16 /20s, the default bridge included), and every running stack takes one on top of
 //! its workspaces' networks. So a process runs at most [`max_stacks`] container stacks at
-//! once; a further stack waits (up to [`SLOT_DEADLINE`]) for one of them to stop.
+//! once (a scenario on a shared stack counting for its workspaces' networks alone, the shared
+//! stack for none: `slots`); a further one waits (up to [`SLOT_DEADLINE`]) for a slot.
 //!
 //! - `config`: the image both containers run and what one stack's containers need.
 //! - `lifecycle`: starting the two containers on their network, their logs, stopping them.
@@ -51,4 +52,4 @@ pub use config::{Config, ServiceImage};
 pub use error::ContainerError;
 pub use lifecycle::{SERVICE_PORT, START_DEADLINE, ServiceContainers};
 pub use objects::{COMPONENT, object_name, remove_stack_objects, stale_objects};
-pub use slots::{DEFAULT_MAX_STACKS, SLOT_DEADLINE, max_stacks};
+pub use slots::{Claim, DEFAULT_MAX_STACKS, SLOT_DEADLINE, Slot, max_stacks, take_slot};

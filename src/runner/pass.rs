@@ -32,9 +32,25 @@ pub async fn run(
     PlayWorld::cucumber()
         .max_concurrent_scenarios(concurrency.max(1))
         .with_writer(writer)
-        .before(move |feature, _, scenario, world| {
+        .before(move |feature, rule, scenario, world| {
             let name = names.get(&key_of(feature, scenario)).cloned();
+            // Every step the scenario will run, backgrounds first: one that faults a service
+            // gives it a stack of its own (see `crate::stack::shared`).
+            let backgrounds = [
+                feature.background.as_ref(),
+                rule.and_then(|r| r.background.as_ref()),
+            ];
+            let faults = crate::steps::chaos::faulting_step(
+                backgrounds
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|b| b.steps.iter())
+                    .chain(scenario.steps.iter())
+                    .map(|s| s.value.as_str()),
+            )
+            .map(str::to_owned);
             async move {
+                world.faults_services = faults;
                 // The file's own name: several paths reach cucumber as numbered links
                 // (`000-play.feature`, see input.rs), which must not rename its snapshots.
                 world.feature = feature

@@ -124,6 +124,15 @@ async fn run_inner(
     }
     let repeat = opts.repeat.max(1);
     outcomes.extend(attempts::run_all(&input.path, runnable, &opts).await);
+    // The stacks scenarios shared: stopped once every attempt is over; what they left behind
+    // (nothing, when each scenario removed its own) fails the run.
+    let shared = crate::stack::shared::stop_all().await;
+    for stack in &shared.stacks {
+        say!("rocky-e2e: shared stack stopped ({stack})");
+    }
+    for problem in &shared.problems {
+        eprintln!("rocky-e2e: {problem}");
+    }
     let order: BTreeMap<&str, usize> = plan
         .all
         .iter()
@@ -133,7 +142,7 @@ async fn run_inner(
     outcomes.sort_by_key(|o| order.get(o.entry.name.as_str()).copied());
 
     let wall = started.elapsed();
-    let mut ok = !outcomes.iter().any(Outcome::fails_run);
+    let mut ok = !outcomes.iter().any(Outcome::fails_run) && shared.problems.is_empty();
     if repeat > 1 {
         // A stress run passes only when every round of every scenario passed.
         ok &= outcomes

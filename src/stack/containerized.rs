@@ -48,6 +48,7 @@ pub(super) async fn start_containers(
         run_timeout: opts.run_timeout,
         teardown_timeout: console_teardown_deadline(opts),
         drift: &opts.worker_drift,
+        shared: opts.shared,
     })
     .await;
     let secrets = vec![tokens_path, console_vault, worker_vault];

@@ -153,6 +153,108 @@ pub async fn cleanup(stack: Option<super::Stack>, opts: &StackOptions) -> Cleanu
     Cleanup { notes, removed }
 }
 
+/// How long the after-hook's teardown of a workspace a scenario left up on a shared stack may
+/// take (the console's own teardown deadline is shorter).
+const RELEASE_DEADLINE: Duration = Duration::from_secs(120);
+
+/// The after-hook of a scenario on a shared stack (its part of the stack, `tenant`): what
+/// hearth's exit does for a stack of one's own, done for the scenario's workspaces alone.
+/// Every workspace of the tenant still up (named by the scenario in `named`, or listed by
+/// hearth under the tenant's prefix) is torn down through the console; then whatever Docker
+/// object of the session still carries one of the tenant's workspaces is a leftover: removed
+/// and named, and the scenario fails for it. Other scenarios' workspaces are not touched.
+pub async fn release_tenant(
+    stack: &Stack,
+    tenant: &super::tenant::Tenant,
+    named: impl IntoIterator<Item = String>,
+) -> Cleanup {
+    let mut notes = Vec::new();
+    let mut removed = Vec::new();
+    let hearth = stack.hearth();
+    // A name that cannot be a workspace's on the shared stack was never made there.
+    let mut slugs: BTreeSet<String> = named
+        .into_iter()
+        .filter(|n| rocky::slug::validate(n).is_ok())
+        .map(|n| format!("{}{n}", tenant.prefix()))
+        .filter(|slug| rocky::slug::validate(slug).is_ok())
+        .collect();
+    match hearth.list(Duration::from_secs(10)).await {
+        Ok(all) => slugs.extend(
+            all.into_iter()
+                .filter(|d| tenant.name_of(&d.slug).is_some())
+                .map(|d| d.slug),
+        ),
+        Err(e) => notes.push(format!("warning: cannot list hearth's workspaces: {e}")),
+    }
+    let console = rocky::client::ConsoleClient::new(stack.console_url.clone())
+        .with_token(stack.admin_token.clone())
+        .with_deadline(RELEASE_DEADLINE);
+    for slug in &slugs {
+        let down = matches!(
+            hearth.status(slug, Duration::from_secs(10)).await,
+            Ok(ref r) if r.status == Status::TierTornDown
+        );
+        if down {
+            continue;
+        }
+        match console.delete_workspace(slug).await {
+            Ok(a) if a.status == 200 || a.status == 404 => {}
+            Ok(a) => notes.push(format!(
+                "warning: tearing down workspace {} after the scenario answered {}: {}",
+                tenant.unshare(slug),
+                a.status,
+                tenant.unshare(&a.body.to_string())
+            )),
+            Err(e) => notes.push(format!(
+                "warning: tearing down workspace {} after the scenario: {}",
+                tenant.unshare(slug),
+                tenant.unshare(&e.to_string())
+            )),
+        }
+    }
+    if stack.driver == rocky::hearth::DriverKind::LocalDocker {
+        match rocky::docker::connect().await {
+            Ok(docker) => {
+                let session = [rocky::hearth::labels::session_filter(&stack.session)];
+                let objects = rocky::docker::sweep::list_labelled_objects(&docker, &session)
+                    .await
+                    .unwrap_or_default();
+                let left: BTreeSet<String> = objects
+                    .iter()
+                    .filter_map(|o| o.labels.get(rocky::hearth::labels::WORKSPACE))
+                    .filter(|w| tenant.name_of(w).is_some())
+                    .cloned()
+                    .collect();
+                for slug in left {
+                    let labels = [
+                        session[0].clone(),
+                        format!("{}={slug}", rocky::hearth::labels::WORKSPACE),
+                    ];
+                    match rocky::docker::sweep::sweep_labelled(&docker, &labels).await {
+                        Ok(r) => {
+                            for id in r.containers.iter().chain(&r.networks) {
+                                let o = objects.iter().find(|o| &o.id == id || &o.name == id);
+                                removed.push(match o {
+                                    Some(o) => format!("{} {}", o.kind, o.name),
+                                    None => format!("Docker object {id}"),
+                                });
+                            }
+                        }
+                        Err(e) => notes.push(format!(
+                            "warning: cleanup of workspace {} failed: {e}",
+                            tenant.unshare(&slug)
+                        )),
+                    }
+                }
+            }
+            Err(e) => notes.push(format!(
+                "warning: cleanup of the scenario's workspaces: {e}"
+            )),
+        }
+    }
+    Cleanup { notes, removed }
+}
+
 /// Removes whatever of the session of `opts` remains once its stack has stopped, and names
 /// each: the `process` driver's stand-ins (anything carrying the session marker, a hearth
 /// that outlived its stop included), then every Docker object labelled with the session.

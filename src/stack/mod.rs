@@ -15,6 +15,8 @@
 //! - `containerized`: the console and the worker as containers (through [`crate::containers`]).
 //! - [`processes`]: the session's processes, found from outside hearth by the marker hearth is
 //!   started with; [`leftovers`]: what of a workspace or a session remains, and removing it.
+//! - [`shared`]: the stacks scenarios that fault no service share, one per configuration;
+//!   [`tenant`]: one scenario's part of a shared stack (its workspaces' names there).
 
 mod containerized;
 mod embedded;
@@ -23,8 +25,12 @@ pub mod leftovers;
 mod options;
 pub mod processes;
 mod running;
+pub mod shared;
+pub mod tenant;
 
 pub use hearth::locate_hearth;
 pub use leftovers::{Cleanup, cleanup};
 pub use options::{Services, StackError, StackOptions};
 pub use running::Stack;
+pub use shared::StackRef;
+pub use tenant::Tenant;

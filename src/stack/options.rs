@@ -57,6 +57,8 @@ pub struct StackOptions {
     pub vault_drift: bool,
     /// Engine endpoint for hearth (`DOCKER_HOST`); `None` inherits ours.
     pub docker_host: Option<String>,
+    /// A stack several scenarios share (set by `crate::stack::shared`, never by a scenario).
+    pub shared: bool,
 }
 
 impl StackOptions {
@@ -75,6 +77,7 @@ impl StackOptions {
             worker_drift: Drift::None,
             vault_drift: false,
             docker_host: None,
+            shared: false,
         }
     }
 }
