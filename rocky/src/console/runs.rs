@@ -229,8 +229,11 @@ pub(crate) async fn cancel_workspace_runs(console: &Console, slug: &str) {
         .expect("console state lock")
         .iter()
         .filter(|(_, e)| {
+            // A run whose view has ended may not have its `ralph.run.ended` written yet (the
+            // view changes first): it is waited for too, so the teardown records after it.
+            let recorded = *e.ended.borrow();
             let v = e.view.lock().expect("run view lock");
-            v.workspace == slug && (v.status == RunStatus::Running || !e.worker_done())
+            v.workspace == slug && (v.status == RunStatus::Running || !e.worker_done() || !recorded)
         })
         .map(|(id, e)| (id.clone(), e.clone()))
         .collect();
@@ -260,6 +263,15 @@ async fn cancel_one(
     until: tokio::time::Instant,
     budget: Duration,
 ) {
+    let ending = entry.worker_done()
+        && entry.view.lock().expect("run view lock").status != RunStatus::Running;
+    if ending {
+        // Over at the worker and at the console, its end being written: nothing to cancel,
+        // only its record to wait for (model seeds 20683, 20811).
+        let mut ended = entry.ended.subscribe();
+        let _ = tokio::time::timeout_at(until, ended.wait_for(|e| *e)).await;
+        return;
+    }
     let following = !entry.is_closed();
     entry.cancel_requested.store(true, Ordering::SeqCst);
     let cancelled = tokio::time::timeout_at(until, console.worker.cancel(&run_id))
