@@ -81,8 +81,8 @@ pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);
 const _: () = assert!(CLIENT_POOL_IDLE.as_millis() * 2 <= HEADER_READ.as_millis());
 
 /// A `reqwest` client builder for calls to our servers: pooled connections are dropped after
-/// [`CLIENT_POOL_IDLE`]. Every HTTP client of the project starts here
-/// (`tests/clients_idle.rs` in the harness checks the sources).
+/// [`CLIENT_POOL_IDLE`]. Every HTTP client of the project starts here (the harness's
+/// `tests/module_graph.rs` checks the sources).
 pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().pool_idle_timeout(CLIENT_POOL_IDLE)
 }

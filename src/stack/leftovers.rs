@@ -231,15 +231,7 @@ pub async fn release_tenant(
                         format!("{}={slug}", rocky::hearth::labels::WORKSPACE),
                     ];
                     match rocky::docker::sweep::sweep_labelled(&docker, &labels).await {
-                        Ok(r) => {
-                            for id in r.containers.iter().chain(&r.networks) {
-                                let o = objects.iter().find(|o| &o.id == id || &o.name == id);
-                                removed.push(match o {
-                                    Some(o) => format!("{} {}", o.kind, o.name),
-                                    None => format!("Docker object {id}"),
-                                });
-                            }
-                        }
+                        Ok(r) => removed.extend(named_removed(&r, &objects)),
                         Err(e) => notes.push(format!(
                             "warning: cleanup of workspace {} failed: {e}",
                             tenant.unshare(&slug)
@@ -253,6 +245,25 @@ pub async fn release_tenant(
         }
     }
     Cleanup { notes, removed }
+}
+
+/// What a sweep removed, each named from `listed` (the objects as listed before it, since a
+/// sweep reports ids): `container NAME`, `network NAME`, or the id when it was not listed.
+fn named_removed(
+    swept: &rocky::docker::sweep::SweepReport,
+    listed: &[rocky::docker::sweep::LabelledObject],
+) -> Vec<String> {
+    swept
+        .containers
+        .iter()
+        .chain(&swept.networks)
+        .map(
+            |id| match listed.iter().find(|o| &o.id == id || &o.name == id) {
+                Some(o) => format!("{} {}", o.kind, o.name),
+                None => format!("Docker object {id}"),
+            },
+        )
+        .collect()
 }
 
 /// Removes whatever of the session of `opts` remains once its stack has stopped, and names
@@ -283,15 +294,7 @@ pub async fn remove_session_leftovers(opts: &StackOptions) -> (Vec<String>, Vec<
                     .await
                     .unwrap_or_default();
                 match rocky::docker::sweep::sweep(&docker, Some(session)).await {
-                    Ok(r) => {
-                        for id in r.containers.iter().chain(&r.networks) {
-                            let o = named.iter().find(|o| &o.id == id || &o.name == id);
-                            removed.push(match o {
-                                Some(o) => format!("{} {}", o.kind, o.name),
-                                None => format!("Docker object {id}"),
-                            });
-                        }
-                    }
+                    Ok(r) => removed.extend(named_removed(&r, &named)),
                     Err(e) => errors.push(format!("cleanup of session {session} failed: {e}")),
                 }
             }

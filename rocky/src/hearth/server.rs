@@ -67,6 +67,17 @@ impl<T> Entry<T> {
             attempt: None,
         }
     }
+
+    /// What hearth answers about this workspace (status route, end of a teardown).
+    fn report(&self, slug: &str) -> StatusReport {
+        StatusReport {
+            slug: slug.into(),
+            status: self.reference.status,
+            error: self.reference.error.clone(),
+            attempt: self.attempt.clone(),
+            timings: self.timings,
+        }
+    }
 }
 
 /// How complete hearth's picture of what exists is.
@@ -526,13 +537,7 @@ impl<D: Driver> Hearth<D> {
                 entry.deployment = Some(deployment);
             }
         }
-        StatusReport {
-            slug: slug.into(),
-            status: entry.reference.status,
-            error: entry.reference.error.clone(),
-            attempt: entry.attempt.clone(),
-            timings: entry.timings,
-        }
+        entry.report(slug)
     }
 
     /// The provision itself, detached from the request that asked for it.
@@ -776,14 +781,7 @@ async fn status<D: Driver>(
 ) -> Response {
     let book = hearth.book();
     match book.workspaces.get(&slug) {
-        Some(e) => Json(StatusReport {
-            slug,
-            status: e.reference.status,
-            error: e.reference.error.clone(),
-            attempt: e.attempt.clone(),
-            timings: e.timings,
-        })
-        .into_response(),
+        Some(e) => Json(e.report(&slug)).into_response(),
         None => match book.unplaceable(&slug) {
             Some(why) => rediscovering(why),
             None => error(
