@@ -12,6 +12,8 @@ use tokio::sync::Semaphore;
 use crate::api::ErrorCode;
 
 pub use crate::api::{ErrorBody, ErrorDetail};
+/// What [`serve`] accepts connections from.
+pub use axum::serve::Listener;
 
 /// An error answer: a status plus the contract's `{"error":{"code","message"}}`.
 #[derive(Clone, Debug)]

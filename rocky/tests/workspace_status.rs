@@ -1,7 +1,8 @@
 //! Statuses only from hearth (contract §9): the console mirrors hearth and never invents a
 //! status. A teardown it refuses restores the status it found; past its own provisioning
 //! deadline it asks hearth how the provision went instead of recording a failure hearth never
-//! reported; and only hearth's 404 means "gone" (a 503 is asked again).
+//! reported (its deadline bounds the wait, not the call: the request still reaches hearth); and
+//! only hearth's 404 means "gone" (a 503 is asked again).
 //!
 //! hearth runs on a real unix socket with a scripted driver: a workspace named `fail-…` fails
 //! to provision, one named `slow-…` is slow to get healthy (its provision waits until the test
@@ -103,6 +104,10 @@ struct Stack {
     /// While true, a provision reaching hearth is held before hearth takes it (a call still
     /// on its way), and taken once it turns false.
     hold_provisions: watch::Sender<bool>,
+    /// Set to 1: hearth reads nothing of the next connection it accepts until
+    /// `reads_open` turns true (a request still being written).
+    hold_next_reads: Arc<AtomicUsize>,
+    reads_open: watch::Sender<bool>,
     http: reqwest::Client,
 }
 
@@ -164,7 +169,13 @@ async fn stack(deadlines: Deadlines) -> Stack {
             }
         },
     );
-    let listener = rocky::hearth::socket::bind_socket(&socket).expect("bind hearth");
+    let hold_next_reads = Arc::new(AtomicUsize::new(0));
+    let (reads_open, reads_gate) = watch::channel(false);
+    let listener = HoldingListener {
+        inner: rocky::hearth::socket::bind_socket(&socket).expect("bind hearth"),
+        hold_next: hold_next_reads.clone(),
+        gate: reads_gate,
+    };
     tokio::spawn(rocky::http::serve(
         listener,
         hearth.router().layer(observe),
@@ -188,7 +199,10 @@ async fn stack(deadlines: Deadlines) -> Stack {
         worker_url: "http://127.0.0.1:9".into(),
         keyring: Keyring::single("v1", b"workspace-status-secret"),
         hatch: hatch.clone(),
-        tiers: BTreeMap::from([("solo".to_owned(), profile)]),
+        tiers: BTreeMap::from([
+            ("big".to_owned(), big_profile(&profile)),
+            ("solo".to_owned(), profile),
+        ]),
         deadlines,
     };
     let url = support::serve_console(config).await;
@@ -201,7 +215,102 @@ async fn stack(deadlines: Deadlines) -> Stack {
         unavailable,
         teardown_unavailable,
         hold_provisions,
+        hold_next_reads,
+        reads_open,
         http: rocky::http::client(),
+    }
+}
+
+/// `profile` as tier `big`, with an environment value of 1 MiB: a provision request larger
+/// than a unix socket's buffers, so it is not written whole until hearth reads it.
+fn big_profile(profile: &TierProfile) -> TierProfile {
+    let mut big = profile.clone();
+    big.name = "big".into();
+    for service in &mut big.services {
+        service.env.insert("PAD".into(), "x".repeat(1 << 20));
+    }
+    big
+}
+
+/// hearth's listener: the next connection after `hold_next` is set reads nothing until
+/// `gate` turns true.
+struct HoldingListener {
+    inner: tokio::net::UnixListener,
+    hold_next: Arc<AtomicUsize>,
+    gate: watch::Receiver<bool>,
+}
+
+type Opening = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A connection whose reads wait for `opening` first.
+struct HeldStream {
+    stream: tokio::net::UnixStream,
+    opening: Option<Opening>,
+}
+
+impl rocky::http::Listener for HoldingListener {
+    type Io = HeldStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (HeldStream, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.inner.accept().await else {
+                continue;
+            };
+            let held = self
+                .hold_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            let opening = held.then(|| {
+                let mut gate = self.gate.clone();
+                Box::pin(async move {
+                    let _ = gate.wait_for(|open| *open).await;
+                }) as Opening
+            });
+            return (HeldStream { stream, opening }, addr);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for HeldStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(opening) = self.opening.as_mut() {
+            std::task::ready!(opening.as_mut().poll(cx));
+            self.opening = None;
+        }
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for HeldStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -506,6 +615,62 @@ async fn past_its_deadline_the_console_does_not_take_a_previous_life_for_its_pro
         "the previous life was taken for this provision: {body}"
     );
     assert_eq!(s.status_of("again").await, "ready");
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+        ]
+    );
+}
+
+/// The console's provision deadline bounds its wait for hearth's answer, not the call: a
+/// request hearth has not read whole when the deadline passes is still written, hearth takes
+/// it, and the console, asking hearth, finds its provision and answers 201.
+#[tokio::test]
+async fn a_provision_not_yet_written_at_its_deadline_still_reaches_hearth() {
+    let s = stack(short(Duration::from_millis(100), Duration::from_secs(3))).await;
+    // A first life, so that the console knows the slug and calls hearth for the provision
+    // first (an unknown slug has it ask hearth's list before).
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            paths::WORKSPACES.to_owned(),
+            Some(support::create_body("hasty", "solo")),
+        ),
+        (reqwest::Method::DELETE, paths::workspace("hasty"), None),
+    ] {
+        let (status, answer) = s.call(method, &path, body).await;
+        assert!(status == 200 || status == 201, "{path}: {answer}");
+    }
+    s.hold_next_reads.store(1, Ordering::SeqCst);
+    let asked = s.status_calls.load(Ordering::SeqCst);
+    let post = tokio::spawn({
+        let (http, url) = (s.http.clone(), s.url.clone());
+        async move {
+            call(
+                &http,
+                &url,
+                reqwest::Method::POST,
+                paths::WORKSPACES,
+                Some(support::create_body("hasty", "big")),
+            )
+            .await
+        }
+    });
+    // The console asks hearth's status: its deadline passed with the request half written.
+    s.until_status_calls(asked + 1).await;
+    s.reads_open.send_replace(true);
+    let (status, body) = answer(post).await;
+    assert_eq!(
+        status, 201,
+        "the provision was given up before hearth had it whole: {body}"
+    );
+    assert_eq!(s.status_of("hasty").await, "ready");
     assert_eq!(
         s.kinds(),
         [

@@ -151,6 +151,8 @@ pub struct Stack {
     worker_keyring: Keyring,
     /// The live worker and its server, `None` while killed.
     pub worker: Option<(Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>)>,
+    /// The live worker's open connections: a kill shuts them down before it returns.
+    worker_connections: Arc<Connections>,
     /// While the worker is killed: a socket bound to its address and not listening, so
     /// connections are refused as by a dead process, and no other socket of this machine
     /// (another stack's listener, an outgoing connection's ephemeral port) takes the port
@@ -225,7 +227,8 @@ impl Stack {
             .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to bind the worker: {e}"))?;
         let worker_addr = worker_listener.local_addr().map_err(|e| e.to_string())?;
-        let worker = serve_worker(&worker_keyring, worker_listener);
+        let worker_connections = Arc::new(Connections::default());
+        let worker = serve_worker(&worker_keyring, worker_listener, &worker_connections);
         let hatch_path = dir.path().join("hatch.jsonl");
         let key_path = dir.path().join("hatch.key");
         let options = HatchOptions::sealed(&key_path, setup.sync)
@@ -296,6 +299,7 @@ impl Stack {
             worker_addr,
             worker_keyring,
             worker: Some(worker),
+            worker_connections,
             worker_port_held: None,
             console_task,
             env: env.clone(),
@@ -303,14 +307,17 @@ impl Stack {
         })
     }
 
-    /// Kills the worker as SIGKILL would: its server and every connection drop at once, and
-    /// what it kept in memory is gone.
+    /// Kills the worker as SIGKILL would: its listener and every connection are closed before
+    /// this returns (aborting its tasks alone closes a connection only when the runtime next
+    /// polls it: until then the dead worker would still answer on it), and what it kept in
+    /// memory is gone.
     pub async fn kill_worker(&mut self) -> Result<(), String> {
         if let Some((_, task)) = self.worker.take() {
             // Held before the listener closes: the port is never free.
             let held = worker_socket(self.worker_addr);
             task.abort();
             let _ = task.await;
+            self.worker_connections.shut_all();
             self.worker_port_held = Some(held.map_err(|e| {
                 format!("failed to hold the worker's port {}: {e}", self.worker_addr)
             })?);
@@ -328,7 +335,11 @@ impl Stack {
             .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to rebind the worker at {}: {e}", self.worker_addr))?;
         self.worker_port_held = None;
-        self.worker = Some(serve_worker(&self.worker_keyring, listener));
+        self.worker = Some(serve_worker(
+            &self.worker_keyring,
+            listener,
+            &self.worker_connections,
+        ));
         Ok(())
     }
 
@@ -413,10 +424,136 @@ fn worker_socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpS
     Ok(socket)
 }
 
+/// A server's open connections, each as a duplicate of its socket (dropped with the
+/// connection), so that all of them can be shut down at once, as the kernel does for a
+/// process that dies.
+#[derive(Default)]
+struct Connections {
+    next: std::sync::atomic::AtomicU64,
+    open: Mutex<BTreeMap<u64, std::net::TcpStream>>,
+}
+
+impl Connections {
+    /// Shuts every open connection down both ways: the peer reads its end at once, and what it
+    /// writes after is refused.
+    fn shut_all(&self) {
+        let open = std::mem::take(&mut *self.open.lock().expect("connections lock"));
+        for socket in open.values() {
+            // A socket the peer already closed may refuse: it is down either way.
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// A listener whose connections are kept in [`Connections`] while open.
+struct TrackedListener {
+    inner: tokio::net::TcpListener,
+    connections: Arc<Connections>,
+}
+
+/// An accepted connection; its entry in [`Connections`] goes with it.
+struct Tracked {
+    stream: tokio::net::TcpStream,
+    id: u64,
+    connections: Arc<Connections>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.connections.open.lock() {
+            open.remove(&self.id);
+        }
+    }
+}
+
+impl rocky::http::Listener for TrackedListener {
+    type Io = Tracked;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Tracked, std::net::SocketAddr) {
+        loop {
+            let Ok((stream, addr)) = self.inner.accept().await else {
+                // Out of descriptors or a connection reset before it was taken: the next
+                // accept is tried, as axum's own listener does (without its pause: the
+                // model's loads are small).
+                tokio::task::yield_now().await;
+                continue;
+            };
+            let id = self
+                .connections
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dup = {
+                use std::os::fd::AsFd;
+                stream.as_fd().try_clone_to_owned()
+            };
+            // A socket that cannot be duplicated (out of descriptors) is refused.
+            let Ok(dup) = dup else { continue };
+            self.connections
+                .open
+                .lock()
+                .expect("connections lock")
+                .insert(id, std::net::TcpStream::from(dup));
+            let connections = self.connections.clone();
+            return (
+                Tracked {
+                    stream,
+                    id,
+                    connections,
+                },
+                addr,
+            );
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for Tracked {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 fn serve_worker(
     keyring: &Keyring,
     listener: tokio::net::TcpListener,
+    connections: &Arc<Connections>,
 ) -> (Arc<Worker>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let listener = TrackedListener {
+        inner: listener,
+        connections: connections.clone(),
+    };
     // The default follow lease (30 s): far longer than any check waits, so a run only the
     // lease would end shows as the lock-out it is.
     let worker = Worker::new(WorkerConfig {

@@ -242,12 +242,33 @@ impl Console {
         // This provision's id: what hearth says after a deadline is about it only when hearth
         // reports it back (the workspace may have had an earlier life hearth still shows).
         let attempt = crate::ids::random_hex(8);
-        match self
-            .config
-            .hearth
-            .provision_as(slug, profile, Some(&attempt), deadline)
-            .await
-        {
+        // The call runs on its own task, and the deadline bounds the console's wait for the
+        // answer, not the call: a provision given up before its request was written (a busy
+        // machine) would never reach hearth, and the follow would find nothing. Past the
+        // deadline the call goes on delivering it, for as long as the follow asks.
+        let hearth = self.config.hearth.clone();
+        let (call_slug, call_profile, call_attempt) =
+            (slug.to_owned(), profile.clone(), attempt.clone());
+        let call_deadline = deadline.saturating_add(self.config.deadlines.provision_follow);
+        let mut call = tokio::spawn(async move {
+            hearth
+                .provision_as(
+                    &call_slug,
+                    &call_profile,
+                    Some(&call_attempt),
+                    call_deadline,
+                )
+                .await
+        });
+        let answer = match tokio::time::timeout(deadline, &mut call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Made::Failed(format!("the provision call ended: {e}")),
+            Err(_) => Err(HearthError::Deadline {
+                route: "/v1/provision".into(),
+                deadline,
+            }),
+        };
+        match answer {
             Ok(dep) if dep.status == Status::Ready => Made::Ready(dep),
             Ok(dep) => Made::Failed(dep.error.unwrap_or_else(|| {
                 format!("hearth answered status {} without an error", dep.status)
