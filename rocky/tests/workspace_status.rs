@@ -2,7 +2,8 @@
 //! status. A teardown it refuses restores the status it found; past its own provisioning
 //! deadline it asks hearth how the provision went instead of recording a failure hearth never
 //! reported (its deadline bounds the wait, not the call: the request still reaches hearth); and
-//! only hearth's 404 means "gone" (a 503 is asked again).
+//! only hearth's 404 means "gone" (a 503 is asked again). A teardown's status shows once the
+//! teardown is over: its last record is in and the slug is free.
 //!
 //! hearth runs on a real unix socket with a scripted driver: a workspace named `fail-…` fails
 //! to provision, one named `slow-…` is slow to get healthy (its provision waits until the test
@@ -113,6 +114,11 @@ struct Stack {
 
 /// A hearth with the scripted driver and a console with `deadlines`.
 async fn stack(deadlines: Deadlines) -> Stack {
+    stack_on(deadlines, Arc::new(rocky::hatch::RealDisk)).await
+}
+
+/// [`stack`] with the HATCH log's file operations going through `disk`.
+async fn stack_on(deadlines: Deadlines, disk: Arc<dyn rocky::hatch::Disk>) -> Stack {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("hearth.sock");
     let (gate, gate_rx) = watch::channel(Gate::Closed);
@@ -181,7 +187,13 @@ async fn stack(deadlines: Deadlines) -> Stack {
         hearth.router().layer(observe),
         std::future::pending(),
     ));
-    let hatch = Arc::new(Hatch::with_file(&dir.path().join("hatch.jsonl")).expect("hatch"));
+    let hatch_path = dir.path().join("hatch.jsonl");
+    let options = rocky::hatch::HatchOptions::sealed(
+        &dir.path().join("hatch.key"),
+        rocky::hatch::SyncMode::None,
+    )
+    .expect("a seal key");
+    let hatch = Arc::new(Hatch::open_with_disk(&hatch_path, options, disk).expect("hatch"));
     let profile = TierProfile {
         name: "solo".into(),
         services: vec![ServiceSpec {
@@ -671,6 +683,141 @@ async fn a_provision_not_yet_written_at_its_deadline_still_reaches_hearth() {
         "the provision was given up before hearth had it whole: {body}"
     );
     assert_eq!(s.status_of("hasty").await, "ready");
+    assert_eq!(
+        s.kinds(),
+        [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+        ]
+    );
+}
+
+/// A disk that holds the write of a `hearth.decommissioned` record until `release` turns true,
+/// saying when one is held.
+struct HoldDecommissioned {
+    /// (a write is held, the write is released)
+    state: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl rocky::hatch::Disk for HoldDecommissioned {
+    fn write(&self, log: &std::fs::File, line: &[u8]) -> std::io::Result<()> {
+        if String::from_utf8_lossy(line).contains("\"kind\":\"hearth.decommissioned\"") {
+            let mut state = self.state.lock().expect("disk state lock");
+            state.0 = true;
+            self.changed.notify_all();
+            let _released = self
+                .changed
+                .wait_while(state, |(_, released)| !*released)
+                .expect("disk state lock");
+        }
+        rocky::hatch::RealDisk.write(log, line)
+    }
+
+    fn sync(&self, log: &std::fs::File) -> std::io::Result<()> {
+        rocky::hatch::RealDisk.sync(log)
+    }
+
+    fn truncate(&self, log: &std::fs::File, len: u64) -> std::io::Result<()> {
+        rocky::hatch::RealDisk.truncate(log, len)
+    }
+
+    fn replace_seal(
+        &self,
+        path: &std::path::Path,
+        bytes: &[u8],
+        sync: bool,
+    ) -> std::io::Result<()> {
+        rocky::hatch::RealDisk.replace_seal(path, bytes, sync)
+    }
+}
+
+impl HoldDecommissioned {
+    fn release(&self) {
+        self.state.lock().expect("disk state lock").1 = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Releases the held write when dropped: a failing test does not leave the console's thread
+/// blocked in it (the runtime could not shut down).
+struct Release(Arc<HoldDecommissioned>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A teardown's status shows when the teardown is over: while its `hearth.decommissioned`
+/// record is being written the workspace reads `tearing_down`, and once it reads
+/// `tier_torn_down` the record is in and a provision of the slug is taken at once (not 409
+/// "busy").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tier_torn_down_shows_once_the_teardown_is_recorded_and_the_slug_is_free() {
+    let disk = Arc::new(HoldDecommissioned {
+        state: std::sync::Mutex::new((false, false)),
+        changed: std::sync::Condvar::new(),
+    });
+    let release = Release(disk.clone());
+    let s = stack_on(Deadlines::default(), disk.clone()).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            paths::WORKSPACES,
+            Some(support::create_body("again", "solo")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let delete = tokio::spawn({
+        let (http, url) = (s.http.clone(), s.url.clone());
+        async move {
+            call(
+                &http,
+                &url,
+                reqwest::Method::DELETE,
+                &paths::workspace("again"),
+                None,
+            )
+            .await
+        }
+    });
+    // The record's write is held: the teardown is not over.
+    let wait = disk.clone();
+    tokio::task::spawn_blocking(move || {
+        let state = wait.state.lock().expect("disk state lock");
+        let (_state, timeout) = wait
+            .changed
+            .wait_timeout_while(state, PATIENCE, |(held, _)| !*held)
+            .expect("disk state lock");
+        assert!(
+            !timeout.timed_out(),
+            "no hearth.decommissioned write within {PATIENCE:?}"
+        );
+    })
+    .await
+    .expect("the wait for the held write");
+    assert_eq!(
+        s.status_of("again").await,
+        "tearing_down",
+        "the status showed before the teardown's last record was written"
+    );
+    drop(release);
+    let (status, body) = answer(delete).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(s.status_of("again").await, "tier_torn_down");
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            paths::WORKSPACES,
+            Some(support::create_body("again", "solo")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     assert_eq!(
         s.kinds(),
         [

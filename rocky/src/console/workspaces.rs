@@ -509,23 +509,26 @@ impl Console {
             done.send_replace(Some(self.forget(&slug)));
             return;
         }
-        let outcome = match self
+        let (outcome, shown) = match self
             .audit(Event::new(EventKind::DecommissionStarted, who.as_str()).workspace(&slug))
         {
-            Err(refused) => {
-                // Undo of *mark*: hearth is not called; the workspace keeps the status it had.
-                if let Ok(found) = found {
-                    self.set_status(&slug, found);
-                }
-                Outcome::of(refused)
-            }
+            // Undo of *mark*: hearth is not called; the workspace keeps the status it had.
+            Err(refused) => (Outcome::of(refused), found.ok()),
             Ok(()) => self.unmake(&slug, &who, found.ok()).await,
         };
+        // The status the teardown leads to shows once the workspace is free: a caller that
+        // sees `tier_torn_down` (or the status restored) finds every record of the teardown
+        // in the log and can provision the slug again at once.
+        // Under the teardowns lock, so a DELETE either joins this teardown or finds the status
+        // it led to, never neither.
         drop(guard);
-        self.teardowns
-            .lock()
-            .expect("console teardown lock")
-            .remove(&slug);
+        {
+            let mut teardowns = self.teardowns.lock().expect("console teardown lock");
+            if let Some(status) = shown {
+                self.set_status(&slug, status);
+            }
+            teardowns.remove(&slug);
+        }
         done.send_replace(Some(outcome));
     }
 
@@ -543,9 +546,15 @@ impl Console {
         ))
     }
 
-    /// Forward step *unmake*: hearth's half of a recorded teardown, the status it leads to and
-    /// its record. `found` is the status before the teardown, kept when hearth cannot say.
-    async fn unmake(&self, slug: &str, who: &str, found: Option<Status>) -> Outcome {
+    /// Forward step *unmake*: hearth's half of a recorded teardown and its record; the outcome
+    /// and the status it leads to (shown by the caller once the workspace is free). `found` is
+    /// the status before the teardown, kept when hearth cannot say.
+    async fn unmake(
+        &self,
+        slug: &str,
+        who: &str,
+        found: Option<Status>,
+    ) -> (Outcome, Option<Status>) {
         let report = self
             .config
             .hearth
@@ -553,30 +562,33 @@ impl Console {
             .await;
         match report {
             Ok(report) if report.status == Status::TierTornDown => {
-                self.set_status(slug, Status::TierTornDown);
-                // The tier is gone whatever the log says; the status stays true, the caller
-                // learns that the record is missing.
-                match self.audit(
+                // The tier is gone whatever the log says; the status is true either way, the
+                // caller learns that the record is missing.
+                let recorded = self.audit(
                     Event::new(EventKind::Decommissioned, who)
                         .workspace(slug)
                         .data(serde_json::json!({"status": Status::TierTornDown})),
-                ) {
+                );
+                let outcome = match recorded {
                     Ok(()) => Outcome::ok(),
                     Err(refused) => Outcome::of(refused),
-                }
+                };
+                (outcome, Some(Status::TierTornDown))
             }
-            Ok(report) if report.status == Status::TearingDown => Outcome::of(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                ErrorCode::TeardownTimeout,
-                format!(
-                    "hearth status stays tearing_down: {}",
-                    report
-                        .error
-                        .unwrap_or_else(|| "teardown deadline passed".into())
-                ),
-            )),
-            Ok(report) => {
-                self.set_status(slug, report.status);
+            Ok(report) if report.status == Status::TearingDown => (
+                Outcome::of(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    ErrorCode::TeardownTimeout,
+                    format!(
+                        "hearth status stays tearing_down: {}",
+                        report
+                            .error
+                            .unwrap_or_else(|| "teardown deadline passed".into())
+                    ),
+                )),
+                None,
+            ),
+            Ok(report) => (
                 Outcome::of(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     ErrorCode::TeardownFailed,
@@ -585,11 +597,12 @@ impl Console {
                         report.status,
                         report.error.unwrap_or_default()
                     ),
-                ))
-            }
+                )),
+                Some(report.status),
+            ),
             // hearth (restarted without it, or never had it) knows no such workspace: it is
             // gone. Only a 404 means gone: a 503 (hearth rediscovering) is an error below.
-            Err(HearthError::Refused { status: 404, .. }) => self.forget(slug),
+            Err(HearthError::Refused { status: 404, .. }) => (self.forget(slug), None),
             Err(e) => {
                 // hearth did not say how the teardown went: the view takes what hearth says
                 // now, or keeps what it was, and a later DELETE tries again.
@@ -602,14 +615,12 @@ impl Console {
                     Ok(report) => Some(report.status),
                     Err(_) => found,
                 };
-                if let Some(status) = now {
-                    self.set_status(slug, status);
-                }
-                Outcome::of(ApiError::new(
+                let outcome = Outcome::of(ApiError::new(
                     StatusCode::BAD_GATEWAY,
                     ErrorCode::TeardownFailed,
                     format!("teardown of {slug} failed: {e}"),
-                ))
+                ));
+                (outcome, now)
             }
         }
     }
