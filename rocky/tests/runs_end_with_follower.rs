@@ -1,7 +1,8 @@
 //! No run outlives its follower (contract §5): every run the console stops following is
 //! cancelled at the worker, the worker cancels a run nobody follows once its lease lapses, so
 //! the worker's slots always come back; a teardown cancels its workspace's runs concurrently,
-//! within its own deadline, even when the worker does not answer.
+//! within its own deadline, even when the worker does not answer. A submission, the one call
+//! that cannot be sent twice, never rides a kept-alive connection.
 
 mod support;
 
@@ -313,6 +314,40 @@ async fn an_unconfirmed_submission_is_cancelled_by_its_nonce() {
         s.kinds(),
         ["hearth.provisioning_started", "hearth.provisioned"]
     );
+}
+
+/// A submission goes on a connection of its own: an idle connection the console's pool kept
+/// may be one the worker has closed (restarted, or its idle timer) without the console having
+/// seen it close yet, and a submission written there comes back unconfirmed (502) from a
+/// healthy worker. The proxy never answers a submission that comes on a connection an earlier
+/// request came on.
+#[tokio::test]
+async fn a_submission_never_rides_a_kept_alive_connection() {
+    let s = stack_with(Options {
+        proxy: true,
+        deadlines: Deadlines {
+            worker_call: Duration::from_millis(500),
+            ..Deadlines::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let proxy = s.proxy.as_ref().expect("a proxy");
+    proxy
+        .knobs
+        .hang_reused_submissions
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.provision("ws-fresh").await;
+    for round in 0..3 {
+        let (status, body) = s.submit("ws-fresh", &["write the spec"]).await;
+        assert_eq!(status, 202, "round {round}: {body}");
+        // Ended at the console: its event stream's connection is idle in the pool for the
+        // next submission.
+        let view = s
+            .run_until(&run_id(&body), "its end", |v| v["status"] != "running")
+            .await;
+        assert_eq!(view["status"], "succeeded", "round {round}: {view}");
+    }
 }
 
 #[tokio::test]

@@ -30,6 +30,11 @@ pub struct WorkerClient {
     keyring: Keyring,
     /// One pool, connections kept alive.
     http: reqwest::Client,
+    /// No pool: every submission on a connection of its own. A submission is the one call
+    /// that cannot be sent again, and an idle pooled connection may be one the worker has
+    /// already closed (restarted, or its idle timer) that the client has not yet seen close:
+    /// written there, the submission comes back unconfirmed from a healthy worker.
+    fresh: reqwest::Client,
     /// Bound on each call (an event stream's connection and headers, not its whole body).
     deadline: Duration,
 }
@@ -120,10 +125,16 @@ impl WorkerClient {
             .connect_timeout(deadline)
             .build()
             .expect("a plain HTTP client builds");
+        let fresh = crate::http::client_builder()
+            .connect_timeout(deadline)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("a plain HTTP client builds");
         WorkerClient {
             base_url: base_url.into(),
             keyring,
             http,
+            fresh,
             deadline,
         }
     }
@@ -139,12 +150,22 @@ impl WorkerClient {
         target: &str,
         body: &[u8],
     ) -> (reqwest::RequestBuilder, String) {
+        self.signed_on(&self.http, method, target, body)
+    }
+
+    /// [`WorkerClient::signed`] sent through `http`.
+    fn signed_on(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        target: &str,
+        body: &[u8],
+    ) -> (reqwest::RequestBuilder, String) {
         let bearer = self
             .keyring
             .sign(method.as_str(), target, body, crate::vault::now_unix());
         let nonce = crate::vault::bearer_nonce(&bearer).unwrap_or_default();
-        let request = self
-            .http
+        let request = http
             .request(method, format!("{}{target}", self.base_url))
             .header("authorization", bearer);
         (request, nonce)
@@ -153,7 +174,8 @@ impl WorkerClient {
     /// `POST /v1/runs`: the run id, once the worker's 202 is authenticated.
     pub async fn submit(&self, run: &SubmitRun) -> Result<RunAccepted, SubmitError> {
         let body = serde_json::to_vec(run).expect("a submission serialises");
-        let (request, nonce) = self.signed(reqwest::Method::POST, paths::RUNS, &body);
+        let (request, nonce) =
+            self.signed_on(&self.fresh, reqwest::Method::POST, paths::RUNS, &body);
         let url = format!("{}{}", self.base_url, paths::RUNS);
         let sent = request
             .header("content-type", "application/json")

@@ -1,6 +1,7 @@
 //! A proxy between the console and the worker, for what only the network can do to them: strip
 //! the MACs off a genuine stream (the old frame format), swallow the answer to a submission the
-//! worker accepted, or cut and refuse event streams for a while. Everything else is relayed.
+//! worker accepted, hang a submission sent on a kept-alive connection, or cut and refuse event
+//! streams for a while. Everything else is relayed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,11 @@ pub struct Knobs {
     pub strip_macs: AtomicBool,
     /// Relay submissions to the worker but never answer the console.
     pub hang_submissions: AtomicBool,
+    /// Never answer (nor relay) a submission that arrives on a connection an earlier request
+    /// came on: a kept-alive connection the worker has closed, as the console would find it.
+    pub hang_reused_submissions: AtomicBool,
+    /// The console's side of every connection a request came on.
+    peers: Mutex<std::collections::HashSet<std::net::SocketAddr>>,
     /// How long a cancel of a run is held before it is relayed (a slow worker).
     pub cancel_delay: Mutex<std::time::Duration>,
     /// Event streams pass while true; closing it cuts the open ones and refuses new ones (503).
@@ -40,6 +46,8 @@ impl Proxy {
         let knobs = Arc::new(Knobs {
             strip_macs: AtomicBool::new(false),
             hang_submissions: AtomicBool::new(false),
+            hang_reused_submissions: AtomicBool::new(false),
+            peers: Mutex::new(Default::default()),
             cancel_delay: Mutex::new(std::time::Duration::ZERO),
             gate: watch::channel(true).0,
             seen: Mutex::new(Vec::new()),
@@ -54,7 +62,13 @@ impl Proxy {
         let app = axum::Router::new()
             .fallback(forward)
             .with_state(knobs.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        });
         Proxy { url, knobs }
     }
 
@@ -76,8 +90,13 @@ impl Proxy {
     }
 }
 
-async fn forward(State(knobs): State<Arc<Knobs>>, req: Request) -> Response {
+async fn forward(
+    State(knobs): State<Arc<Knobs>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
+    let reused = !knobs.peers.lock().expect("peers lock").insert(peer);
     let body = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
@@ -90,6 +109,10 @@ async fn forward(State(knobs): State<Arc<Knobs>>, req: Request) -> Response {
         .lock()
         .expect("seen lock")
         .push(format!("{} {}", parts.method, parts.uri.path()));
+    let submission = parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/runs";
+    if submission && reused && knobs.hang_reused_submissions.load(Ordering::SeqCst) {
+        return std::future::pending().await;
+    }
     let events = parts.uri.path().ends_with("/events");
     if events && !*knobs.gate.borrow() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -111,7 +134,6 @@ async fn forward(State(knobs): State<Arc<Knobs>>, req: Request) -> Response {
         Ok(a) => a,
         Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     };
-    let submission = parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/runs";
     if submission && knobs.hang_submissions.load(Ordering::SeqCst) {
         let text = answer.text().await.unwrap_or_default();
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
