@@ -82,6 +82,23 @@ pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(4);
 
 const _: () = assert!(CLIENT_POOL_IDLE.as_millis() * 2 <= HEADER_READ.as_millis());
 
+/// An error with every cause under it (`reqwest` shows none of them: "error sending request
+/// for url (…)" is all it says of a reset, a timeout or a connection closed before the
+/// answer), each cause once.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// A `reqwest` client builder for calls to our servers: pooled connections are dropped after
 /// [`CLIENT_POOL_IDLE`]. Every HTTP client of the project starts here (the harness's
 /// `tests/module_graph.rs` checks the sources).
@@ -212,4 +229,23 @@ where
         connections.abort_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod describe_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request for url (http://w/v1/runs)")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn every_cause_is_named_once() {
+        let e = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        ));
+        assert_eq!(
+            super::describe(&e),
+            "error sending request for url (http://w/v1/runs): connection reset by peer"
+        );
+    }
 }

@@ -192,13 +192,13 @@ impl WorkerClient {
             Err(e) if e.is_connect() => {
                 return Err(SubmitError::Unreachable {
                     url,
-                    detail: e.to_string(),
+                    detail: crate::http::describe(&e),
                 });
             }
             Err(e) => {
                 return Err(unconfirmed(Unconfirmed::NoAnswer {
                     url,
-                    detail: e.to_string(),
+                    detail: crate::http::describe(&e),
                 }));
             }
         };
@@ -213,7 +213,7 @@ impl WorkerClient {
             Err(e) if status == reqwest::StatusCode::ACCEPTED => {
                 return Err(unconfirmed(Unconfirmed::NoAnswer {
                     url,
-                    detail: e.to_string(),
+                    detail: crate::http::describe(&e),
                 }));
             }
             Err(_) => axum::body::Bytes::new(),
@@ -295,7 +295,7 @@ impl WorkerClient {
             .map_err(|_| {
                 EventsError::Transport("no answer within the worker-call deadline".into())
             })?
-            .map_err(|e| EventsError::Transport(e.to_string()))?;
+            .map_err(|e| EventsError::Transport(crate::http::describe(&e)))?;
         if !response.status().is_success() {
             return Err(EventsError::Status(response.status().as_u16()));
         }
@@ -319,7 +319,7 @@ impl EventStream {
     pub async fn read(&mut self) -> Read {
         let chunk = match self.body.next().await {
             None => return Read::Closed,
-            Some(Err(e)) => return Read::Failed(e.to_string()),
+            Some(Err(e)) => return Read::Failed(crate::http::describe(&e)),
             Some(Ok(chunk)) => chunk,
         };
         let mut messages = Vec::new();
