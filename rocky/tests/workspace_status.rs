@@ -707,13 +707,17 @@ struct HoldDecommissioned {
 impl rocky::hatch::Disk for HoldDecommissioned {
     fn write(&self, log: &std::fs::File, line: &[u8]) -> std::io::Result<()> {
         if String::from_utf8_lossy(line).contains("\"kind\":\"hearth.decommissioned\"") {
-            let mut state = self.state.lock().expect("disk state lock");
-            state.0 = true;
-            self.changed.notify_all();
-            let _released = self
-                .changed
-                .wait_while(state, |(_, released)| !*released)
-                .expect("disk state lock");
+            // Held off the runtime's worker (its queued tasks, the one in its LIFO slot
+            // included, move to another thread): blocking it would starve them.
+            tokio::task::block_in_place(|| {
+                let mut state = self.state.lock().expect("disk state lock");
+                state.0 = true;
+                self.changed.notify_all();
+                let _released = self
+                    .changed
+                    .wait_while(state, |(_, released)| !*released)
+                    .expect("disk state lock");
+            });
         }
         rocky::hatch::RealDisk.write(log, line)
     }
