@@ -410,6 +410,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> std::process::ExitCode {
+    for gone in stack::sweep_stale_dirs() {
+        println!(
+            "model: removed {} (left by a run that was stopped)",
+            gone.display()
+        );
+    }
     let env = match environment(args.driver).await {
         Ok(e) => e,
         Err(e) => {

@@ -218,6 +218,8 @@ impl Stack {
             .prefix("rocky-model-")
             .tempdir()
             .map_err(|e| format!("failed to make a temporary directory: {e}"))?;
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+            .map_err(|e| format!("failed to write {}: {e}", dir.path().display()))?;
         let socket = dir.path().join("hearth.sock");
         let session = format!("model{}", rocky::ids::random_hex(4));
         let hearth = spawn_hearth(env, &socket, &session, dir.path()).await?;
@@ -412,6 +414,39 @@ impl Stack {
     pub fn state_file(&self) -> PathBuf {
         rocky::hearth::driver::process::state_path(&self.socket)
     }
+}
+
+/// The file in a stack's folder naming the process that made it.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the stack folders (`rocky-model-*` in the temporary folder) of model runs that are
+/// gone: a run stopped by a signal drops nothing, so the next run removes what it left. Only
+/// a folder whose `owner.pid` names no live process is removed. Returns what was removed.
+pub fn sweep_stale_dirs() -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("rocky-model-")
+        {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if let Some(pid) = owner
+            && !rocky::docker::sweep::process_alive(pid)
+            && std::fs::remove_dir_all(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    removed
 }
 
 /// A socket for the worker's address with SO_REUSEADDR and SO_REUSEPORT, bound: the
