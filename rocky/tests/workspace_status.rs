@@ -112,6 +112,16 @@ struct Stack {
     http: reqwest::Client,
 }
 
+/// The records of a workspace provisioned, torn down and provisioned again.
+const TWO_LIVES: [&str; 6] = [
+    "hearth.provisioning_started",
+    "hearth.provisioned",
+    "hearth.decommission_started",
+    "hearth.decommissioned",
+    "hearth.provisioning_started",
+    "hearth.provisioned",
+];
+
 /// A hearth with the scripted driver and a console with `deadlines`.
 async fn stack(deadlines: Deadlines) -> Stack {
     stack_on(deadlines, Arc::new(rocky::hatch::RealDisk)).await
@@ -349,9 +359,10 @@ impl Stack {
     fn provision_in_background(
         &self,
         slug: &str,
+        tier: &str,
     ) -> tokio::task::JoinHandle<(u16, serde_json::Value)> {
         let (http, url) = (self.http.clone(), self.url.clone());
-        let body = support::create_body(slug, "solo");
+        let body = support::create_body(slug, tier);
         tokio::spawn(async move {
             call(
                 &http,
@@ -478,7 +489,7 @@ async fn past_its_deadline_the_console_records_the_ready_hearth_reports() {
     let s = stack(short(Duration::from_millis(200), PATIENCE)).await;
     // hearth answers 503 (rediscovering) to the first two asks: not gone, asked again.
     s.unavailable.store(2, Ordering::SeqCst);
-    let task = s.provision_in_background("slow-ready");
+    let task = s.provision_in_background("slow-ready", "solo");
     s.until_status_calls(3).await;
     assert_eq!(s.status_of("slow-ready").await, "provisioning");
     s.gate.send_replace(Gate::Healthy);
@@ -497,7 +508,7 @@ async fn past_its_deadline_the_console_records_the_ready_hearth_reports() {
 #[tokio::test]
 async fn past_its_deadline_the_console_records_the_failure_hearth_reports() {
     let s = stack(short(Duration::from_millis(200), PATIENCE)).await;
-    let task = s.provision_in_background("slow-failing");
+    let task = s.provision_in_background("slow-failing", "solo");
     s.until_status_calls(1).await;
     s.gate.send_replace(Gate::Unhealthy);
     let (status, body) = answer(task).await;
@@ -524,7 +535,7 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
         Duration::from_millis(300),
     ))
     .await;
-    let (status, body) = answer(s.provision_in_background("slow-pending")).await;
+    let (status, body) = answer(s.provision_in_background("slow-pending", "solo")).await;
     assert_eq!(status, 504, "{body}");
     assert_eq!(
         body["error"]["code"],
@@ -618,7 +629,7 @@ async fn past_its_deadline_the_console_does_not_take_a_previous_life_for_its_pro
     // hearth twice how it went: hearth still shows the previous life (`tier_torn_down`).
     s.hold_provisions.send_replace(true);
     let asked = s.status_calls.load(Ordering::SeqCst);
-    let post = s.provision_in_background("again");
+    let post = s.provision_in_background("again", "solo");
     s.until_status_calls(asked + 2).await;
     s.hold_provisions.send_replace(false);
     let (status, body) = answer(post).await;
@@ -627,17 +638,7 @@ async fn past_its_deadline_the_console_does_not_take_a_previous_life_for_its_pro
         "the previous life was taken for this provision: {body}"
     );
     assert_eq!(s.status_of("again").await, "ready");
-    assert_eq!(
-        s.kinds(),
-        [
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-            "hearth.decommission_started",
-            "hearth.decommissioned",
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-        ]
-    );
+    assert_eq!(s.kinds(), TWO_LIVES);
 }
 
 /// The console's provision deadline bounds its wait for hearth's answer, not the call: a
@@ -661,19 +662,7 @@ async fn a_provision_not_yet_written_at_its_deadline_still_reaches_hearth() {
     }
     s.hold_next_reads.store(1, Ordering::SeqCst);
     let asked = s.status_calls.load(Ordering::SeqCst);
-    let post = tokio::spawn({
-        let (http, url) = (s.http.clone(), s.url.clone());
-        async move {
-            call(
-                &http,
-                &url,
-                reqwest::Method::POST,
-                paths::WORKSPACES,
-                Some(support::create_body("hasty", "big")),
-            )
-            .await
-        }
-    });
+    let post = s.provision_in_background("hasty", "big");
     // The console asks hearth's status: its deadline passed with the request half written.
     s.until_status_calls(asked + 1).await;
     s.reads_open.send_replace(true);
@@ -683,17 +672,7 @@ async fn a_provision_not_yet_written_at_its_deadline_still_reaches_hearth() {
         "the provision was given up before hearth had it whole: {body}"
     );
     assert_eq!(s.status_of("hasty").await, "ready");
-    assert_eq!(
-        s.kinds(),
-        [
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-            "hearth.decommission_started",
-            "hearth.decommissioned",
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-        ]
-    );
+    assert_eq!(s.kinds(), TWO_LIVES);
 }
 
 /// A disk that holds the write of a `hearth.decommissioned` record until `release` turns true,
@@ -822,15 +801,5 @@ async fn tier_torn_down_shows_once_the_teardown_is_recorded_and_the_slug_is_free
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert_eq!(
-        s.kinds(),
-        [
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-            "hearth.decommission_started",
-            "hearth.decommissioned",
-            "hearth.provisioning_started",
-            "hearth.provisioned",
-        ]
-    );
+    assert_eq!(s.kinds(), TWO_LIVES);
 }
