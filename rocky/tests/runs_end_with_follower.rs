@@ -38,6 +38,19 @@ async fn worker_says(s: &Stack, id: &str, status: RunStatus) {
     }
 }
 
+/// A stack whose console reaches the worker through a proxy, each call bounded at 500 ms.
+async fn proxied() -> Stack {
+    stack_with(Options {
+        proxy: true,
+        deadlines: Deadlines {
+            worker_call: Duration::from_millis(500),
+            ..Deadlines::default()
+        },
+        ..Options::default()
+    })
+    .await
+}
+
 fn short_run_deadline() -> Options {
     Options {
         deadlines: Deadlines {
@@ -270,15 +283,7 @@ async fn a_run_nobody_follows_is_cancelled_once_its_lease_lapses() {
 
 #[tokio::test]
 async fn an_unconfirmed_submission_is_cancelled_by_its_nonce() {
-    let s = stack_with(Options {
-        proxy: true,
-        deadlines: Deadlines {
-            worker_call: Duration::from_millis(500),
-            ..Deadlines::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let s = proxied().await;
     let proxy = s.proxy.as_ref().expect("a proxy");
     proxy
         .knobs
@@ -323,15 +328,7 @@ async fn an_unconfirmed_submission_is_cancelled_by_its_nonce() {
 /// request came on.
 #[tokio::test]
 async fn a_submission_never_rides_a_kept_alive_connection() {
-    let s = stack_with(Options {
-        proxy: true,
-        deadlines: Deadlines {
-            worker_call: Duration::from_millis(500),
-            ..Deadlines::default()
-        },
-        ..Options::default()
-    })
-    .await;
+    let s = proxied().await;
     let proxy = s.proxy.as_ref().expect("a proxy");
     proxy
         .knobs
