@@ -1,6 +1,6 @@
 //! What a scenario author relies on, seen from outside: `rocky-e2e play` on a checkout of its
-//! own (a temporary folder with `features/`), so this test's runs never touch this checkout's
-//! `target/rocky-e2e/`.
+//! own (a temporary folder with `features/`, on the embedded topology), so this test's runs
+//! never touch this checkout's `target/rocky-e2e/`.
 //!
 //! - "the run" follows prose (CONTRACT §10): a scenario that submits two runs one after the
 //!   other and then says "the run" fails naming both runs and the workspace-scoped step.
@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-mod support;
+use crate::support;
 
 use support::{copy_dir, path_with};
 
@@ -58,6 +58,13 @@ impl Checkout {
             .env_remove("CARGO_MANIFEST_DIR")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("ROCKY_E2E")
+            // No engine answers there, so `play` takes the embedded topology: what is checked
+            // here (referents, --last-failed) does not depend on it, and four plays on Docker
+            // cost the required check ten seconds.
+            .env(
+                "DOCKER_HOST",
+                "unix:///nonexistent/rocky-e2e-test/docker.sock",
+            )
             .env("PATH", path_with(&self.bin))
             .output()
             .unwrap();

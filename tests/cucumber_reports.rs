@@ -16,9 +16,7 @@
 //! that cannot be done (no `python3 -m venv`, no PyPI) the test says why and passes, except
 //! under `ROCKY_E2E=1` (the required job), where a missing consumer fails the test.
 
-#[path = "support/mod.rs"]
-#[allow(dead_code, reason = "this test uses only the binaries' install")]
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

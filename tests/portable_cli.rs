@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-mod support;
+use crate::support;
 
 use support::{copy_dir, path_with};
 

@@ -7,7 +7,7 @@
 //! Needs Debian's `chromium` (`apt-get install -y chromium`; `.ci/run` installs it) or
 //! `$CHROMIUM`. Without one it fails under `CI`, and says it skipped otherwise.
 
-mod report_support;
+use crate::report_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -112,8 +112,7 @@ fn results_table_all_passed() {
     check("junit_passing.md", &junit_table(&xml));
 }
 
-#[path = "report_support/sample.rs"]
-mod sample;
+use crate::report_support::sample;
 
 #[test]
 fn html_of_a_run_with_a_gap() {

@@ -4,7 +4,7 @@
 //! `failed` at once instead of leaving it running; a record the follower could not append shows
 //! on the run's view, and such a run never reads `succeeded`.
 
-mod support;
+use crate::support;
 
 use rocky::api::console::paths;
 use rocky::retention::MAX_FINISHED_RUNS;

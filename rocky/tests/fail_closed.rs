@@ -2,7 +2,7 @@
 //! `audit_unavailable` and leaves no half-state. hearth runs with a counting fake driver on a
 //! real unix socket; the console and a real worker are served on loopback and driven over HTTP.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 

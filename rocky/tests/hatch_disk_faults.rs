@@ -7,7 +7,7 @@
 //! Needs `strace` (`apt-get install -y strace`): without it the test says so loudly and passes,
 //! except under CI (`CI` set), where it fails.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! within its own deadline, even when the worker does not answer. A submission, the one call
 //! that cannot be sent twice, never rides a kept-alive connection.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

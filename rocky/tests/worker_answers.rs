@@ -3,7 +3,7 @@
 //! worker gets no `ralph.*` record and no `succeeded` run; the genuine worker's own frames
 //! without their MACs (the old frame format) are refused and counted, each with its reason.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 

@@ -10,7 +10,7 @@
 //! opens its gate). hearth's status route is counted, and can be made to answer 503 as a
 //! rediscovering hearth does. The console is served on loopback and driven over HTTP.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
