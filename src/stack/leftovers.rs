@@ -271,11 +271,20 @@ fn named_removed(
 /// that outlived its stop included), then every Docker object labelled with the session.
 /// Returns what it removed, and what it could not check or remove.
 pub async fn remove_session_leftovers(opts: &StackOptions) -> (Vec<String>, Vec<String>) {
+    remove_session_leftovers_within(opts, GONE_DEADLINE).await
+}
+
+/// [`remove_session_leftovers`], giving processes on their way out `going` to go before they
+/// are killed.
+async fn remove_session_leftovers_within(
+    opts: &StackOptions,
+    going: Duration,
+) -> (Vec<String>, Vec<String>) {
     let session = &opts.session;
     let mut removed = Vec::new();
     let mut errors = Vec::new();
     // Processes killed by hearth's exit take a moment to go; a leaked one stays.
-    let left = processes::wait_gone(session, |_| true, GONE_DEADLINE).await;
+    let left = processes::wait_gone(session, |_| true, going).await;
     if !left.is_empty() {
         let stuck = processes::kill(session, &left, GONE_DEADLINE).await;
         for p in &left {
@@ -333,7 +342,9 @@ mod tests {
         let (_kept, mut kept_out) = spawn(&other);
         leaked_out.next_line().await.unwrap().unwrap();
         kept_out.next_line().await.unwrap().unwrap();
-        let (removed, errors) = remove_session_leftovers(&opts).await;
+        // The leaked process is not on its way out: it is only waited for this long.
+        let (removed, errors) =
+            remove_session_leftovers_within(&opts, Duration::from_millis(200)).await;
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(removed.len(), 1, "{removed:?}");
         let pid = leaked.id().unwrap();

@@ -36,9 +36,23 @@ pub fn install_binaries(dir: &Path) -> std::path::PathBuf {
     let built = hearth.parent().unwrap();
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_rocky-e2e"), bin.join("rocky-e2e")).unwrap();
+    link_or_copy(
+        Path::new(env!("CARGO_BIN_EXE_rocky-e2e")),
+        &bin.join("rocky-e2e"),
+    );
     for name in ["hearth", "console", "ralph"] {
-        std::fs::copy(built.join(name), bin.join(name)).unwrap();
+        link_or_copy(&built.join(name), &bin.join(name));
     }
     bin
+}
+
+/// A hard link where `from` and `to` share a file system, else a copy. The debug binaries are
+/// ≈ 290 MB together and three tests install them at once: linking spares the required check
+/// a gigabyte of copying. Another path is what an install is (cargo replaces the files it
+/// rebuilds, so a link keeps this build's binary).
+fn link_or_copy(from: &Path, to: &Path) {
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
+    }
 }

@@ -1,7 +1,8 @@
 //! The writer's locks on a log file (contract §2), and how `verify` and `repair` take them.
 //!
 //! - The **writer lock**: `flock(LOCK_EX)` on the log, held by [`Hatch`](super::Hatch) for its
-//!   whole life, so one log has one writer. `repair` takes it too (without waiting), so it
+//!   whole life, so one log has one writer. `repair` takes it too (without waiting for a live
+//!   writer; see [`WRITER_LOCK_PATIENCE`] for the moment it does wait), so it
 //!   refuses to cut a log a live writer is appending to.
 //! - The **append lock**: an open-file-description record lock (`F_OFD_SETLKW`) on the log's
 //!   first byte, held exclusively by the writer from the moment it writes a record until the
@@ -12,15 +13,38 @@
 //! The two are independent on Linux (`flock` and record locks never conflict with each other),
 //! which is what lets `verify` read a log whose writer holds the writer lock.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 /// Shared (a reader) or exclusive (the writer, or `repair`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Share {
     Shared,
     Exclusive,
+}
+
+/// How long taking the writer lock waits for it. A child this process forks holds a copy of
+/// every open file until it execs (close-on-exec closes them only then), and with it the
+/// `flock` of a log this process has just closed: reopening the log while any thread is
+/// starting a process (the embedded topology starts hearth and stand-ins all the time) can
+/// find it locked for the moment the child takes to exec. A real second writer still holds it
+/// after this, and is refused.
+pub(super) const WRITER_LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Takes the writer lock on `file`, waiting up to [`WRITER_LOCK_PATIENCE`] for a holder on its
+/// way out; `WouldBlock` if it is still held then.
+pub(super) fn take_writer_lock(file: &File) -> Result<(), TryLockError> {
+    let deadline = Instant::now() + WRITER_LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Takes the append lock on `file`, waiting for whoever holds it.
@@ -91,5 +115,42 @@ mod tests {
         assert!(!can_lock_now(&reader, libc::F_RDLCK as libc::c_short));
         // The writer lock (flock) and the append lock never conflict.
         assert!(reader.try_lock_shared().is_ok());
+    }
+
+    /// A log closed while a child forked from this process has not exec'd yet can be opened
+    /// again at once: the child's copy of the file holds the `flock` until it execs, and the
+    /// writer waits for that (the race found when the unit tests ran 8 at a time).
+    #[test]
+    fn a_log_held_by_a_child_about_to_exec_opens_once_it_execs() {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hatch.jsonl");
+        let hatch = crate::hatch::Hatch::with_file(&path).expect("open");
+        let (mut forked, tell) = std::io::pipe().unwrap();
+        let tell_fd = tell.as_raw_fd();
+        let child = std::thread::spawn(move || {
+            let mut cmd = std::process::Command::new("true");
+            // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::write(tell_fd, b"f".as_ptr().cast(), 1);
+                    // The child is slow to exec: the moment the parent reopens the log.
+                    let pause = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 150_000_000,
+                    };
+                    libc::nanosleep(&pause, std::ptr::null_mut());
+                    Ok(())
+                });
+            }
+            cmd.status().expect("run true")
+        });
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut forked, &mut byte).expect("the child forked");
+        drop(hatch);
+        let reopened = crate::hatch::Hatch::with_file(&path);
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+        assert!(child.join().unwrap().success());
+        drop(tell);
     }
 }

@@ -389,7 +389,7 @@ pub fn repair_plan(content: &[u8], seal: &Seal) -> Result<(usize, Repaired), Str
 
 /// Cuts the log at `path` back to its last sealed record (`rocky-e2e hatch repair`).
 /// With `key`, the seal's MAC is checked first. Refused while a writer holds the log: repair
-/// takes the writer lock itself (without waiting), then the append lock, exclusively.
+/// takes the writer lock itself (waiting only for a holder on its way out), then the append lock, exclusively.
 pub fn repair_file(path: &Path, key: Option<&Keyring>) -> Result<Repaired, String> {
     use std::io::Read;
     let mut file = std::fs::OpenOptions::new()
@@ -397,7 +397,7 @@ pub fn repair_file(path: &Path, key: Option<&Keyring>) -> Result<Repaired, Strin
         .write(true)
         .open(path)
         .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
-    match file.try_lock() {
+    match super::lock::take_writer_lock(&file) {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(format!(

@@ -30,7 +30,7 @@ use super::disk::{Disk, RealDisk};
 pub use super::error::HatchError;
 use super::event::Event;
 use super::jsonl::{JsonlFile, parse_records, read_file};
-use super::lock::{Share, lock_appends, unlock_appends};
+use super::lock::{Share, lock_appends, take_writer_lock, unlock_appends};
 use super::record::{GENESIS, Record, hex_string, sha256_hex};
 use super::seal::{default_key_path, load_or_create_key};
 use super::seal_file::{SealFile, open_seal};
@@ -215,7 +215,7 @@ impl Hatch {
                 path: path.to_owned(),
                 source,
             })?;
-        file.try_lock().map_err(|source| HatchError::Lock {
+        take_writer_lock(&file).map_err(|source| HatchError::Lock {
             path: path.to_owned(),
             source,
         })?;
