@@ -58,6 +58,7 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
         eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
         return;
     }
+    let _sweeps = crate::support::DOCKER_SWEEPS.lock().await;
     let docker = rocky::docker::connect()
         .await
         .expect("ROCKY_E2E=1 requires a reachable Docker engine");
@@ -243,6 +244,7 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
         eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
         return;
     }
+    let _sweeps = crate::support::DOCKER_SWEEPS.lock().await;
     let docker = rocky::docker::connect()
         .await
         .expect("ROCKY_E2E=1 requires a reachable Docker engine");

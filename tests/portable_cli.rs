@@ -12,6 +12,8 @@ use support::{copy_dir, path_with};
 
 #[test]
 fn a_copied_binary_plays_in_another_checkout() {
+    // Its play starts on Docker under ROCKY_E2E=1, and a run's start sweeps stale objects.
+    let _sweeps = support::DOCKER_SWEEPS.blocking_lock();
     // This build's binaries (the harness builds them when run under cargo), copied elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
     let bin = support::install_binaries(elsewhere.path());

@@ -2,7 +2,8 @@
 //! node states…): [`wire_enum!`] declares the enum and gives it `ALL`, `as_str`, `parse`,
 //! `Display`, `FromStr` and serde by name, so a name is written exactly once.
 
-/// Declares a fieldless enum whose variants have wire names.
+/// Declares a fieldless enum whose variants have wire names (this example is the unit test
+/// `the_documented_example_holds`).
 ///
 /// ```
 /// rocky::wire_enum! {
@@ -122,6 +123,22 @@ mod tests {
             Apple = "apple",
             Pear = "pear",
         }
+    }
+
+    /// The example of the macro's docs.
+    #[test]
+    fn the_documented_example_holds() {
+        crate::wire_enum! {
+            /// A colour.
+            pub enum Colour {
+                /// Warm.
+                Red = "red",
+                Blue = "blue",
+            }
+        }
+        assert_eq!(Colour::parse("red"), Some(Colour::Red));
+        assert_eq!(Colour::Blue.to_string(), "blue");
+        assert_eq!(serde_json::to_string(&Colour::Red).unwrap(), "\"red\"");
     }
 
     #[test]
