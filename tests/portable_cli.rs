@@ -12,8 +12,6 @@ use support::{copy_dir, path_with};
 
 #[test]
 fn a_copied_binary_plays_in_another_checkout() {
-    // Its play starts on Docker under ROCKY_E2E=1, and a run's start sweeps stale objects.
-    let _sweeps = support::DOCKER_SWEEPS.blocking_lock();
     // This build's binaries (the harness builds them when run under cargo), copied elsewhere.
     let elsewhere = tempfile::tempdir().unwrap();
     let bin = support::install_binaries(elsewhere.path());
@@ -49,7 +47,10 @@ fn a_copied_binary_plays_in_another_checkout() {
         steps.contains("`When I provision workspace {string} on tier {string}`"),
         "the reference reads the patterns as written, from the binary itself:\n{steps}"
     );
+    // This play starts on Docker under ROCKY_E2E=1, and a run's start sweeps stale objects.
+    let sweeps = support::DOCKER_SWEEPS.blocking_lock();
     let play = run(&["play", "features/play.feature"]);
+    drop(sweeps);
     assert!(play.contains("1 scenarios: 1 passed"), "{play}");
     assert!(checkout.join("target/rocky-e2e/report.html").is_file());
 }
