@@ -53,3 +53,25 @@ fn every_test_file_of_the_services_is_a_target_or_a_module_of_one() {
         "add each file as `mod <name>;` to rocky/tests/services.rs (or a [[test]] in rocky/Cargo.toml)"
     );
 }
+
+/// The binaries are `test = false` (no test binary is linked for them), so a test written in
+/// one would never run: their files hold none.
+#[test]
+fn no_binary_holds_a_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut holding = Vec::new();
+    for dir in ["src/bin", "rocky/src/bin"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("a bin folder") {
+            let path = entry.expect("a directory entry").path();
+            let text = std::fs::read_to_string(&path).expect("a binary's source");
+            if text.contains("#[test]") || text.contains("#[cfg(test)]") {
+                holding.push(path.display().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        holding,
+        Vec::<String>::new(),
+        "move the tests into the library, or set `test = true` for the binary"
+    );
+}
