@@ -188,6 +188,7 @@ fn spawn_hearth(socket: &std::path::Path, session: &str, log: &std::path::Path) 
         health_timeout: std::time::Duration::from_secs(60),
         session: Some(session.to_owned()),
         exit_on_stdin_eof: true,
+        keeper_pid: Some(std::process::id()),
         ..rocky::cli::HearthArgs::new(socket)
     };
     let mut child = Command::new(hearth)
@@ -314,6 +315,21 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
     child.kill().expect("SIGKILL hearth");
     child.wait().expect("reap hearth");
     let _ = provision.await;
+    // Another run's start-of-run sweep, between the kill and the next hearth: this test
+    // (hearth's keeper) lives, so nothing of the session is stale.
+    let before = list_labelled_objects(&docker, &session_label)
+        .await
+        .expect("list");
+    let swept = sweep_stale(&docker).await.expect("a sweep");
+    let after = list_labelled_objects(&docker, &session_label)
+        .await
+        .expect("list");
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "a sweep between a hearth's kill and its successor removed the session's objects \
+         ({swept:?}) while its keeper lives"
+    );
 
     let second = spawn_hearth(&socket, &session, &log);
     let report = client.status("slow", DEADLINE).await.expect("status");

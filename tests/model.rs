@@ -424,6 +424,13 @@ async fn run(args: Args) -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if args.kept && args.ops.is_none() && args.seed.is_none() && !args.open {
+        if let Err(e) = stack::restart_beside_a_forked_child(&env).await {
+            println!("\nmodel: FAILED the tester's own worker restart beside a forked child: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("model: the tester's worker restart beside a forked child: ok");
+    }
     // What to run: (label, seed to replay it, setup, the sequence), the seeded ones drawn
     // lazily (a long run draws as it goes).
     type Planned = (String, Option<u64>, Setup, Vec<Op>);

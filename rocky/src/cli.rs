@@ -126,6 +126,11 @@ pub struct HearthArgs {
     /// Exit (tearing everything down) when stdin closes: the parent went away.
     #[arg(long)]
     pub exit_on_stdin_eof: bool,
+    /// The process that keeps this session (started hearth and restarts it), in hearth's PID
+    /// namespace; named on every Docker object (`rocky.keeper.pid`). While it lives, no sweep
+    /// removes the session's objects, even with hearth killed: the next hearth adopts them.
+    #[arg(long)]
+    pub keeper_pid: Option<u32>,
 }
 
 impl HearthArgs {
@@ -139,6 +144,7 @@ impl HearthArgs {
             session: None,
             standin_bin: None,
             exit_on_stdin_eof: false,
+            keeper_pid: None,
         }
     }
 
@@ -151,7 +157,8 @@ impl HearthArgs {
             .duration("--health-timeout", self.health_timeout)
             .optional("--session", self.session.as_ref())
             .optional("--standin-bin", self.standin_bin.as_ref())
-            .flag("--exit-on-stdin-eof", self.exit_on_stdin_eof);
+            .flag("--exit-on-stdin-eof", self.exit_on_stdin_eof)
+            .optional("--keeper-pid", self.keeper_pid.map(|p| p.to_string()));
         a.0
     }
 }
@@ -337,6 +344,7 @@ mod tests {
             session: Some("s-1".into()),
             standin_bin: Some("/bin/standin".into()),
             exit_on_stdin_eof: true,
+            keeper_pid: Some(4242),
             ..plain
         };
         assert_eq!(parse::<HearthArgs>("hearth", every.to_args()), every);

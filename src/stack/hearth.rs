@@ -45,6 +45,9 @@ pub(super) async fn spawn(
         session: Some(opts.session.clone()),
         standin_bin: opts.standin_bin.clone(),
         exit_on_stdin_eof: true,
+        // The harness keeps the session: a hearth it kills and restarts (a chaos step) finds
+        // what the one before made, whatever another run's sweep meanwhile judges.
+        keeper_pid: Some(std::process::id()),
         ..rocky::cli::HearthArgs::new(socket)
     };
     let mut cmd = Command::new(&path);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rocky::auth::{LocalAuth, Principal, Role};
 use rocky::console::{Console, ConsoleConfig, Deadlines};
@@ -323,6 +323,7 @@ impl Stack {
             self.worker_port_held = Some(held.map_err(|e| {
                 format!("failed to hold the worker's port {}: {e}", self.worker_addr)
             })?);
+            wait_until_not_listening(self.worker_addr).await?;
         }
         Ok(())
     }
@@ -333,6 +334,8 @@ impl Stack {
             return Ok(());
         }
         // Listening beside the held socket (both SO_REUSEPORT), then letting that one go.
+        // Never beside the killed worker's listener: see [`wait_until_not_listening`].
+        wait_until_not_listening(self.worker_addr).await?;
         let listener = worker_socket(self.worker_addr)
             .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to rebind the worker at {}: {e}", self.worker_addr))?;
@@ -457,6 +460,40 @@ fn worker_socket(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpS
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     Ok(socket)
+}
+
+/// How long a killed worker's listener may outlive it: a child forked before the kill (a
+/// hearth being started by another stack) holds a copy until it execs.
+const LISTENER_GONE: Duration = Duration::from_secs(10);
+
+/// Waits until nothing listens on `addr` (the held socket, bound but not listening, is
+/// allowed). A child this process forked holds a copy of every socket until it execs, the
+/// killed worker's listener too; a new listener in the same SO_REUSEPORT group would share
+/// the incoming connections with it, and those queued on the old one are reset when the
+/// child execs: a healthy restarted worker would answer a fresh connection with a reset
+/// (long run K, seed 124437). A bind without SO_REUSEPORT fails while a listener is there.
+async fn wait_until_not_listening(addr: std::net::SocketAddr) -> Result<(), String> {
+    let until = Instant::now() + LISTENER_GONE;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let probe = tokio::net::TcpSocket::new_v4()
+            .and_then(|s| s.set_reuseaddr(true).map(|()| s))
+            .map_err(|e| format!("failed to make a socket: {e}"))?;
+        match probe.bind(addr) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(format!("failed to probe {addr} for a listener: {e}")),
+        }
+        drop(probe);
+        if Instant::now() >= until {
+            return Err(format!(
+                "waited {LISTENER_GONE:?} for the killed worker's listener at {addr} to close \
+                 (a child forked before the kill holds it until it execs)"
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 /// A server's open connections, each as a duplicate of its socket (dropped with the
@@ -621,6 +658,7 @@ fn hearth_command(env: &Env, socket: &Path, session: &str, log: &Path) -> Result
         session: Some(session.to_owned()),
         standin_bin: env.standin.clone(),
         exit_on_stdin_eof: true,
+        keeper_pid: Some(std::process::id()),
         ..rocky::cli::HearthArgs::new(socket)
     };
     let mut cmd = Command::new(&env.hearth_bin);
@@ -697,4 +735,84 @@ impl Stack {
             .map_err(|e| format!("failed to list the networks of {slug}: {e}"))?;
         Ok((running, containers.len() + networks.len()))
     }
+}
+
+/// The tester's own kill and restart, checked where they went wrong once (long run K): a
+/// child forked just before a kill and slow to exec holds the killed worker's listener; the
+/// restarted worker must be the only one listening, so that no fresh connection is queued on
+/// the old listener and reset when the child execs. Fresh connections made while the child
+/// holds its copies must all be answered. Fails without [`wait_until_not_listening`]
+/// (checked: 8 of 16 reset, in each of three runs).
+pub async fn restart_beside_a_forked_child(env: &Env) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let setup = "none".parse().expect("a setup");
+    let mut stack = Stack::start(env, setup).await?;
+    let (tell_rx, tell_tx) = std::io::pipe().map_err(|e| format!("failed to make a pipe: {e}"))?;
+    let child = tokio::task::spawn_blocking(move || {
+        let tell = {
+            use std::os::fd::AsRawFd;
+            tell_tx.as_raw_fd()
+        };
+        let mut cmd = std::process::Command::new("true");
+        // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::write(tell, b"f".as_ptr().cast(), 1);
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 300_000_000,
+                };
+                libc::nanosleep(&pause, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let status = cmd.status();
+        drop(tell_tx);
+        status
+    });
+    // The child is forked (it holds a copy of the worker's listener) before the kill.
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut byte = [0u8; 1];
+        (&tell_rx).read_exact(&mut byte)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the forked child never said it was there: {e}"))?;
+    stack.kill_worker().await?;
+    stack.restart_worker().await?;
+    let mut sent = Vec::new();
+    for _ in 0..16 {
+        let mut c = tokio::net::TcpStream::connect(stack.worker_addr)
+            .await
+            .map_err(|e| format!("failed to connect to the restarted worker: {e}"))?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
+            .await
+            .map_err(|e| format!("failed to send to the restarted worker: {e}"))?;
+        sent.push(c);
+    }
+    child
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("failed to run the forked child: {e}"))?;
+    let mut reset = 0;
+    for mut c in sent {
+        let mut answer = Vec::new();
+        match tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut answer)).await {
+            Ok(Ok(_)) if answer.starts_with(b"HTTP/1.1 ") => {}
+            Ok(Ok(_)) => return Err("the restarted worker closed without an answer".into()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => reset += 1,
+            Ok(Err(e)) => return Err(format!("reading the restarted worker's answer: {e}")),
+            Err(_) => return Err("waited 10s for the restarted worker's answer".into()),
+        }
+    }
+    stack.stop().await?;
+    if reset > 0 {
+        return Err(format!(
+            "{reset} of 16 fresh connections to the restarted worker were reset: they were \
+             queued on the killed worker's listener, which a forked child still held"
+        ));
+    }
+    Ok(())
 }

@@ -57,12 +57,13 @@ fn link_or_copy(from: &Path, to: &Path) {
     }
 }
 
-/// Held by the tests that SIGKILL a hearth on Docker and by those whose runs sweep stale
-/// Docker objects (a run's start, `sweep_stale`), so they never overlap: objects carry the
-/// pid of the hearth that made them, so a sweep between a hearth's death and the next
-/// hearth's adoption takes the session for gone and removes what the next hearth is adopting
-/// (seen with 8 tests at a time: a 409 "removal already in progress", a removed `lore`).
-/// RELIABILITY.md names this as open in the product.
+/// Held by the tests that SIGKILL a harness or a hearth on Docker and by those whose runs
+/// sweep stale Docker objects (a run's start, `sweep_stale`), so they never overlap:
+/// `the_next_run_sweeps_what_a_killed_harness_left` checks that what a killed harness left is
+/// still there until *its* sweep, which another test's sweep would make untrue. (A sweep
+/// between a hearth's death and the next hearth's adoption no longer removes what is being
+/// adopted: hearth's objects name the harness as their keeper, `rocky.keeper.pid`, and
+/// `a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next` sweeps in that window.)
 #[allow(
     dead_code,
     reason = "not every test binary that shares this module sweeps"

@@ -44,6 +44,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &lock::session_lock_path(&session),
         &format!("session {session}"),
     )?;
+    if let Some(pid) = args.keeper_pid {
+        let keeper = rocky::docker::owner::ProcessId::of_pid(pid).ok_or_else(|| {
+            anyhow::anyhow!("--keeper-pid {pid}: no such process in hearth's PID namespace")
+        })?;
+        rocky::docker::labels::set_keeper(keeper);
+    }
     match args.driver {
         DriverKind::LocalDocker => serve(DockerDriver::new(session.clone()), &args, &session).await,
         DriverKind::Process => {

@@ -21,6 +21,14 @@ pub const PIDNS: &str = "rocky.pidns";
 /// another.
 pub const START: &str = "rocky.start";
 
+/// pid of the session's keeper, when hearth was given one (`hearth --keeper-pid`): the
+/// process that started hearth and restarts it. While the keeper lives, a sweep leaves the
+/// session alone even when the hearth that made an object is gone: the next hearth adopts it.
+/// The keeper is on the owner's host and in its PID namespace.
+pub const KEEPER_PID: &str = "rocky.keeper.pid";
+/// The keeper's start time (as [`START`]).
+pub const KEEPER_START: &str = "rocky.keeper.start";
+
 /// `rocky.tier`: the tier a workspace was provisioned on (on its network), so a restarted
 /// hearth can report it.
 pub const TIER: &str = "rocky.tier";
@@ -67,17 +75,32 @@ pub fn workspace_filter(slug: &str) -> String {
     format!("{WORKSPACE}={slug}")
 }
 
+/// The keeper named on every object this process makes from now on ([`KEEPER_PID`]); set
+/// once, by hearth at its start.
+static KEEPER: std::sync::OnceLock<super::owner::ProcessId> = std::sync::OnceLock::new();
+
+/// Names `keeper` on every object this process makes from now on. `false` when a keeper was
+/// already set (to another process).
+pub fn set_keeper(keeper: super::owner::ProcessId) -> bool {
+    KEEPER.set(keeper.clone()).is_ok() || KEEPER.get() == Some(&keeper)
+}
+
 /// The labels of an object this process makes for `session`.
 pub fn owned(session: &str) -> HashMap<String, String> {
     let me = super::owner::ProcessId::this_process();
-    HashMap::from([
+    let mut labels = HashMap::from([
         (MANAGED_BY.to_owned(), MANAGED_BY_VALUE.to_owned()),
         (SESSION.to_owned(), session.to_owned()),
         (PID.to_owned(), me.pid.to_string()),
         (PIDNS.to_owned(), me.pidns.to_string()),
         (START.to_owned(), me.start.to_string()),
         (HOST.to_owned(), me.host),
-    ])
+    ]);
+    if let Some(keeper) = KEEPER.get() {
+        labels.insert(KEEPER_PID.to_owned(), keeper.pid.to_string());
+        labels.insert(KEEPER_START.to_owned(), keeper.start.to_string());
+    }
+    labels
 }
 
 /// The labels of an object of workspace `slug` that this process makes for `session`.

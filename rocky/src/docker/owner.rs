@@ -120,6 +120,20 @@ impl Claim {
     }
 }
 
+impl Claim {
+    /// The keeper an object's labels name ([`labels::KEEPER_PID`]), on the owner's host and in
+    /// its PID namespace; `None` when they name none.
+    pub fn keeper_from_labels(l: &HashMap<String, String>) -> Option<Claim> {
+        let pid = l.get(labels::KEEPER_PID)?.parse().ok()?;
+        Some(Claim {
+            host: l.get(labels::HOST).cloned(),
+            pidns: l.get(labels::PIDNS).and_then(|v| v.parse().ok()),
+            pid: Some(pid),
+            start: l.get(labels::KEEPER_START).and_then(|v| v.parse().ok()),
+        })
+    }
+}
+
 impl From<&ProcessId> for Claim {
     fn from(p: &ProcessId) -> Claim {
         Claim {

@@ -186,9 +186,13 @@ pub fn stale_sessions(objects: &[LabelledObject]) -> std::collections::BTreeSet<
 
 /// Whether the owner of an object may still be alive: anything but an owner on this host, in
 /// this PID namespace, that is gone ([`owner::decide`]). An owner of another host or PID
-/// namespace, or one not named, is never judged gone.
+/// namespace, or one not named, is never judged gone. An object whose labels name a keeper
+/// ([`labels::KEEPER_PID`]) that may be alive counts as alive too: between a hearth's death
+/// and its successor's adoption, what it made belongs to the process that restarts it.
 pub fn owner_alive(labels: &HashMap<String, String>) -> bool {
-    owner::judge(&owner::Claim::from_labels(labels)) != owner::OwnerState::Gone
+    let alive = |claim: &owner::Claim| owner::judge(claim) != owner::OwnerState::Gone;
+    alive(&owner::Claim::from_labels(labels))
+        || owner::Claim::keeper_from_labels(labels).is_some_and(|k| alive(&k))
 }
 
 /// Removes objects whose owner is gone (hearth or the harness was SIGKILLed and could not
@@ -306,6 +310,30 @@ mod tests {
             name: session.to_owned(),
             labels: l,
         }
+    }
+
+    #[test]
+    fn a_session_whose_keeper_lives_is_not_stale_while_its_hearth_is_gone() {
+        let me = owner::ProcessId::this_process();
+        let keeper = |pid: u32, start: u64| {
+            move |l: &mut HashMap<String, String>| {
+                l.insert(labels::PID.into(), "4999999".into());
+                l.insert(labels::KEEPER_PID.into(), pid.to_string());
+                l.insert(labels::KEEPER_START.into(), start.to_string());
+            }
+        };
+        let objects = [
+            // hearth killed, its keeper (this process) alive: the next hearth adopts it.
+            owned_object("kept", keeper(me.pid, me.start)),
+            // Both gone (the keeper's pid reused by another process): stale.
+            owned_object("keeper-reused", keeper(me.pid, me.start + 1)),
+            owned_object("keeper-gone", keeper(4_999_998, 1)),
+        ];
+        let stale = stale_sessions(&objects);
+        assert_eq!(
+            stale.into_iter().collect::<Vec<_>>(),
+            vec!["keeper-gone", "keeper-reused"]
+        );
     }
 
     #[test]
