@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use rocky::client::ConsoleClient;
 use rocky::docker::labels;
-use rocky::docker::sweep::{list_labelled_objects, process_alive, sweep_stale};
+use rocky::docker::sweep::{
+    list_labelled_objects, process_alive, sweep_stale, sweep_stale_labelled,
+};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
@@ -245,7 +247,8 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
         eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
         return;
     }
-    let _sweeps = crate::support::DOCKER_SWEEPS.lock().await;
+    // No DOCKER_SWEEPS: another run's sweep spares this session while this test (its
+    // keeper) lives, and this test's own sweep judges its session only.
     let docker = rocky::docker::connect()
         .await
         .expect("ROCKY_E2E=1 requires a reachable Docker engine");
@@ -315,12 +318,15 @@ async fn a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next() {
     child.kill().expect("SIGKILL hearth");
     child.wait().expect("reap hearth");
     let _ = provision.await;
-    // Another run's start-of-run sweep, between the kill and the next hearth: this test
-    // (hearth's keeper) lives, so nothing of the session is stale.
+    // A start-of-run sweep, between the kill and the next hearth, judging this session (as
+    // any run's sweep judges every session): this test (hearth's keeper) lives, so nothing of
+    // it is stale.
     let before = list_labelled_objects(&docker, &session_label)
         .await
         .expect("list");
-    let swept = sweep_stale(&docker).await.expect("a sweep");
+    let swept = sweep_stale_labelled(&docker, &session_label)
+        .await
+        .expect("a sweep");
     let after = list_labelled_objects(&docker, &session_label)
         .await
         .expect("list");

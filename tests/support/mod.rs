@@ -57,13 +57,14 @@ fn link_or_copy(from: &Path, to: &Path) {
     }
 }
 
-/// Held by the tests that SIGKILL a harness or a hearth on Docker and by those whose runs
-/// sweep stale Docker objects (a run's start, `sweep_stale`), so they never overlap:
+/// Held by the test that SIGKILLs a harness on Docker and by those whose runs sweep stale
+/// Docker objects (a run's start, `sweep_stale`), so they never overlap:
 /// `the_next_run_sweeps_what_a_killed_harness_left` checks that what a killed harness left is
 /// still there until *its* sweep, which another test's sweep would make untrue. (A sweep
 /// between a hearth's death and the next hearth's adoption no longer removes what is being
 /// adopted: hearth's objects name the harness as their keeper, `rocky.keeper.pid`, and
-/// `a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next` sweeps in that window.)
+/// `a_hearth_killed_mid_provision_leaves_the_workspace_to_the_next` sweeps in that window,
+/// without this lock.)
 #[allow(
     dead_code,
     reason = "not every test binary that shares this module sweeps"
