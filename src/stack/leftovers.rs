@@ -322,8 +322,9 @@ mod tests {
     /// session's process is left alone.
     #[tokio::test]
     async fn a_session_leftover_is_removed_and_named() {
-        let cache = tempfile::tempdir().unwrap();
-        let standin = crate::images::standin_binary(cache.path()).unwrap();
+        // The cache every run uses: compiled once, not by each test (`images::standin`'s
+        // own test compiles into a fresh one).
+        let standin = crate::images::standin_binary(&crate::images::default_cache_dir()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let opts = StackOptions::new(rocky::hearth::DriverKind::Process, dir.path().into());
         let other = rocky::ids::random_hex(6);

@@ -249,8 +249,9 @@ mod tests {
     /// nothing of another session is, and a kill removes it.
     #[tokio::test]
     async fn a_marked_standin_is_found_by_its_session_and_killed() {
-        let cache = tempfile::tempdir().unwrap();
-        let standin = crate::images::standin_binary(cache.path()).unwrap();
+        // The cache every run uses: compiled once, not by each test (`images::standin`'s
+        // own test compiles into a fresh one).
+        let standin = crate::images::standin_binary(&crate::images::default_cache_dir()).unwrap();
         let session = rocky::ids::random_hex(6);
         let mut child = tokio::process::Command::new(&standin)
             .args(["--listen", "127.0.0.1:0", "--name", "lore"])
