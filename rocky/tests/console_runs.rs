@@ -123,6 +123,50 @@ async fn a_run_the_restarted_worker_lost_ends_failed_at_once() {
     );
 }
 
+/// The test stack's own restart, where it went wrong once (32 tests at a time): a child
+/// forked just before the kill, slow to exec, holds the killed worker's listener; the restart
+/// waits for it instead of failing with "Address already in use".
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_restarts_while_a_child_forked_before_the_kill_holds_its_listener() {
+    use std::os::unix::process::CommandExt;
+    let mut s = stack().await;
+    let (tell_rx, tell_tx) = std::io::pipe().expect("a pipe");
+    let child = tokio::task::spawn_blocking(move || {
+        let tell = {
+            use std::os::fd::AsRawFd;
+            tell_tx.as_raw_fd()
+        };
+        let mut cmd = std::process::Command::new("true");
+        // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::write(tell, b"f".as_ptr().cast(), 1);
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 300_000_000,
+                };
+                libc::nanosleep(&pause, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let status = cmd.status();
+        drop(tell_tx);
+        status
+    });
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        (&tell_rx).read_exact(&mut [0u8; 1])
+    })
+    .await
+    .expect("the reader")
+    .expect("the forked child says it is there");
+    s.kill_worker().await;
+    s.restart_worker().await;
+    child.await.expect("the child").expect("true ran");
+    let id = held_run(&s, "ws-forked").await;
+    assert!(!id.is_empty());
+}
+
 #[tokio::test]
 async fn a_record_the_follower_could_not_append_shows_on_the_view() {
     let s = stack().await;

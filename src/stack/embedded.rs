@@ -32,6 +32,9 @@ pub(super) struct InProcess {
 /// How long the in-process servers may take to finish after being told to stop.
 const SERVERS_STOP_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How long a restart waits for the killed worker's address to be free again.
+const REBIND_DEADLINE: Duration = Duration::from_secs(10);
+
 impl InProcess {
     pub(super) fn stopped() -> InProcess {
         InProcess {
@@ -121,7 +124,11 @@ impl WorkerSlot {
         Ok(())
     }
 
-    fn restart(&mut self, stop: watch::Receiver<bool>) -> Result<(), String> {
+    /// Listens on the killed worker's address again. A child this process forked just before
+    /// the kill (a hearth, a scenario's process) holds a copy of the old listener until it
+    /// execs: until then the bind fails with "Address already in use", so it is retried
+    /// within [`REBIND_DEADLINE`].
+    async fn restart(&mut self, stop: watch::Receiver<bool>) -> Result<(), String> {
         if self.task.is_some() {
             return Err("the worker is running: kill it first".into());
         }
@@ -130,8 +137,28 @@ impl WorkerSlot {
             listener.set_nonblocking(true)?;
             tokio::net::TcpListener::from_std(listener)
         };
-        let listener =
-            bind().map_err(|e| format!("rebind the worker's address {}: {e}", self.addr))?;
+        let until = tokio::time::Instant::now() + REBIND_DEADLINE;
+        let mut pause = Duration::from_millis(1);
+        let listener = loop {
+            match bind() {
+                Ok(listener) => break listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < until =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "rebind the worker's address {} (waited up to {REBIND_DEADLINE:?} for \
+                         a child forked before the kill to exec and let go of the old \
+                         listener): {e}",
+                        self.addr
+                    ));
+                }
+            }
+        };
         self.serve(listener, stop);
         Ok(())
     }
@@ -154,7 +181,7 @@ impl WorkerSlot {
                         let _ = reply.send(self.kill().await);
                     }
                     WorkerCommand::Restart(reply) => {
-                        let _ = reply.send(self.restart(stop.clone()));
+                        let _ = reply.send(self.restart(stop.clone()).await);
                     }
                 },
             }

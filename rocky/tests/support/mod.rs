@@ -345,15 +345,39 @@ impl Stack {
         }
     }
 
+    /// Listens on the worker's address again once nothing else does. A child forked by
+    /// another test of this binary (a hearth, a stand-in) holds a copy of the killed worker's
+    /// listener until it execs; binding meanwhile fails with "Address already in use" (seen
+    /// with 32 tests at a time).
+    async fn rebind_worker(&self) -> tokio::net::TcpListener {
+        let until = tokio::time::Instant::now() + PATIENCE;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match tokio::net::TcpListener::bind(self.worker_addr).await {
+                Ok(listener) => return listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < until =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(e) => panic!(
+                    "rebind the worker's address {} (waited up to {PATIENCE:?} for a child \
+                     forked before the kill to exec and let go of the old listener): {e}",
+                    self.worker_addr
+                ),
+            }
+        }
+    }
+
     /// Starts a new worker (no runs, as after a restart) on the killed one's address.
     pub async fn restart_worker(&mut self) {
         assert!(
             self.worker.is_none(),
             "restart_worker needs kill_worker first"
         );
-        let listener = tokio::net::TcpListener::bind(self.worker_addr)
-            .await
-            .unwrap_or_else(|e| panic!("rebind the worker's address {}: {e}", self.worker_addr));
+        let listener = self.rebind_worker().await;
         self.worker = Some(serve_worker(
             listener,
             self.worker_calls.clone(),
@@ -365,9 +389,7 @@ impl Stack {
     /// answers on them (a stopped process, or a worker stuck in a long pause).
     pub async fn pause_worker(&mut self) {
         self.kill_worker().await;
-        let listener = tokio::net::TcpListener::bind(self.worker_addr)
-            .await
-            .unwrap_or_else(|e| panic!("rebind the worker's address {}: {e}", self.worker_addr));
+        let listener = self.rebind_worker().await;
         self.paused = Some(tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((conn, _)) = listener.accept().await {
