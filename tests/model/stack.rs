@@ -333,9 +333,8 @@ impl Stack {
         if self.worker.is_some() {
             return Ok(());
         }
-        // Listening beside the held socket (both SO_REUSEPORT), then letting that one go.
-        // Never beside the killed worker's listener: see [`wait_until_not_listening`].
-        wait_until_not_listening(self.worker_addr).await?;
+        // Listening beside the held socket (both SO_REUSEPORT), then letting that one go. The
+        // kill returned only once the old listener was gone ([`wait_until_not_listening`]).
         let listener = worker_socket(self.worker_addr)
             .and_then(|s| s.listen(1024))
             .map_err(|e| format!("failed to rebind the worker at {}: {e}", self.worker_addr))?;

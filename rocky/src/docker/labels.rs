@@ -79,10 +79,9 @@ pub fn workspace_filter(slug: &str) -> String {
 /// once, by hearth at its start.
 static KEEPER: std::sync::OnceLock<super::owner::ProcessId> = std::sync::OnceLock::new();
 
-/// Names `keeper` on every object this process makes from now on. `false` when a keeper was
-/// already set (to another process).
-pub fn set_keeper(keeper: super::owner::ProcessId) -> bool {
-    KEEPER.set(keeper.clone()).is_ok() || KEEPER.get() == Some(&keeper)
+/// Names `keeper` on every object this process makes from now on; the first call wins.
+pub fn set_keeper(keeper: super::owner::ProcessId) {
+    let _ = KEEPER.set(keeper);
 }
 
 /// The labels of an object this process makes for `session`.

@@ -118,18 +118,14 @@ impl Claim {
             start: l.get(labels::START).and_then(|v| v.parse().ok()),
         }
     }
-}
 
-impl Claim {
     /// The keeper an object's labels name ([`labels::KEEPER_PID`]), on the owner's host and in
     /// its PID namespace; `None` when they name none.
     pub fn keeper_from_labels(l: &HashMap<String, String>) -> Option<Claim> {
-        let pid = l.get(labels::KEEPER_PID)?.parse().ok()?;
         Some(Claim {
-            host: l.get(labels::HOST).cloned(),
-            pidns: l.get(labels::PIDNS).and_then(|v| v.parse().ok()),
-            pid: Some(pid),
+            pid: Some(l.get(labels::KEEPER_PID)?.parse().ok()?),
             start: l.get(labels::KEEPER_START).and_then(|v| v.parse().ok()),
+            ..Claim::from_labels(l)
         })
     }
 }
