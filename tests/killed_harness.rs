@@ -60,7 +60,6 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
         eprintln!("skipped: needs a Docker engine (set ROCKY_E2E=1)");
         return;
     }
-    let _sweeps = crate::support::DOCKER_SWEEPS.lock().await;
     let docker = rocky::docker::connect()
         .await
         .expect("ROCKY_E2E=1 requires a reachable Docker engine");
@@ -148,6 +147,10 @@ async fn the_next_run_sweeps_what_a_killed_harness_left() {
         "expected the workspace's services and the stack's console and worker, found {before:?}"
     );
 
+    // From the kill on, what it left is stale to any run's sweep: no other test's sweep may
+    // run until this test's own has (before the kill, its owners live and every sweep spares
+    // it, so the lock is taken only now).
+    let _sweeps = crate::support::DOCKER_SWEEPS.lock().await;
     // SAFETY: kill(2) on the process group this test made.
     unsafe {
         libc::kill(-(pid as i32), libc::SIGKILL);

@@ -19,7 +19,7 @@ use report_support::sample;
 
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 800;
-/// The whole check: start, load, evaluate, screenshot, close (≈1.5 s here).
+/// The whole check: start, three pages loaded, evaluated and shot, close (≈2 s here).
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Where artifacts go: `<target>/rocky-e2e/`.
@@ -124,35 +124,75 @@ fn open(browser: &mut Browser, file: &Path) -> Result<Opened, String> {
     })
 }
 
-/// Renders `report` to `html_path` and opens it in a fresh headless Chromium, within
-/// [`DEADLINE`] of `started`.
+/// Renders `report` to `html_path` and opens it in a fresh page of `browser`.
 fn render_and_open(
-    chromium: &Path,
+    browser: &mut Browser,
     html_path: &Path,
     report: &rocky_e2e::report::model::RunReport,
-    started: Instant,
 ) -> Opened {
     std::fs::write(html_path, rocky_e2e::report::html::render(report)).unwrap();
-    let mut browser = Browser::launch(chromium, WIDTH, HEIGHT, started + DEADLINE)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let opened =
-        open(&mut browser, html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
-    browser.close();
-    opened
+    open(browser, html_path).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()))
 }
 
+/// One check of a page, in the shared browser.
+type Check = fn(&mut Browser);
+
+/// The checks, each on a fresh page of one headless Chromium (a launch costs more CPU than
+/// all three pages together, on the required check's two cores). Every check runs even when
+/// an earlier one fails; the test fails naming each that did.
 #[test]
-fn the_report_reads_well_in_headless_chromium() {
+fn the_report_in_headless_chromium() {
     let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let started = Instant::now();
+    let mut browser = Browser::launch(&chromium, WIDTH, HEIGHT, started + DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let checks: [(&str, Check); 3] = [
+        ("the report reads well", the_report_reads_well),
+        (
+            "a failing snapshot shows its chain diff",
+            a_failing_snapshot_shows_its_chain_diff,
+        ),
+        (
+            "the checks catch a request and a console error",
+            the_checks_catch_a_request_and_a_console_error,
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, check) in checks {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut browser)));
+        if let Err(panic) = run {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failed.push(format!("{name}: {why}"));
+        }
+    }
+    browser.close();
+    eprintln!(
+        "three pages checked in one Chromium in {:.1?}",
+        started.elapsed()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} browser checks failed:\n{}",
+        failed.len(),
+        checks.len(),
+        failed.join("\n")
+    );
+}
+
+/// The failing scenario first, its first gap above the fold, no console error, no request.
+fn the_report_reads_well(browser: &mut Browser) {
+    let started = Instant::now();
     let dir = out_dir();
     let opened = render_and_open(
-        &chromium,
+        browser,
         &dir.join("report-check.html"),
         &sample::failing_run(),
-        started,
     );
 
     let png_path = dir.join("report.png");
@@ -225,16 +265,11 @@ fn the_report_reads_well_in_headless_chromium() {
 
 /// A failing snapshot's card shows the accepted and the new chain side by side, aligned by
 /// act, with the changed row above the fold.
-#[test]
-fn a_failing_snapshot_shows_its_chain_diff() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
+fn a_failing_snapshot_shows_its_chain_diff(browser: &mut Browser) {
     let opened = render_and_open(
-        &chromium,
+        browser,
         &out_dir().join("report-snapshot-check.html"),
         &sample::snapshot_run(),
-        Instant::now(),
     );
     let m = &opened.measured;
     assert!(opened.log.errors.is_empty(), "{:#?}", opened.log.errors);
@@ -264,12 +299,7 @@ fn a_failing_snapshot_shows_its_chain_diff() {
 
 /// The instruments catch what they are there to catch: a page that fetches and logs an error
 /// is reported as such (with every host name unresolvable, nothing leaves the machine).
-#[test]
-fn the_checks_catch_a_request_and_a_console_error() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
-    let started = Instant::now();
+fn the_checks_catch_a_request_and_a_console_error(browser: &mut Browser) {
     let page = out_dir().join("report-control.html");
     std::fs::write(
         &page,
@@ -277,11 +307,7 @@ fn the_checks_catch_a_request_and_a_console_error() {
          <script>console.error('control error'); undefinedFunction();</script>",
     )
     .unwrap();
-    let mut browser = Browser::launch(&chromium, WIDTH, HEIGHT, started + DEADLINE)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let opened =
-        open(&mut browser, &page).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
-    browser.close();
+    let opened = open(browser, &page).unwrap_or_else(|e| panic!("{e}\n{}", browser.log_tail()));
     assert!(
         opened
             .log
