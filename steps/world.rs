@@ -517,6 +517,9 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
     } else {
         Vec::new()
     };
+    if !chain.is_empty() {
+        refresh_driver_timings(world).await;
+    }
     let summary = (!chain.is_empty()).then(|| summary_of(world));
     let mut logs = Vec::new();
     if failed && let Some(stack) = &world.stack {
@@ -602,6 +605,28 @@ pub async fn finish(world: &mut PlayWorld, failed: bool) -> (Detail, Result<(), 
     };
     (detail, verdict)
 }
+
+/// hearth's engine time for every workspace the scenario named, read now (after its last
+/// act), so the summary's "workspace engine calls" count each workspace whole, teardown
+/// included, and not only those a step asked hearth about. A hearth that does not answer (one
+/// a scenario killed) leaves what was read before.
+async fn refresh_driver_timings(world: &mut PlayWorld) {
+    let Some(stack) = &world.stack else {
+        return;
+    };
+    let hearth = stack.hearth();
+    for slug in world.services.keys().cloned().collect::<Vec<_>>() {
+        if let Ok(report) = hearth
+            .status(&world.slug(&slug), DRIVER_TIMINGS_DEADLINE)
+            .await
+        {
+            world.driver_timings.insert(slug, report.timings);
+        }
+    }
+}
+
+/// How long the after-hook waits for hearth's figures of one workspace.
+const DRIVER_TIMINGS_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The figures of the scenario's printed summary: act times, hearth's driver time and, on the
 /// Docker driver, how much of the scenario was Docker work.

@@ -263,6 +263,38 @@ impl BlockWriter {
     }
 }
 
+/// The suite's Docker work against its wall, once per run on the Docker driver: the
+/// workspaces' own engine calls (hearth's driver time less its health checks, every
+/// scenario's workspaces whole), summed and the longest scenario's, and the suite's wall as a
+/// multiple of that longest: no schedule can end the suite before its longest scenario's
+/// engine calls, so the multiple is the suite's overhead over its floor. `None` when no
+/// scenario ran on Docker.
+pub fn docker_share_line(details: &[&Detail], wall: std::time::Duration) -> Option<String> {
+    let engine: Vec<f64> = details
+        .iter()
+        .filter_map(|d| d.summary.as_ref())
+        .filter(|s| {
+            s.stack
+                .as_ref()
+                .is_some_and(|st| st.docker_stack_ms.is_some())
+        })
+        .map(|s| (s.driver_ms - s.health_ms).max(0.0))
+        .collect();
+    let longest = engine.iter().copied().fold(0.0_f64, f64::max);
+    if engine.is_empty() || longest <= 0.0 {
+        return None;
+    }
+    let total: f64 = engine.iter().sum();
+    Some(format!(
+        "rocky-e2e: Docker: the workspaces' engine calls {:.1}s summed over {} scenarios, the longest scenario's {:.1}s; the suite's wall {:.1}s = {:.2} × that longest",
+        total / 1000.0,
+        engine.len(),
+        longest / 1000.0,
+        wall.as_secs_f64(),
+        wall.as_secs_f64() * 1000.0 / longest,
+    ))
+}
+
 /// The World's own block, printed inside the scenario's: its chain, act times and driver
 /// shares, the tails of the stack's logs (failures), and what the clean-up said.
 pub fn world_block(d: &Detail) -> String {
@@ -370,3 +402,44 @@ impl cucumber::writer::NonTransforming for BlockWriter {}
 // Events of concurrent scenarios arrive interleaved; the writer buffers per scenario and
 // prints each block whole, which is what normalization would otherwise be for.
 impl cucumber::writer::Normalized for BlockWriter {}
+
+#[cfg(test)]
+mod tests {
+    use super::docker_share_line;
+    use crate::report::detail::{Detail, StackShare, Summary};
+    use std::time::Duration;
+
+    fn scenario(driver_ms: f64, health_ms: f64, docker: bool) -> Detail {
+        Detail {
+            summary: Some(Summary {
+                driver_ms,
+                health_ms,
+                stack: Some(StackShare {
+                    docker_stack_ms: docker.then_some(1000.0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// The workspaces' engine calls are hearth's driver time less its health checks; the
+    /// wall is set against the longest scenario's, and scenarios off Docker do not count.
+    #[test]
+    fn the_docker_line_sets_the_wall_against_the_longest_engine_calls() {
+        let (a, b, off) = (
+            scenario(9000.0, 1000.0, true),
+            scenario(4500.0, 500.0, true),
+            scenario(50_000.0, 0.0, false),
+        );
+        assert_eq!(
+            docker_share_line(&[&a, &b, &off], Duration::from_secs(12)).as_deref(),
+            Some(
+                "rocky-e2e: Docker: the workspaces' engine calls 12.0s summed over 2 scenarios, the longest scenario's 8.0s; the suite's wall 12.0s = 1.50 × that longest"
+            )
+        );
+        assert_eq!(docker_share_line(&[&off], Duration::from_secs(12)), None);
+        assert_eq!(docker_share_line(&[], Duration::from_secs(12)), None);
+    }
+}

@@ -154,6 +154,11 @@ async fn run_inner(
         write_reports(&opts, &outcomes, wall, started_unix_ns, topology)?;
     }
     say!("{}", outcome::summary(&outcomes, repeat));
+    let details: Vec<&crate::report::detail::Detail> =
+        outcomes.iter().filter_map(|o| o.detail.as_ref()).collect();
+    if let Some(line) = output::docker_share_line(&details, wall) {
+        say!("{line}");
+    }
     if plan.whole_suite && selection == Selection::All {
         let orphans = orphan_snapshots(&check.snapshots);
         if !orphans.is_empty() {
