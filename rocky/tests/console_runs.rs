@@ -128,41 +128,15 @@ async fn a_run_the_restarted_worker_lost_ends_failed_at_once() {
 /// waits for it instead of failing with "Address already in use".
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worker_restarts_while_a_child_forked_before_the_kill_holds_its_listener() {
-    use std::os::unix::process::CommandExt;
     let mut s = stack().await;
-    let (tell_rx, tell_tx) = std::io::pipe().expect("a pipe");
-    let child = tokio::task::spawn_blocking(move || {
-        let tell = {
-            use std::os::fd::AsRawFd;
-            tell_tx.as_raw_fd()
-        };
-        let mut cmd = std::process::Command::new("true");
-        // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::write(tell, b"f".as_ptr().cast(), 1);
-                let pause = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 300_000_000,
-                };
-                libc::nanosleep(&pause, std::ptr::null_mut());
-                Ok(())
-            });
-        }
-        let status = cmd.status();
-        drop(tell_tx);
-        status
-    });
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        (&tell_rx).read_exact(&mut [0u8; 1])
-    })
-    .await
-    .expect("the reader")
-    .expect("the forked child says it is there");
+    let child =
+        testkit::fork_slow_to_exec(std::time::Duration::from_millis(300)).expect("a forked child");
     s.kill_worker().await;
     s.restart_worker().await;
-    child.await.expect("the child").expect("true ran");
+    tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("the child")
+        .expect("true ran");
     let id = held_run(&s, "ws-forked").await;
     assert!(!id.is_empty());
 }

@@ -358,7 +358,6 @@ mod tests {
     /// waits for it instead of failing with "Address already in use".
     #[tokio::test(flavor = "multi_thread")]
     async fn an_embedded_worker_restarts_while_a_forked_child_holds_its_listener() {
-        use std::os::unix::process::CommandExt;
         crate::binaries::ensure_built().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut opts =
@@ -366,39 +365,13 @@ mod tests {
         opts.standin_bin =
             Some(crate::images::standin_binary(&crate::images::default_cache_dir()).unwrap());
         let mut stack = crate::stack::Stack::start(&opts).await.unwrap();
-        let (tell_rx, tell_tx) = std::io::pipe().unwrap();
-        let child = tokio::task::spawn_blocking(move || {
-            let tell = {
-                use std::os::fd::AsRawFd;
-                tell_tx.as_raw_fd()
-            };
-            let mut cmd = std::process::Command::new("true");
-            // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::write(tell, b"f".as_ptr().cast(), 1);
-                    let pause = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 300_000_000,
-                    };
-                    libc::nanosleep(&pause, std::ptr::null_mut());
-                    Ok(())
-                });
-            }
-            let status = cmd.status();
-            drop(tell_tx);
-            status
-        });
-        tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            (&tell_rx).read_exact(&mut [0u8; 1])
-        })
-        .await
-        .unwrap()
-        .expect("the forked child says it is there");
+        let child = testkit::fork_slow_to_exec(Duration::from_millis(300)).unwrap();
         stack.kill_worker().await.unwrap();
         let restarted = stack.restart_worker().await;
-        child.await.unwrap().unwrap();
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
         let stopped = stack.stop().await;
         restarted.unwrap();
         stopped.unwrap();

@@ -743,42 +743,12 @@ impl Stack {
 /// holds its copies must all be answered. Fails without [`wait_until_not_listening`]
 /// (checked: 8 of 16 reset, in each of three runs).
 pub async fn restart_beside_a_forked_child(env: &Env) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let setup = "none".parse().expect("a setup");
     let mut stack = Stack::start(env, setup).await?;
-    let (tell_rx, tell_tx) = std::io::pipe().map_err(|e| format!("failed to make a pipe: {e}"))?;
-    let child = tokio::task::spawn_blocking(move || {
-        let tell = {
-            use std::os::fd::AsRawFd;
-            tell_tx.as_raw_fd()
-        };
-        let mut cmd = std::process::Command::new("true");
-        // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
-        unsafe {
-            cmd.pre_exec(move || {
-                libc::write(tell, b"f".as_ptr().cast(), 1);
-                let pause = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 300_000_000,
-                };
-                libc::nanosleep(&pause, std::ptr::null_mut());
-                Ok(())
-            });
-        }
-        let status = cmd.status();
-        drop(tell_tx);
-        status
-    });
     // The child is forked (it holds a copy of the worker's listener) before the kill.
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut byte = [0u8; 1];
-        (&tell_rx).read_exact(&mut byte)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("the forked child never said it was there: {e}"))?;
+    let child = testkit::fork_slow_to_exec(Duration::from_millis(300))
+        .map_err(|e| format!("failed to fork a child slow to exec: {e}"))?;
     stack.kill_worker().await?;
     stack.restart_worker().await?;
     let mut sent = Vec::new();
@@ -791,7 +761,7 @@ pub async fn restart_beside_a_forked_child(env: &Env) -> Result<(), String> {
             .map_err(|e| format!("failed to send to the restarted worker: {e}"))?;
         sent.push(c);
     }
-    child
+    tokio::task::spawn_blocking(move || child.wait())
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("failed to run the forked child: {e}"))?;

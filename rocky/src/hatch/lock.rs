@@ -122,35 +122,15 @@ mod tests {
     /// writer waits for that (the race found when the unit tests ran 8 at a time).
     #[test]
     fn a_log_held_by_a_child_about_to_exec_opens_once_it_execs() {
-        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hatch.jsonl");
         let hatch = crate::hatch::Hatch::with_file(&path).expect("open");
-        let (mut forked, tell) = std::io::pipe().unwrap();
-        let tell_fd = tell.as_raw_fd();
-        let child = std::thread::spawn(move || {
-            let mut cmd = std::process::Command::new("true");
-            // SAFETY: between fork and exec only async-signal-safe calls: write, nanosleep.
-            unsafe {
-                cmd.pre_exec(move || {
-                    libc::write(tell_fd, b"f".as_ptr().cast(), 1);
-                    // The child is slow to exec: the moment the parent reopens the log.
-                    let pause = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 150_000_000,
-                    };
-                    libc::nanosleep(&pause, std::ptr::null_mut());
-                    Ok(())
-                });
-            }
-            cmd.status().expect("run true")
-        });
-        let mut byte = [0u8; 1];
-        std::io::Read::read_exact(&mut forked, &mut byte).expect("the child forked");
+        // The child is slow to exec: the moment the parent reopens the log.
+        let child = testkit::fork_slow_to_exec(std::time::Duration::from_millis(150))
+            .expect("the child forked");
         drop(hatch);
         let reopened = crate::hatch::Hatch::with_file(&path);
         assert!(reopened.is_ok(), "{:?}", reopened.err());
-        assert!(child.join().unwrap().success());
-        drop(tell);
+        assert!(child.wait().expect("run true").success());
     }
 }
