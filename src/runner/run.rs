@@ -154,9 +154,12 @@ async fn run_inner(
         write_reports(&opts, &outcomes, wall, started_unix_ns, topology)?;
     }
     say!("{}", outcome::summary(&outcomes, repeat));
+    // Of one round only: with --repeat the wall holds every round, a detail the last one's.
     let details: Vec<&crate::report::detail::Detail> =
         outcomes.iter().filter_map(|o| o.detail.as_ref()).collect();
-    if let Some(line) = output::docker_share_line(&details, wall) {
+    if repeat == 1
+        && let Some(line) = output::docker_share_line(&details, wall)
+    {
         say!("{line}");
     }
     if plan.whole_suite && selection == Selection::All {
