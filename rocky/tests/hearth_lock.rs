@@ -34,6 +34,7 @@ fn compile_standin() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let binary = dir.join(format!("standin-{key}"));
     if binary.is_file() {
+        executable(&binary);
         return binary;
     }
     // A folder of this process's own: rustc names its intermediate objects after the output's
@@ -54,9 +55,20 @@ fn compile_standin() -> PathBuf {
         "compiling the stand-in failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    executable(&partial);
     std::fs::rename(&partial, &binary).expect("the stand-in into place");
     let _ = std::fs::remove_dir_all(&work);
     binary
+}
+
+/// Mode 0755, whatever the umask was: the in-process hearths of this binary's other tests
+/// narrow the process-wide umask while they bind their sockets, and rustc, started in that
+/// window, wrote a stand-in nobody could execute (every start then failed with "Permission
+/// denied"; seen in a fresh clone).
+fn executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("make {} executable: {e}", path.display()));
 }
 
 /// A tier whose `lore` answers its health route only after `lore_after_ms`.

@@ -157,13 +157,15 @@ pub fn standin_binary(cache_dir: &Path) -> Result<PathBuf, ImageError> {
 fn compile_cached(tc: &Toolchain, cache_dir: &Path) -> Result<PathBuf, ImageError> {
     let key = tc.binary_key();
     let binary = cache_dir.join(format!("standin-{}", &key[..16]));
-    if binary.is_file() {
-        return Ok(binary);
-    }
     let cache_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ImageError::Cache { path, source }
     };
+    if binary.is_file() {
+        // One cached without its execute bits (see below) is mended, not run as it is.
+        make_executable(&binary).map_err(cache_err(&binary))?;
+        return Ok(binary);
+    }
     std::fs::create_dir_all(cache_dir).map_err(cache_err(cache_dir))?;
     // Compile to private names and rename into place: a concurrent process either finds
     // no binary (and compiles its own, identical one) or a complete one, never half of it.
@@ -197,6 +199,7 @@ fn compile_cached(tc: &Toolchain, cache_dir: &Path) -> Result<PathBuf, ImageErro
             },
         });
     }
+    make_executable(&partial).map_err(cache_err(&partial))?;
     std::fs::rename(&partial, &binary).map_err(cache_err(&binary))?;
     tracing::debug!(
         binary = %binary.display(),
@@ -204,6 +207,18 @@ fn compile_cached(tc: &Toolchain, cache_dir: &Path) -> Result<PathBuf, ImageErro
         "compiled the stand-in"
     );
     Ok(binary)
+}
+
+/// Gives `path` mode 0755 unless it has every execute bit already. rustc creates its output
+/// under the umask of the moment, and a process that binds a hearth socket narrows its umask
+/// for the bind (`rocky::hearth::socket`, process-wide): a compile started in that window
+/// wrote a binary nobody could execute, and every later run reused it.
+fn make_executable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(path)?.permissions().mode() & 0o111 == 0o111 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 /// Ensures image `rocky-e2e/standin:<first 16 hex of content hash>` exists: inspects first;
@@ -305,6 +320,14 @@ mod tests {
         );
         // Only the binary is left behind: no partial files or sources.
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+        // One cached without its execute bits (compiled under a narrowed umask) is mended.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(standin_binary(cache.path()).unwrap(), bin);
+        assert_eq!(
+            std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
 
         let mut child = Command::new(&bin)
             .args(["--listen", "127.0.0.1:0", "--name", "lore"])
