@@ -18,3 +18,4 @@ mod portable_cli;
 mod report_browser;
 mod report_golden;
 mod test_targets;
+mod up_teardown;

@@ -367,9 +367,40 @@ async fn up(state_dir: PathBuf) -> anyhow::Result<()> {
     println!("Ctrl-C (SIGINT) or SIGTERM tears everything down.");
     rocky::shutdown::signalled().await;
     println!("tearing down…");
+    // Through the console first, so HATCH records every run's end and every decommission;
+    // whatever that leaves, hearth removes as it exits (and HATCH cannot record).
+    let mut unrecorded = Vec::new();
+    match stack.decommission_all().await {
+        Ok(done) => {
+            for d in done {
+                match d.outcome {
+                    Ok(()) => println!("  workspace {}: tier_torn_down", d.slug),
+                    Err(e) => {
+                        eprintln!(
+                            "rocky-e2e up: workspace {}: the console's teardown failed: {e}; hearth removes it as it exits, and HATCH holds no hearth.decommissioned for it",
+                            d.slug
+                        );
+                        unrecorded.push(d.slug);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "rocky-e2e up: {e}; hearth removes its workspaces as it exits, and HATCH records none of those teardowns"
+            );
+            unrecorded.push("(every workspace)".to_owned());
+        }
+    }
     let result = stack.stop().await;
     let _ = std::fs::remove_file(&path);
     result.map_err(|e| anyhow::anyhow!(e))?;
+    if !unrecorded.is_empty() {
+        anyhow::bail!(
+            "nothing is left running, but HATCH does not record the teardown of: {}",
+            unrecorded.join(", ")
+        );
+    }
     println!("done: nothing left running");
     Ok(())
 }

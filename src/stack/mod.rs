@@ -31,6 +31,6 @@ pub mod tenant;
 pub use hearth::locate_hearth;
 pub use leftovers::{Cleanup, cleanup};
 pub use options::{Services, StackError, StackOptions};
-pub use running::Stack;
+pub use running::{Decommission, Stack};
 pub use shared::StackRef;
 pub use tenant::Tenant;

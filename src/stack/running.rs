@@ -15,6 +15,19 @@ use rocky::auth::{Principal, Role};
 use rocky::hearth::DriverKind;
 use rocky::hearth::client::HearthClient;
 
+/// How long [`Stack::decommission_all`] waits for hearth's list of workspaces.
+const DECOMMISSION_LIST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How much longer than the console's teardown deadline a decommission waits for its answer.
+const DECOMMISSION_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One workspace's teardown by [`Stack::decommission_all`].
+#[derive(Debug)]
+pub struct Decommission {
+    pub slug: String,
+    /// `Ok` once the console answered 200 (`tier_torn_down`, recorded in HATCH).
+    pub outcome: Result<(), String>,
+}
+
 /// A running stack. Call [`Stack::stop`]. Dropping it instead kills hearth without cleanup
 /// (and, on the container topology, removes the containers but not their network): the
 /// harness's session sweep, or the next run's sweep of dead pids, removes what is left.
@@ -195,6 +208,49 @@ impl Stack {
     /// A client for this stack's hearth.
     pub fn hearth(&self) -> HearthClient {
         HearthClient::new(&self.hearth_socket)
+    }
+
+    /// Tears down, through the console and concurrently, every workspace hearth still holds,
+    /// so that HATCH records each one as for any other teardown: its runs ended (`cancelled`),
+    /// then `hearth.decommission_started` and `hearth.decommissioned`. For whoever owns a
+    /// stack users drove by hand (`rocky-e2e up`) before it stops: [`Stack::stop`] alone
+    /// removes the workspaces through hearth, which records nothing. The stack keeps running;
+    /// each workspace's outcome is returned (`Err` names what failed), in hearth's order.
+    pub async fn decommission_all(&self) -> Result<Vec<Decommission>, String> {
+        let workspaces = self
+            .hearth()
+            .list(DECOMMISSION_LIST_DEADLINE)
+            .await
+            .map_err(|e| format!("could not ask hearth which workspaces it holds: {e}"))?;
+        // Longer than the console's own teardown deadline, so the console is the one to say
+        // that a teardown passed it.
+        let deadline =
+            super::options::console_teardown_deadline(&self.options) + DECOMMISSION_MARGIN;
+        let console = rocky::client::console::ConsoleClient::new(self.console_url.clone())
+            .with_token(self.admin_token.clone())
+            .with_deadline(deadline);
+        let deletes = workspaces
+            .into_iter()
+            .filter(|w| w.status != rocky::api::hearth::Status::TierTornDown)
+            .map(|w| {
+                let console = console.clone();
+                async move {
+                    let outcome = match console.delete_workspace(&w.slug).await {
+                        Ok(a) if a.status == 200 => Ok(()),
+                        Ok(a) => Err(format!(
+                            "the console answered {} ({})",
+                            a.status,
+                            a.error_text()
+                        )),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    Decommission {
+                        slug: w.slug,
+                        outcome,
+                    }
+                }
+            });
+        Ok(futures::future::join_all(deletes).await)
     }
 
     /// Stops the console and worker (servers, or containers and their network), then asks
