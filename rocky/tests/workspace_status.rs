@@ -204,30 +204,7 @@ async fn stack_on(deadlines: Deadlines, disk: Arc<dyn rocky::hatch::Disk>) -> St
     )
     .expect("a seal key");
     let hatch = Arc::new(Hatch::open_with_disk(&hatch_path, options, disk).expect("hatch"));
-    let profile = TierProfile {
-        name: "solo".into(),
-        services: vec![ServiceSpec {
-            name: "lore".into(),
-            image: "standin".into(),
-            port: 8080,
-            health: "/healthz".into(),
-            env: Default::default(),
-        }],
-    };
-    let config = ConsoleConfig {
-        auth: support::admin_auth(TOKEN),
-        hearth: HearthClient::new(&socket),
-        // No worker: every run these tests submit is refused before the worker is called.
-        worker_url: "http://127.0.0.1:9".into(),
-        keyring: Keyring::single("v1", b"workspace-status-secret"),
-        hatch: hatch.clone(),
-        tiers: BTreeMap::from([
-            ("big".to_owned(), big_profile(&profile)),
-            ("solo".to_owned(), profile),
-        ]),
-        deadlines,
-    };
-    let url = support::serve_console(config).await;
+    let url = support::serve_console(console_config(&socket, hatch.clone(), deadlines)).await;
     Stack {
         _dir: dir,
         url,
@@ -240,6 +217,37 @@ async fn stack_on(deadlines: Deadlines, disk: Arc<dyn rocky::hatch::Disk>) -> St
         hold_next_reads,
         reads_open,
         http: rocky::http::client(),
+    }
+}
+
+/// A console of hearth at `socket`, writing to `hatch`.
+fn console_config(
+    socket: &std::path::Path,
+    hatch: Arc<Hatch>,
+    deadlines: Deadlines,
+) -> ConsoleConfig {
+    let profile = TierProfile {
+        name: "solo".into(),
+        services: vec![ServiceSpec {
+            name: "lore".into(),
+            image: "standin".into(),
+            port: 8080,
+            health: "/healthz".into(),
+            env: Default::default(),
+        }],
+    };
+    ConsoleConfig {
+        auth: support::admin_auth(TOKEN),
+        hearth: HearthClient::new(socket),
+        // No worker: every run these tests submit is refused before the worker is called.
+        worker_url: "http://127.0.0.1:9".into(),
+        keyring: Keyring::single("v1", b"workspace-status-secret"),
+        hatch,
+        tiers: BTreeMap::from([
+            ("big".to_owned(), big_profile(&profile)),
+            ("solo".to_owned(), profile),
+        ]),
+        deadlines,
     }
 }
 
@@ -444,6 +452,103 @@ async fn answer(
         .await
         .unwrap_or_else(|_| panic!("the provision did not answer within {PATIENCE:?}"))
         .expect("the provision request task")
+}
+
+/// A console started after a workspace was made (a restarted console: a fresh process, the
+/// same hearth) rebuilds its view from hearth on a read or a run, not only on a provision or
+/// a teardown: it shows the workspace, admits runs in it, and says 404 only for a slug hearth
+/// has none of. Found by a black-box probe (GET and the run answered 404 while hearth said
+/// `ready`).
+#[tokio::test]
+async fn a_restarted_console_finds_the_workspaces_hearth_has() {
+    let s = stack(Deadlines::default()).await;
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            paths::WORKSPACES,
+            Some(support::create_body("made-before", "solo")),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let hatch = Arc::new(
+        Hatch::open(
+            &s._dir.path().join("hatch-after-restart.jsonl"),
+            rocky::hatch::HatchOptions::sealed(
+                &s._dir.path().join("hatch-after-restart.key"),
+                rocky::hatch::SyncMode::None,
+            )
+            .expect("a seal key"),
+        )
+        .expect("hatch"),
+    );
+    let restarted = support::serve_console(console_config(
+        &s._dir.path().join("hearth.sock"),
+        hatch,
+        Deadlines::default(),
+    ))
+    .await;
+    let (status, view) = call(
+        &s.http,
+        &restarted,
+        reqwest::Method::GET,
+        &paths::workspace("made-before"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "GET after the restart: {view}");
+    assert_eq!(view["status"], "ready", "{view}");
+    let (status, body) = call(
+        &s.http,
+        &restarted,
+        reqwest::Method::GET,
+        &paths::workspace("never-made"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // A second restarted console, asked for a run first: admitted as far as the worker (this
+    // test has none: 502), not refused for a workspace it does not know.
+    let again = support::serve_console(console_config(
+        &s._dir.path().join("hearth.sock"),
+        s.hatch.clone(),
+        Deadlines::default(),
+    ))
+    .await;
+    let (status, body) = call(
+        &s.http,
+        &again,
+        reqwest::Method::POST,
+        paths::RUNS,
+        Some(support::submit_body("made-before", &["write the spec"])),
+    )
+    .await;
+    assert_ne!(status, 404, "a run after the restart: {body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::WorkerUnreachable.as_str(),
+        "{body}"
+    );
+    // A console that cannot ask hearth does not call a workspace it does not know gone.
+    let cut_off = support::serve_console(console_config(
+        &s._dir.path().join("no-hearth.sock"),
+        s.hatch.clone(),
+        Deadlines::default(),
+    ))
+    .await;
+    let (status, body) = call(
+        &s.http,
+        &cut_off,
+        reqwest::Method::GET,
+        &paths::workspace("made-before"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::Rediscovering.as_str(),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -43,7 +43,7 @@ impl Console {
         who: String,
         max_iters: u32,
     ) -> Result<RunAccepted, ApiError> {
-        not_ready(&self.workspace_view(&req.workspace)?)?;
+        not_ready(&self.known_workspace(&req.workspace).await?)?;
         let console = self.clone();
         let work = tokio::spawn(async move { console.admit(req, who, max_iters).await });
         work.await.unwrap_or_else(|e| {

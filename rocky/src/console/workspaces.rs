@@ -103,6 +103,27 @@ impl Reservation {
 }
 
 impl Console {
+    /// The workspace `slug` as the console shows it, first learning what hearth has when the
+    /// console knows no such workspace: a restarted console rebuilds its view from hearth, so
+    /// a workspace made before the restart is found, not 404. 404 only when hearth has none
+    /// either; 503 `rediscovering` when hearth cannot be asked (the console never invents a
+    /// status, "gone" included).
+    pub(crate) async fn known_workspace(&self, slug: &str) -> Result<WorkspaceView, ApiError> {
+        if let Ok(w) = workspace(self, slug) {
+            return Ok(w);
+        }
+        if let Err(e) = self.reconcile().await {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Rediscovering,
+                format!(
+                    "the console knows no workspace {slug} and cannot ask hearth whether it has one: {e}"
+                ),
+            ));
+        }
+        workspace(self, slug)
+    }
+
     /// Provisions `slug` on `profile` for `who`: the whole saga, detached from the caller (a
     /// caller that hangs up ends its request, not the provision; the status settles).
     pub(crate) async fn provision(
@@ -438,11 +459,7 @@ impl Console {
         slug: &str,
         who: String,
     ) -> Result<(), ApiError> {
-        if workspace(self, slug).is_err()
-            && let Err(e) = self.reconcile().await
-        {
-            tracing::warn!("cannot rebuild the view from hearth: {e}");
-        }
+        self.known_workspace(slug).await?;
         let mut rx = {
             let mut teardowns = self.teardowns.lock().expect("console teardown lock");
             match teardowns.get(slug) {

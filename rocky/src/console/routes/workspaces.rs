@@ -59,6 +59,7 @@ pub(super) async fn get_workspace(
     Path(slug): Path<String>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     authorize(&console, &headers, Right::ReadWorkspaces)?;
+    console.known_workspace(&slug).await?;
     console.settle(&slug).await;
     workspace(&console, &slug).map(Json)
 }
