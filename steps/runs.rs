@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use cucumber::gherkin::Step;
 use cucumber::{then, when};
 
+use super::referents::Meant;
 use super::world::PlayWorld;
 use crate::chain::Act;
 use crate::wait::{Poll, wait_for};
@@ -140,48 +141,78 @@ async fn submit_yaml(world: &mut PlayWorld, file: String, slug: String) {
 /// The step that submits a run, for messages about steps used before it.
 const SUBMIT_STEP: &str = "When I submit a run of {int} prompts in workspace {string}";
 
+/// The step that names a run right after it is submitted, for messages about runs the
+/// workspace does not tell apart.
+const NAME_STEP: &str = "Then the run is accepted";
+
 /// The run a step means: with `slug`, the last submission in that workspace (which the step
-/// then names); without, the run the scenario last named, or a message naming every candidate
-/// and the workspace-scoped step to use instead (`scoped`, with `{workspace}` for the slug).
+/// then names); without, the run the scenario last named. Where several could be meant the
+/// step fails naming each: with the workspace-scoped step to use instead (`scoped`, with
+/// `{workspace}` for the slug) when the candidates are in workspaces of their own, else with
+/// how to name each run as it is submitted.
 fn referent(world: &mut PlayWorld, slug: Option<&str>, scoped: &str) -> usize {
-    match slug {
-        Some(s) => {
-            let index = world
-                .submissions
-                .iter()
-                .rposition(|(w, _)| w == s)
-                .unwrap_or_else(|| {
-                    panic!(
-                        "no run was submitted in workspace {s:?}: submit one first with `{SUBMIT_STEP}`"
-                    )
-                });
-            world.named_runs.picked(index);
-            index
-        }
-        None => match world.named_runs.candidates.as_slice() {
-            [] => panic!("no run was submitted: submit one first with `{SUBMIT_STEP}`"),
-            [one] => *one,
-            several => {
-                let names: Vec<String> = several
-                    .iter()
-                    .map(|&i| describe(&world.submissions[i]))
-                    .collect();
-                let (last_slug, _) = &world.submissions[*several.last().expect("several")];
-                panic!(
-                    "\"the run\" could mean {}: say which, e.g. `{}`",
-                    names.join(" or "),
-                    scoped.replace("{workspace}", last_slug)
-                )
-            }
+    let workspaces: Vec<&str> = world.submissions.iter().map(|(w, _)| w.as_str()).collect();
+    match world.named_runs.meant(slug, &workspaces) {
+        Meant::One(index) => index,
+        Meant::Nothing => match slug {
+            Some(s) => panic!(
+                "no run was submitted in workspace {s:?}: submit one first with `{SUBMIT_STEP}`"
+            ),
+            None => panic!("no run was submitted: submit one first with `{SUBMIT_STEP}`"),
         },
+        Meant::InWorkspaces(several) => {
+            let names: Vec<String> = several.iter().map(|&i| describe(world, i)).collect();
+            let (last_slug, _) = &world.submissions[*several.last().expect("several")];
+            panic!(
+                "\"the run\" could mean {}: say which, e.g. `{}`",
+                names.join(" or "),
+                scoped.replace("{workspace}", last_slug)
+            )
+        }
+        Meant::Alike {
+            all,
+            workspace,
+            alike,
+        } => {
+            let advice = format!(
+                "they were submitted in workspace {workspace:?} one after the other, with no step \
+                 naming one in between. Name each run right after submitting it, before \
+                 submitting the next, e.g. `{NAME_STEP}`"
+            );
+            let alike: Vec<String> = alike.iter().map(|&i| short(world, i)).collect();
+            match slug {
+                Some(_) => panic!(
+                    "\"the run\" in workspace {workspace:?} could mean {}: {advice}",
+                    alike.join(" or ")
+                ),
+                None => {
+                    let all: Vec<String> = all.iter().map(|&i| describe(world, i)).collect();
+                    panic!(
+                        "\"the run\" could mean {}, and the workspace-scoped step would not tell \
+                         {} apart: {advice}",
+                        all.join(" or "),
+                        alike.join(" and ")
+                    )
+                }
+            }
+        }
     }
 }
 
 /// `run r-1 in workspace "one"`, or `the refused submission in workspace "one"`.
-fn describe((slug, reply): &(String, super::world::Reply)) -> String {
-    match reply.json::<RunAccepted>() {
-        Some(RunAccepted { run_id: id }) => format!("run {id} in workspace {slug:?}"),
-        None => format!("the refused submission in workspace {slug:?}"),
+fn describe(world: &PlayWorld, index: usize) -> String {
+    format!(
+        "{} in workspace {:?}",
+        short(world, index),
+        world.submissions[index].0
+    )
+}
+
+/// `run r-1`, or `the refused submission`.
+fn short(world: &PlayWorld, index: usize) -> String {
+    match world.submissions[index].1.json::<RunAccepted>() {
+        Some(RunAccepted { run_id: id }) => format!("run {id}"),
+        None => "the refused submission".to_owned(),
     }
 }
 

@@ -3,7 +3,9 @@
 //! never touch this checkout's `target/rocky-e2e/`.
 //!
 //! - "the run" follows prose (CONTRACT §10): a scenario that submits two runs one after the
-//!   other and then says "the run" fails naming both runs and the workspace-scoped step.
+//!   other and then says "the run" fails naming both runs and the workspace-scoped step; when
+//!   both are in one workspace, that step would not tell them apart, so "the run" and "the run
+//!   in workspace" fail alike, naming both runs and how to name each as it is submitted.
 //! - `--last-failed` reruns exactly the scenarios that failed in the last run, and says so
 //!   (running nothing) when none did; its libtest JSON has the suite and test events.
 
@@ -166,4 +168,77 @@ fn regex_like(text: &str) -> bool {
     };
     let line = text[at..].lines().next().unwrap_or("");
     line.contains(r#" in workspace "one" or run "#) && line.contains(r#" in workspace "two": "#)
+}
+
+/// What both steps advise when two runs of one workspace are candidates.
+const ALIKE_ADVICE: &str = "they were submitted in workspace \"one\" one after the other, with no \
+     step naming one in between. Name each run right after submitting it, before submitting \
+     the next, e.g. `Then the run is accepted`";
+
+#[test]
+fn two_runs_in_one_workspace_fail_the_bare_and_the_scoped_step_naming_both() {
+    let checkout = Checkout::new();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("steps/fixtures/runs_in_one_workspace/runs_in_one_workspace.feature"),
+        checkout.root.join("features/runs_in_one_workspace.feature"),
+    )
+    .unwrap();
+    let (out, text) = checkout.play(&["features/runs_in_one_workspace.feature"]);
+    assert!(
+        !out.status.success(),
+        "a step meaning one of two runs passed:\n{text}"
+    );
+    assert!(text.contains("3 scenarios: 0 passed, 3 failed"), "{text}");
+    assert!(
+        !text.contains("say which"),
+        "a failure suggests the workspace-scoped step, which would not tell the runs apart:\n{text}"
+    );
+
+    // `When the run ends`.
+    let bare = messages(&text, r#""the run" could mean run "#);
+    let [line] = bare.as_slice() else {
+        panic!("not one failure of `When the run ends`: {bare:?}\n{text}");
+    };
+    let [a, b] = run_ids(line);
+    assert_eq!(
+        *line,
+        format!(
+            r#""the run" could mean run {a} in workspace "one" or run {b} in workspace "one", and the workspace-scoped step would not tell run {a} and run {b} apart: {ALIKE_ADVICE}"#
+        ),
+        "{text}"
+    );
+
+    // `When the run in workspace "one" ends`, `Then the run status in workspace "one" is …`.
+    let scoped = messages(&text, r#""the run" in workspace "one" could mean run "#);
+    assert_eq!(scoped.len(), 2, "{scoped:?}\n{text}");
+    for line in scoped {
+        let [a, b] = run_ids(&line);
+        assert_eq!(
+            line,
+            format!(
+                r#""the run" in workspace "one" could mean run {a} or run {b}: {ALIKE_ADVICE}"#
+            ),
+            "{text}"
+        );
+    }
+}
+
+/// Every failure message in `text` that starts with `start`, to the end of its line.
+fn messages(text: &str, start: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.find(start).map(|at| l[at..].to_owned()))
+        .collect()
+}
+
+/// The two run ids a message names (`run-…`), in order.
+fn run_ids(line: &str) -> [String; 2] {
+    let mut ids: Vec<String> = Vec::new();
+    for word in line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if word.starts_with("run-") && !ids.iter().any(|i| i == word) {
+            ids.push(word.to_owned());
+        }
+    }
+    ids.try_into()
+        .unwrap_or_else(|ids| panic!("not two run ids: {ids:?} in {line}"))
 }
