@@ -71,6 +71,50 @@ pub fn target_dir() -> PathBuf {
         .join("rocky-e2e")
 }
 
+/// The variable naming the phase of a run (a job's several runs, [`crate::runner::phases`]).
+pub const PHASE_ENV: &str = "ROCKY_E2E_PHASE";
+
+/// The phase this process runs as, if any. A name is a path segment of `[A-Za-z0-9._-]`.
+pub fn phase() -> Result<Option<String>, String> {
+    match std::env::var(PHASE_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{PHASE_ENV} is not valid UTF-8")),
+        Ok(p) if p.is_empty() => Ok(None),
+        Ok(p) => valid_phase(&p).map(|()| Some(p)),
+    }
+}
+
+/// A phase name names one folder: letters, digits, `.`, `_` and `-`, not starting with `.`.
+pub fn valid_phase(phase: &str) -> Result<(), String> {
+    if phase.starts_with('.')
+        || !phase
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(format!(
+            "{PHASE_ENV}={phase:?}: a phase name is letters, digits, `.`, `_` and `-` (it names a folder), not starting with `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// Where a phase writes its own reports: `root/phases/<phase>/`.
+pub fn phase_dir(root: &Path, phase: &str) -> PathBuf {
+    root.join("phases").join(phase)
+}
+
+/// The folder of the HATCH checkpoints beside a run's reports.
+pub const CHECKPOINTS: &str = "checkpoints";
+
+/// Where a run keeps its scenarios' HATCH checkpoints, beside its reports: `root/checkpoints/`,
+/// or with a phase `root/phases/<phase>/checkpoints/`.
+pub fn checkpoints(root: &Path, phase: Option<&str>) -> PathBuf {
+    match phase {
+        Some(p) => phase_dir(root, p).join(CHECKPOINTS),
+        None => root.join(CHECKPOINTS),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

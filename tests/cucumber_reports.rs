@@ -10,6 +10,9 @@
 //! - `cucumber.json` is checked for its structure here, and read by two PyPI consumers:
 //!   `cucumber-json-aggregator --strict` and `cucumber-json-to-junit-xml`.
 //! - The merged set at `target/rocky-e2e/` holds every scenario of both phases, in both files.
+//! - Each phase keeps its scenarios' HATCH checkpoints beside its reports
+//!   (`phases/<phase>/checkpoints/`): phase two's run of a scenario does not overwrite phase
+//!   one's checkpoint of it, and the merged set shows both (`checkpoints/<phase>/`).
 //!
 //! The consumers run in a Python virtualenv: `ROCKY_E2E_PYTHON`, else `<target dir>/py`, made
 //! and given the pinned consumers from PyPI on first use (`.ci/run` makes it beforehand). When
@@ -443,6 +446,44 @@ fn messages_and_cucumber_json_of_two_phases_are_valid_and_merged() {
             "[two] a workspace comes and goes"
         ],
         "the merged cucumber.json lacks a phase's scenarios"
+    );
+
+    // The HATCH checkpoints (contract §2), kept beside each phase's reports: phase two ran
+    // "a workspace comes and goes" again and must not overwrite phase one's checkpoint of it;
+    // the merged set shows both phases', apart.
+    let seals = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("no checkpoints at {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seal"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    };
+    let one_seals = seals(&one.join("checkpoints"));
+    let two_seals = seals(&reports.join("phases/two/checkpoints"));
+    // Phase one: the two scenarios that had a stack (the @docker one was skipped).
+    assert_eq!(one_seals.len(), 2, "{:?}", one_seals.keys());
+    assert_eq!(two_seals.len(), 1, "{:?}", two_seals.keys());
+    let (again, two_seal) = two_seals.iter().next().unwrap();
+    assert!(
+        again.contains("comes-and-goes"),
+        "phase two's checkpoint is of another scenario: {again}"
+    );
+    let one_seal = one_seals
+        .get(again)
+        .unwrap_or_else(|| panic!("phase one kept no {again}: {:?}", one_seals.keys()));
+    assert_ne!(
+        one_seal, two_seal,
+        "phase one's checkpoint of {again} is phase two's (another run, another log)"
+    );
+    assert_eq!(seals(&reports.join("checkpoints/one")), one_seals);
+    assert_eq!(seals(&reports.join("checkpoints/two")), two_seals);
+    assert!(
+        seals(&reports.join("checkpoints")).is_empty(),
+        "a checkpoint outside the phases' folders of the merged set"
     );
 
     // The consumers.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
@@ -54,6 +56,29 @@ impl IntoResponse for ApiError {
 /// Shorthand for an error [`Response`].
 pub fn error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Response {
     ApiError::new(status, code, message).into_response()
+}
+
+/// A request body as the console and the worker take it (`Result<Bytes, BytesRejection>`,
+/// under `DefaultBodyLimit::max(limit)`), or the contract's error instead of axum's plain-text
+/// rejection: 413 `body_too_large` naming `limit` for a body over it (whether its
+/// `Content-Length` said so or a chunked body grew past it), 400 `bad_request` for a body that
+/// could not be read.
+pub fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BodyTooLarge,
+                format!("request bodies are limited to {limit} bytes"),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                r.body_text(),
+            )
+        }
+    })
 }
 
 /// The bounds every server keeps (contract §9): how long a client may take to send its

@@ -1,5 +1,6 @@
 //! The worker's bearer over HTTP: the same signed request sent five times starts one run;
-//! the query string is signed; bad input names its limit.
+//! the query string is signed; bad input names its limit; an oversized body is refused in the
+//! contract's JSON shape, as the console refuses one.
 
 use rocky::kahn::Encoding;
 use rocky::vault::Keyring;
@@ -102,4 +103,134 @@ async fn oversized_input_is_refused_by_name() {
             .contains("more than 4096"),
         "{v}"
     );
+}
+
+/// What a server answered: status, `Content-Type`, and the body as text.
+async fn answer(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, content_type, r.text().await.expect("a body"))
+}
+
+/// The contract's error `{"error":{"code","message"}}` of an answer, or why it is none.
+fn error_of((status, content_type, body): &(u16, String, String)) -> (u16, String, String) {
+    assert_eq!(
+        content_type, "application/json",
+        "answer {status} is not JSON: {body:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {body:?}"));
+    let field = |name: &str| {
+        v["error"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("answer {status} has no error.{name}: {body}"))
+            .to_owned()
+    };
+    (*status, field("code"), field("message"))
+}
+
+/// A body over the worker's limit, sized by `Content-Length` or chunked (no length: it grows
+/// past the limit as it is read), signed or not: 413 in the contract's JSON shape, naming the
+/// limit. axum's own rejection was `text/plain` "Failed to buffer the request body: length
+/// limit exceeded".
+#[tokio::test]
+async fn an_oversized_body_is_refused_in_the_contracts_shape() {
+    let (url, keyring) = worker().await;
+    let big = vec![b'x'; rocky::worker::MAX_BODY_BYTES + 1];
+    let want = (
+        413,
+        rocky::api::ErrorCode::BodyTooLarge.to_string(),
+        format!(
+            "request bodies are limited to {} bytes",
+            rocky::worker::MAX_BODY_BYTES
+        ),
+    );
+    for (chunked, signed) in [(false, true), (true, true), (false, false)] {
+        let body = if chunked {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                big.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+            reqwest::Body::wrap_stream(futures::stream::iter(chunks))
+        } else {
+            reqwest::Body::from(big.clone())
+        };
+        let mut request = rocky::http::client()
+            .post(format!("{url}/v1/runs"))
+            .header("content-type", "application/json")
+            .body(body);
+        if signed {
+            let bearer = keyring.sign("POST", "/v1/runs", &big, rocky::vault::now_unix());
+            request = request.header("authorization", bearer);
+        }
+        let got = answer(request.send().await.expect("worker answers")).await;
+        assert_eq!(error_of(&got), want, "chunked: {chunked}, signed: {signed}");
+    }
+    // Just under the limit is read (and refused for what it says, not for its size).
+    let under = vec![b' '; rocky::worker::MAX_BODY_BYTES];
+    let bearer = keyring.sign("POST", "/v1/runs", &under, rocky::vault::now_unix());
+    let got = answer(
+        rocky::http::client()
+            .post(format!("{url}/v1/runs"))
+            .header("authorization", bearer)
+            .header("content-type", "application/json")
+            .body(under)
+            .send()
+            .await
+            .expect("worker answers"),
+    )
+    .await;
+    let (status, code, _) = error_of(&got);
+    assert_eq!((status, code.as_str()), (400, "bad_request"), "{got:?}");
+}
+
+/// The console and the worker refuse the same oversized body alike: 413, JSON, the same code
+/// and message (one limit, one helper: `rocky::http::body`).
+#[tokio::test]
+async fn the_console_and_the_worker_refuse_an_oversized_body_alike() {
+    let stack = crate::support::stack().await;
+    assert_eq!(
+        rocky::console::MAX_BODY_BYTES,
+        rocky::worker::MAX_BODY_BYTES
+    );
+    let big = vec![b'x'; 80 * 1024];
+    let http = rocky::http::client();
+    let console = answer(
+        http.post(format!(
+            "{}{}",
+            stack.url,
+            rocky::api::console::paths::WORKSPACES
+        ))
+        .bearer_auth(crate::support::TOKEN)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("console answers"),
+    )
+    .await;
+    let worker = answer(
+        http.post(format!("{}/v1/runs", stack.worker_client.base_url()))
+            .header(
+                "authorization",
+                rocky::vault::Keyring::single("v1", crate::support::SECRET).sign(
+                    "POST",
+                    "/v1/runs",
+                    &big,
+                    rocky::vault::now_unix(),
+                ),
+            )
+            .header("content-type", "application/json")
+            .body(big)
+            .send()
+            .await
+            .expect("worker answers"),
+    )
+    .await;
+    assert_eq!(error_of(&console), error_of(&worker));
+    assert_eq!(error_of(&worker).1, "body_too_large");
+    assert!(stack.kinds().is_empty(), "{:?}", stack.kinds());
 }

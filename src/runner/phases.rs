@@ -11,42 +11,35 @@
 //! `durations.json`. No phase overwrites another's reports; running a phase again replaces
 //! only its own.
 //!
+//! The HATCH checkpoints (contract §2: each scenario's final seal) are kept beside the reports
+//! too: a phase's in `phases/<name>/checkpoints/`, and the merged set holds every phase's at
+//! `target/rocky-e2e/checkpoints/<name>/` ([`publish_checkpoints`]), so the same scenario run
+//! in two phases keeps two checkpoints.
+//!
 //! Without `ROCKY_E2E_PHASE` (a plain `cargo test`), a run writes its reports at
-//! `target/rocky-e2e/` itself, as a run of its own.
+//! `target/rocky-e2e/` itself, as a run of its own, and its checkpoints in
+//! `target/rocky-e2e/checkpoints/`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::chain::seal_check::{self, seals};
 use crate::report::model::RunReport;
 
-/// The variable naming the phase of a run.
-pub const PHASE_ENV: &str = "ROCKY_E2E_PHASE";
+pub use crate::layout::{CHECKPOINTS, PHASE_ENV, checkpoints};
 
-/// The phase this process runs as, if any. A name is a path segment of `[A-Za-z0-9._-]`.
+/// The phase this process runs as, if any ([`crate::layout::phase`]).
 pub fn from_env() -> Result<Option<String>, String> {
-    match std::env::var(PHASE_ENV) {
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{PHASE_ENV} is not valid UTF-8")),
-        Ok(p) if p.is_empty() => Ok(None),
-        Ok(p) => valid(&p).map(|()| Some(p)),
-    }
+    crate::layout::phase()
 }
 
 fn valid(phase: &str) -> Result<(), String> {
-    if phase.starts_with('.')
-        || !phase
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(format!(
-            "{PHASE_ENV}={phase:?}: a phase name is letters, digits, `.`, `_` and `-` (it names a folder), not starting with `.`"
-        ));
-    }
-    Ok(())
+    crate::layout::valid_phase(phase)
 }
 
 /// Where a phase writes its own reports.
 pub fn dir(root: &Path, phase: &str) -> PathBuf {
-    root.join("phases").join(phase)
+    crate::layout::phase_dir(root, phase)
 }
 
 fn order_file(root: &Path) -> PathBuf {
@@ -109,6 +102,7 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
     )?;
     write(&root.join("report.json"), &json_of(&merged)?)?;
     write_cucumber_reports(root, &merged)?;
+    publish_checkpoints(root)?;
     if let Some(first) = phases.first() {
         let durations = dir(root, first).join("durations.json");
         if durations.is_file() {
@@ -116,6 +110,83 @@ pub fn publish(root: &Path) -> Result<(usize, usize), String> {
         }
     }
     Ok((phases.len(), scenarios))
+}
+
+/// The merged set's checkpoints: `root/checkpoints/<phase>/` holds a copy of every seal in
+/// `root/phases/<phase>/checkpoints/`, for every phase folder that has one (a recorded phase,
+/// or a run under nextest, which writes no reports of its own), and nothing else: seals its
+/// phase no longer holds, the folders of phases gone from `phases/` and the seals a run
+/// without a phase left at `root/checkpoints/` are removed there, as the merged reports
+/// replace that run's. Each copy is written whole (mode 0600, renamed into place), so a
+/// reader never sees half a seal. Returns how many seals it holds.
+pub fn publish_checkpoints(root: &Path) -> Result<usize, String> {
+    let merged = root.join(CHECKPOINTS);
+    let mut kept = 0;
+    let mut published = BTreeSet::new();
+    for (phase, folder) in entries(&root.join("phases"))? {
+        if valid(&phase).is_err() || !folder.join(CHECKPOINTS).is_dir() {
+            continue;
+        }
+        let to = merged.join(&phase);
+        let mut names = BTreeSet::new();
+        for seal in seals(&folder.join(CHECKPOINTS))? {
+            let bytes = std::fs::read(&seal)
+                .map_err(|e| format!("failed to read {}: {e}", seal.display()))?;
+            let name = seal.file_name().unwrap_or_default().to_owned();
+            let copy = to.join(&name);
+            std::fs::create_dir_all(&to)
+                .and_then(|()| rocky::secure_file::write_private(&copy, &bytes))
+                .map_err(|e| format!("failed to write {}: {e}", copy.display()))?;
+            names.insert(name);
+        }
+        for stale in seals(&to)? {
+            if !names.contains(stale.file_name().unwrap_or_default()) {
+                remove(&stale)?;
+            }
+        }
+        kept += names.len();
+        published.insert(phase);
+    }
+    for (name, entry) in entries(&merged)? {
+        if entry.is_dir() {
+            if valid(&name).is_ok() && !published.contains(&name) {
+                for stale in seals(&entry)? {
+                    remove(&stale)?;
+                }
+                // Only when nothing but seals was there.
+                let _ = std::fs::remove_dir(&entry);
+            }
+        } else if seal_check::is_seal(&entry) {
+            remove(&entry)?;
+        }
+    }
+    Ok(kept)
+}
+
+/// The entries of `dir` (name, path), none if there is no such folder.
+fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let list = match std::fs::read_dir(dir) {
+        Ok(list) => list,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("failed to read {}: {e}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in list {
+        let entry = entry.map_err(|e| format!("failed to read {}: {e}", dir.display()))?;
+        if let Some(name) = entry.file_name().to_str() {
+            out.push((name.to_owned(), entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn remove(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("failed to remove {}: {e}", path.display())),
+    }
 }
 
 /// `messages.ndjson` (Cucumber Messages) and `cucumber.json` (Cucumber JSON) of `report`,
@@ -293,6 +364,103 @@ mod tests {
         write_phase(root, "docker", &[("a", Verdict::Passed)]);
         assert_eq!(publish(root).unwrap(), (2, 2));
         assert_eq!(order(root).unwrap(), ["docker", "embedded"]);
+    }
+
+    /// What a run with a phase keeps: a seal per scenario in `phases/<phase>/checkpoints/`.
+    fn keep_seal(root: &Path, phase: Option<&str>, name: &str, seal: &str) {
+        let d = checkpoints(root, phase);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("{name}.seal")), seal).unwrap();
+    }
+
+    fn merged_seals(root: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, path) in entries(&root.join(CHECKPOINTS)).unwrap() {
+            if path.is_dir() {
+                for seal in seals(&path).unwrap() {
+                    let file = seal.file_name().unwrap().to_string_lossy().into_owned();
+                    out.push((
+                        format!("{name}/{file}"),
+                        std::fs::read_to_string(&seal).unwrap(),
+                    ));
+                }
+            } else {
+                out.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+        out
+    }
+
+    /// Bug: every phase kept its checkpoints in `target/rocky-e2e/checkpoints/`, so a phase
+    /// running a scenario another phase ran overwrote that phase's checkpoint. Each phase's
+    /// are kept beside its reports, and the merged set shows every phase's, apart.
+    #[test]
+    fn the_merged_set_shows_every_phases_checkpoints_apart() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        assert_ne!(
+            checkpoints(root, Some("alpha")),
+            checkpoints(root, Some("beta"))
+        );
+        assert_eq!(checkpoints(root, None), root.join("checkpoints"));
+        assert_eq!(
+            checkpoints(root, Some("alpha")),
+            root.join("phases/alpha/checkpoints")
+        );
+        // A plain run's checkpoints first: the merged set replaces that run's reports.
+        keep_seal(root, None, "plain", "plain run");
+        write_phase(root, "alpha", &[("a", Verdict::Passed)]);
+        keep_seal(root, Some("alpha"), "play--a", "alpha's seal");
+        publish(root).unwrap();
+        write_phase(root, "beta", &[("a", Verdict::Passed)]);
+        keep_seal(root, Some("beta"), "play--a", "beta's seal");
+        keep_seal(root, Some("beta"), "play--b", "beta's other seal");
+        publish(root).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(checkpoints(root, Some("alpha")).join("play--a.seal")).unwrap(),
+            "alpha's seal",
+            "phase beta overwrote phase alpha's checkpoint"
+        );
+        let want = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            merged_seals(root),
+            want(&[
+                ("alpha/play--a.seal", "alpha's seal"),
+                ("beta/play--a.seal", "beta's seal"),
+                ("beta/play--b.seal", "beta's other seal"),
+            ])
+        );
+        // Copies are private, like the seals they copy.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("checkpoints/alpha/play--a.seal"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Phase beta run again without one of its scenarios: the merged set follows it.
+        std::fs::remove_file(checkpoints(root, Some("beta")).join("play--b.seal")).unwrap();
+        publish(root).unwrap();
+        assert_eq!(
+            merged_seals(root),
+            want(&[
+                ("alpha/play--a.seal", "alpha's seal"),
+                ("beta/play--a.seal", "beta's seal"),
+            ])
+        );
+        // A fresh set (`rm -rf phases`): an old phase's checkpoints leave the merged set.
+        std::fs::remove_dir_all(root.join("phases")).unwrap();
+        write_phase(root, "gamma", &[("a", Verdict::Passed)]);
+        keep_seal(root, Some("gamma"), "play--a", "gamma's seal");
+        assert_eq!(publish_checkpoints(root).unwrap(), 1);
+        assert_eq!(
+            merged_seals(root),
+            want(&[("gamma/play--a.seal", "gamma's seal")])
+        );
     }
 
     #[test]

@@ -113,9 +113,10 @@ fn report_of(
     Ok(report)
 }
 
-/// JUnit, the HTML report and the durations file, under `target/rocky-e2e/`; with
-/// `ROCKY_E2E_PHASE`, under `target/rocky-e2e/phases/<phase>/`, then the merged set of every
-/// phase at `target/rocky-e2e/` ([`phases`]).
+/// JUnit, the HTML report and the durations file, under `target/rocky-e2e/` (the HATCH
+/// checkpoints in its `checkpoints/`); with `ROCKY_E2E_PHASE`, under
+/// `target/rocky-e2e/phases/<phase>/`, then the merged set of every phase at
+/// `target/rocky-e2e/` ([`phases`]).
 pub(super) fn write_reports(
     opts: &RunOptions,
     outcomes: &[Outcome],
@@ -164,6 +165,10 @@ pub(super) fn write_reports(
         })
         .collect();
     shard::write_durations(&dir.join("durations.json"), &durations)?;
+    // The checkpoints beside these reports are this run's scenarios' (contract §2).
+    let checkpoints = phases::checkpoints(&root, phase.as_deref());
+    crate::chain::seal_check::prune(&checkpoints)?;
+    say!("rocky-e2e: HATCH checkpoints {}", checkpoints.display());
     if let Some(p) = &phase {
         // The merge reads every phase's whole report back, steps and sources included.
         let json = dir.join("report.json");

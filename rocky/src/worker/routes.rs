@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::run::{self, RunLog};
-use super::{MAX_RALPH_ITERS, RunAccepted, SubmitRun, Worker};
+use super::{MAX_BODY_BYTES, MAX_RALPH_ITERS, RunAccepted, SubmitRun, Worker};
 use crate::api::ErrorCode;
 use crate::api::worker::RunState;
 use crate::http::{ApiError, error};
@@ -126,8 +127,14 @@ pub(super) async fn submit(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // A body over the limit cannot be hashed for the bearer: refused first, in the contract's
+    // shape (axum's own rejection is plain text), as the console refuses one.
+    let body = match crate::http::body(body, MAX_BODY_BYTES) {
+        Ok(b) => b,
+        Err(refused) => return refused.into_response(),
+    };
     let signer = match worker.check_bearer(&headers, &method, &uri, &body) {
         Ok(s) => s,
         Err(r) => return *r,

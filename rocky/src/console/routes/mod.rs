@@ -72,21 +72,7 @@ pub(super) fn authorize(
 pub(super) fn parse<T: DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BodyTooLarge,
-                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                r.body_text(),
-            )
-        }
-    })?;
+    let body = crate::http::body(body, MAX_BODY_BYTES)?;
     serde_json::from_slice(&body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             ErrorCode::BadJson
