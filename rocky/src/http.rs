@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
@@ -79,6 +79,62 @@ pub fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, 
             )
         }
     })
+}
+
+/// Longest piece of a request (a path, a rejection naming a query field) an error message
+/// repeats: the caller chooses it, and the header bound lets it be hundreds of KiB.
+const MAX_ECHO: usize = 240;
+
+/// `text` cut at [`MAX_ECHO`] bytes (on a character boundary), with `…` when cut.
+fn echo(text: &str) -> String {
+    if text.len() <= MAX_ECHO {
+        return text.to_owned();
+    }
+    let mut end = MAX_ECHO;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A router's `fallback`: 404 `not_found` in the contract's shape (axum's own 404 has an
+/// empty body).
+pub async fn no_such_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", echo(uri.path())),
+    )
+}
+
+/// A router's `method_not_allowed_fallback`: 405 `method_not_allowed` in the contract's shape;
+/// axum adds the route's `Allow` header.
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        format!("{} does not take {method}", echo(uri.path())),
+    )
+}
+
+/// A path that could not be read (a parameter that is not UTF-8 once percent-decoded): 400
+/// `bad_request` in the contract's shape (axum's own rejection is text/plain).
+pub fn bad_path(rejection: PathRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+        echo(&rejection.body_text()),
+    )
+}
+
+/// A query string that could not be read (an unknown or repeated field, a value of the wrong
+/// type): 400 `bad_request` in the contract's shape.
+pub fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::BadRequest,
+        echo(&rejection.body_text()),
+    )
 }
 
 /// The bounds every server keeps (contract §9): how long a client may take to send its

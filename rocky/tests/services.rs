@@ -5,6 +5,7 @@
 
 mod support;
 
+mod api_errors;
 mod bounded;
 mod console_runs;
 mod fail_closed;

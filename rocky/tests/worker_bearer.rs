@@ -234,3 +234,39 @@ async fn the_console_and_the_worker_refuse_an_oversized_body_alike() {
     assert_eq!(error_of(&worker).1, "body_too_large");
     assert!(stack.kinds().is_empty(), "{:?}", stack.kinds());
 }
+
+/// A path no route has and a method a route does not take get the contract's shape from the
+/// worker too (404 `not_found`, 405 `method_not_allowed` with `Allow`), as from the console.
+#[tokio::test]
+async fn an_unknown_route_and_a_wrong_method_answer_in_the_contracts_shape() {
+    let (url, _) = worker().await;
+    let http = rocky::http::client();
+    let got = answer(
+        http.get(format!("{url}/v1/no-such-route"))
+            .send()
+            .await
+            .expect("worker answers"),
+    )
+    .await;
+    let (status, code, _) = error_of(&got);
+    assert_eq!((status, code.as_str()), (404, "not_found"), "{got:?}");
+    let response = http
+        .put(format!("{url}/v1/runs"))
+        .send()
+        .await
+        .expect("worker answers");
+    let allow = response
+        .headers()
+        .get(reqwest::header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let got = answer(response).await;
+    let (status, code, _) = error_of(&got);
+    assert_eq!(
+        (status, code.as_str()),
+        (405, "method_not_allowed"),
+        "{got:?}"
+    );
+    assert!(allow.contains("POST"), "Allow: {allow:?}");
+}

@@ -33,8 +33,10 @@ crate::wire_enum! {
         ReplayMemoryFull = "replay_memory_full",
         /// The role lacks the right.
         Forbidden = "forbidden",
-        /// No such workspace or run.
+        /// No such workspace or run, or no such route.
         NotFound = "not_found",
+        /// The route exists but not for this method.
+        MethodNotAllowed = "method_not_allowed",
         /// The workspace exists.
         SlugInUse = "slug_in_use",
         /// A run for a workspace that is not `ready`.
@@ -43,6 +45,8 @@ crate::wire_enum! {
         Cancelled = "cancelled",
         /// The body is over the server's limit.
         BodyTooLarge = "body_too_large",
+        /// The request's header fields are over the server's limit (in number or in bytes).
+        HeadersTooLarge = "headers_too_large",
         /// A task was lost (it panicked); the server keeps serving.
         Internal = "internal",
         /// hearth reported the provision failed.

@@ -27,7 +27,7 @@ use crate::tier::TierProfile;
 use crate::vault::Keyring;
 
 pub use crate::api::console::{NodeView, RejectedFrame, RunView, UnrecordedRecord, WorkspaceView};
-pub use routes::MAX_BODY_BYTES;
+pub use routes::{MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS};
 use workspaces::Outcome;
 pub(crate) use workspaces::workspace;
 

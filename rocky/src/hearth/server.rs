@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -433,6 +433,10 @@ impl<D: Driver> Hearth<D> {
             .route("/v1/teardown", post(teardown::<D>))
             .route("/v1/status/{slug}", get(status::<D>))
             .route("/v1/workspaces", get(list::<D>))
+            // After every route; the same `{"error":…}` shape as every other answer, where
+            // axum's own 404 and 405 have empty bodies.
+            .method_not_allowed_fallback(crate::http::wrong_method)
+            .fallback(crate::http::no_such_route)
             .with_state(self)
     }
 
@@ -777,8 +781,12 @@ async fn list<D: Driver>(State(hearth): State<Arc<Hearth<D>>>) -> Response {
 
 async fn status<D: Driver>(
     State(hearth): State<Arc<Hearth<D>>>,
-    UrlPath(slug): UrlPath<String>,
+    slug: Result<UrlPath<String>, PathRejection>,
 ) -> Response {
+    let slug = match slug {
+        Ok(UrlPath(slug)) => slug,
+        Err(r) => return crate::http::bad_path(r).into_response(),
+    };
     let book = hearth.book();
     match book.workspaces.get(&slug) {
         Some(e) => Json(e.report(&slug)).into_response(),

@@ -90,6 +90,8 @@ impl Worker {
             .route(paths::EVENTS, get(routes::events))
             .route(paths::CANCEL, post(routes::cancel))
             .route(paths::CANCEL_SUBMISSION, post(routes::cancel_submission))
+            .method_not_allowed_fallback(crate::http::wrong_method)
+            .fallback(crate::http::no_such_route)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -61,13 +61,17 @@ pub(super) struct RunQuery {
     wait: Option<String>,
 }
 
+/// The path and the query are read after the right is checked (401 and 403 first), and a
+/// rejection of either is a 400 `bad_request` in the contract's shape.
 pub(super) async fn get_run(
     State(console): State<Shared>,
     headers: HeaderMap,
-    Path(run_id): Path<String>,
-    Query(query): Query<RunQuery>,
+    run_id: Result<Path<String>, PathRejection>,
+    query: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<Json<RunView>, ApiError> {
     authorize(&console, &headers, Right::ReadRuns)?;
+    let Path(run_id) = run_id.map_err(crate::http::bad_path)?;
+    let Query(query) = query.map_err(crate::http::bad_query)?;
     let wait = query
         .wait
         .map(|wait| {

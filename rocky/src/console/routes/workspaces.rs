@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,23 +53,28 @@ pub(super) async fn create_workspace(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// The path is read after the right is checked (401 and 403 first); one that cannot be read
+/// is a 400 `bad_request` in the contract's shape.
 pub(super) async fn get_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    slug: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     authorize(&console, &headers, Right::ReadWorkspaces)?;
+    let Path(slug) = slug.map_err(crate::http::bad_path)?;
     console.known_workspace(&slug).await?;
     console.settle(&slug).await;
     workspace(&console, &slug).map(Json)
 }
 
+/// Like [`get_workspace`]: the right, then the path.
 pub(super) async fn delete_workspace(
     State(console): State<Shared>,
     headers: HeaderMap,
-    Path(slug): Path<String>,
+    slug: Result<Path<String>, PathRejection>,
 ) -> Result<Json<TeardownView>, ApiError> {
     let who = authorize(&console, &headers, Right::ManageWorkspaces)?;
+    let Path(slug) = slug.map_err(crate::http::bad_path)?;
     console.teardown(&slug, who.name).await?;
     Ok(Json(TeardownView {
         slug,
