@@ -1,9 +1,10 @@
 //! The CLI works away from the checkout it was built in: a copy of `rocky-e2e` (with the
 //! service binaries beside it, as `cargo install` leaves them on the PATH) runs the play in
 //! another folder holding only `features/` and `snapshots/`, reading nothing from the folder
-//! it was compiled in.
+//! it was compiled in; from a folder without `features/` it reads the features folder of the
+//! paths it is given.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support;
@@ -87,5 +88,91 @@ fn outside_a_checkout_every_command_says_what_to_do_without_a_panic() {
             !nowhere.path().join("state").exists(),
             "rocky-e2e {args:?} created its state dir before failing"
         );
+    }
+}
+
+/// `rocky-e2e ARGS` from `cwd` as a user runs it there: nothing of cargo's, the binaries beside
+/// it first, no engine (so `play` takes the embedded topology); its exit and its output.
+fn rocky_e2e_in(bin: &Path, cwd: &Path, args: &[&Path]) -> (std::process::ExitStatus, String) {
+    let out = Command::new(bin.join("rocky-e2e"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CARGO")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("ROCKY_E2E")
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/rocky-e2e-test/docker.sock",
+        )
+        .env("PATH", path_with(bin))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("panicked"),
+        "rocky-e2e {args:?} panicked:\n{text}"
+    );
+    (out.status, text)
+}
+
+/// What `rocky-e2e` reads when the current directory has no `features/`: the features folder
+/// of the paths it is given (a folder named `features`, or holding `tiers/`, at or above
+/// them), its tiers included; `--dry-run` needs none; and with none, an error saying where it
+/// looked.
+#[test]
+fn away_from_a_checkout_play_reads_the_features_folder_of_its_paths() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bin = support::install_binaries(elsewhere.path());
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let features = elsewhere.path().join("x/features");
+    copy_dir(&source.join("features/tiers"), &features.join("tiers"));
+    let passes = features.join("passes.feature");
+    std::fs::write(
+        &passes,
+        "Feature: passes\n  Scenario: a workspace comes and goes\n    Given a rocky stack\n    When I provision workspace \"a\" on tier \"solo\"\n    Then workspace \"a\" is ready\n    When I tear down workspace \"a\"\n    Then nothing of workspace \"a\" remains\n",
+    )
+    .unwrap();
+    let loose = elsewhere.path().join("loose/loose.feature");
+    std::fs::create_dir_all(loose.parent().unwrap()).unwrap();
+    std::fs::copy(&passes, &loose).unwrap();
+    let cwd = elsewhere.path().join("empty");
+    std::fs::create_dir(&cwd).unwrap();
+    let run = |args: &[&Path]| rocky_e2e_in(&bin, &cwd, args);
+    let (play, dry) = (Path::new("play"), Path::new("--dry-run"));
+
+    // --dry-run: the given folder, and a file in no features folder at all (it reads no tiers).
+    for target in [&features, &loose] {
+        let (status, text) = run(&[play, dry, target]);
+        assert!(status.success(), "play --dry-run {target:?}:\n{text}");
+        assert!(text.contains("1 scenarios (1 selected)"), "{text}");
+    }
+    // A play of one file of that folder provisions on its tiers, and reports beside it.
+    let (status, text) = run(&[play, &passes]);
+    assert!(status.success(), "play {passes:?}:\n{text}");
+    assert!(text.contains("1 scenarios: 1 passed"), "{text}");
+    assert!(
+        elsewhere
+            .path()
+            .join("x/target/rocky-e2e/report.html")
+            .is_file()
+    );
+    assert!(
+        !cwd.join("target").exists(),
+        "the play wrote into the current directory"
+    );
+    // A play of a file in no features folder: where it looked, and what to do.
+    let (status, text) = run(&[play, &loose]);
+    assert!(!status.success(), "{text}");
+    for needle in [
+        format!("no features folder at {}", cwd.join("features").display()),
+        format!("nor at or above {}", loose.display()),
+        "--features-dir DIR".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not in:\n{text}");
     }
 }

@@ -11,7 +11,9 @@ pub struct RunOptions {
     /// Feature files or folders (default: `features/` of the current directory). A word that
     /// is not a path selects the scenarios whose test name contains it (`cargo test play`).
     pub paths: Vec<PathBuf>,
-    /// The folder holding the `.feature` files, `tiers/` and `runs/` (default `./features`).
+    /// The folder holding the `.feature` files, `tiers/` and `runs/` (default `./features`,
+    /// else the nearest folder at or above the given paths named `features` or holding
+    /// `tiers/`).
     #[arg(long)]
     pub features_dir: Option<PathBuf>,
     /// Only scenarios whose tags match this expression, e.g. `@drill and not @docker`.

@@ -32,9 +32,6 @@ pub struct Plan {
 
 /// Resolves the layout and the catalogue, and applies the options' filters.
 pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
-    let layout = crate::layout::set(crate::layout::Layout::resolve(
-        opts.features_dir.as_deref(),
-    )?);
     let (paths, words): (Vec<PathBuf>, Vec<PathBuf>) =
         opts.paths.iter().cloned().partition(|p| p.exists());
     let words: Vec<String> = words
@@ -47,6 +44,12 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
     {
         return Err(format!("{missing} does not exist"));
     }
+    let features_dir = opts.features_dir.as_deref();
+    let layout = crate::layout::set(if opts.dry_run {
+        crate::layout::Layout::resolve_for_check(features_dir, &paths)?
+    } else {
+        crate::layout::Layout::resolve_for(features_dir, &paths)?
+    });
     let inputs = if paths.is_empty() {
         vec![layout.features.clone()]
     } else {
