@@ -176,3 +176,82 @@ fn away_from_a_checkout_play_reads_the_features_folder_of_its_paths() {
         assert!(text.contains(&needle), "{needle:?} not in:\n{text}");
     }
 }
+
+/// `snapshots summary` names the folder it read, and outside a checkout (or from inside
+/// `features/`) says there is no snapshots folder there instead of "nothing pending".
+#[test]
+fn snapshots_summary_names_its_folder_and_refuses_one_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(dir.path()).unwrap();
+    let checkout = top.join("checkout");
+    let snapshots = checkout.join("snapshots");
+    std::fs::create_dir_all(checkout.join("features")).unwrap();
+    // One pending change, as a run leaves it (the golden tests' fixture).
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/report/fixtures/pending");
+    copy_dir(&fixtures, &snapshots);
+    let mut pending = 0;
+    for e in std::fs::read_dir(&snapshots).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if let Some(stem) = name.strip_suffix(".snap.pending") {
+            std::fs::rename(e.path(), snapshots.join(format!("{stem}.snap.new"))).unwrap();
+            pending += 1;
+        }
+    }
+    assert!(pending > 0, "the fixture holds no pending snapshot");
+    let summary = |cwd: &Path, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+            .args(["snapshots", "summary"])
+            .args(extra)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status, stdout, stderr)
+    };
+
+    // The checkout: the changes, and where they were read.
+    let (status, stdout, stderr) = summary(&checkout, &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("## HATCH chain changes"), "{stdout}");
+    let read = format!(
+        "{pending} pending snapshot change(s) (*.snap.new) in {}",
+        snapshots.display()
+    );
+    assert!(stderr.contains(&read), "{stderr}");
+    // From features/ (and from an empty folder): no snapshots folder there, exit 2.
+    let nowhere = top.join("empty");
+    std::fs::create_dir(&nowhere).unwrap();
+    for cwd in [checkout.join("features"), nowhere.clone()] {
+        let (status, stdout, stderr) = summary(&cwd, &[]);
+        assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        let missing = format!(
+            "no snapshots folder at {}: run rocky-e2e from a checkout (the folder holding features/ and snapshots/) or pass --dir DIR",
+            cwd.join("snapshots").display()
+        );
+        assert!(stderr.contains(&missing), "{stderr}");
+    }
+    let (status, _, stderr) = summary(&nowhere, &["--dir", "../checkout/features/snapshots"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    // --dir from features/ reads it.
+    let (status, stdout, stderr) = summary(&checkout.join("features"), &["--dir", "../snapshots"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("## HATCH chain changes"), "{stdout}");
+    assert!(stderr.contains(&read), "{stderr}");
+    // A checkout with no snapshot yet: nothing pending, saying why.
+    std::fs::remove_dir_all(&snapshots).unwrap();
+    let (status, stdout, stderr) = summary(&checkout, &[]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "No pending snapshot changes.\n");
+    assert!(
+        stderr.contains(&format!(
+            "no snapshots folder at {} (this checkout has no snapshot yet)",
+            snapshots.display()
+        )),
+        "{stderr}"
+    );
+}
