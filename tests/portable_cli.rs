@@ -255,3 +255,71 @@ fn snapshots_summary_names_its_folder_and_refuses_one_that_is_not_there() {
         "{stderr}"
     );
 }
+
+/// A feature file gherkin cannot read, or one whose table row it would cut, fails `play` and
+/// `play --dry-run` naming the file, the line and the reason, before anything starts.
+#[test]
+fn a_broken_feature_fails_naming_its_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = std::fs::canonicalize(dir.path()).unwrap();
+    let features = checkout.join("features");
+    std::fs::create_dir(&features).unwrap();
+    let cases = [
+        (
+            "docstring",
+            "Feature: F\n  Scenario: s\n    Given a rocky stack\n      \"\"\"\n      text\n    When the run ends\n",
+            "4: the doc string opened here with \"\"\" is never closed; gherkin's own report: stopped at line 7",
+        ),
+        (
+            "ragged_table",
+            "Feature: F\n  Scenario: s\n    When I submit a run in workspace \"w\" with prompts:\n      | prompt | iterations |\n      | a      |\n",
+            "5: this table row has 1 cell(s) but the table's first row (line 4) has 2",
+        ),
+        (
+            "empty",
+            "",
+            "1: the file holds no feature: a feature file starts with `Feature:`",
+        ),
+        (
+            "steps_first",
+            "Given a rocky stack\nFeature: F\n  Scenario: s\n    Given a rocky stack\n",
+            "1: `Given a rocky stack` comes before `Feature:`",
+        ),
+        (
+            "ragged_examples",
+            "Feature: F\n  Scenario Outline: provision <ws>\n    Given a rocky stack\n    When I provision workspace \"<ws>\" on tier \"solo\"\n\n    Examples:\n      | ws |\n      | a | b |\n",
+            "8: this table row has 2 cell(s) but the table's first row (line 7) has 1: every row of a table needs as many cells as its first (gherkin would drop the extra ones)",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let file = features.join(format!("{name}.feature"));
+        std::fs::write(&file, text).unwrap();
+        for args in [&["play", "--dry-run"][..], &["play"][..]] {
+            let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+                .args(args)
+                .arg(&file)
+                .current_dir(&checkout)
+                .env_remove("ROCKY_E2E")
+                .env(
+                    "DOCKER_HOST",
+                    "unix:///nonexistent/rocky-e2e-test/docker.sock",
+                )
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{args:?} {name} passed:\n{text}");
+            assert!(!text.contains("panicked"), "{text}");
+            let want = format!("rocky-e2e: {}:{want}", file.display());
+            assert!(
+                text.contains(&want),
+                "{args:?} {name}: {want:?} not in:\n{text}"
+            );
+            assert!(!text.contains("scenarios:"), "{args:?} {name} ran:\n{text}");
+        }
+        std::fs::remove_file(&file).unwrap();
+    }
+}
