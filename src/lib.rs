@@ -18,6 +18,9 @@
 //! - [`report`]: the HTML report and the pull request's Markdown.
 //! - [`runner`]: wires features, steps and topology to cucumber-rs; shared by the `scenarios`
 //!   test target and `rocky-e2e play`.
+//! - [`layout`]: where a run's features, tiers and snapshots are; [`feature_file`]: one
+//!   `.feature` file read, its mistakes named by line and reason; [`vocabulary`]: the step
+//!   vocabulary and the check of the features against it.
 //!
 //! `steps/` sits at the top of the repository, where scenario authors look for it; `src/steps`
 //! is a symlink to it so the step definitions are an ordinary module of this library.
@@ -26,6 +29,7 @@ pub mod binaries;
 pub mod chain;
 pub mod containers;
 pub mod faults;
+pub mod feature_file;
 pub mod images;
 pub mod layout;
 pub mod redact;

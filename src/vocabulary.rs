@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use cucumber::codegen::{StepConstructor, WorldInventory};
 use cucumber::feature::Ext as _;
-use cucumber::gherkin::{self, GherkinEnv, StepType};
+use cucumber::gherkin::{self, StepType};
 
 use crate::report::snapshot::{SNAPSHOT_STEP, snapshot_name};
 
@@ -168,15 +168,13 @@ pub fn check(input: &Path, defs: &[Definition]) -> CheckReport {
     let mut report = CheckReport::default();
     for file in feature_files(input) {
         let shown = shown_path(&file);
-        let feature = match gherkin::Feature::parse_path(&file, GherkinEnv::default())
-            .map_err(|e| e.to_string())
-            .and_then(|f| f.expand_examples().map_err(|e| e.to_string()))
-        {
+        let feature = match crate::feature_file::parse(&file, &shown).and_then(|f| {
+            f.expand_examples()
+                .map_err(|e| format!("{shown}: failed to expand its examples: {e}"))
+        }) {
             Ok(f) => f,
             Err(e) => {
-                report
-                    .problems
-                    .push(format!("{shown}: failed to parse: {e}"));
+                report.problems.push(e);
                 continue;
             }
         };

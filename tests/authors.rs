@@ -7,7 +7,9 @@
 //!   both are in one workspace, that step would not tell them apart, so "the run" and "the run
 //!   in workspace" fail alike, naming both runs and how to name each as it is submitted.
 //! - `--last-failed` reruns exactly the scenarios that failed in the last run, and says so
-//!   (running nothing) when none did; its libtest JSON has the suite and test events.
+//!   (running nothing) when none did; its libtest JSON has the suite and test events. A failure
+//!   outside `features/` is rerun from where it ran; one that cannot be found any more, or no
+//!   last run at all, fails saying so.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -159,6 +161,54 @@ fn an_ambiguous_run_fails_naming_both_and_last_failed_reruns_exactly_it() {
         !text.contains("Scenario:"),
         "--last-failed ran something:\n{text}"
     );
+}
+
+#[test]
+fn last_failed_reruns_a_failure_outside_features_and_fails_on_what_it_cannot_find() {
+    let checkout = Checkout::new();
+    let (out, text) = checkout.play(&["--last-failed"]);
+    assert!(
+        !out.status.success(),
+        "--last-failed with no last run passed:\n{text}"
+    );
+    assert!(
+        text.contains("--last-failed: no last run is recorded for this checkout"),
+        "{text}"
+    );
+    assert!(!text.contains("Scenario:"), "{text}");
+
+    // A scenario that fails at once, in a file outside features/.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ext = elsewhere.path().join("ext.feature");
+    std::fs::write(
+        &ext,
+        "Feature: ext\n  Scenario: external fails\n    When the features in \"features/passes.feature\" are checked\n    Then the check reports \"a problem nobody wrote\"\n",
+    )
+    .unwrap();
+    let (out, text) = checkout.play(&[ext.to_str().unwrap()]);
+    assert!(!out.status.success(), "{text}");
+    const EXT: &str = "ext::external fails";
+    assert!(text.contains(EXT), "{text}");
+
+    // --last-failed, no paths: the last run's paths, so exactly that scenario runs again.
+    let (out, text) = checkout.play(&["--last-failed", "--format", "json"]);
+    assert!(!out.status.success(), "{text}");
+    let events = events(&out);
+    assert_eq!(tests_with(&events, "started"), [EXT], "{text}");
+    assert_eq!(tests_with(&events, "failed"), [EXT], "{text}");
+
+    // Gone: an error naming it, nothing run.
+    std::fs::remove_file(&ext).unwrap();
+    let (out, text) = checkout.play(&["--last-failed"]);
+    assert!(!out.status.success(), "{text}");
+    for needle in [
+        "--last-failed: 1 scenario(s) that failed or were flaky in the last run are not in",
+        &format!("({} no longer exists)", ext.display()),
+        &format!("any more: {EXT}; nothing was run"),
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    assert!(!text.contains("Scenario:"), "{text}");
 }
 
 /// `"the run" could mean run R1 in workspace "one" or run R2 in workspace "two"`.

@@ -1,9 +1,10 @@
 //! The CLI works away from the checkout it was built in: a copy of `rocky-e2e` (with the
 //! service binaries beside it, as `cargo install` leaves them on the PATH) runs the play in
 //! another folder holding only `features/` and `snapshots/`, reading nothing from the folder
-//! it was compiled in.
+//! it was compiled in; from a folder without `features/` it reads the features folder of the
+//! paths it is given.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support;
@@ -87,5 +88,238 @@ fn outside_a_checkout_every_command_says_what_to_do_without_a_panic() {
             !nowhere.path().join("state").exists(),
             "rocky-e2e {args:?} created its state dir before failing"
         );
+    }
+}
+
+/// `rocky-e2e ARGS` from `cwd` as a user runs it there: nothing of cargo's, the binaries beside
+/// it first, no engine (so `play` takes the embedded topology); its exit and its output.
+fn rocky_e2e_in(bin: &Path, cwd: &Path, args: &[&Path]) -> (std::process::ExitStatus, String) {
+    let out = Command::new(bin.join("rocky-e2e"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CARGO")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("ROCKY_E2E")
+        .env(
+            "DOCKER_HOST",
+            "unix:///nonexistent/rocky-e2e-test/docker.sock",
+        )
+        .env("PATH", path_with(bin))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("panicked"),
+        "rocky-e2e {args:?} panicked:\n{text}"
+    );
+    (out.status, text)
+}
+
+/// What `rocky-e2e` reads when the current directory has no `features/`: the features folder
+/// of the paths it is given (a folder named `features`, or holding `tiers/`, at or above
+/// them), its tiers included; `--dry-run` needs none; and with none, an error saying where it
+/// looked.
+#[test]
+fn away_from_a_checkout_play_reads_the_features_folder_of_its_paths() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let bin = support::install_binaries(elsewhere.path());
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let features = elsewhere.path().join("x/features");
+    copy_dir(&source.join("features/tiers"), &features.join("tiers"));
+    let passes = features.join("passes.feature");
+    std::fs::write(
+        &passes,
+        "Feature: passes\n  Scenario: a workspace comes and goes\n    Given a rocky stack\n    When I provision workspace \"a\" on tier \"solo\"\n    Then workspace \"a\" is ready\n    When I tear down workspace \"a\"\n    Then nothing of workspace \"a\" remains\n",
+    )
+    .unwrap();
+    let loose = elsewhere.path().join("loose/loose.feature");
+    std::fs::create_dir_all(loose.parent().unwrap()).unwrap();
+    std::fs::copy(&passes, &loose).unwrap();
+    let cwd = elsewhere.path().join("empty");
+    std::fs::create_dir(&cwd).unwrap();
+    let run = |args: &[&Path]| rocky_e2e_in(&bin, &cwd, args);
+    let (play, dry) = (Path::new("play"), Path::new("--dry-run"));
+
+    // --dry-run: the given folder, and a file in no features folder at all (it reads no tiers).
+    for target in [&features, &loose] {
+        let (status, text) = run(&[play, dry, target]);
+        assert!(status.success(), "play --dry-run {target:?}:\n{text}");
+        assert!(text.contains("1 scenarios (1 selected)"), "{text}");
+    }
+    // A play of one file of that folder provisions on its tiers, and reports beside it.
+    let (status, text) = run(&[play, &passes]);
+    assert!(status.success(), "play {passes:?}:\n{text}");
+    assert!(text.contains("1 scenarios: 1 passed"), "{text}");
+    assert!(
+        elsewhere
+            .path()
+            .join("x/target/rocky-e2e/report.html")
+            .is_file()
+    );
+    assert!(
+        !cwd.join("target").exists(),
+        "the play wrote into the current directory"
+    );
+    // A play of a file in no features folder: where it looked, and what to do.
+    let (status, text) = run(&[play, &loose]);
+    assert!(!status.success(), "{text}");
+    for needle in [
+        format!("no features folder at {}", cwd.join("features").display()),
+        format!("nor at or above {}", loose.display()),
+        "--features-dir DIR".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+/// `snapshots summary` names the folder it read, and outside a checkout (or from inside
+/// `features/`) says there is no snapshots folder there instead of "nothing pending".
+#[test]
+fn snapshots_summary_names_its_folder_and_refuses_one_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = std::fs::canonicalize(dir.path()).unwrap();
+    let checkout = top.join("checkout");
+    let snapshots = checkout.join("snapshots");
+    std::fs::create_dir_all(checkout.join("features")).unwrap();
+    // One pending change, as a run leaves it (the golden tests' fixture).
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/report/fixtures/pending");
+    copy_dir(&fixtures, &snapshots);
+    let mut pending = 0;
+    for e in std::fs::read_dir(&snapshots).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if let Some(stem) = name.strip_suffix(".snap.pending") {
+            std::fs::rename(e.path(), snapshots.join(format!("{stem}.snap.new"))).unwrap();
+            pending += 1;
+        }
+    }
+    assert!(pending > 0, "the fixture holds no pending snapshot");
+    let summary = |cwd: &Path, extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+            .args(["snapshots", "summary"])
+            .args(extra)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status, stdout, stderr)
+    };
+
+    // The checkout: the changes, and where they were read.
+    let (status, stdout, stderr) = summary(&checkout, &[]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("## HATCH chain changes"), "{stdout}");
+    let read = format!(
+        "{pending} pending snapshot change(s) (*.snap.new) in {}",
+        snapshots.display()
+    );
+    assert!(stderr.contains(&read), "{stderr}");
+    // From features/ (and from an empty folder): no snapshots folder there, exit 2.
+    let nowhere = top.join("empty");
+    std::fs::create_dir(&nowhere).unwrap();
+    for cwd in [checkout.join("features"), nowhere.clone()] {
+        let (status, stdout, stderr) = summary(&cwd, &[]);
+        assert_eq!(status.code(), Some(2), "{stdout}{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        let missing = format!(
+            "no snapshots folder at {}: run rocky-e2e from a checkout (the folder holding features/ and snapshots/) or pass --dir DIR",
+            cwd.join("snapshots").display()
+        );
+        assert!(stderr.contains(&missing), "{stderr}");
+    }
+    let (status, _, stderr) = summary(&nowhere, &["--dir", "../checkout/features/snapshots"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    // --dir from features/ reads it.
+    let (status, stdout, stderr) = summary(&checkout.join("features"), &["--dir", "../snapshots"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("## HATCH chain changes"), "{stdout}");
+    assert!(stderr.contains(&read), "{stderr}");
+    // A checkout with no snapshot yet: nothing pending, saying why.
+    std::fs::remove_dir_all(&snapshots).unwrap();
+    let (status, stdout, stderr) = summary(&checkout, &[]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "No pending snapshot changes.\n");
+    assert!(
+        stderr.contains(&format!(
+            "no snapshots folder at {} (this checkout has no snapshot yet)",
+            snapshots.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A feature file gherkin cannot read, or one whose table row it would cut, fails `play` and
+/// `play --dry-run` naming the file, the line and the reason, before anything starts.
+#[test]
+fn a_broken_feature_fails_naming_its_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = std::fs::canonicalize(dir.path()).unwrap();
+    let features = checkout.join("features");
+    std::fs::create_dir(&features).unwrap();
+    let cases = [
+        (
+            "docstring",
+            "Feature: F\n  Scenario: s\n    Given a rocky stack\n      \"\"\"\n      text\n    When the run ends\n",
+            "4: the doc string opened here with \"\"\" is never closed; gherkin's own report: stopped at line 7",
+        ),
+        (
+            "ragged_table",
+            "Feature: F\n  Scenario: s\n    When I submit a run in workspace \"w\" with prompts:\n      | prompt | iterations |\n      | a      |\n",
+            "5: this table row has 1 cell(s) but the table's first row (line 4) has 2",
+        ),
+        (
+            "empty",
+            "",
+            "1: the file holds no feature: a feature file starts with `Feature:`",
+        ),
+        (
+            "steps_first",
+            "Given a rocky stack\nFeature: F\n  Scenario: s\n    Given a rocky stack\n",
+            "1: `Given a rocky stack` comes before `Feature:`",
+        ),
+        (
+            "ragged_examples",
+            "Feature: F\n  Scenario Outline: provision <ws>\n    Given a rocky stack\n    When I provision workspace \"<ws>\" on tier \"solo\"\n\n    Examples:\n      | ws |\n      | a | b |\n",
+            "8: this table row has 2 cell(s) but the table's first row (line 7) has 1: every row of a table needs as many cells as its first (gherkin would drop the extra ones)",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let file = features.join(format!("{name}.feature"));
+        std::fs::write(&file, text).unwrap();
+        for args in [&["play", "--dry-run"][..], &["play"][..]] {
+            let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+                .args(args)
+                .arg(&file)
+                .current_dir(&checkout)
+                .env_remove("ROCKY_E2E")
+                .env(
+                    "DOCKER_HOST",
+                    "unix:///nonexistent/rocky-e2e-test/docker.sock",
+                )
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{args:?} {name} passed:\n{text}");
+            assert!(!text.contains("panicked"), "{text}");
+            let want = format!("rocky-e2e: {}:{want}", file.display());
+            assert!(
+                text.contains(&want),
+                "{args:?} {name}: {want:?} not in:\n{text}"
+            );
+            assert!(!text.contains("scenarios:"), "{args:?} {name} ran:\n{text}");
+        }
+        std::fs::remove_file(&file).unwrap();
     }
 }

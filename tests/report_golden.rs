@@ -81,13 +81,16 @@ impl Drop for Snapshots {
 #[test]
 fn summary_of_pending_chain_changes() {
     let dir = Snapshots::of("pending");
-    check("snapshot_summary_pending.md", &snapshot_summary(&dir.0));
+    check(
+        "snapshot_summary_pending.md",
+        &snapshot_summary(&dir.0).unwrap(),
+    );
 }
 
 #[test]
 fn summary_when_nothing_is_pending() {
     let dir = Snapshots::of("nothing_pending");
-    let out = snapshot_summary(&dir.0);
+    let out = snapshot_summary(&dir.0).unwrap();
     assert_eq!(out.lines().count(), 1);
     check("snapshot_summary_nothing_pending.md", &out);
 }

@@ -77,9 +77,9 @@ enum SnapshotsCommand {
     /// Markdown of every pending `*.snap.new`: the accepted chain and the new one side by
     /// side, aligned by act, with the command that accepts them.
     Summary {
-        /// The snapshots folder.
-        #[arg(long, default_value = "snapshots")]
-        dir: PathBuf,
+        /// The snapshots folder (default `./snapshots`, beside `features/`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -156,10 +156,7 @@ async fn main() -> ExitCode {
         },
         Command::Snapshots {
             command: SnapshotsCommand::Summary { dir },
-        } => {
-            print!("{}", rocky_e2e::report::markdown::snapshot_summary(&dir));
-            ExitCode::SUCCESS
-        }
+        } => snapshots_summary(dir),
         Command::Junit {
             command: JunitCommand::Summary { file },
         } => match std::fs::read_to_string(&file) {
@@ -322,6 +319,52 @@ fn steps(check: Option<PathBuf>, write: Option<PathBuf>) -> ExitCode {
     }
     print!("{reference}");
     ExitCode::SUCCESS
+}
+
+/// The Markdown of the pending snapshot changes on stdout (what a pull request shows, so no
+/// absolute path in it); on stderr, the folder it read. A missing folder is an error outside a
+/// checkout, and nothing pending in a checkout (`features/` here) that has no snapshot yet.
+fn snapshots_summary(dir: Option<PathBuf>) -> ExitCode {
+    use rocky_e2e::report::markdown::{NOTHING_PENDING, pending_snapshots, snapshot_summary};
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(e) => {
+            eprintln!("rocky-e2e: failed to read the current directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let given = dir.is_some();
+    let dir = cwd.join(dir.unwrap_or_else(|| PathBuf::from("snapshots")));
+    if !dir.is_dir() {
+        if !given && cwd.join("features").is_dir() {
+            eprintln!(
+                "rocky-e2e: no snapshots folder at {} (this checkout has no snapshot yet): nothing pending",
+                dir.display()
+            );
+            println!("{NOTHING_PENDING}");
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "rocky-e2e: no snapshots folder at {}: run rocky-e2e from a checkout (the folder holding features/ and snapshots/) or pass --dir DIR",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+    match pending_snapshots(&dir).and_then(|p| Ok((p.len(), snapshot_summary(&dir)?))) {
+        Ok((n, markdown)) => {
+            eprintln!(
+                "rocky-e2e: {n} pending snapshot change(s) (*.snap.new) in {}",
+                dir.display()
+            );
+            print!("{markdown}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rocky-e2e: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Fixes where features, tiers and snapshots are read from before anything starts, so a

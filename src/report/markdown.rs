@@ -21,20 +21,13 @@ const MAX_SUMMARY_CHARS: usize = 60_000;
 /// One Markdown section per pending `snapshots/*.snap.new`: the accepted chain and the new one
 /// side by side, aligned by act like the gap report, with added, missing, moved, replaced and
 /// changed events marked; then the `cargo insta review` command. [`NOTHING_PENDING`] (one
-/// line) when nothing is pending.
-pub fn snapshot_summary(snapshots_dir: &Path) -> String {
-    let mut pending: Vec<String> = match std::fs::read_dir(snapshots_dir) {
-        Ok(entries) => entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".snap.new"))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+/// line) when nothing is pending. A folder that cannot be read is an error, never "nothing
+/// pending".
+pub fn snapshot_summary(snapshots_dir: &Path) -> Result<String, String> {
+    let pending = pending_snapshots(snapshots_dir)?;
     if pending.is_empty() {
-        return format!("{NOTHING_PENDING}\n");
+        return Ok(format!("{NOTHING_PENDING}\n"));
     }
-    pending.sort();
     let sections: Vec<String> = pending
         .iter()
         .map(|name| {
@@ -84,7 +77,20 @@ pub fn snapshot_summary(snapshots_dir: &Path) -> String {
         );
     }
     out.push_str(footer);
-    out
+    Ok(out)
+}
+
+/// The names of the pending files (`*.snap.new`) in `snapshots_dir`, sorted.
+pub fn pending_snapshots(snapshots_dir: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(snapshots_dir)
+        .map_err(|e| format!("failed to read {}: {e}", snapshots_dir.display()))?;
+    let mut pending: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".snap.new"))
+        .collect();
+    pending.sort();
+    Ok(pending)
 }
 
 /// The section of one pending file.
@@ -498,11 +504,19 @@ mod tests {
     fn nothing_pending_is_one_line() {
         let dir = std::env::temp_dir().join(format!("rocky-report-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(snapshot_summary(&dir), "No pending snapshot changes.\n");
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(
-            snapshot_summary(Path::new("/nonexistent/snapshots")),
-            "No pending snapshot changes.\n"
+            snapshot_summary(&dir).as_deref(),
+            Ok("No pending snapshot changes.\n")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_read_is_an_error_not_nothing_pending() {
+        let err = snapshot_summary(Path::new("/nonexistent/snapshots")).unwrap_err();
+        assert!(
+            err.starts_with("failed to read /nonexistent/snapshots: "),
+            "{err}"
         );
     }
 }

@@ -66,8 +66,7 @@ pub fn catalogue(inputs: &[PathBuf], features_dir: &Path) -> Result<Vec<Entry>, 
     files.dedup();
     let mut out = Vec::new();
     for file in files {
-        let feature = gherkin::Feature::parse_path(&file, gherkin::GherkinEnv::default())
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let feature = crate::feature_file::parse(&file, &file.display().to_string())?;
         let prefix = test_prefix(&file, features_dir);
         let groups = std::iter::once((None, &feature.scenarios))
             .chain(feature.rules.iter().map(|r| (Some(r), &r.scenarios)));

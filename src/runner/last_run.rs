@@ -1,7 +1,8 @@
 //! What the last run of this checkout concluded about each scenario, kept in
 //! `target/rocky-e2e/last-run.json` for `--last-failed` (Playwright's `.last-run.json` is the
-//! model): every run writes the verdicts of the scenarios it ran; `--last-failed` selects the
-//! ones that failed or were flaky.
+//! model): every run writes the paths it was given and the verdicts of the scenarios it ran;
+//! `--last-failed` reads those paths again (when given none) and selects the scenarios that
+//! failed or were flaky.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,16 +12,25 @@ use super::outcome::{Outcome, Verdict};
 /// The file's name under `target/rocky-e2e/`.
 pub const FILE: &str = "last-run.json";
 
-/// The last run's verdicts, by scenario test name (`features/x.feature::scenario`).
+/// The last run's paths and verdicts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LastRun {
+    /// The files and folders the run was given, canonical; none: the whole features folder
+    /// (and a file written before paths were recorded).
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// By scenario test name (`x::scenario` for `features/x.feature`).
     pub verdicts: BTreeMap<String, Verdict>,
 }
 
 impl LastRun {
-    /// The verdicts of a run's outcomes.
-    pub fn of(outcomes: &[Outcome]) -> LastRun {
+    /// The paths a run was given and the verdicts of its outcomes.
+    pub fn of(paths: &[PathBuf], outcomes: &[Outcome]) -> LastRun {
         LastRun {
+            paths: paths
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect(),
             verdicts: outcomes
                 .iter()
                 .map(|o| (o.entry.name.clone(), o.verdict()))
@@ -68,6 +78,7 @@ mod tests {
     #[test]
     fn failed_and_flaky_are_rerun_passed_and_skipped_are_not() {
         let last = LastRun {
+            paths: vec![PathBuf::from("/elsewhere/ext.feature")],
             verdicts: [
                 ("a::failed", Verdict::Failed),
                 ("b::flaky", Verdict::Flaky),
@@ -84,6 +95,11 @@ mod tests {
         assert_eq!(read(&file), Ok(None));
         write(&file, &last).unwrap();
         assert_eq!(read(&file), Ok(Some(last)));
+        // A file from before the paths were recorded: the whole features folder.
+        std::fs::write(&file, r#"{"verdicts":{"a::failed":"failed"}}"#).unwrap();
+        let old = read(&file).unwrap().unwrap();
+        assert!(old.paths.is_empty());
+        assert_eq!(old.to_rerun(), ["a::failed"]);
         std::fs::write(&file, "[").unwrap();
         assert!(read(&file).unwrap_err().contains("is not a last-run file"));
     }

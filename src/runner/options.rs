@@ -11,7 +11,9 @@ pub struct RunOptions {
     /// Feature files or folders (default: `features/` of the current directory). A word that
     /// is not a path selects the scenarios whose test name contains it (`cargo test play`).
     pub paths: Vec<PathBuf>,
-    /// The folder holding the `.feature` files, `tiers/` and `runs/` (default `./features`).
+    /// The folder holding the `.feature` files, `tiers/` and `runs/` (default `./features`,
+    /// else the nearest folder at or above the given paths named `features` or holding
+    /// `tiers/`).
     #[arg(long)]
     pub features_dir: Option<PathBuf>,
     /// Only scenarios whose tags match this expression, e.g. `@drill and not @docker`.
@@ -41,7 +43,8 @@ pub struct RunOptions {
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
     /// Run exactly the scenarios that failed or were flaky in the last run of this checkout
-    /// (`target/rocky-e2e/last-run.json`); with none, say so and run nothing.
+    /// (`target/rocky-e2e/last-run.json`), from the last run's paths when none are given; with
+    /// none, say so and run nothing; with no last run, or a failed scenario gone, fail.
     #[arg(long)]
     pub last_failed: bool,
     /// Where the JUnit XML report goes (default `target/rocky-e2e/junit.xml`).

@@ -119,6 +119,7 @@ fn report_of(
 /// `target/rocky-e2e/` ([`phases`]).
 pub(super) fn write_reports(
     opts: &RunOptions,
+    paths: &[PathBuf],
     outcomes: &[Outcome],
     wall: std::time::Duration,
     started_unix_ns: u64,
@@ -183,7 +184,10 @@ pub(super) fn write_reports(
         );
     }
     // The last run of this checkout, whatever its phase: what `--last-failed` reruns.
-    last_run::write(&root.join(last_run::FILE), &last_run::LastRun::of(outcomes))
+    last_run::write(
+        &root.join(last_run::FILE),
+        &last_run::LastRun::of(paths, outcomes),
+    )
 }
 
 /// Snapshot files in `snapshots/` that no scenario asserts.

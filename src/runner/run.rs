@@ -2,7 +2,6 @@
 //! the verdict, with the libtest JSON events IDEs read around it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use super::options::{RunOptions, Selection};
@@ -48,9 +47,7 @@ async fn run_inner(
         );
     }
     let layout = crate::layout::current();
-    let (paths, _): (Vec<PathBuf>, Vec<PathBuf>) =
-        opts.paths.iter().cloned().partition(|p| p.exists());
-    let input = input::Input::new(&paths, layout.features.clone())?;
+    let input = input::Input::new(&plan.paths, layout.features.clone())?;
     let defs = crate::steps::definitions();
     let check = vocabulary::check(&input.path, &defs);
     if !check.problems.is_empty() {
@@ -151,7 +148,14 @@ async fn run_inner(
     }
     if !under_nextest() {
         // nextest writes its own JUnit; one process per scenario must not clobber ours.
-        write_reports(&opts, &outcomes, wall, started_unix_ns, topology)?;
+        write_reports(
+            &opts,
+            &plan.paths,
+            &outcomes,
+            wall,
+            started_unix_ns,
+            topology,
+        )?;
     }
     say!("{}", outcome::summary(&outcomes, repeat));
     // Of one round only: with --repeat the wall holds every round, a detail the last one's.

@@ -17,6 +17,9 @@ pub fn under_nextest() -> bool {
 
 /// The scenarios a run selects: everything under its inputs, then its filters and shard.
 pub struct Plan {
+    /// The files and folders cucumber reads (none: the features folder): those given, or
+    /// with `--last-failed` and none given, the last run's.
+    pub paths: Vec<PathBuf>,
     /// Every scenario of the inputs (what nextest lists).
     pub all: Vec<Entry>,
     /// The ones to run.
@@ -32,9 +35,6 @@ pub struct Plan {
 
 /// Resolves the layout and the catalogue, and applies the options' filters.
 pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
-    let layout = crate::layout::set(crate::layout::Layout::resolve(
-        opts.features_dir.as_deref(),
-    )?);
     let (paths, words): (Vec<PathBuf>, Vec<PathBuf>) =
         opts.paths.iter().cloned().partition(|p| p.exists());
     let words: Vec<String> = words
@@ -47,10 +47,37 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
     {
         return Err(format!("{missing} does not exist"));
     }
-    let inputs = if paths.is_empty() {
-        vec![layout.features.clone()]
+    let features_dir = opts.features_dir.as_deref();
+    let layout = crate::layout::set(if opts.dry_run {
+        crate::layout::Layout::resolve_for_check(features_dir, &paths)?
     } else {
-        paths.clone()
+        crate::layout::Layout::resolve_for(features_dir, &paths)?
+    });
+    // With --last-failed: the last run, and its paths when none are given now (a failed
+    // scenario outside features/ is found where it ran).
+    let last = match opts.last_failed {
+        false => None,
+        true => {
+            let file = last_run::path();
+            match last_run::read(&file)? {
+                Some(last) => Some((file, last)),
+                None => {
+                    return Err(format!(
+                        "--last-failed: no last run is recorded for this checkout ({} does not exist): run `rocky-e2e play` first; nothing was run",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    };
+    let given = !paths.is_empty();
+    let (run_paths, gone): (Vec<PathBuf>, Vec<PathBuf>) = match &last {
+        Some((_, last)) if !given => last.paths.iter().cloned().partition(|p| p.exists()),
+        _ => (paths.clone(), Vec::new()),
+    };
+    let inputs = match (run_paths.is_empty(), gone.is_empty()) {
+        (true, true) => vec![layout.features.clone()],
+        _ => run_paths.clone(),
     };
     let all = catalogue::catalogue(&inputs, &layout.features)?;
     let tags = match opts.tags.as_deref() {
@@ -98,10 +125,33 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
         ));
     }
     let mut nothing_failed = None;
-    if opts.last_failed {
-        let file = last_run::path();
-        let last = last_run::read(&file)?.unwrap_or_default();
+    if let Some((file, last)) = &last {
         let rerun: BTreeSet<&str> = last.to_rerun().into_iter().collect();
+        if !given {
+            // Read where the last run read: a scenario missing there was renamed or removed,
+            // and a rerun that skips it would pass having rerun less than what failed.
+            let known: BTreeSet<&str> = all.iter().map(|e| e.name.as_str()).collect();
+            let missing: Vec<&str> = rerun.difference(&known).copied().collect();
+            if !missing.is_empty() {
+                let shown = |ps: &[PathBuf]| {
+                    ps.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(format!(
+                    "--last-failed: {} scenario(s) that failed or were flaky in the last run are not in {}{} any more: {}; nothing was run (give paths to rerun the failed scenarios still there, or run `rocky-e2e play` to record a new last run)",
+                    missing.len(),
+                    shown(&inputs),
+                    if gone.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({} no longer exists)", shown(&gone))
+                    },
+                    missing.join(", ")
+                ));
+            }
+        }
         selected.retain(|e| rerun.contains(e.name.as_str()));
         if selected.is_empty() {
             nothing_failed = Some(if rerun.is_empty() {
@@ -127,6 +177,7 @@ pub fn plan(opts: &RunOptions, selection: &Selection) -> Result<Plan, String> {
         selected = shard::select(selected, shard, &durations);
     }
     Ok(Plan {
+        paths: run_paths,
         all,
         selected,
         whole_suite: paths.is_empty() && !opts.last_failed,
