@@ -250,7 +250,7 @@ impl Driver for ProcessDriver {
         profile: &TierProfile,
         health_timeout: Duration,
     ) -> Result<Provisioned<ProcessDeployment>, String> {
-        let deadline = Instant::now() + health_timeout;
+        let deadline = crate::duration::deadline(Instant::now(), health_timeout);
         let starts = profile
             .services
             .iter()
@@ -359,6 +359,29 @@ impl Driver for ProcessDriver {
         }
         self.forget(&deployment.slug);
         Ok(())
+    }
+
+    /// The processes the state names for `slug` that still run (a handle lost with a provision
+    /// that ended without an answer): stopped like adopted ones, then the record goes.
+    async fn remove_remains(&self, slug: &str) -> Result<Vec<String>, String> {
+        let recorded = self
+            .workspaces
+            .lock()
+            .expect("process state lock")
+            .get(slug)
+            .map(|e| e.processes.clone());
+        let Some(recorded) = recorded else {
+            return Ok(Vec::new());
+        };
+        let mut live: Vec<ProcessId> = recorded.into_iter().filter(|p| self.is_ours(p)).collect();
+        let removed = live.iter().map(|p| format!("process {}", p.pid)).collect();
+        stop_adopted(&mut live).await;
+        if !live.is_empty() {
+            let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
+            return Err(format!("service processes {pids:?} survived SIGKILL"));
+        }
+        self.forget(slug);
+        Ok(removed)
     }
 
     async fn rediscover(&self) -> Result<Vec<Found<ProcessDeployment>>, String> {
