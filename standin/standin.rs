@@ -17,6 +17,8 @@
 //!   `STANDIN_HEALTHY_AFTER_MS` milliseconds, when set); anything else → 404
 //! - SIGTERM/SIGINT → exit 0 at once; `STANDIN_IGNORE_SIGTERM=1` ignores SIGTERM instead
 //!   (the teardown-timeout drill)
+//! - `STANDIN_LISTEN_AFTER_MS`, when set: waits that long before it binds (and prints its
+//!   line), as a service slow to start does (a hearth killed while its services start)
 //!
 //! The file must compile under any edition, since the documented command passes none.
 
@@ -212,6 +214,14 @@ fn main() {
     STARTED.get_or_init(std::time::Instant::now);
     install_signal_handlers();
     let config = parse_args();
+    // After the handlers: a service still starting exits on SIGTERM too.
+    let listen_after = std::env::var("STANDIN_LISTEN_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if listen_after > 0 {
+        std::thread::sleep(Duration::from_millis(listen_after));
+    }
     let listener = match TcpListener::bind(config.listen.as_str()) {
         Ok(l) => l,
         Err(e) => {

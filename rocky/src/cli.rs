@@ -45,11 +45,12 @@ pub struct ConsoleArgs {
     /// Directory of tier profiles (`*.yaml`).
     #[arg(long, default_value = "features/tiers")]
     pub tiers: PathBuf,
-    /// Deadline from run submission to its end.
-    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
+    /// Deadline from run submission to its end (100ms to 3600s).
+    #[arg(long, default_value = "60s", value_parser = parse_deadline)]
     pub run_timeout: Duration,
-    /// Deadline for hearth to answer a teardown (hearth enforces its own, shorter one inside).
-    #[arg(long, default_value = "90s", value_parser = crate::duration::parse)]
+    /// Deadline for hearth to answer a teardown (100ms to 3600s; hearth enforces its own,
+    /// shorter one inside).
+    #[arg(long, default_value = "90s", value_parser = parse_deadline)]
     pub teardown_timeout: Duration,
 }
 
@@ -110,11 +111,12 @@ pub struct HearthArgs {
     /// Which driver provisions workspaces.
     #[arg(long, default_value = "local-docker")]
     pub driver: DriverKind,
-    /// Deadline for a whole teardown; past it the workspace stays `tearing_down`.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    /// Deadline for a whole teardown (100ms to 3600s); past it the workspace stays
+    /// `tearing_down`.
+    #[arg(long, default_value = "30s", value_parser = parse_deadline)]
     pub teardown_timeout: Duration,
-    /// Deadline for a workspace's services to become healthy.
-    #[arg(long, default_value = "30s", value_parser = crate::duration::parse)]
+    /// Deadline for a workspace's services to become healthy (100ms to 3600s).
+    #[arg(long, default_value = "30s", value_parser = parse_deadline)]
     pub health_timeout: Duration,
     /// Session id written on every Docker object (`rocky.session`); random when omitted. One
     /// hearth per session too: its lock is `$TMPDIR/rocky-hearth-<uid>/session-<id>.lock`.
@@ -198,8 +200,9 @@ pub struct ServeArgs {
     #[arg(long, value_parser = parse_rename)]
     pub kahn_rename: Option<(String, String)>,
     /// How long a run may have no open event stream before it is cancelled, e.g. `30s`
-    /// (an open stream renews it).
-    #[arg(long, default_value = "30s", value_parser = parse_lease)]
+    /// (100ms to 3600s: shorter would cancel a run between two reconnects; an open stream
+    /// renews it).
+    #[arg(long, default_value = "30s", value_parser = parse_deadline)]
     pub follow_lease: Duration,
 }
 
@@ -236,10 +239,20 @@ impl ServeArgs {
     }
 }
 
-/// A lease between 100 ms and an hour: shorter would cancel a run between two reconnects.
-fn parse_lease(s: &str) -> Result<Duration, String> {
-    crate::duration::parse_within(s, Duration::from_millis(100), Duration::from_secs(3600))
-        .map_err(|e| e.to_string())
+/// The shortest duration any flag takes: a deadline under it is missed by one loopback round
+/// trip on a loaded machine.
+pub const MIN_DEADLINE: Duration = Duration::from_millis(100);
+
+/// The longest duration any flag takes: an hour is past every wait of this stack (a teardown,
+/// a health route, a run of the mock model, a follow lease) and far below what a clock can
+/// hold, so no deadline computed from a flag can overflow.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(3600);
+
+/// Every duration flag of every binary: `MIN_DEADLINE..=MAX_DEADLINE`, refused by name at
+/// start otherwise (`--health-timeout 18446744073709551615s` once started hearth and panicked
+/// in its first provision). Units `ms`, `s`, `m`; the range is in each flag's `--help`.
+fn parse_deadline(s: &str) -> Result<Duration, String> {
+    crate::duration::parse_within(s, MIN_DEADLINE, MAX_DEADLINE)
 }
 
 /// `FROM:TO`, both non-empty.
@@ -348,6 +361,89 @@ mod tests {
             ..plain
         };
         assert_eq!(parse::<HearthArgs>("hearth", every.to_args()), every);
+    }
+
+    /// Every duration flag of every binary (found by its parser's type, so a new one is
+    /// covered too) refuses at parse time what is out of `MIN_DEADLINE..=MAX_DEADLINE`, a value
+    /// no clock can hold included, naming the range; and says the range in its `--help`.
+    #[test]
+    fn every_duration_flag_is_bounded_at_parse_time() {
+        use clap::CommandFactory;
+        let ralph = RalphArgs::command();
+        let serve = ralph
+            .find_subcommand("serve")
+            .expect("ralph serve")
+            .clone()
+            .name("ralph serve");
+        let binaries: [(clap::Command, &[&str]); 3] = [
+            (HearthArgs::command(), &["--socket", "/s"]),
+            (
+                ConsoleArgs::command(),
+                &[
+                    "--listen",
+                    "a",
+                    "--hearth-socket",
+                    "b",
+                    "--worker-url",
+                    "c",
+                    "--hatch",
+                    "d",
+                    "--tokens",
+                    "e",
+                ],
+            ),
+            (serve, &["--listen", "a"]),
+        ];
+        let mut bounded = Vec::new();
+        for (command, required) in binaries {
+            let name = command.get_name().to_owned();
+            let durations: Vec<String> = command
+                .get_arguments()
+                .filter(|a| a.get_value_parser().type_id() == std::any::TypeId::of::<Duration>())
+                .map(|a| format!("--{}", a.get_long().expect("a long flag")))
+                .collect();
+            for flag in durations {
+                let parse = |value: &str| {
+                    let argv = std::iter::once(name.as_str())
+                        .chain(required.iter().copied())
+                        .chain([flag.as_str(), value]);
+                    command.clone().try_get_matches_from(argv)
+                };
+                for refused in ["18446744073709551615s", "3601s", "61m", "99ms", "0s"] {
+                    let e = parse(refused)
+                        .map(|_| ())
+                        .expect_err(&format!("{name} {flag} took {refused}"));
+                    assert!(
+                        e.to_string().contains("out of range (100ms..=3600s)")
+                            && e.to_string().contains(&flag),
+                        "{name} {flag} {refused}: {e}"
+                    );
+                }
+                for taken in ["100ms", "3600s", "60m", "30s"] {
+                    parse(taken).unwrap_or_else(|e| panic!("{name} {flag} {taken}: {e}"));
+                }
+                let arg = command
+                    .get_arguments()
+                    .find(|a| a.get_long() == flag.strip_prefix("--"))
+                    .expect("the flag");
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(
+                    help.contains("100ms to 3600s"),
+                    "{name} {flag}'s help does not say its range: {help}"
+                );
+                bounded.push(format!("{name} {flag}"));
+            }
+        }
+        assert_eq!(
+            bounded,
+            [
+                "hearth --teardown-timeout",
+                "hearth --health-timeout",
+                "console --run-timeout",
+                "console --teardown-timeout",
+                "ralph serve --follow-lease",
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Every deadline the stack enforces is a flag, so the failure drill can shorten one without
 //! recompiling; this is the one parser all binaries share.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Parses `<number><unit>` with unit `ms`, `s` or `m`; a bare number means seconds.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -41,6 +41,19 @@ pub fn parse_within(text: &str, min: Duration, max: Duration) -> Result<Duration
         ));
     }
     Ok(d)
+}
+
+/// How far ahead [`deadline`] puts a deadline that does not fit in an [`Instant`]: as good as
+/// never, and far from any overflow (tokio's own "far future" is the same 30 years).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `from + d`, without the panic: a configured duration too large for an [`Instant`] (hearth's
+/// `--health-timeout` once took `u64::MAX` seconds) is a deadline that never comes, not an
+/// overflow in whatever task adds it.
+pub fn deadline(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(FAR_FUTURE))
+        .unwrap_or(from)
 }
 
 /// Formats a duration the way [`parse`] reads it, for messages that name a deadline.
@@ -89,5 +102,21 @@ mod tests {
                 .contains("out of range (0s..=60s)")
         );
         assert_eq!(parse_within("1m", Duration::ZERO, max), Ok(max));
+    }
+
+    #[test]
+    fn a_deadline_too_far_to_add_is_far_not_a_panic() {
+        let now = Instant::now();
+        assert_eq!(
+            deadline(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        let never = deadline(now, Duration::MAX);
+        assert!(
+            never >= now + FAR_FUTURE,
+            "{never:?} is not far ahead of {now:?}"
+        );
+        let max_flag = Duration::from_secs(u64::MAX);
+        assert!(deadline(now, max_flag) > now + Duration::from_secs(86_400 * 365));
     }
 }

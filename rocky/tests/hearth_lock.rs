@@ -3,7 +3,9 @@
 //! - a second hearth on a live socket (or session) exits before touching anything, naming the
 //!   socket (or session) and the live one's pid, and the first one's provisioning completes;
 //! - while the engine does not answer, hearth answers 503 `rediscovering` about a workspace it
-//!   cannot place, never 404; once the engine answers (with `ROCKY_E2E=1`), it can say.
+//!   cannot place, never 404; once the engine answers (with `ROCKY_E2E=1`), it can say;
+//! - a hearth killed mid-provision: the next adopts a workspace whose services all listen, and
+//!   reports one whose services were still starting `failed`, none of its stand-ins left.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -549,4 +551,168 @@ async fn hearth_reports_which_provision_a_status_is_about() {
     assert_eq!(plain.status, Status::Ready);
     let plain = client.status("plain", PATIENCE).await.expect("status");
     assert_eq!(plain.attempt, None, "{plain:?}");
+}
+
+/// The live processes whose environment holds `mark` (`KEY=VALUE`): (pid, start time).
+fn marked(mark: &str) -> Vec<(u32, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == mark.as_bytes()))
+        })
+        .filter_map(|pid| {
+            let stat = rocky::docker::owner::proc_stat(pid)?;
+            (!stat.zombie).then_some((pid, stat.start))
+        })
+        .collect()
+}
+
+/// Whether process `pid` started at `start` still runs (not a zombie, not a reused pid).
+fn still_runs((pid, start): (u32, u64)) -> bool {
+    rocky::docker::owner::proc_stat(pid).is_some_and(|s| !s.zombie && s.start == start)
+}
+
+/// SIGKILLs, on drop, every process marked `0` that still runs: a test that fails leaves no
+/// stand-in behind.
+struct KillMarked(String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for p in marked(&self.0) {
+            let id = rocky::docker::owner::ProcessId::of_pid(p.0);
+            if let Some(id) = id.filter(|id| id.start == p.1) {
+                id.signal(libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A hearth SIGKILLed while a workspace's services are still starting (cairnet listens; lore
+/// has not printed its address yet): the state file named every stand-in before it ran, so
+/// the next hearth on the socket reports the workspace `failed` ("found incomplete … removed")
+/// having stopped exactly those processes: none is left, the ready workspace beside it is
+/// adopted with its processes untouched, and the slug provisions and tears down again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hearth_killed_while_services_start_leaves_none_of_them_running() {
+    let standin = standin();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("hearth.sock");
+    let args = HearthArgs {
+        driver: DriverKind::Process,
+        standin_bin: Some(standin.clone()),
+        session: Some(format!("midstart{}", std::process::id())),
+        ..HearthArgs::new(&socket)
+    };
+    // Found from /proc, not from hearth: what a hearth forgot is found all the same.
+    let mark = format!(
+        "ROCKY_TEST_MARK=midstart-{}-{}",
+        std::process::id(),
+        rocky::ids::random_hex(4)
+    );
+    let _cleanup = KillMarked(mark.clone());
+    let (key, value) = mark.split_once('=').expect("KEY=VALUE");
+    let starting = {
+        let mut t = tier(0);
+        for s in &mut t.services {
+            s.env.insert(key.into(), value.into());
+        }
+        // lore sleeps before it binds: hearth waits for its address for the whole test.
+        t.services[1]
+            .env
+            .insert("STANDIN_LISTEN_AFTER_MS".into(), "60000".into());
+        t
+    };
+
+    let (mut first, line) = Hearth::spawn(dir.path(), "first", &args, &[]);
+    assert!(line.is_some(), "{}", first.log());
+    let client = HearthClient::new(&socket);
+    let ready = client
+        .provision("done", &tier(0), PATIENCE)
+        .await
+        .expect("provision done");
+    assert_eq!(ready.status, Status::Ready, "{ready:?}");
+    let state = rocky::hearth::driver::process::state_path(&socket);
+    let bystanders: Vec<(u32, u64)> = wait_recorded(&state, "done")
+        .await
+        .into_iter()
+        .filter_map(|pid| Some((pid, rocky::docker::owner::proc_stat(pid)?.start)))
+        .collect();
+    let mid = {
+        let client = client.clone();
+        let starting = starting.clone();
+        tokio::spawn(async move { client.provision("mid", &starting, PATIENCE).await })
+    };
+    // Both stand-ins run (lore asleep before it binds): kill hearth now.
+    let deadline = Instant::now() + PATIENCE;
+    let forked = loop {
+        let found = marked(&mark);
+        if found.len() == 2 {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 2 stand-ins of mid never ran within {PATIENCE:?} (found {found:?}): {}",
+            first.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let at_kill = client.status("mid", PATIENCE).await.expect("status of mid");
+    assert_eq!(at_kill.status, Status::Provisioning, "{at_kill:?}");
+    first.child.kill().expect("SIGKILL the first hearth");
+    first.child.wait().expect("reap it");
+    let _ = mid.await;
+
+    let (second, line) = Hearth::spawn(dir.path(), "second", &args, &[]);
+    assert!(line.is_some(), "{}", second.log());
+    let report = client.status("mid", PATIENCE).await;
+    let report = report.unwrap_or_else(|e| {
+        panic!(
+            "the restarted hearth does not report mid ({e}); its stand-ins {forked:?} left: {:?}",
+            forked
+                .iter()
+                .filter(|p| still_runs(**p))
+                .collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(report.status, Status::Failed, "{report:?}");
+    let why = report.error.clone().unwrap_or_default();
+    assert!(
+        why.contains("found incomplete when hearth restarted") && why.ends_with("removed"),
+        "{why}"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while forked.iter().any(|p| still_runs(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "stand-ins of mid still run {PATIENCE:?} after hearth reported it {report:?}: {:?}",
+            forked
+                .iter()
+                .filter(|p| still_runs(**p))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Exactly those: the ready workspace's processes were adopted, not stopped.
+    for p in &bystanders {
+        assert!(
+            still_runs(*p),
+            "the restarted hearth stopped done's process {p:?}"
+        );
+    }
+    wait_status(&client, "done", Status::Ready).await;
+
+    let again = client
+        .provision("mid", &tier(0), PATIENCE)
+        .await
+        .expect("provision mid again");
+    assert_eq!(again.status, Status::Ready, "{again:?}");
+    for slug in ["mid", "done"] {
+        let down = client.teardown(slug, PATIENCE).await.expect("teardown");
+        assert_eq!(down.status, Status::TierTornDown, "{slug}: {down:?}");
+    }
+    assert_eq!(marked(&mark), Vec::new(), "stand-ins of mid outlived it");
+    second.stop();
 }

@@ -12,6 +12,7 @@ mod fail_closed;
 mod hatch_disk_faults;
 mod hearth_lock;
 mod hearth_ownership;
+mod hearth_remains;
 mod runs_end_with_follower;
 mod worker_answers;
 mod worker_bearer;

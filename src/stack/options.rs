@@ -110,7 +110,8 @@ pub(super) struct Paths<'a> {
 }
 
 /// The console waits for hearth's teardown answer longer than hearth's own deadline, so that
-/// hearth, not the console, is the one to report a missed deadline.
+/// hearth, not the console, is the one to report a missed deadline; within the range the
+/// console's flag takes (`rocky::cli::MAX_DEADLINE`).
 pub(super) fn console_teardown_deadline(opts: &StackOptions) -> Duration {
-    opts.teardown_timeout + Duration::from_secs(30)
+    (opts.teardown_timeout + Duration::from_secs(30)).min(rocky::cli::MAX_DEADLINE)
 }

@@ -56,7 +56,7 @@ pub(super) async fn follow(console: Arc<Console>, entry: Arc<RunEntry>, expected
         let v = entry.view.lock().expect("run view lock");
         (v.run_id.clone(), v.workspace.clone())
     };
-    let deadline = Instant::now() + console.config.deadlines.run;
+    let deadline = crate::duration::deadline(Instant::now(), console.config.deadlines.run);
     let mut progress = Progress {
         last_event_id: None,
         finished: BTreeSet::new(),

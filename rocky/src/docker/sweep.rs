@@ -101,7 +101,7 @@ pub async fn sweep_labelled(
 }
 
 /// Force-removes exactly `objects`: containers concurrently, then networks.
-async fn remove_objects(
+pub async fn remove_objects(
     docker: &Docker,
     objects: &[LabelledObject],
 ) -> Result<SweepReport, DockerError> {

@@ -190,6 +190,33 @@ fn lost(what: &str, slug: &str) -> Response {
     )
 }
 
+/// A provision (or settling) in flight that has not been answered yet. Dropped unanswered (its
+/// supervisor cancelled, as at runtime shutdown), it settles the workspace `failed`, so that
+/// no one waits on it for ever and a teardown is not answered before it: the teardown then
+/// removes what the driver finds of the workspace.
+struct Unanswered<D: Driver> {
+    hearth: Arc<Hearth<D>>,
+    slug: String,
+    /// When the work began: its time counts as the driver's.
+    started: std::time::Instant,
+    /// Taken when the answer is given; still here on drop means it never was.
+    done: Option<watch::Sender<Option<DeploymentRef>>>,
+}
+
+impl<D: Driver> Drop for Unanswered<D> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let why = "the provision ended without an answer (it was cancelled); a teardown removes what it made";
+            self.hearth.finish_provision(
+                &self.slug,
+                Err((why.to_owned(), None)),
+                self.started,
+                done,
+            );
+        }
+    }
+}
+
 impl<D: Driver> Hearth<D> {
     /// A hearth with nothing to rediscover: its view is complete from the start.
     pub fn new(driver: D, teardown_timeout: Duration, health_timeout: Duration) -> Hearth<D> {
@@ -341,7 +368,8 @@ impl<D: Driver> Hearth<D> {
                     entry.provisioning = Some(rx);
                     book.workspaces.insert(slug.clone(), entry);
                     let hearth = self.clone();
-                    tokio::spawn(async move { hearth.settle(slug, deployment, checks, tx).await });
+                    let work = hearth.clone().settle(slug.clone(), deployment, checks);
+                    tokio::spawn(hearth.supervise(slug, tx, work));
                 }
                 Found::Failed { reference } => {
                     tracing::info!(
@@ -369,10 +397,9 @@ impl<D: Driver> Hearth<D> {
         slug: String,
         mut deployment: D::Deployment,
         checks: Vec<HealthCheck>,
-        done: watch::Sender<Option<DeploymentRef>>,
-    ) {
+    ) -> ProvisionResult<D::Deployment> {
         let started = std::time::Instant::now();
-        let deadline = started + self.health_timeout;
+        let deadline = crate::duration::deadline(started, self.health_timeout);
         let probes = checks.iter().map(|c| async move {
             super::driver::health::wait_healthy(&c.addr, &c.path, deadline)
                 .await
@@ -388,7 +415,7 @@ impl<D: Driver> Hearth<D> {
             .get(&slug)
             .map(|e| e.reference.services.clone())
             .unwrap_or_default();
-        let result = match failed {
+        match failed {
             None => Ok(Provisioned {
                 services,
                 health: started.elapsed(),
@@ -421,8 +448,7 @@ impl<D: Driver> Hearth<D> {
                     kept,
                 ))
             }
-        };
-        self.finish_provision(&slug, result, started, done);
+        }
     }
 
     /// The router, ready to serve on a unix listener.
@@ -493,8 +519,12 @@ impl<D: Driver> Hearth<D> {
         Some(rx)
     }
 
+    /// Tears down what the workspace's handle names, then what the driver finds of it beyond
+    /// that (a provision that ended without an answer leaves no handle): `tier_torn_down` only
+    /// once both are gone. On error or past the deadline the status stays `tearing_down` and
+    /// the handle is kept for a later attempt.
     async fn teardown_slug(&self, slug: &str) -> StatusReport {
-        let deployment = {
+        let mut deployment = {
             let mut book = self.book();
             let Some(entry) = book.workspaces.get_mut(slug) else {
                 unreachable!("entries are never removed while a teardown is in flight")
@@ -502,35 +532,38 @@ impl<D: Driver> Hearth<D> {
             entry.reference.status = Status::TearingDown;
             entry.deployment.take()
         };
-        let Some(mut deployment) = deployment else {
-            // Nothing running (provision failed, or already torn down): nothing to stop.
-            let mut book = self.book();
-            let entry = book.workspaces.get_mut(slug).expect("entry exists");
-            entry.reference.status = Status::TierTornDown;
-            entry.reference.services.clear();
-            return StatusReport {
-                slug: slug.into(),
-                status: Status::TierTornDown,
-                error: None,
-                attempt: entry.attempt.clone(),
-                timings: entry.timings,
-            };
+        let had_handle = deployment.is_some();
+        let work = async {
+            if let Some(d) = deployment.as_mut() {
+                self.driver.teardown(d).await?;
+            }
+            self.driver.remove_remains(slug).await
         };
-        let work = self.driver.teardown(&mut deployment);
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(self.teardown_timeout, work).await;
         let mut book = self.book();
         let entry = book.workspaces.get_mut(slug).expect("entry exists");
         entry.timings.driver_ms += started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
-            Ok(Ok(())) => {
+            Ok(Ok(removed)) => {
+                if !removed.is_empty() {
+                    tracing::warn!(slug, ?removed, "teardown removed what no handle named");
+                }
                 entry.reference.status = Status::TierTornDown;
                 entry.reference.services.clear();
+                if !had_handle {
+                    // Nothing was running (the provision failed): the answer carries no error,
+                    // the status keeps why the provision failed.
+                    return StatusReport {
+                        error: None,
+                        ..entry.report(slug)
+                    };
+                }
                 entry.reference.error = None;
             }
             Ok(Err(e)) => {
                 entry.reference.error = Some(format!("teardown failed: {e}"));
-                entry.deployment = Some(deployment);
+                entry.deployment = deployment;
             }
             Err(_) => {
                 entry.reference.error = Some(format!(
@@ -538,7 +571,7 @@ impl<D: Driver> Hearth<D> {
                     crate::duration::display(self.teardown_timeout)
                 ));
                 // Keep the handle: shutdown (or the harness's sweep) removes it later.
-                entry.deployment = Some(deployment);
+                entry.deployment = deployment;
             }
         }
         entry.report(slug)
@@ -546,18 +579,81 @@ impl<D: Driver> Hearth<D> {
 
     /// The provision itself, detached from the request that asked for it.
     async fn run_provision(
-        &self,
+        self: Arc<Self>,
         slug: String,
         profile: crate::tier::TierProfile,
         done: watch::Sender<Option<DeploymentRef>>,
     ) {
-        let started = std::time::Instant::now();
-        let result = self
-            .driver
-            .provision(&slug, &profile, self.health_timeout)
-            .await
-            .map_err(|e| (e, None));
-        self.finish_provision(&slug, result, started, done);
+        let hearth = self.clone();
+        let target = slug.clone();
+        let work = async move {
+            hearth
+                .driver
+                .provision(&target, &profile, hearth.health_timeout)
+                .await
+                .map_err(|e| (e, None))
+        };
+        self.supervise(slug, done, work).await;
+    }
+
+    /// Runs `work` (a provision, or the settling of a rediscovered workspace) on a task of its
+    /// own and records how it ended, whatever ends it: a task that panics or is cancelled
+    /// settles the workspace `failed`, saying so, once what the driver finds of it is removed
+    /// ([`Driver::remove_remains`]); and should this supervisor itself be dropped, [`Unanswered`]
+    /// settles it `failed` on the way out (a teardown then removes what remains). A workspace
+    /// is never left `provisioning` with nobody to settle it.
+    async fn supervise(
+        self: Arc<Self>,
+        slug: String,
+        done: watch::Sender<Option<DeploymentRef>>,
+        work: impl Future<Output = ProvisionResult<D::Deployment>> + Send + 'static,
+    ) {
+        let mut answer = Unanswered {
+            hearth: self.clone(),
+            slug: slug.clone(),
+            started: std::time::Instant::now(),
+            done: Some(done),
+        };
+        let result = match tokio::spawn(work).await {
+            Ok(result) => result,
+            Err(lost) => Err((self.after_lost_task(&slug, lost).await, None)),
+        };
+        if let Some(done) = answer.done.take() {
+            self.finish_provision(&slug, result, answer.started, done);
+        }
+    }
+
+    /// The reason a provision whose task ended without an answer is `failed`: how it ended
+    /// (its panic's message, or cancelled), and what became of what it made, which the driver
+    /// looks for and removes first (within the teardown deadline).
+    async fn after_lost_task(&self, slug: &str, lost: tokio::task::JoinError) -> String {
+        let how = if lost.is_panic() {
+            let panic = lost.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            format!("it panicked: {message}")
+        } else {
+            "it was cancelled".to_owned()
+        };
+        tracing::error!(
+            slug,
+            "the provision ended without an answer ({how}); removing what it made"
+        );
+        let removal =
+            tokio::time::timeout(self.teardown_timeout, self.driver.remove_remains(slug)).await;
+        let what = match removal {
+            Ok(Ok(removed)) if removed.is_empty() => "nothing of it remained".to_owned(),
+            Ok(Ok(removed)) => format!("removed {}", removed.join(", ")),
+            Ok(Err(e)) => format!("removing what it made failed ({e}); a teardown tries again"),
+            Err(_) => format!(
+                "removing what it made did not finish within {}; a teardown tries again",
+                crate::duration::display(self.teardown_timeout)
+            ),
+        };
+        format!("the provision ended without an answer ({how}); {what}")
     }
 
     /// Records how a provision (or the settling of a rediscovered workspace) ended and tells
@@ -720,9 +816,11 @@ async fn take_provision<D: Driver>(hearth: Arc<Hearth<D>>, req: ProvisionRequest
         book.workspaces.insert(req.slug.clone(), entry);
     }
     // Detached: a caller that hangs up ends this handler, not the provision.
-    let worker = hearth.clone();
-    let slug = req.slug.clone();
-    tokio::spawn(async move { worker.run_provision(slug, req.profile, tx).await });
+    tokio::spawn(
+        hearth
+            .clone()
+            .run_provision(req.slug.clone(), req.profile, tx),
+    );
     match settled(rx).await {
         Some(reference) => Json(reference).into_response(),
         None => lost("provision", &req.slug),
@@ -798,5 +896,256 @@ async fn status<D: Driver>(
                 format!("no workspace {slug}"),
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::client::hearth::HearthClient;
+    use crate::tier::{ServiceSpec, TierProfile};
+
+    /// How the fake driver's provisions end.
+    #[derive(Clone, Copy, Debug)]
+    enum Ends {
+        Ready,
+        /// After making its objects, adds the health deadline to a clock unchecked: with
+        /// `Duration::MAX` the task panics (what `--health-timeout 18446744073709551615s` did
+        /// in the Docker driver).
+        Panics,
+        /// Fails and says nothing remains, though its objects do (a rollback that missed).
+        FailsLeavingObjects,
+    }
+
+    /// A driver over a fake engine: a set of `<slug>/<object>` names.
+    struct Fake {
+        engine: Arc<Mutex<BTreeSet<String>>>,
+        ends: Mutex<Ends>,
+        /// `false`: the engine does not answer (remove_remains cannot tell what exists).
+        answers: std::sync::atomic::AtomicBool,
+    }
+
+    impl Fake {
+        fn new(ends: Ends) -> (Fake, Arc<Mutex<BTreeSet<String>>>) {
+            let engine = Arc::new(Mutex::new(BTreeSet::new()));
+            let fake = Fake {
+                engine: engine.clone(),
+                ends: Mutex::new(ends),
+                answers: true.into(),
+            };
+            (fake, engine)
+        }
+    }
+
+    impl Driver for Fake {
+        type Deployment = Vec<String>;
+        const KIND: crate::api::hearth::DriverKind = crate::api::hearth::DriverKind::Process;
+
+        async fn provision(
+            &self,
+            slug: &str,
+            _profile: &TierProfile,
+            health_timeout: Duration,
+        ) -> Result<Provisioned<Vec<String>>, String> {
+            let made = vec![format!("{slug}/network"), format!("{slug}/cairnet")];
+            self.engine.lock().unwrap().extend(made.iter().cloned());
+            tokio::task::yield_now().await;
+            let ends = *self.ends.lock().unwrap();
+            match ends {
+                Ends::Ready => Ok(Provisioned {
+                    services: Vec::new(),
+                    health: Duration::ZERO,
+                    deployment: made,
+                }),
+                Ends::Panics => {
+                    let deadline = std::time::Instant::now() + health_timeout;
+                    Err(format!("unreachable with Duration::MAX: {deadline:?}"))
+                }
+                Ends::FailsLeavingObjects => Err("the engine refused a container".into()),
+            }
+        }
+
+        async fn teardown(&self, deployment: &mut Vec<String>) -> Result<(), String> {
+            let mut engine = self.engine.lock().unwrap();
+            for o in deployment.iter() {
+                engine.remove(o);
+            }
+            Ok(())
+        }
+
+        async fn remove_remains(&self, slug: &str) -> Result<Vec<String>, String> {
+            if !self.answers.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("the engine does not answer".into());
+            }
+            let mut engine = self.engine.lock().unwrap();
+            let remains: Vec<String> = engine
+                .iter()
+                .filter(|o| o.starts_with(&format!("{slug}/")))
+                .cloned()
+                .collect();
+            for o in &remains {
+                engine.remove(o);
+            }
+            Ok(remains)
+        }
+    }
+
+    fn profile() -> TierProfile {
+        TierProfile {
+            name: "solo".into(),
+            services: vec![ServiceSpec {
+                name: "cairnet".into(),
+                image: "standin".into(),
+                port: 8080,
+                health: "/healthz".into(),
+                env: Default::default(),
+            }],
+        }
+    }
+
+    /// `hearth` served on a socket in `dir`, and a client of it.
+    fn serve(hearth: Arc<Hearth<Fake>>, dir: &std::path::Path) -> HearthClient {
+        let socket = dir.join("hearth.sock");
+        let listener = crate::hearth::socket::bind_socket(&socket).expect("bind hearth");
+        tokio::spawn(crate::http::serve(
+            listener,
+            hearth.router(),
+            std::future::pending(),
+        ));
+        HearthClient::new(&socket)
+    }
+
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    /// A provision task that panics (the overflow the black-box tester found) is answered
+    /// `failed`, saying why, with what it made removed; the slug is not stuck `provisioning`
+    /// (a new provision is taken), and its teardown is `tier_torn_down` with nothing left.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_provision_whose_task_panics_settles_failed_and_removes_what_it_made() {
+        let (fake, engine) = Fake::new(Ends::Panics);
+        let hearth = Arc::new(Hearth::new(fake, Duration::from_secs(5), Duration::MAX));
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve(hearth.clone(), dir.path());
+
+        let answer = client
+            .provision("t3", &profile(), PATIENCE)
+            .await
+            .expect("the provision is answered");
+        assert_eq!(answer.status, Status::Failed, "{answer:?}");
+        let why = answer.error.unwrap_or_default();
+        assert!(
+            why.contains(
+                "ended without an answer (it panicked: overflow when adding duration to instant)"
+            ) && why.contains("removed t3/cairnet, t3/network"),
+            "{why}"
+        );
+        assert!(engine.lock().unwrap().is_empty(), "left: {engine:?}");
+        let status = client.status("t3", PATIENCE).await.expect("status");
+        assert_eq!(status.status, Status::Failed);
+
+        *hearth.driver.ends.lock().unwrap() = Ends::Ready;
+        let again = client
+            .provision("t3", &profile(), PATIENCE)
+            .await
+            .expect("a new provision of t3 is taken");
+        assert_eq!(again.status, Status::Ready, "{again:?}");
+        let down = client.teardown("t3", PATIENCE).await.expect("teardown");
+        assert_eq!(down.status, Status::TierTornDown, "{down:?}");
+        assert!(engine.lock().unwrap().is_empty(), "left: {engine:?}");
+    }
+
+    /// A workspace whose objects no handle names (its provision failed and claimed to have
+    /// removed them) is not `tier_torn_down` until the driver has looked for them and removed
+    /// them: while it cannot tell (the engine does not answer), the teardown says so and the
+    /// status stays `tearing_down`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_teardown_is_never_torn_down_while_something_of_the_workspace_remains() {
+        let (fake, engine) = Fake::new(Ends::FailsLeavingObjects);
+        let hearth = Arc::new(Hearth::new(
+            fake,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let client = serve(hearth.clone(), dir.path());
+
+        let failed = client
+            .provision("x", &profile(), PATIENCE)
+            .await
+            .expect("the provision is answered");
+        assert_eq!(failed.status, Status::Failed, "{failed:?}");
+        assert_eq!(engine.lock().unwrap().len(), 2);
+
+        hearth
+            .driver
+            .answers
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let blind = client.teardown("x", PATIENCE).await.expect("teardown");
+        assert_eq!(blind.status, Status::TearingDown, "{blind:?}");
+        assert!(
+            blind
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("the engine does not answer")),
+            "{blind:?}"
+        );
+        assert_eq!(engine.lock().unwrap().len(), 2);
+
+        hearth
+            .driver
+            .answers
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let down = client.teardown("x", PATIENCE).await.expect("teardown");
+        assert_eq!(down.status, Status::TierTornDown, "{down:?}");
+        assert!(engine.lock().unwrap().is_empty(), "left: {engine:?}");
+    }
+
+    /// A provision whose supervising task is dropped (cancelled, as at runtime shutdown)
+    /// settles `failed` all the same: whoever waits on it gets an answer.
+    #[tokio::test]
+    async fn a_provision_whose_supervisor_is_cancelled_settles_failed() {
+        let (fake, _engine) = Fake::new(Ends::Ready);
+        let hearth = Arc::new(Hearth::new(
+            fake,
+            Duration::from_secs(5),
+            Duration::from_secs(5),
+        ));
+        let (tx, rx) = watch::channel(None);
+        {
+            let mut entry = Entry::new(DeploymentRef {
+                slug: "c".into(),
+                tier: "solo".into(),
+                driver: Fake::KIND,
+                status: Status::Provisioning,
+                services: Vec::new(),
+                error: None,
+            });
+            entry.provisioning = Some(rx.clone());
+            hearth.book().workspaces.insert("c".into(), entry);
+        }
+        let supervisor = tokio::spawn(hearth.clone().supervise(
+            "c".into(),
+            tx,
+            std::future::pending(),
+        ));
+        tokio::task::yield_now().await;
+        supervisor.abort();
+        let _ = supervisor.await;
+        let settled = tokio::time::timeout(PATIENCE, settled(rx))
+            .await
+            .expect("settled within the patience")
+            .expect("with an answer");
+        assert_eq!(settled.status, Status::Failed, "{settled:?}");
+        assert!(
+            settled
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("it was cancelled")),
+            "{settled:?}"
+        );
+        let book = hearth.book();
+        assert!(book.workspaces["c"].provisioning.is_none());
     }
 }

@@ -148,7 +148,7 @@ impl DockerDriver {
             r?;
         }
 
-        let deadline = Instant::now() + health_timeout;
+        let deadline = crate::duration::deadline(Instant::now(), health_timeout);
         let inspects = made
             .containers
             .iter()
@@ -427,6 +427,38 @@ impl DockerDriver {
         }
     }
 
+    /// Every object of workspace `slug` of this session, found by its labels and force-removed:
+    /// what no handle names. An object whose owner is a live process other than this hearth
+    /// (another PID namespace or host of the session) is never touched, and makes it an error:
+    /// the workspace is not gone.
+    async fn remove_labelled(&self, slug: &str) -> Result<Vec<String>, DockerError> {
+        let docker = self.docker().await?;
+        let filter = [
+            labels::session_filter(&self.session),
+            labels::workspace_filter(slug),
+        ];
+        let objects = sweep::list_labelled_objects(docker, &filter).await?;
+        let me = Claim::from(&ProcessId::this_process());
+        let (ours, held): (Vec<_>, Vec<_>) = objects.into_iter().partition(|o| {
+            let claim = Claim::from_labels(&o.labels);
+            claim == me || judge(&claim) == OwnerState::Gone
+        });
+        if let Some(o) = held.first() {
+            return Err(DockerError {
+                step: format!("remove what remains of workspace {slug}"),
+                message: format!(
+                    "its {} {} is owned by another process, which may be alive; not removed",
+                    o.kind, o.name
+                ),
+            });
+        }
+        sweep::remove_objects(docker, &ours).await?;
+        Ok(ours
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .collect())
+    }
+
     /// Force-removes what of this session is this hearth's (hearth shutting down): what it made
     /// and what it adopted from a gone owner, never what a live owner elsewhere holds.
     async fn sweep_session(&self) -> Result<SweepReport, DockerError> {
@@ -458,6 +490,10 @@ impl Driver for DockerDriver {
 
     async fn teardown(&self, deployment: &mut DockerDeployment) -> Result<(), String> {
         self.remove(deployment).await.map_err(|e| e.to_string())
+    }
+
+    async fn remove_remains(&self, slug: &str) -> Result<Vec<String>, String> {
+        self.remove_labelled(slug).await.map_err(|e| e.to_string())
     }
 
     async fn rediscover(&self) -> Result<Vec<Found<DockerDeployment>>, String> {

@@ -79,6 +79,21 @@ pub trait Driver: Send + Sync + 'static {
         deployment: &mut Self::Deployment,
     ) -> impl Future<Output = Result<(), String>> + Send;
 
+    /// Removes whatever of workspace `slug` exists that no handle names, found the driver's own
+    /// way (the engine's labels, the state file): what a provision that ended without an
+    /// answer made (it panicked or was cancelled, and its handle went with it), or anything a
+    /// handle missed. hearth calls it before it reports a workspace `tier_torn_down`, so that
+    /// status never lies. Returns what it removed (empty: nothing remained); `Err` when it
+    /// cannot tell (the engine does not answer) or something of the workspace remains.
+    /// The default is for drivers that make nothing a handle does not name.
+    fn remove_remains(
+        &self,
+        slug: &str,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send {
+        let _ = slug;
+        async { Ok(Vec::new()) }
+    }
+
     /// Workspaces an earlier hearth of this session left (found by the engine's labels or the
     /// driver's state file), each as [`Found`]. Work in flight is adopted, never removed: a
     /// workspace whose services all run is [`Found::Settling`] (hearth waits for their health

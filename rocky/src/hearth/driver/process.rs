@@ -1,8 +1,17 @@
 //! The `process` driver: each service of a workspace is a child process of the stand-in
 //! program on a free loopback port. Real processes, real health checks, SIGTERM on teardown;
 //! it is how scenarios run where no Docker engine answers.
+//!
+//! Every process is in the state file before it runs the stand-in: the child, between its fork
+//! and its exec, hands hearth its pid and waits at a gate; hearth records it (pid and start
+//! time, which the exec keeps) and only then opens the gate. A hearth killed in between takes
+//! its end of the gate with it and the child exits without running anything. So a restarted
+//! hearth knows every stand-in an earlier one started, even one killed while its services
+//! were still starting (the workspace is then reported `failed`, its processes stopped), and a
+//! teardown stops every process the state names for the workspace before it says it is gone.
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -39,6 +48,10 @@ pub struct ProcessDriver {
     pub state: Option<PathBuf>,
     /// The state file's content.
     pub workspaces: std::sync::Mutex<BTreeMap<String, StateEntry>>,
+    /// Held while a stand-in is forked, recorded and let through its gate: a child forked
+    /// meanwhile by another spawn would hold a copy of the gate's open end, and after hearth's
+    /// death the two could wait at each other's gates until [`GATE_BACKSTOP`].
+    spawning: std::sync::Mutex<()>,
 }
 
 /// One workspace in the state file.
@@ -48,13 +61,20 @@ pub struct StateEntry {
     pub services: Vec<ServiceRef>,
     /// Each service's health route, in the order of `services`.
     pub health: Vec<String>,
-    /// The service processes' pids (kept for older readers; never signalled on their own).
+    /// The service processes' pids, written once every service listens (kept for older
+    /// readers, to whom an entry with pids is a started workspace; never signalled on their
+    /// own).
     pub pids: Vec<u32>,
-    /// The service processes, named so that a reused pid or one of another PID namespace is
-    /// never taken for them. Empty in a state file of an older hearth: those pids cannot be
-    /// verified, so they are never signalled.
+    /// The service processes, each named before it runs, so that a reused pid or one of
+    /// another PID namespace is never taken for them. Empty in a state file of an older
+    /// hearth: those pids cannot be verified, so they are never signalled.
     #[serde(default)]
     pub processes: Vec<ProcessId>,
+    /// The services are still being started: each process is named as it is forked, but not
+    /// every address is known yet. A hearth that finds a workspace so was killed while starting
+    /// it: it stops the processes named and reports the workspace `failed`.
+    #[serde(default)]
+    pub starting: bool,
 }
 
 impl ProcessDriver {
@@ -64,7 +84,81 @@ impl ProcessDriver {
             standin,
             state,
             workspaces: Default::default(),
+            spawning: Default::default(),
         }
+    }
+
+    /// Adds `process` to workspace `slug`'s record and writes the state file: done while the
+    /// process waits at its gate, before it may run the stand-in.
+    fn record(&self, slug: &str, process: &ProcessId) {
+        let mut ws = self.workspaces.lock().expect("process state lock");
+        if let Some(entry) = ws.get_mut(slug) {
+            entry.processes.push(process.clone());
+            self.save(&ws);
+        }
+    }
+
+    /// Stops every process the state names for `slug` that still runs (this very stand-in:
+    /// [`Self::is_ours`]), SIGTERM then SIGKILL, and forgets the record once none runs. Returns
+    /// what it stopped; `Err` naming those that survived SIGKILL (the record is kept).
+    async fn stop_recorded(&self, slug: &str) -> Result<Vec<String>, String> {
+        let recorded = self
+            .workspaces
+            .lock()
+            .expect("process state lock")
+            .get(slug)
+            .map(|e| e.processes.clone());
+        let Some(recorded) = recorded else {
+            return Ok(Vec::new());
+        };
+        let mut live: Vec<ProcessId> = recorded.into_iter().filter(|p| self.is_ours(p)).collect();
+        let stopped = live.iter().map(|p| format!("process {}", p.pid)).collect();
+        stop_adopted(&mut live).await;
+        if !live.is_empty() {
+            let pids: Vec<u32> = live.iter().map(|p| p.pid).collect();
+            return Err(format!(
+                "service processes {pids:?} of {slug} survived SIGKILL"
+            ));
+        }
+        self.forget(slug);
+        Ok(stopped)
+    }
+
+    /// Spawns `command` so that workspace `slug`'s record names the process before it runs
+    /// anything: the child, between fork and exec, writes its pid to hearth and waits at a gate
+    /// ([`gate`]); a thread of hearth's records it and opens the gate; the exec follows. If
+    /// hearth dies first, the gate's open end dies with it and the child exits unrun.
+    fn spawn_recorded(&self, slug: &str, command: &mut Command) -> std::io::Result<Child> {
+        use std::io::{Read, Write};
+        let _one_at_a_time = self
+            .spawning
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Both pipes close on exec: the stand-in inherits neither.
+        let (mut announced, announce) = std::io::pipe()?;
+        let (gate_end, mut open) = std::io::pipe()?;
+        let fds = (announce.as_raw_fd(), gate_end.as_raw_fd(), open.as_raw_fd());
+        // SAFETY: the hook runs in the child between fork and exec; `gate` makes only
+        // async-signal-safe calls (close, getpid, write, poll, read) and allocates nothing.
+        unsafe {
+            command.pre_exec(move || gate(fds.0, fds.1, fds.2));
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut pid = [0u8; 4];
+                // EOF: the child never reached its gate (the fork failed).
+                announced.read_exact(&mut pid).ok()?;
+                let process = ProcessId::of_pid(u32::from_ne_bytes(pid))?;
+                self.record(slug, &process);
+                // Not recorded, not opened: `open` drops, and the child exits unrun.
+                open.write_all(b"g").ok()
+            });
+            let spawned = command.spawn();
+            // The reader sees EOF if the child never wrote (the fork failed).
+            drop(announce);
+            drop(gate_end);
+            spawned
+        })
     }
 
     /// Rewrites the state file (atomically: a new private file renamed over it; unsynced, as
@@ -126,6 +220,13 @@ impl ProcessDriver {
                     "its service processes {:?} are recorded without their start time; not adopted, not stopped",
                     entry.pids
                 ))
+            } else if entry.starting {
+                // Killed while its services started: some addresses were never read, so it
+                // cannot be adopted; its processes were named before they ran.
+                let pids: Vec<u32> = entry.processes.iter().map(|p| p.pid).collect();
+                Some(format!(
+                    "hearth was killed while its services started; processes {pids:?}"
+                ))
             } else if !dead.is_empty() {
                 let pids: Vec<u32> = dead.iter().map(|p| p.pid).collect();
                 Some(format!("service processes {pids:?} were gone"))
@@ -168,10 +269,28 @@ impl ProcessDriver {
                 Some(why) => {
                     tracing::warn!(slug, "incomplete at rediscovery ({why}); stopping it");
                     stop_adopted(&mut deployment.adopted).await;
+                    let outcome = if !deployment.adopted.is_empty() {
+                        // Kept in the state: a teardown of the slug tries again.
+                        let pids: Vec<u32> = deployment.adopted.iter().map(|p| p.pid).collect();
+                        kept.insert(
+                            slug,
+                            StateEntry {
+                                processes: deployment.adopted.clone(),
+                                pids: pids.clone(),
+                                starting: true,
+                                ..entry
+                            },
+                        );
+                        format!("processes {pids:?} survived SIGKILL")
+                    } else if entry.processes.is_empty() && !entry.pids.is_empty() {
+                        "nothing stopped".to_owned()
+                    } else {
+                        "removed".to_owned()
+                    };
                     reference.status = Status::Failed;
                     reference.services.clear();
                     reference.error = Some(format!(
-                        "found incomplete when hearth restarted ({why}); stopped"
+                        "found incomplete when hearth restarted ({why}); {outcome}"
                     ));
                     found.push(Found::Failed { reference });
                 }
@@ -239,22 +358,43 @@ impl Driver for ProcessDriver {
     type Deployment = ProcessDeployment;
     const KIND: DriverKind = DriverKind::Process;
 
-    /// Starts every service concurrently and waits for each to answer its health route.
-    /// The processes are in the state file from the moment they listen, before they are
-    /// healthy, so a hearth restarted meanwhile adopts them to settle instead of losing them.
-    /// On failure the processes already started are killed (dropping a child kills it) and
-    /// forgotten.
+    /// Starts every service and waits for each to answer its health route. The workspace is in
+    /// the state file, `starting`, before its first process is forked, and each process is
+    /// named there before it runs ([`ProcessDriver::spawn_recorded`]); once every address is
+    /// known it is no longer `starting`, so a hearth restarted while the services become
+    /// healthy adopts them to settle, and one restarted before stops them and reports the
+    /// workspace `failed`. On failure the processes already started are killed (dropping a
+    /// child kills it) and forgotten.
     async fn provision(
         &self,
         slug: &str,
         profile: &TierProfile,
         health_timeout: Duration,
     ) -> Result<Provisioned<ProcessDeployment>, String> {
-        let deadline = Instant::now() + health_timeout;
+        let deadline = crate::duration::deadline(Instant::now(), health_timeout);
+        // What an earlier life of the slug left recorded goes first: the record is now this one's.
+        self.stop_recorded(slug).await?;
+        {
+            let mut ws = self.workspaces.lock().expect("process state lock");
+            ws.insert(
+                slug.to_owned(),
+                StateEntry {
+                    tier: profile.name.clone(),
+                    services: Vec::new(),
+                    health: profile.services.iter().map(|s| s.health.clone()).collect(),
+                    pids: Vec::new(),
+                    processes: Vec::new(),
+                    starting: true,
+                },
+            );
+            self.save(&ws);
+        }
+        // The spawns run one after another (each in its future's first poll); the waits for
+        // the addresses overlap.
         let starts = profile
             .services
             .iter()
-            .map(|spec| self.start_service(spec, deadline));
+            .map(|spec| self.start_service(slug, spec, deadline));
         let mut deployment = ProcessDeployment {
             slug: slug.to_owned(),
             children: Vec::new(),
@@ -274,25 +414,18 @@ impl Driver for ProcessDriver {
             }
         }
         if let Some(e) = first_error {
+            // The children get SIGKILL (on drop) before their record goes.
+            drop(deployment);
+            self.forget(slug);
             return Err(e);
         }
         {
             let mut ws = self.workspaces.lock().expect("process state lock");
-            ws.insert(
-                slug.to_owned(),
-                StateEntry {
-                    tier: profile.name.clone(),
-                    services: deployment.services.clone(),
-                    health: profile.services.iter().map(|s| s.health.clone()).collect(),
-                    pids: deployment.children.iter().filter_map(Child::id).collect(),
-                    processes: deployment
-                        .children
-                        .iter()
-                        .filter_map(Child::id)
-                        .filter_map(ProcessId::of_pid)
-                        .collect(),
-                },
-            );
+            if let Some(entry) = ws.get_mut(slug) {
+                entry.services = deployment.services.clone();
+                entry.pids = entry.processes.iter().map(|p| p.pid).collect();
+                entry.starting = false;
+            }
             self.save(&ws);
         }
         let probes =
@@ -311,6 +444,7 @@ impl Driver for ProcessDriver {
             .into_iter()
             .find_map(Result::err);
         if let Some(e) = unhealthy {
+            drop(deployment);
             self.forget(slug);
             return Err(e);
         }
@@ -357,23 +491,97 @@ impl Driver for ProcessDriver {
                 deployment.adopted
             ));
         }
-        self.forget(&deployment.slug);
-        Ok(())
+        // Any other process the state names for the workspace goes too before it is gone.
+        self.stop_recorded(&deployment.slug).await.map(|_| ())
+    }
+
+    /// The processes the state names for `slug` that still run (a handle lost with a provision
+    /// that ended without an answer): stopped like adopted ones, then the record goes.
+    async fn remove_remains(&self, slug: &str) -> Result<Vec<String>, String> {
+        self.stop_recorded(slug).await
     }
 
     async fn rediscover(&self) -> Result<Vec<Found<ProcessDeployment>>, String> {
         self.find_left().await
+    }
+
+    /// hearth is exiting: every process its state still names is killed at once (SIGKILL, as
+    /// the `Child` handles' `kill_on_drop` does), and the records of those gone are dropped.
+    async fn sweep(&self) {
+        let left: Vec<(String, Vec<ProcessId>)> = self
+            .workspaces
+            .lock()
+            .expect("process state lock")
+            .iter()
+            .map(|(slug, e)| (slug.clone(), e.processes.clone()))
+            .collect();
+        for (slug, processes) in left {
+            let mut live: Vec<ProcessId> =
+                processes.into_iter().filter(|p| self.is_ours(p)).collect();
+            for p in &live {
+                p.signal(libc::SIGKILL);
+            }
+            let until = tokio::time::Instant::now() + KILL_GRACE;
+            while live.iter().any(ProcessId::is_running) && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            live.retain(ProcessId::is_running);
+            if live.is_empty() {
+                self.forget(&slug);
+            } else {
+                tracing::warn!(slug, ?live, "service processes survived SIGKILL at exit");
+            }
+        }
     }
 }
 
 /// How long a service may take to exit after SIGTERM before it gets SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a child waits at its gate for hearth to record it before it gives up and exits
+/// unrun. Only a backstop: recording is one small file write, and a hearth that dies closes
+/// the gate at once.
+const GATE_BACKSTOP: Duration = Duration::from_secs(30);
+
+/// The child's side of [`ProcessDriver::spawn_recorded`], between fork and exec: closes its
+/// copy of the gate's open end (only hearth's may keep it open), writes its pid to `announce`,
+/// and waits until hearth writes a byte to the gate. End of file there (hearth is gone, or did
+/// not record it) or [`GATE_BACKSTOP`] passing: an error, and the child exits without running
+/// the program. Async-signal-safe calls only; nothing is allocated.
+fn gate(announce: RawFd, gate: RawFd, open: RawFd) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on descriptors this child inherited, with buffers on its stack.
+    unsafe {
+        libc::close(open);
+        let pid = libc::getpid().to_ne_bytes();
+        if libc::write(announce, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+            return Err(std::io::Error::from_raw_os_error(libc::EPIPE));
+        }
+        let mut wait = libc::pollfd {
+            fd: gate,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            match libc::poll(&mut wait, 1, GATE_BACKSTOP.as_millis() as libc::c_int) {
+                1 => break,
+                -1 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+                _ => return Err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)),
+            }
+        }
+        let mut byte = 0u8;
+        if libc::read(gate, (&raw mut byte).cast(), 1) != 1 {
+            return Err(std::io::Error::from_raw_os_error(libc::ECANCELED));
+        }
+    }
+    Ok(())
+}
+
 impl ProcessDriver {
     /// Starts the service and waits (until `deadline`) for the line naming its address; its
     /// health is the caller's to wait for.
     async fn start_service(
         &self,
+        slug: &str,
         spec: &ServiceSpec,
         deadline: Instant,
     ) -> Result<(Child, ServiceRef), String> {
@@ -386,9 +594,9 @@ impl ProcessDriver {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         // A hearth killed with SIGKILL cannot run `kill_on_drop`: its services outlive it, by
-        // design, and the state file names them, so a restarted hearth re-adopts them and
-        // whoever started hearth can stop them (`stop_left`).
-        let mut child = command.spawn().map_err(|e| {
+        // design, and the state file names them (from before they run), so a restarted hearth
+        // re-adopts or stops them and whoever started hearth can stop them (`stop_left`).
+        let mut child = self.spawn_recorded(slug, &mut command).map_err(|e| {
             format!(
                 "failed to start service {} from {}: {e}",
                 spec.name,
@@ -437,6 +645,7 @@ mod tests {
             health: Vec::new(),
             pids,
             processes,
+            starting: false,
         }
     }
 
@@ -446,6 +655,57 @@ mod tests {
             .map(|(s, e)| (s.to_string(), e.clone()))
             .collect();
         std::fs::write(state, serde_json::to_vec(&map).unwrap()).unwrap();
+    }
+
+    /// Runs `sh -c "touch <file>"` behind a [`gate`]; `open` says whether the parent (hearth)
+    /// opens the gate once it has the child's pid, or closes its end unopened, as its death
+    /// does. Returns whether the spawn succeeded and whether the program ran.
+    fn behind_a_gate(open: bool) -> (bool, bool) {
+        use std::io::{Read, Write};
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let (mut announced, announce) = std::io::pipe().unwrap();
+        let (gate_end, mut opener) = std::io::pipe().unwrap();
+        let fds = (
+            announce.as_raw_fd(),
+            gate_end.as_raw_fd(),
+            opener.as_raw_fd(),
+        );
+        let mut command = std::process::Command::new("/bin/sh");
+        command.arg("-c").arg(format!("touch {}", ran.display()));
+        // SAFETY: as in `spawn_recorded`: `gate` is async-signal-safe.
+        unsafe {
+            command.pre_exec(move || gate(fds.0, fds.1, fds.2));
+        }
+        let spawned = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut pid = [0u8; 4];
+                announced
+                    .read_exact(&mut pid)
+                    .expect("the child announces its pid");
+                if open {
+                    opener.write_all(b"g").unwrap();
+                }
+            });
+            let spawned = command.spawn();
+            drop(announce);
+            drop(gate_end);
+            spawned
+        });
+        let ok = match spawned {
+            Ok(mut child) => child.wait().unwrap().success(),
+            Err(_) => false,
+        };
+        (ok, ran.exists())
+    }
+
+    /// A child whose gate is closed unopened (hearth died before it recorded it) exits
+    /// without running the program; opened, it runs it.
+    #[test]
+    fn a_child_runs_the_program_only_once_hearth_opens_its_gate() {
+        assert_eq!(behind_a_gate(false), (false, false), "closed unopened");
+        assert_eq!(behind_a_gate(true), (true, true), "opened");
     }
 
     /// `stop_left` signals a recorded process only when host, PID namespace and start time all
