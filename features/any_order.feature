@@ -51,18 +51,3 @@ Feature: Several workspaces and runs, checked in any order
     And I tear down workspace "two"
     Then nothing of workspace "one" remains
     And nothing of workspace "two" remains
-
-  Scenario: two runs in one workspace, each named as it is submitted
-    Given a rocky stack
-    When I provision workspace "one" on tier "solo"
-    And I submit a run of 2 prompts in workspace "one"
-    Then the run is accepted
-    When I submit a run in workspace "one" with max_ralph_iters 2 and prompts:
-      | prompt           | iterations |
-      | chase the shadow | never      |
-    Then the run is accepted
-    When the run ends
-    Then the run status in workspace "one" is "failed"
-    And node 1 of the run needed 2 RALPH iterations and failed
-    When I tear down workspace "one"
-    Then nothing of workspace "one" remains
