@@ -12,6 +12,7 @@ mod architecture_doc;
 mod authoring_doc;
 mod authors;
 mod cucumber_reports;
+mod hatch_cli;
 mod killed_harness;
 mod module_graph;
 mod portable_cli;

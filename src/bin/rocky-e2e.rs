@@ -6,7 +6,8 @@
 //! - `up --state-dir DIR`: a stack for manual use, until SIGINT/SIGTERM.
 //! - `hatch verify FILE [--key KEYFILE] [--checkpoint SEAL…]`: checks a HATCH log's hash chain
 //!   against its seal and against every checkpoint (an earlier copy of its seal).
-//! - `hatch repair FILE [--key KEYFILE]`: cuts a torn tail back to the last sealed record.
+//! - `hatch repair FILE [--key KEYFILE] [--checkpoint SEAL…]`: cuts a crash's tail back to the
+//!   last sealed record, on the word of a seal it authenticated, never below a checkpoint.
 //! - `snapshots summary`, `junit summary`, `junit merge`: Markdown and JUnit for reviewers.
 
 use std::path::PathBuf;
@@ -117,14 +118,29 @@ enum HatchCommand {
         /// record), which is what shows a rollback. Repeatable.
         #[arg(long = "checkpoint", value_name = "SEAL")]
         checkpoints: Vec<PathBuf>,
+        /// How long to wait for the log's append lock (shared) while a live writer holds it;
+        /// then fail, naming the writer. (`rocky::hatch::DEFAULT_LOCK_PATIENCE`.)
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = rocky::duration::parse)]
+        lock_timeout: std::time::Duration,
     },
-    /// Cut a torn tail (after a crash) back to the last sealed record, saying what was cut.
-    /// A log with fewer records than sealed, or a changed record, is refused.
+    /// Cut the tail a crash left beyond the seal (whole unsealed records, a torn last line)
+    /// back to the last sealed record, saying what was cut. Only on a seal that authenticates
+    /// under the key, at most `rocky::hatch::MAX_UNSEALED_RECORDS` whole records (what a
+    /// crash can leave), never below a checkpoint; anything else is refused and nothing is cut.
     Repair {
         file: PathBuf,
-        /// The seal key; when given the seal is authenticated before anything is cut.
+        /// The seal key (`hatch_key_path` in stack.json); default `FILE.key` beside the log.
+        /// Without a key the seal cannot be authenticated, and nothing is cut.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// A checkpoint (a copy of this log's seal kept elsewhere): nothing it witnessed is
+        /// cut. Repeatable.
+        #[arg(long = "checkpoint", value_name = "SEAL")]
+        checkpoints: Vec<PathBuf>,
+        /// How long to wait for the log's append lock (exclusive); then refuse, naming the
+        /// holder.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = rocky::duration::parse)]
+        lock_timeout: std::time::Duration,
     },
 }
 
@@ -203,9 +219,16 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The key given with `--key`, read only from a regular file (never blocking on a FIFO).
 fn load_key(key: Option<&PathBuf>) -> Result<Option<rocky::vault::Keyring>, String> {
-    key.map(|k| rocky::vault::Keyring::from_file(k).map_err(|e| e.to_string()))
-        .transpose()
+    key.map(|k| rocky::hatch::read_key(k)).transpose()
+}
+
+fn load_checkpoints(paths: &[PathBuf]) -> Result<Vec<rocky::hatch::Checkpoint>, String> {
+    paths
+        .iter()
+        .map(|p| rocky::hatch::Checkpoint::load(p).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn hatch(command: HatchCommand) -> ExitCode {
@@ -214,6 +237,7 @@ fn hatch(command: HatchCommand) -> ExitCode {
             file,
             key,
             checkpoints,
+            lock_timeout,
         } => {
             let key = match load_key(key.as_ref()) {
                 Ok(k) => k,
@@ -222,18 +246,19 @@ fn hatch(command: HatchCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let loaded: Result<Vec<_>, _> = checkpoints
-                .iter()
-                .map(|p| rocky::hatch::Checkpoint::load(p))
-                .collect();
-            let checkpoints = match loaded {
+            let checkpoints = match load_checkpoints(&checkpoints) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{}: {e}", file.display());
                     return ExitCode::FAILURE;
                 }
             };
-            match rocky::hatch::verify_against(&file, key.as_ref(), &checkpoints) {
+            match rocky::hatch::verify_against_within(
+                &file,
+                key.as_ref(),
+                &checkpoints,
+                lock_timeout,
+            ) {
                 Ok(s) => {
                     println!(
                         "ok: {} records, chain intact and sealed (last hash {}); seal {}; log id {}{}",
@@ -261,9 +286,16 @@ fn hatch(command: HatchCommand) -> ExitCode {
                 }
             }
         }
-        HatchCommand::Repair { file, key } => {
-            let repaired = load_key(key.as_ref())
-                .and_then(|key| rocky::hatch::repair_file(&file, key.as_ref()));
+        HatchCommand::Repair {
+            file,
+            key,
+            checkpoints,
+            lock_timeout,
+        } => {
+            let repaired = load_key(key.as_ref()).and_then(|key| {
+                let checkpoints = load_checkpoints(&checkpoints)?;
+                rocky::hatch::repair(&file, key.as_ref(), &checkpoints, lock_timeout)
+            });
             match repaired {
                 Ok(r) => {
                     println!("{}: {r}", file.display());

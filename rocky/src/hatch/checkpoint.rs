@@ -10,8 +10,9 @@
 //! harness after every scenario.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use super::lock::{Share, lock_appends};
+use super::lock::{DEFAULT_LOCK_PATIENCE, LockWait, Share, lock_appends_within};
 use super::seal::{Seal, SealError, SealedSummary, hash_of_record, seal_path, verify_sealed_bytes};
 use super::verify::{VerifyError, VerifyReason};
 use crate::vault::{Keyring, MacError};
@@ -30,7 +31,7 @@ impl Checkpoint {
             path: path.to_owned(),
             how,
         };
-        let bytes = std::fs::read(path)
+        let bytes = super::regular::read(path)
             .map_err(|e| refused(Rollback::Unreadable(format!("failed to read it: {e}"))))?;
         Checkpoint::parse(path, &bytes)
     }
@@ -77,12 +78,26 @@ pub enum Rollback {
 /// against every checkpoint, reading log and seal under the writer's append lock (shared), so a
 /// live log is seen between two appends. The first failure is returned: the log's own, or the
 /// first checkpoint it does not extend, by path.
+///
+/// The lock is waited for at most [`DEFAULT_LOCK_PATIENCE`]; see [`verify_against_within`].
 pub fn verify_against(
     path: &Path,
     key: Option<&Keyring>,
     checkpoints: &[Checkpoint],
 ) -> Result<SealedSummary, SealError> {
-    let (content, seal) = read_locked(path)?;
+    verify_against_within(path, key, checkpoints, DEFAULT_LOCK_PATIENCE)
+}
+
+/// [`verify_against`], waiting at most `patience` for the append lock: a writer that holds it
+/// longer (a stuck one) is named ([`SealError::Busy`]), never waited for forever. Only regular
+/// files are read (the log, its seal): a FIFO or a device is refused, never blocked on.
+pub fn verify_against_within(
+    path: &Path,
+    key: Option<&Keyring>,
+    checkpoints: &[Checkpoint],
+    patience: Duration,
+) -> Result<SealedSummary, SealError> {
+    let (content, seal) = read_locked(path, patience)?;
     verify_sealed_bytes_against(
         &content,
         seal.as_deref(),
@@ -147,8 +162,12 @@ fn extends(
     Ok(())
 }
 
-/// The log and its seal (`None` when missing), read under the append lock, shared.
-pub(super) fn read_locked(path: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>), SealError> {
+/// The log and its seal (`None` when missing), read under the append lock, shared, waited for
+/// at most `patience`.
+pub(super) fn read_locked(
+    path: &Path,
+    patience: Duration,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), SealError> {
     use std::io::Read;
     let io = |what: &str, e: std::io::Error| {
         SealError::Chain(VerifyError {
@@ -160,12 +179,15 @@ pub(super) fn read_locked(path: &Path) -> Result<(Vec<u8>, Option<Vec<u8>>), Sea
             )),
         })
     };
-    let mut file = std::fs::File::open(path).map_err(|e| io("read", e))?;
-    lock_appends(&file, Share::Shared).map_err(|e| io("take the append lock (shared) on", e))?;
+    let mut file = super::regular::open(path, false).map_err(|e| io("read", e))?;
+    lock_appends_within(&file, Share::Shared, patience).map_err(|e| match e {
+        LockWait::Io(e) => io("take the append lock (shared) on", e),
+        timed_out => SealError::Busy(timed_out.describe(path, patience)),
+    })?;
     let mut content = Vec::new();
     file.read_to_end(&mut content).map_err(|e| io("read", e))?;
     let seal_file = seal_path(path);
-    let seal = match std::fs::read(&seal_file) {
+    let seal = match super::regular::read(&seal_file) {
         Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {

@@ -390,3 +390,127 @@ fn a_record_in_flight_behind_a_failing_group_commit_is_cut_and_never_read_as_sea
     assert_eq!((next.seq, next.prev.as_str()), (2, first.hash.as_str()));
     assert_holds_exactly(&log, &[first, next], "after recovery");
 }
+
+/// A disk whose next `sync` waits to be released, then succeeds: a slow group commit.
+#[derive(Default)]
+struct SlowSyncDisk {
+    /// (tell the test the sync began, wait for the test to release it).
+    gate: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+}
+
+impl Disk for SlowSyncDisk {
+    fn write(&self, log: &File, line: &[u8]) -> io::Result<()> {
+        RealDisk.write(log, line)
+    }
+    fn sync(&self, log: &File) -> io::Result<()> {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((began, release)) = gate {
+            began.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        RealDisk.sync(log)
+    }
+    fn truncate(&self, log: &File, len: u64) -> io::Result<()> {
+        RealDisk.truncate(log, len)
+    }
+    fn replace_seal(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+        RealDisk.replace_seal(path, bytes, sync)
+    }
+}
+
+/// `batch`, scripted: while a group commit is slow, concurrent appends write at most
+/// `MAX_UNSEALED_RECORDS` records beyond the seal (what a crash can leave, so what `repair` may
+/// cut); the others wait for the commit, then every one goes through.
+#[test]
+fn batch_never_writes_more_than_the_bound_beyond_its_seal() {
+    let max = usize::try_from(super::MAX_UNSEALED_RECORDS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hatch.jsonl");
+    let options = HatchOptions::sealed(&default_key_path(&path), SyncMode::Batch).unwrap();
+    let key = options.seal_key.clone().unwrap();
+    let disk = Arc::new(SlowSyncDisk::default());
+    let hatch = Hatch::open_with_disk(&path, options, disk.clone()).unwrap();
+    hatch.append(event(0)).unwrap();
+    let lines = || {
+        std::fs::read(&path)
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    };
+    let (began_tx, began_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    *disk.gate.lock().unwrap() = Some((began_tx, release_rx));
+    let extra = 3;
+    std::thread::scope(|scope| {
+        let leader = scope.spawn(|| hatch.append(event(1)));
+        began_rx.recv().unwrap(); // the leader is inside its sync, covering record 2
+        let behind: Vec<_> = (0..max - 1 + extra)
+            .map(|n| {
+                let hatch = &hatch;
+                scope.spawn(move || hatch.append(event(10 + n)))
+            })
+            .collect();
+        // Until the extra appends wait for room, or (without the bound) write anyway.
+        while hatch.waiting_for_room() < extra as u64 && lines() <= 1 + max {
+            std::thread::yield_now();
+        }
+        let seen = lines();
+        // Released before anything is asserted: a failing test must not leave the leader
+        // waiting (the scope would wait for it forever).
+        release_tx.send(()).unwrap();
+        assert_eq!(
+            seen,
+            1 + max,
+            "1 sealed record and at most {max} beyond the seal while the commit is under way"
+        );
+        leader.join().unwrap().expect("the leader's record");
+        for b in behind {
+            b.join()
+                .unwrap()
+                .expect("every waiting append goes through");
+        }
+    });
+    let s = verify_sealed_file(&path, Some(&key)).expect("verifies");
+    assert_eq!(s.seal.records, (1 + max + extra) as u64);
+}
+
+/// A writer stuck after a refused record it could not cut back keeps the append lock until a
+/// later append succeeds: `verify` waits for it only as long as it is told, then names the
+/// live writer (its pid), instead of blocking with no end; once the writer recovers it reads.
+#[test]
+fn verify_gives_up_on_a_stuck_writer_naming_it() {
+    for sync in SyncMode::ALL {
+        let log = open(sync);
+        let acknowledged = vec![log.hatch.append(event(0)).unwrap()];
+        log.disk.fail(Op::Write, 1, 1, libc::EIO);
+        log.disk.fail(Op::Truncate, 1, 1, libc::EIO);
+        log.hatch.append(event(1)).unwrap_err();
+        let patience = std::time::Duration::from_millis(200);
+        // A verify that never ends fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (path, key) = (log.path.clone(), log.key.clone());
+        std::thread::spawn(move || {
+            let verified = super::verify_against_within(&path, Some(&key), &[], patience);
+            let _ = tx.send(verified);
+        });
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{sync}: verify still waits after 30 s"))
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, super::SealError::Busy(_)), "{sync}: {err:?}");
+        assert!(
+            text.starts_with("gave up after 200ms waiting for the append lock of hatch log")
+                && text.contains(&format!(
+                    "a live writer (pid {}) holds it",
+                    std::process::id()
+                )),
+            "{sync}: {text}"
+        );
+        log.disk.heal();
+        let mut acknowledged = acknowledged;
+        acknowledged.push(log.hatch.append(event(2)).expect("recovered"));
+        assert_holds_exactly(&log, &acknowledged, &format!("{sync}: after recovery"));
+    }
+}

@@ -49,11 +49,151 @@ pub(super) fn take_writer_lock(file: &File) -> Result<(), TryLockError> {
 
 /// Takes the append lock on `file`, waiting for whoever holds it.
 pub(super) fn lock_appends(file: &File, share: Share) -> io::Result<()> {
+    set(file, lock_kind(share))
+}
+
+fn lock_kind(share: Share) -> libc::c_short {
     let kind = match share {
         Share::Shared => libc::F_RDLCK,
         Share::Exclusive => libc::F_WRLCK,
     };
-    set(file, kind as libc::c_short)
+    kind as libc::c_short
+}
+
+/// How long `hatch verify` and `hatch repair` wait for the append lock by default
+/// (`--lock-timeout`): a live writer holds it only from a write until the seal covers it, so
+/// a wait longer than this is a writer that is stuck (one that failed to cut a refused record
+/// back keeps it until a later append succeeds).
+pub const DEFAULT_LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Why the append lock was not taken.
+#[derive(Debug)]
+pub(super) enum LockWait {
+    /// Still held by someone else after the patience given.
+    TimedOut {
+        /// What was asked for: shared (`verify`, waiting for a writer) or exclusive (`repair`).
+        share: Share,
+        /// The process holding the lock, when the kernel tells (see [`holder`]).
+        holder: Option<i32>,
+    },
+    Io(io::Error),
+}
+
+impl LockWait {
+    /// What a refusal says: who holds the lock, and how long it was waited for.
+    pub(super) fn describe(&self, path: &std::path::Path, patience: Duration) -> String {
+        let (share, holder) = match self {
+            LockWait::Io(e) => {
+                return format!(
+                    "failed to take the append lock on hatch log {}: {e}",
+                    path.display()
+                );
+            }
+            LockWait::TimedOut { share, holder } => (share, holder),
+        };
+        let pid = match holder {
+            Some(pid) => format!(" (pid {pid})"),
+            None => String::new(),
+        };
+        let who = match share {
+            // Only a writer (or a repair) takes it exclusively, and only from a write until
+            // its seal: held this long, it is stuck.
+            Share::Shared => format!(
+                "a live writer{pid} holds it, far longer than from a write to its seal: it is stuck (e.g. after a refused record it could not cut back; see its log); stop it, or wait longer with --lock-timeout"
+            ),
+            Share::Exclusive => format!(
+                "another process{pid} holds it (a `hatch verify` reading the log, or a writer); try again, or wait longer with --lock-timeout"
+            ),
+        };
+        format!(
+            "gave up after {} waiting for the append lock of hatch log {}: {who}",
+            crate::duration::display(patience),
+            path.display(),
+        )
+    }
+}
+
+/// Takes the append lock on `file` within `patience`: at once when it is free, else by a
+/// helper thread waiting in `F_OFD_SETLKW` (which takes no deadline) while this one waits at
+/// most `patience` for it. A helper that gets the lock after the caller gave up releases it at
+/// once; one that never gets it waits on in the kernel (the lock request holds nothing).
+pub(super) fn lock_appends_within(
+    file: &File,
+    share: Share,
+    patience: Duration,
+) -> Result<(), LockWait> {
+    let kind = lock_kind(share);
+    if try_set(file, kind).map_err(LockWait::Io)? {
+        return Ok(());
+    }
+    let handle = file.try_clone().map_err(LockWait::Io)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hatch-lock-wait".into())
+        .spawn(move || {
+            let taken = set(&handle, kind);
+            if let Err(unsent) = tx.send(taken)
+                && unsent.0.is_ok()
+            {
+                // The caller gave up: it must not hold a lock it does not know about.
+                let _ = unlock_appends(&handle);
+            }
+        })
+        .map_err(LockWait::Io)?;
+    match rx.recv_timeout(patience) {
+        Ok(taken) => taken.map_err(LockWait::Io),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(LockWait::TimedOut {
+            share,
+            // An exclusive wait is `repair`'s, which holds the writer lock itself: its holder
+            // says nothing then.
+            holder: holder(file, share == Share::Shared),
+        }),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(LockWait::Io(
+            io::Error::other("the thread waiting for the lock ended without it"),
+        )),
+    }
+}
+
+/// The process holding a lock that conflicts with an exclusive append lock on `file`, when the
+/// kernel tells: a classic record lock names its pid; an OFD lock (the writer's) does not, so
+/// with `ask_writer_lock` the writer lock's holder (`flock` on the same file, `/proc/locks`)
+/// is named instead.
+pub(super) fn holder(file: &File, ask_writer_lock: bool) -> Option<i32> {
+    // SAFETY: plain data; zeroed is a valid value (OFD locks need l_pid = 0).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_len = 1;
+    // SAFETY: a valid descriptor for as long as `file` lives, and a valid `flock`.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) };
+    if r == 0 && lock.l_type != libc::F_UNLCK as libc::c_short && lock.l_pid > 0 {
+        return Some(lock.l_pid);
+    }
+    if !ask_writer_lock {
+        return None;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    flock_holder(&locks, meta.dev(), meta.ino())
+}
+
+/// In `/proc/locks` (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`, device numbers in hex),
+/// the pid holding an exclusive `flock` on the file `dev`/`ino`.
+fn flock_holder(locks: &str, dev: u64, ino: u64) -> Option<i32> {
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // A waiter's line has "->" after the number; it holds nothing.
+        let [_, "FLOCK", _, "WRITE", pid, file, ..] = fields.as_slice() else {
+            return None;
+        };
+        let mut parts = file.split(':');
+        let same = u32::from_str_radix(parts.next()?, 16).ok()? == major
+            && u32::from_str_radix(parts.next()?, 16).ok()? == minor
+            && parts.next()?.parse::<u64>().ok()? == ino;
+        same.then(|| pid.parse().ok()).flatten().filter(|&p| p > 0)
+    })
 }
 
 /// Releases the append lock on `file` (closing the file releases it too).
@@ -62,12 +202,7 @@ pub(super) fn unlock_appends(file: &File) -> io::Result<()> {
 }
 
 fn set(file: &File, kind: libc::c_short) -> io::Result<()> {
-    // SAFETY: `flock` is plain data; zeroed is a valid value (OFD locks need l_pid = 0).
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = 0;
-    lock.l_len = 1;
+    let mut lock = one_byte(kind);
     loop {
         // SAFETY: a valid descriptor for as long as `file` lives, and a valid `flock`.
         let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &mut lock) };
@@ -79,6 +214,35 @@ fn set(file: &File, kind: libc::c_short) -> io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// Takes the lock if nobody holds a conflicting one; `false` if somebody does.
+fn try_set(file: &File, kind: libc::c_short) -> io::Result<bool> {
+    let mut lock = one_byte(kind);
+    loop {
+        // SAFETY: a valid descriptor for as long as `file` lives, and a valid `flock`.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+        if r == 0 {
+            return Ok(true);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EACCES) => return Ok(false),
+            Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+    }
+}
+
+/// The append lock's range: the log's first byte.
+fn one_byte(kind: libc::c_short) -> libc::flock {
+    // SAFETY: `flock` is plain data; zeroed is a valid value (OFD locks need l_pid = 0).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    lock
 }
 
 #[cfg(test)]
@@ -115,6 +279,77 @@ mod tests {
         assert!(!can_lock_now(&reader, libc::F_RDLCK as libc::c_short));
         // The writer lock (flock) and the append lock never conflict.
         assert!(reader.try_lock_shared().is_ok());
+    }
+
+    /// The append lock held the way a live writer holds it (`flock` for its life, the record
+    /// lock from a write until its seal): a reader waits for it within its patience, then is
+    /// told who holds it; once it is free it is taken, and a wait given up never leaves a
+    /// lock behind.
+    #[test]
+    fn the_append_lock_is_waited_for_within_a_deadline_naming_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hatch.jsonl");
+        std::fs::write(&path, b"").unwrap();
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .unwrap()
+        };
+        let (writer, reader) = (open(), open());
+        take_writer_lock(&writer).unwrap();
+        lock_appends(&writer, Share::Exclusive).unwrap();
+        let patience = Duration::from_millis(50);
+        let pid = i32::try_from(std::process::id()).unwrap();
+        // A wait that never ends fails the test instead of hanging it.
+        let wait = |share| {
+            let reader = reader.try_clone().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || tx.send(lock_appends_within(&reader, share, patience)));
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("the wait for the append lock ended")
+        };
+        let err = wait(Share::Shared).unwrap_err();
+        assert!(
+            matches!(err, LockWait::TimedOut { holder: Some(p), .. } if p == pid),
+            "{err:?}"
+        );
+        let text = err.describe(&path, patience);
+        assert!(
+            text.starts_with("gave up after 50ms waiting for the append lock of hatch log")
+                && text.contains(&format!("a live writer (pid {pid}) holds it")),
+            "{text}"
+        );
+        // Exclusive is `repair`'s wait: it holds the writer lock itself, so that names nobody.
+        let err = wait(Share::Exclusive).unwrap_err();
+        assert!(
+            matches!(err, LockWait::TimedOut { holder: None, .. }),
+            "{err:?}"
+        );
+        let text = err.describe(&path, patience);
+        assert!(text.contains("another process holds it"), "{text}");
+        unlock_appends(&writer).unwrap();
+        // The waits given up may get the lock now: they release it at once.
+        lock_appends_within(&writer, Share::Exclusive, Duration::from_secs(30))
+            .expect("the writer locks again");
+        unlock_appends(&writer).unwrap();
+        lock_appends_within(&reader, Share::Shared, Duration::from_secs(30)).expect("free");
+    }
+
+    #[test]
+    fn the_flock_holder_is_read_from_proc_locks() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 5555 fd:01:123 0 EOF\n\
+                     2: OFDLCK ADVISORY  WRITE -1 fd:01:123 0 0\n\
+                     3: FLOCK  ADVISORY  WRITE 77 08:02:999 0 EOF\n\
+                     4: FLOCK  ADVISORY  READ 78 08:02:1000 0 EOF\n";
+        let dev = |major, minor| libc::makedev(major, minor);
+        assert_eq!(flock_holder(locks, dev(0xfd, 1), 123), Some(4242));
+        assert_eq!(flock_holder(locks, dev(8, 2), 999), Some(77));
+        assert_eq!(flock_holder(locks, dev(8, 2), 1000), None, "shared");
+        assert_eq!(flock_holder(locks, dev(8, 1), 999), None, "another device");
+        assert_eq!(flock_holder(locks, dev(0xfd, 1), 5), None);
     }
 
     /// A log closed while a child forked from this process has not exec'd yet can be opened

@@ -19,11 +19,14 @@
 //!   replaced whole (new file, synced, renamed) with every update.
 //! - `disk`: [`Disk`], the seam every file operation of the writer goes through (faults).
 //! - `lock`: the writer lock (one writer; `repair` refuses under it) and the append lock
-//!   (`verify` takes it shared, so a live log is read between appends).
+//!   (`verify` takes it shared, so a live log is read between appends; waited for within a
+//!   deadline, never forever).
+//! - `regular`: opening the files `verify` and `repair` read without ever blocking on a FIFO.
 //! - `checkpoint`: [`Checkpoint`] and [`verify_against`]: rollback is evident.
 //! - `error`: [`HatchError`].
 //! - `seal`: the [`Seal`] kept at `FILE.seal` (log id, count, last hash, HMAC under a key),
-//!   checking a log against it, and repairing a torn tail.
+//!   and checking a log against it.
+//! - `repair`: cutting the tail a crash leaves beyond an authenticated seal, and nothing else.
 //! - `verify`: [`verify_bytes`] and [`verify_file`], which name the first bad `seq`.
 
 mod checkpoint;
@@ -33,6 +36,8 @@ mod event;
 mod jsonl;
 mod lock;
 mod record;
+mod regular;
+mod repair;
 mod seal;
 mod seal_file;
 mod verify;
@@ -43,16 +48,20 @@ mod fault_tests;
 #[cfg(test)]
 mod fixtures;
 
-pub use checkpoint::{Checkpoint, Rollback, verify_against, verify_sealed_bytes_against};
+pub use checkpoint::{
+    Checkpoint, Rollback, verify_against, verify_against_within, verify_sealed_bytes_against,
+};
 pub use disk::{Disk, RealDisk};
 pub use error::HatchError;
 pub use event::{Event, EventKind, Subject};
 pub use jsonl::read_file;
+pub use lock::DEFAULT_LOCK_PATIENCE;
 pub use record::{GENESIS, Record};
+pub use regular::read_key;
+pub use repair::{Repaired, repair, repair_file, repair_plan};
 pub use seal::{
-    DEFAULT_SEAL_KEY_ID, Repaired, SEAL_FORMAT, Seal, SealError, SealedSummary, default_key_path,
-    load_or_create_key, new_log_id, repair_file, repair_plan, seal_path, verify_sealed_bytes,
-    verify_sealed_file,
+    DEFAULT_SEAL_KEY_ID, SEAL_FORMAT, Seal, SealError, SealedSummary, default_key_path,
+    load_or_create_key, new_log_id, seal_path, verify_sealed_bytes, verify_sealed_file,
 };
 pub use verify::{VerifyError, VerifyReason, VerifySummary, verify_bytes, verify_file};
-pub use writer::{Hatch, HatchOptions, SyncMode};
+pub use writer::{Hatch, HatchOptions, MAX_UNSEALED_RECORDS, SyncMode};

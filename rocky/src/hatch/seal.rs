@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::record::GENESIS;
 use super::verify::{VerifyError, VerifySummary, lines, verify_bytes};
+use super::writer::MAX_UNSEALED_RECORDS;
 use crate::vault::{Keyring, MacError};
 
 /// Version tag of the seal format and of its MAC input.
@@ -209,6 +210,20 @@ pub enum SealError {
         "unsealed tail: the log has {found} records, sealed {sealed} (a crash between a write and its seal, or records appended by hand; `rocky-e2e hatch repair` cuts back to the sealed records)"
     )]
     Unsealed { sealed: u64, found: u64 },
+    /// An unsealed tail seen without the key: the seal may be anyone's, so nothing may be cut
+    /// on its word.
+    #[error(
+        "unsealed tail: the log has {found} records, sealed {sealed}, but the seal is not authenticated (no --key): it may be forged or an older seal put back, so it cannot say that any record may be cut; verify with --key KEYFILE (`hatch_key_path` in stack.json) first, and `rocky-e2e hatch repair` cuts only on a seal that authenticates"
+    )]
+    UnsealedUnauthenticated { sealed: u64, found: u64 },
+    /// More records beyond an authentic seal than a crash leaves.
+    #[error(
+        "{} records beyond the seal: the log has {found} records, sealed {sealed}, and a crash leaves at most {MAX_UNSEALED_RECORDS} unsealed, so these are not a crash's tail (an older seal put back, or records appended without the seal); `rocky-e2e hatch repair` refuses to cut them", found - sealed
+    )]
+    BeyondCrash { sealed: u64, found: u64 },
+    /// The log's append lock was not free within the patience given (a stuck live writer).
+    #[error("{0}")]
+    Busy(String),
     #[error(
         "a record changed: record {seq} hashes to {found}, the seal holds {sealed} (the chain was rewritten)"
     )]
@@ -255,7 +270,7 @@ pub fn verify_sealed_bytes(
     if let Some(key) = key {
         seal.authenticate(key).map_err(SealError::Forged)?;
     }
-    check_against(&chain, &seal, content)?;
+    check_against(&chain, &seal, content, key.is_some())?;
     Ok(SealedSummary {
         chain,
         seal,
@@ -263,7 +278,12 @@ pub fn verify_sealed_bytes(
     })
 }
 
-fn check_against(chain: &VerifySummary, seal: &Seal, content: &[u8]) -> Result<(), SealError> {
+fn check_against(
+    chain: &VerifySummary,
+    seal: &Seal,
+    content: &[u8],
+    authenticated: bool,
+) -> Result<(), SealError> {
     if chain.records < seal.records {
         return Err(SealError::Truncated {
             sealed: seal.records,
@@ -280,9 +300,13 @@ fn check_against(chain: &VerifySummary, seal: &Seal, content: &[u8]) -> Result<(
                 found: at,
             });
         }
-        return Err(SealError::Unsealed {
-            sealed: seal.records,
-            found: chain.records,
+        let (sealed, found) = (seal.records, chain.records);
+        return Err(if !authenticated {
+            SealError::UnsealedUnauthenticated { sealed, found }
+        } else if found - sealed > MAX_UNSEALED_RECORDS {
+            SealError::BeyondCrash { sealed, found }
+        } else {
+            SealError::Unsealed { sealed, found }
         });
     }
     if chain.last_hash != seal.last_hash {
@@ -313,133 +337,13 @@ pub fn verify_sealed_file(path: &Path, key: Option<&Keyring>) -> Result<SealedSu
     super::checkpoint::verify_against(path, key, &[])
 }
 
-/// What `repair` cut.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Repaired {
-    /// Records kept (the sealed ones).
-    pub kept: u64,
-    /// Bytes cut from the end of the log.
-    pub cut_bytes: u64,
-    /// Whole records cut (beyond the seal).
-    pub cut_records: u64,
-    /// Whether a torn (partial) last line was cut.
-    pub torn_line: bool,
-}
-
-impl std::fmt::Display for Repaired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.cut_bytes == 0 {
-            return write!(f, "nothing to cut: {} sealed records", self.kept);
-        }
-        write!(
-            f,
-            "cut {} bytes after sealed record {}: {} unsealed record(s)",
-            self.cut_bytes, self.kept, self.cut_records
-        )?;
-        if self.torn_line {
-            f.write_str(" and a torn last line")?;
-        }
-        Ok(())
-    }
-}
-
-/// The length of `content` to keep so that it ends at the last sealed record: the sealed
-/// prefix must verify and end in the sealed hash. What follows it (unsealed records, a torn
-/// line) is what a crash leaves; anything else (a cut tail, a changed record) is refused.
-pub fn repair_plan(content: &[u8], seal: &Seal) -> Result<(usize, Repaired), String> {
-    let mut kept = 0usize;
-    let mut count = 0u64;
-    let mut rest = content;
-    while count < seal.records {
-        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
-            break;
-        };
-        kept += end + 1;
-        rest = &rest[end + 1..];
-        count += 1;
-    }
-    if count < seal.records {
-        return Err(format!(
-            "cannot repair: sealed {} records, the log has only {count} whole lines (records were cut, not torn)",
-            seal.records
-        ));
-    }
-    let prefix = &content[..kept];
-    let summary = verify_bytes(prefix)
-        .map_err(|e| format!("cannot repair: the sealed records do not verify: {e}"))?;
-    if summary.last_hash != seal.last_hash {
-        return Err(format!(
-            "cannot repair: record {} hashes to {}, the seal holds {} (the chain was rewritten)",
-            seal.records, summary.last_hash, seal.last_hash
-        ));
-    }
-    let tail = &content[kept..];
-    let whole = tail.iter().filter(|&&b| b == b'\n').count() as u64;
-    let torn = !tail.is_empty() && tail.last() != Some(&b'\n');
-    Ok((
-        kept,
-        Repaired {
-            kept: seal.records,
-            cut_bytes: tail.len() as u64,
-            cut_records: whole,
-            torn_line: torn,
-        },
-    ))
-}
-
-/// Cuts the log at `path` back to its last sealed record (`rocky-e2e hatch repair`).
-/// With `key`, the seal's MAC is checked first. Refused while a writer holds the log: repair
-/// takes the writer lock itself (waiting only for a holder on its way out), then the append lock, exclusively.
-pub fn repair_file(path: &Path, key: Option<&Keyring>) -> Result<Repaired, String> {
-    use std::io::Read;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("failed to open {}: {e}", path.display()))?;
-    match super::lock::take_writer_lock(&file) {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(format!(
-                "refusing to repair {}: a live writer holds it (is the console running?); stop it first, nothing was cut",
-                path.display()
-            ));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(format!("failed to lock {}: {e}", path.display()));
-        }
-    }
-    super::lock::lock_appends(&file, super::lock::Share::Exclusive)
-        .map_err(|e| format!("failed to take the append lock on {}: {e}", path.display()))?;
-    let mut content = Vec::new();
-    file.read_to_end(&mut content)
-        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    let seal_file = seal_path(path);
-    let seal_bytes = std::fs::read(&seal_file).map_err(|e| {
-        format!(
-            "cannot repair without the seal {}: {e}",
-            seal_file.display()
-        )
-    })?;
-    let seal = Seal::parse(&seal_bytes)?;
-    if let Some(key) = key {
-        seal.authenticate(key)
-            .map_err(|e| format!("cannot repair: the seal is forged or the key is wrong: {e}"))?;
-    }
-    let (keep, repaired) = repair_plan(&content, &seal)?;
-    if repaired.cut_bytes > 0 {
-        file.set_len(keep as u64)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("failed to cut {}: {e}", path.display()))?;
-    }
-    Ok(repaired)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hatch::fixtures::write_log;
-    use crate::hatch::{Event, EventKind, Hatch, HatchError, HatchOptions, Record, SyncMode};
+    use crate::hatch::{
+        Event, EventKind, Hatch, HatchError, HatchOptions, Record, SyncMode, repair_file,
+    };
 
     fn key_of(path: &Path) -> Keyring {
         Keyring::from_file(&default_key_path(path)).expect("seal key")

@@ -51,7 +51,8 @@ pub(super) fn open_seal(
     disk: &dyn Disk,
 ) -> Result<SealFile, HatchError> {
     let seal_file = seal_path(path);
-    let existing = match std::fs::read(&seal_file) {
+    // Never blocks on a FIFO put in the seal's place (see `regular`).
+    let existing = match super::regular::read(&seal_file) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(source) => {

@@ -61,6 +61,9 @@ pub enum VerifyReason {
     /// A record is missing, duplicated or out of order.
     #[error("seq gap: expected seq {expected}, found {found}")]
     SeqGap { expected: u64, found: u64 },
+    /// A record follows one whose seq is the largest there is (only a hostile log has one).
+    #[error("seq overflow: no record can follow seq {after}")]
+    SeqOverflow { after: u64 },
     /// `prev` is not the previous record's `hash`.
     #[error("prev mismatch: expected {expected}, found {found}")]
     PrevMismatch { expected: String, found: String },
@@ -74,7 +77,7 @@ pub enum VerifyReason {
 
 /// Verifies the log file at `path`.
 pub fn verify_file(path: &Path) -> Result<VerifySummary, VerifyError> {
-    let content = std::fs::read(path).map_err(|e| VerifyError {
+    let content = super::regular::read(path).map_err(|e| VerifyError {
         seq: 0,
         line: 0,
         reason: VerifyReason::Io(format!("failed to read hatch log {}: {e}", path.display())),
@@ -161,18 +164,20 @@ fn verify_parallel(content: &[u8], runs: &[Range<usize>]) -> Option<VerifySummar
             .collect()
     });
     let mut anchor = Anchor::genesis();
-    let mut total = 0;
+    let mut total: u64 = 0;
     for scanned in results {
         let scanned = scanned?;
+        // seqs come from the file: checked, a hostile one never overflows (it fails the
+        // stitch, and the sequential pass names it).
         if let Some((seq, prev)) = &scanned.first
-            && (*seq != anchor.seq + 1 || prev.as_bytes() != anchor.hash)
+            && (anchor.seq.checked_add(1) != Some(*seq) || prev.as_bytes() != anchor.hash)
         {
             return None;
         }
         if let Some(last) = scanned.last {
             anchor = last;
         }
-        total += scanned.lines;
+        total = total.checked_add(scanned.lines)?;
     }
     Some(VerifySummary {
         records: total,
@@ -249,11 +254,19 @@ fn scan(chunk: &[u8], anchor: Option<Anchor>) -> Result<Scanned, VerifyError> {
     let mut count = 0u64;
     for (index, line) in lines(chunk).enumerate() {
         count += 1;
-        let expected = previous.map_or(0, |p| p.seq + 1);
         let fail = |seq: u64, reason: VerifyReason| VerifyError {
             seq,
             line: index + 1,
             reason,
+        };
+        // The previous seq is the file's word (a run scanned without an anchor takes its first
+        // seq from the file): checked, so a hostile `u64::MAX` is an error, never a panic.
+        let expected = match previous {
+            None => 0,
+            Some(p) => p
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| fail(u64::MAX, VerifyReason::SeqOverflow { after: p.seq }))?,
         };
         let record: RecordRef<'_> = match serde_json::from_slice(line.bytes) {
             Ok(record) => record,
@@ -501,6 +514,47 @@ mod tests {
             VerifyReason::SeqGap {
                 expected: missing,
                 found: missing + 1
+            }
+        );
+    }
+
+    /// A hostile log: records from 101 on claim `seq = u64::MAX`, each with its own hash
+    /// recomputed. A run of them scanned on its own (as the parallel verifier does) used to
+    /// overflow `seq + 1` and panic; it is an error, and the verdict names record 101.
+    #[test]
+    fn a_hostile_max_seq_is_an_error_never_an_overflow() {
+        let content = in_memory_log(4000);
+        let mut records: Vec<crate::hatch::Record> = String::from_utf8(content)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for r in &mut records[100..] {
+            r.seq = u64::MAX;
+            r.hash = r.compute_hash();
+        }
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        let hostile = join_lines(&lines);
+        assert!(hostile.len() >= PARALLEL_VERIFY_MIN_BYTES);
+        // A later run, scanned without an anchor, as each thread of the parallel check does.
+        let later = join_lines(&lines[200..]);
+        let err = scan(&later, None)
+            .err()
+            .expect("a run of equal seqs is an error");
+        assert_eq!(err.reason, VerifyReason::SeqOverflow { after: u64::MAX });
+        for parts in 2..=MAX_VERIFY_THREADS {
+            assert!(verify_parallel(&hostile, &split_at_lines(&hostile, parts)).is_none());
+        }
+        let err = verify_bytes(&hostile).expect_err("hostile");
+        assert_eq!((err.seq, err.line), (101, 101));
+        assert_eq!(
+            err.reason,
+            VerifyReason::SeqGap {
+                expected: 101,
+                found: u64::MAX
             }
         );
     }

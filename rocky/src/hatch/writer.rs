@@ -9,8 +9,10 @@
 //! (`ftruncate`). If the disk refuses the rollback too, every later append first retries it
 //! and is refused, naming why, until it succeeds: the writer recovers when the disk does. In
 //! `batch` a failed group commit refuses every record it would have covered and every record
-//! written after them (they are cut with it). Every file operation goes through [`Disk`], the
-//! seam the fault tests use.
+//! written after them (they are cut with it). A writer never has more than
+//! [`MAX_UNSEALED_RECORDS`] written beyond its seal (`batch` appends wait for a commit first),
+//! so that is the most a crash leaves for `repair` to cut. Every file operation goes through
+//! [`Disk`], the seam the fault tests use.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -43,6 +45,16 @@ const TS_FORMAT: &[BorrowedFormatItem<'static>] =
 
 /// How many records a subscriber may fall behind before it starts missing some.
 const SUBSCRIBER_BACKLOG: usize = 1024;
+
+/// The most records a writer ever has written beyond what its seal on disk covers, and so the
+/// most a crash of the writer leaves unsealed: what `hatch repair` may cut (it refuses more).
+/// `always` and `none` write and seal one record at a time under the state lock (one at most,
+/// its append not answered yet); `batch` lets appends write while a group commit syncs, and
+/// makes an append wait for a commit before it writes a record beyond this many. Small, so a
+/// seal put back more than a few records early is never taken for a crash's; the console
+/// appends from its runtime's worker threads (one per core), so on up to 4 cores no append
+/// ever waits for room, and on more a group commit still shares one `fdatasync` among up to 4.
+pub const MAX_UNSEALED_RECORDS: u64 = 4;
 
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -144,6 +156,11 @@ pub struct Hatch {
     disk: Arc<dyn Disk>,
     commit: Mutex<Commit>,
     committed: Condvar,
+    /// `batch`: signalled (with `state`) when a commit or a rollback leaves room for more
+    /// records beyond the seal ([`MAX_UNSEALED_RECORDS`]).
+    room: Condvar,
+    /// `batch`: appends waiting for room now (what a test watches).
+    waiting_for_room: AtomicU64,
     /// Fault injection: appends from this seq on fail (`u64::MAX`: none); tests of the
     /// fail-closed paths.
     fail_from: AtomicU64,
@@ -215,6 +232,13 @@ impl Hatch {
                 path: path.to_owned(),
                 source,
             })?;
+        // A FIFO opened read-write does not block, but reading it would.
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(HatchError::Open {
+                path: path.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
         take_writer_lock(&file).map_err(|source| HatchError::Lock {
             path: path.to_owned(),
             source,
@@ -299,6 +323,8 @@ impl Hatch {
             disk,
             commit: Mutex::new(Commit::default()),
             committed: Condvar::new(),
+            room: Condvar::new(),
+            waiting_for_room: AtomicU64::new(0),
             fail_from: AtomicU64::new(u64::MAX),
         }
     }
@@ -344,6 +370,17 @@ impl Hatch {
             });
         }
         let mut guard = self.lock();
+        if self.sync == SyncMode::Batch {
+            // Never more than MAX_UNSEALED_RECORDS beyond the seal: a crash leaves no more.
+            while guard.file.is_some() && guard.unsealed() >= MAX_UNSEALED_RECORDS {
+                self.waiting_for_room.fetch_add(1, Ordering::SeqCst);
+                guard = self
+                    .room
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner);
+                self.waiting_for_room.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let state = &mut *guard;
         let seq = state.next_seq;
         if seq >= self.fail_from.load(Ordering::SeqCst) {
@@ -629,6 +666,7 @@ impl Hatch {
                 }
             }
             self.settle(&mut state);
+            self.room.notify_all();
             (state.epoch, state.sealed.records)
         };
         let mut commit = lock_commit();
@@ -673,10 +711,23 @@ impl Hatch {
         Ok((Self::records_of(&guard)?, self.feed.subscribe()))
     }
 
+    /// `batch`: how many appends wait for a commit to leave room beyond the seal.
+    #[cfg(test)]
+    pub(super) fn waiting_for_room(&self) -> u64 {
+        self.waiting_for_room.load(Ordering::SeqCst)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // State only changes after the write succeeded, so a panic elsewhere while holding the
         // lock cannot leave it half-updated.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Records written (and not cut off again) beyond what the seal on disk covers.
+    fn unsealed(&self) -> u64 {
+        (self.next_seq - 1).saturating_sub(self.sealed.records)
     }
 }
 

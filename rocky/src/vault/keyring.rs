@@ -191,7 +191,13 @@ impl Keyring {
             path: path.to_path_buf(),
             source,
         })?;
-        let file: KeyringFile = yaml_serde::from_str(&text).map_err(|e| VaultError::Parse {
+        Keyring::from_yaml(path, &text)
+    }
+
+    /// [`Keyring::from_file`] over the file's content already read (`path` names it in
+    /// errors).
+    pub fn from_yaml(path: &Path, text: &str) -> Result<Keyring, VaultError> {
+        let file: KeyringFile = yaml_serde::from_str(text).map_err(|e| VaultError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
