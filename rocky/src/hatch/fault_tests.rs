@@ -279,11 +279,14 @@ fn a_failed_seal_update_leaves_a_whole_seal_and_the_log_reopens() {
     }
 }
 
-/// A disk whose next `sync` waits to be released, then fails: a scripted interleaving.
+/// A disk whose next `sync` waits to be released, then fails (a scripted interleaving) or, with
+/// `succeeds`, goes through (a slow group commit).
 #[derive(Default)]
 struct GatedDisk {
     /// (tell the test the sync began, wait for the test to release it).
     gate: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+    /// The released sync succeeds instead of failing.
+    succeeds: bool,
 }
 
 impl Disk for GatedDisk {
@@ -295,7 +298,9 @@ impl Disk for GatedDisk {
         if let Some((began, release)) = gate {
             began.send(()).unwrap();
             release.recv().unwrap();
-            return Err(io::Error::from_raw_os_error(libc::EIO));
+            if !self.succeeds {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
         }
         RealDisk.sync(log)
     }
@@ -391,33 +396,6 @@ fn a_record_in_flight_behind_a_failing_group_commit_is_cut_and_never_read_as_sea
     assert_holds_exactly(&log, &[first, next], "after recovery");
 }
 
-/// A disk whose next `sync` waits to be released, then succeeds: a slow group commit.
-#[derive(Default)]
-struct SlowSyncDisk {
-    /// (tell the test the sync began, wait for the test to release it).
-    gate: Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
-}
-
-impl Disk for SlowSyncDisk {
-    fn write(&self, log: &File, line: &[u8]) -> io::Result<()> {
-        RealDisk.write(log, line)
-    }
-    fn sync(&self, log: &File) -> io::Result<()> {
-        let gate = self.gate.lock().unwrap().take();
-        if let Some((began, release)) = gate {
-            began.send(()).unwrap();
-            release.recv().unwrap();
-        }
-        RealDisk.sync(log)
-    }
-    fn truncate(&self, log: &File, len: u64) -> io::Result<()> {
-        RealDisk.truncate(log, len)
-    }
-    fn replace_seal(&self, path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
-        RealDisk.replace_seal(path, bytes, sync)
-    }
-}
-
 /// `batch`, scripted: while a group commit is slow, concurrent appends write at most
 /// `MAX_UNSEALED_RECORDS` records beyond the seal (what a crash can leave, so what `repair` may
 /// cut); the others wait for the commit, then every one goes through.
@@ -428,7 +406,10 @@ fn batch_never_writes_more_than_the_bound_beyond_its_seal() {
     let path = dir.path().join("hatch.jsonl");
     let options = HatchOptions::sealed(&default_key_path(&path), SyncMode::Batch).unwrap();
     let key = options.seal_key.clone().unwrap();
-    let disk = Arc::new(SlowSyncDisk::default());
+    let disk = Arc::new(GatedDisk {
+        succeeds: true,
+        ..GatedDisk::default()
+    });
     let hatch = Hatch::open_with_disk(&path, options, disk.clone()).unwrap();
     hatch.append(event(0)).unwrap();
     let lines = || {
