@@ -12,11 +12,11 @@
 //!   last run at all, fails saying so.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::support;
 
-use support::{copy_dir, path_with};
+use support::copy_dir;
 
 /// A checkout of its own: `features/` with the tiers, a scenario that passes and the
 /// ambiguous-referent fixture; the binaries beside a copy of `rocky-e2e`.
@@ -53,35 +53,15 @@ impl Checkout {
         }
     }
 
+    /// `rocky-e2e play ARGS` in this checkout, on the embedded topology: what is checked here
+    /// (referents, --last-failed) does not depend on it, and four plays on Docker cost the
+    /// required check ten seconds.
     fn play(&self, args: &[&str]) -> (Output, String) {
-        let out = Command::new(self.bin.join("rocky-e2e"))
-            .arg("play")
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("CARGO")
-            .env_remove("CARGO_MANIFEST_DIR")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("ROCKY_E2E")
-            // No engine answers there, so `play` takes the embedded topology: what is checked
-            // here (referents, --last-failed) does not depend on it, and four plays on Docker
-            // cost the required check ten seconds.
-            .env(
-                "DOCKER_HOST",
-                "unix:///nonexistent/rocky-e2e-test/docker.sock",
-            )
-            .env("PATH", path_with(&self.bin))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !text.contains("panicked at"),
-            "a panic reached the user:\n{text}"
-        );
-        (out, text)
+        support::run(
+            support::embedded(&self.bin.join("rocky-e2e"), &self.root)
+                .arg("play")
+                .args(args),
+        )
     }
 }
 

@@ -121,12 +121,14 @@ fn install() -> Result<PathBuf, String> {
     Ok(py)
 }
 
-/// Runs the consumer script; its JSON summary, `Err` when the consumer is not installed.
-fn consume(python: &Path, args: &[&Path]) -> Result<Value, String> {
+/// Runs the consumer script on `files` (each read by its kind, in one Python process): each
+/// file's summary, by file; `Err` when a consumer is not installed.
+fn consume(python: &Path, schema: &Path, files: &[&Path]) -> Result<Value, String> {
     let script = manifest().join("tests/fixtures/cucumber-messages/check.py");
     let out = Command::new(python)
         .arg(&script)
-        .args(args)
+        .arg(schema)
+        .args(files)
         .output()
         .unwrap_or_else(|e| panic!("failed to run {}: {e}", python.display()));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -139,10 +141,7 @@ fn consume(python: &Path, args: &[&Path]) -> Result<Value, String> {
             )
         })),
         Some(3) => Err(stderr.trim().to_owned()),
-        _ => panic!(
-            "a consumer refused {}:\n{stderr}",
-            args.last().unwrap().display()
-        ),
+        _ => panic!("a consumer refused one of {files:?}:\n{stderr}"),
     }
 }
 
@@ -181,40 +180,15 @@ impl Checkout {
 
     /// `rocky-e2e play ARGS` as phase `phase`, on the embedded topology; whether it passed.
     fn play(&self, phase: &str, args: &[&str]) -> bool {
-        let rest = std::env::var_os("PATH").unwrap_or_default();
-        let path = std::env::join_paths(
-            std::iter::once(self.bin.clone()).chain(std::env::split_paths(&rest)),
-        )
-        .unwrap();
-        let out = Command::new(self.bin.join("rocky-e2e"))
-            .arg("play")
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("CARGO")
-            .env_remove("CARGO_MANIFEST_DIR")
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("ROCKY_E2E")
-            // No engine answers there, so `play` takes the embedded topology.
-            .env(
-                "DOCKER_HOST",
-                "unix:///nonexistent/rocky-e2e-test/docker.sock",
-            )
-            .env("ROCKY_E2E_PHASE", phase)
-            .env("PATH", path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        let (out, text) = support::run(
+            support::embedded(&self.bin.join("rocky-e2e"), &self.root)
+                .env("ROCKY_E2E_PHASE", phase)
+                .arg("play")
+                .args(args),
         );
         assert!(
             text.contains("topology: embedded"),
             "phase {phase} did not run embedded:\n{text}"
-        );
-        assert!(
-            !text.contains("panicked at"),
-            "a panic reached the user:\n{text}"
         );
         out.status.success()
     }
@@ -492,25 +466,42 @@ fn messages_and_cucumber_json_of_two_phases_are_valid_and_merged() {
         Err(why) => return consumer_missing(&why),
     };
     let schema = manifest().join("tests/fixtures/cucumber-messages/messages.schema.json");
-    for file in [one.join("messages.ndjson"), reports.join("messages.ndjson")] {
-        let summary = match consume(&python, &[Path::new("messages"), &schema, &file]) {
-            Ok(s) => s,
-            Err(why) => return consumer_missing(&why),
-        };
+    let (one_messages, merged_messages) =
+        (one.join("messages.ndjson"), reports.join("messages.ndjson"));
+    let (one_cucumber, merged_cucumber) =
+        (one.join("cucumber.json"), reports.join("cucumber.json"));
+    let summaries = match consume(
+        &python,
+        &schema,
+        &[
+            &one_messages,
+            &merged_messages,
+            &one_cucumber,
+            &merged_cucumber,
+        ],
+    ) {
+        Ok(s) => s,
+        Err(why) => return consumer_missing(&why),
+    };
+    let of = |file: &Path| {
+        let summary = &summaries[file.to_str().unwrap()];
+        assert!(
+            !summary.is_null(),
+            "no summary of {}: {summaries}",
+            file.display()
+        );
+        summary.clone()
+    };
+    for file in [&one_messages, &merged_messages] {
+        let summary = of(file);
         assert!(
             summary["counts"]["testStepFinished"].as_u64() > Some(10),
             "{}: {summary}",
             file.display()
         );
     }
-    for (file, cases, failures) in [
-        (one.join("cucumber.json"), 3, 1),
-        (reports.join("cucumber.json"), 4, 1),
-    ] {
-        let summary = match consume(&python, &[Path::new("cucumber-json"), &file]) {
-            Ok(s) => s,
-            Err(why) => return consumer_missing(&why),
-        };
+    for (file, cases, failures) in [(&one_cucumber, 3, 1), (&merged_cucumber, 4, 1)] {
+        let summary = of(file);
         assert_eq!(
             (
                 summary["scenarios"].as_array().map(Vec::len),

@@ -5,11 +5,10 @@
 //! paths it is given.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::support;
 
-use support::{copy_dir, path_with};
+use support::copy_dir;
 
 #[test]
 fn a_copied_binary_plays_in_another_checkout() {
@@ -21,23 +20,11 @@ fn a_copied_binary_plays_in_another_checkout() {
     copy_dir(&source.join("features"), &checkout.join("features"));
     copy_dir(&source.join("snapshots"), &checkout.join("snapshots"));
 
+    // Nothing of cargo's: this is a binary on its own; the service binaries beside it first,
+    // rustc (the stand-in is compiled) after.
     let run = |args: &[&str]| {
-        let out = Command::new(bin.join("rocky-e2e"))
-            .args(args)
-            .current_dir(&checkout)
-            // Nothing of cargo's: this is a binary on its own.
-            .env_remove("CARGO")
-            .env_remove("CARGO_MANIFEST_DIR")
-            .env_remove("CARGO_TARGET_DIR")
-            // The service binaries beside it first; rustc (the stand-in is compiled) after.
-            .env("PATH", path_with(&bin))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (out, text) =
+            support::run(support::rocky_e2e(&bin.join("rocky-e2e"), &checkout).args(args));
         assert!(out.status.success(), "rocky-e2e {args:?} failed:\n{text}");
         text
     };
@@ -65,20 +52,11 @@ fn outside_a_checkout_every_command_says_what_to_do_without_a_panic() {
         &["play"][..],
         &["play", "--dry-run"][..],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
-            .args(args)
-            .current_dir(nowhere.path())
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .unwrap();
+        let (out, _) = support::run(support::rocky_e2e(&this_build(), nowhere.path()).args(args));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),
             "rocky-e2e {args:?} succeeded outside a checkout"
-        );
-        assert!(
-            !err.contains("panicked"),
-            "rocky-e2e {args:?} panicked:\n{err}"
         );
         assert!(
             err.contains("no features folder at") && err.contains("--features-dir"),
@@ -91,33 +69,9 @@ fn outside_a_checkout_every_command_says_what_to_do_without_a_panic() {
     }
 }
 
-/// `rocky-e2e ARGS` from `cwd` as a user runs it there: nothing of cargo's, the binaries beside
-/// it first, no engine (so `play` takes the embedded topology); its exit and its output.
-fn rocky_e2e_in(bin: &Path, cwd: &Path, args: &[&Path]) -> (std::process::ExitStatus, String) {
-    let out = Command::new(bin.join("rocky-e2e"))
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CARGO")
-        .env_remove("CARGO_MANIFEST_DIR")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("ROCKY_E2E")
-        .env(
-            "DOCKER_HOST",
-            "unix:///nonexistent/rocky-e2e-test/docker.sock",
-        )
-        .env("PATH", path_with(bin))
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !text.contains("panicked"),
-        "rocky-e2e {args:?} panicked:\n{text}"
-    );
-    (out.status, text)
+/// This build's `rocky-e2e`.
+fn this_build() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rocky-e2e"))
 }
 
 /// What `rocky-e2e` reads when the current directory has no `features/`: the features folder
@@ -142,7 +96,11 @@ fn away_from_a_checkout_play_reads_the_features_folder_of_its_paths() {
     std::fs::copy(&passes, &loose).unwrap();
     let cwd = elsewhere.path().join("empty");
     std::fs::create_dir(&cwd).unwrap();
-    let run = |args: &[&Path]| rocky_e2e_in(&bin, &cwd, args);
+    // As a user runs it there, with no engine (so `play` takes the embedded topology).
+    let run = |args: &[&Path]| {
+        let (out, text) = support::run(support::embedded(&bin.join("rocky-e2e"), &cwd).args(args));
+        (out.status, text)
+    };
     let (play, dry) = (Path::new("play"), Path::new("--dry-run"));
 
     // --dry-run: the given folder, and a file in no features folder at all (it reads no tiers).
@@ -199,17 +157,15 @@ fn snapshots_summary_names_its_folder_and_refuses_one_that_is_not_there() {
     }
     assert!(pending > 0, "the fixture holds no pending snapshot");
     let summary = |cwd: &Path, extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
-            .args(["snapshots", "summary"])
-            .args(extra)
-            .current_dir(cwd)
-            .output()
-            .unwrap();
+        let (out, _) = support::run(
+            support::rocky_e2e(&this_build(), cwd)
+                .args(["snapshots", "summary"])
+                .args(extra),
+        );
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
-        assert!(!stderr.contains("panicked"), "{stderr}");
         (out.status, stdout, stderr)
     };
 
@@ -295,24 +251,12 @@ fn a_broken_feature_fails_naming_its_file_line_and_reason() {
         let file = features.join(format!("{name}.feature"));
         std::fs::write(&file, text).unwrap();
         for args in [&["play", "--dry-run"][..], &["play"][..]] {
-            let out = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
-                .args(args)
-                .arg(&file)
-                .current_dir(&checkout)
-                .env_remove("ROCKY_E2E")
-                .env(
-                    "DOCKER_HOST",
-                    "unix:///nonexistent/rocky-e2e-test/docker.sock",
-                )
-                .output()
-                .unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+            let (out, text) = support::run(
+                support::embedded(&this_build(), &checkout)
+                    .args(args)
+                    .arg(&file),
             );
             assert!(!out.status.success(), "{args:?} {name} passed:\n{text}");
-            assert!(!text.contains("panicked"), "{text}");
             let want = format!("rocky-e2e: {}:{want}", file.display());
             assert!(
                 text.contains(&want),

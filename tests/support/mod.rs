@@ -1,7 +1,8 @@
-//! What the tests that copy a checkout share: the copy, and a `PATH` that finds the copied
-//! binaries first.
+//! What the tests that copy a checkout share: the copy, a `PATH` that finds the copied
+//! binaries first, and `rocky-e2e` run as a user runs it.
 
 use std::path::Path;
+use std::process::{Command, Output};
 
 /// Copies the tree `from` to `to`, folders and files.
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -22,6 +23,72 @@ pub fn path_with(dir: &Path) -> std::ffi::OsString {
     let rest = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(std::iter::once(dir.to_owned()).chain(std::env::split_paths(&rest)))
         .unwrap()
+}
+
+/// `program` (a `rocky-e2e`) as a user runs it from `cwd`: nothing of cargo's or of the test
+/// runner's in its environment (`CARGO`, `CARGO_MANIFEST_DIR`, `CARGO_TARGET_DIR`, every
+/// `NEXTEST*`: under `cargo nextest` it would take itself for one of nextest's tests), no
+/// `ROCKY_E2E_PHASE`, and the binaries beside it first on `PATH`. The e2e gate (`ROCKY_E2E`)
+/// and the engine are the caller's: see [`embedded`].
+#[allow(
+    dead_code,
+    reason = "not every test binary that shares this module runs one"
+)]
+pub fn rocky_e2e(program: &Path, cwd: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .current_dir(cwd)
+        .env_remove("CARGO")
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("ROCKY_E2E_PHASE");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("NEXTEST") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(dir) = program.parent() {
+        command.env("PATH", path_with(dir));
+    }
+    command
+}
+
+/// [`rocky_e2e`] with no engine answering and no e2e gate demanding one, so `play` and `up`
+/// take the embedded topology.
+#[allow(
+    dead_code,
+    reason = "not every test binary that shares this module runs one"
+)]
+pub fn embedded(program: &Path, cwd: &Path) -> Command {
+    let mut command = rocky_e2e(program, cwd);
+    command.env_remove("ROCKY_E2E").env(
+        "DOCKER_HOST",
+        "unix:///nonexistent/rocky-e2e-test/docker.sock",
+    );
+    command
+}
+
+/// Runs `command` to its end: its output, and its stdout and stderr as one text. A panic in
+/// it fails the test (no panic reaches a user).
+#[allow(
+    dead_code,
+    reason = "not every test binary that shares this module runs one"
+)]
+pub fn run(command: &mut Command) -> (Output, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("failed to run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("panicked at"),
+        "a panic reached the user of {:?}:\n{text}",
+        command.get_args().collect::<Vec<_>>()
+    );
+    (out, text)
 }
 
 /// `dir/bin` holding this build's `rocky-e2e` and the service binaries (built first if
