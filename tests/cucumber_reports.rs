@@ -8,7 +8,9 @@
 //!   schema (cucumber/messages v34.2.0, vendored in `tests/fixtures/cucumber-messages/`,
 //!   checked with PyPI `jsonschema`) and be read by PyPI `cucumber-messages` 34.2.0.
 //! - `cucumber.json` is checked for its structure here, and read by two PyPI consumers:
-//!   `cucumber-json-aggregator --strict` and `cucumber-json-to-junit-xml`.
+//!   `cucumber-json-aggregator`'s loader (strict: any warning fails) and
+//!   `cucumber-json-to-junit-xml`. All four files are read in one Python process
+//!   (`tests/fixtures/cucumber-messages/check.py`), so each consumer's import is paid once.
 //! - The merged set at `target/rocky-e2e/` holds every scenario of both phases, in both files.
 //! - Each phase keeps its scenarios' HATCH checkpoints beside its reports
 //!   (`phases/<phase>/checkpoints/`): phase two's run of a scenario does not overwrite phase
