@@ -174,9 +174,45 @@ pub(super) fn holder(file: &File, ask_writer_lock: bool) -> Option<i32> {
     }
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata().ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    flock_holder(&locks, meta.dev(), meta.ino())
+    // A lock taken or released between two reads of `/proc/locks` can hide the holder's line
+    // (see [`read_proc_locks`]): a line missing is looked for again in a fresh read.
+    (0..PROC_LOCKS_READS)
+        .find_map(|_| flock_holder(&read_proc_locks().ok()?, meta.dev(), meta.ino()))
 }
+
+/// How many times [`holder`] reads `/proc/locks` before it concludes no `flock` names a holder.
+const PROC_LOCKS_READS: usize = 3;
+
+/// `/proc/locks`, read in reads of [`PROC_LOCKS_CHUNK`] bytes.
+///
+/// The kernel lists the locks of the whole machine (every process's, not only this one's) by
+/// their position in its list, and every `read` starts a fresh walk of it at the position the
+/// last one stopped at: a lock released meanwhile at an earlier position moves every later one
+/// up, and the line that moved to the resume position is never returned. Within one `read`
+/// the list holds still, and one `read` returns at most a page of lines: asking for more than
+/// a page each time makes a list of up to a page (a machine's usual few dozen locks) one walk,
+/// and a longer one as few walks as can be; [`holder`] reads again when its line is missing.
+/// `std::fs::read_to_string` started with a 32-byte read and doubled it, which cut even a list
+/// of a dozen locks into half a dozen walks: with other locks coming and going (other logs'
+/// append locks, `cargo`'s) it missed the writer's line in about one read in twenty.
+fn read_proc_locks() -> io::Result<String> {
+    use std::io::Read;
+    let mut file = File::open("/proc/locks")?;
+    let mut text = Vec::new();
+    let mut chunk = vec![0u8; PROC_LOCKS_CHUNK];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(text).map_err(io::Error::other)
+}
+
+/// Bytes asked for by each read of `/proc/locks`: more than the page the kernel fills at most.
+const PROC_LOCKS_CHUNK: usize = 64 * 1024;
 
 /// In `/proc/locks` (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`, device numbers in hex),
 /// the pid holding an exclusive `flock` on the file `dev`/`ino`.
@@ -350,6 +386,44 @@ mod tests {
         assert_eq!(flock_holder(locks, dev(8, 2), 1000), None, "shared");
         assert_eq!(flock_holder(locks, dev(8, 1), 999), None, "another device");
         assert_eq!(flock_holder(locks, dev(0xfd, 1), 5), None);
+    }
+
+    /// The writer lock's holder is named while other locks on the machine come and go (other
+    /// logs' writers and readers, `cargo`'s): read in small pieces, `/proc/locks` now and then
+    /// lost the writer's line, and a reader that gave up named no writer.
+    #[test]
+    fn the_flock_holder_is_found_while_other_locks_come_and_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(dir.path().join(name))
+                .unwrap()
+        };
+        let writer = open("hatch.jsonl");
+        take_writer_lock(&writer).unwrap();
+        let pid = i32::try_from(std::process::id()).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let missed = std::thread::scope(|scope| {
+            for t in 0..2 {
+                let others: Vec<File> = (0..4).map(|i| open(&format!("other-{t}-{i}"))).collect();
+                let done = &done;
+                scope.spawn(move || {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        others.iter().for_each(|f| f.lock().unwrap());
+                        others.iter().for_each(|f| f.unlock().unwrap());
+                    }
+                });
+            }
+            let missed = (0..5000)
+                .filter(|_| holder(&writer, true) != Some(pid))
+                .count();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            missed
+        });
+        assert_eq!(missed, 0, "the holder went unnamed {missed} times in 5000");
     }
 
     /// A log closed while a child forked from this process has not exec'd yet can be opened
