@@ -33,6 +33,7 @@ impl Checkout {
         let dir = tempfile::tempdir().unwrap();
         let bin = support::install_binaries(dir.path());
         let root = dir.path().join("checkout");
+        support::seed_standin_cache(&root);
         let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let features = root.join("features");
         copy_dir(&source.join("features/tiers"), &features.join("tiers"));

@@ -166,6 +166,7 @@ impl Checkout {
         let dir = tempfile::tempdir().unwrap();
         let bin = support::install_binaries(dir.path());
         let root = dir.path().join("checkout");
+        support::seed_standin_cache(&root);
         let features = root.join("features");
         std::fs::create_dir_all(features.join("tiers")).unwrap();
         for tier in std::fs::read_dir(manifest().join("features/tiers")).unwrap() {

@@ -84,6 +84,7 @@ fn away_from_a_checkout_play_reads_the_features_folder_of_its_paths() {
     let bin = support::install_binaries(elsewhere.path());
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let features = elsewhere.path().join("x/features");
+    support::seed_standin_cache(&elsewhere.path().join("x"));
     copy_dir(&source.join("features/tiers"), &features.join("tiers"));
     let passes = features.join("passes.feature");
     std::fs::write(

@@ -113,6 +113,23 @@ pub fn install_binaries(dir: &Path) -> std::path::PathBuf {
     bin
 }
 
+/// Gives the checkout at `root` this machine's compiled stand-in in its cache
+/// (`root/target/rocky-e2e/cache/`, keyed by source, toolchain and flags), as a checkout that
+/// has played once has it. Compiling it (static, LTO) took ~1.2 CPU-s of each test's first
+/// play; that compile is `images::standin`'s unit tests' to check, and
+/// `portable_cli::a_copied_binary_plays_in_another_checkout` still plays from an empty cache.
+#[allow(
+    dead_code,
+    reason = "not every test binary that shares this module plays"
+)]
+pub fn seed_standin_cache(root: &Path) {
+    let built = rocky_e2e::images::standin_binary(&rocky_e2e::images::default_cache_dir())
+        .unwrap_or_else(|e| panic!("the stand-in does not compile: {e}"));
+    let cache = root.join("target/rocky-e2e/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    link_or_copy(&built, &cache.join(built.file_name().unwrap()));
+}
+
 /// A hard link where `from` and `to` share a file system, else a copy. The debug binaries are
 /// ≈ 290 MB together and three tests install them at once: linking spares the required check
 /// a gigabyte of copying. Another path is what an install is (cargo replaces the files it
