@@ -7,11 +7,14 @@
 //! Docker engine and runs in every `cargo test`.
 
 use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use rocky::api::console::SubmitRequest;
 use rocky::client::ConsoleClient;
+
+use crate::support;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -53,25 +56,21 @@ async fn up_stopped_by_a_signal_records_every_teardown_in_hatch() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state_dir = dir.path().join("state");
     let err_log = dir.path().join("up.err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
-        .arg("up")
-        .arg("--state-dir")
-        .arg(&state_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        // No engine answers there, and no e2e gate demands one: `up` takes the embedded
-        // topology.
-        .env_remove("ROCKY_E2E")
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", dir.path().join("no-engine.sock").display()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(&err_log).expect("a log file"),
-        ))
-        .spawn()
-        .expect("spawn rocky-e2e up");
+    // No engine answers, and no e2e gate demands one: `up` takes the embedded topology.
+    let mut child = support::embedded(
+        Path::new(env!("CARGO_BIN_EXE_rocky-e2e")),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
+    .arg("up")
+    .arg("--state-dir")
+    .arg(&state_dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::from(
+        std::fs::File::create(&err_log).expect("a log file"),
+    ))
+    .spawn()
+    .expect("spawn rocky-e2e up");
     let stdout = child.stdout.take().expect("piped");
     let pid = child.id();
     let mut up = Up(Some(child));
@@ -185,16 +184,14 @@ async fn up_stopped_by_a_signal_records_every_teardown_in_hatch() {
     );
 
     // The log still verifies, chain, seal and key.
-    let verify = Command::new(env!("CARGO_BIN_EXE_rocky-e2e"))
+    let (verify, text) = support::run(
+        support::rocky_e2e(
+            Path::new(env!("CARGO_BIN_EXE_rocky-e2e")),
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
         .args(["hatch", "verify"])
         .arg(&hatch)
-        .args(["--key", &key])
-        .output()
-        .expect("run rocky-e2e hatch verify");
-    assert!(
-        verify.status.success(),
-        "hatch verify: {}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
+        .args(["--key", &key]),
     );
+    assert!(verify.status.success(), "hatch verify: {text}");
 }
