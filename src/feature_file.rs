@@ -18,6 +18,18 @@ use cucumber::gherkin::{self, GherkinEnv};
 pub fn parse(path: &Path, shown: &str) -> Result<gherkin::Feature, String> {
     let mut text =
         std::fs::read_to_string(path).map_err(|e| format!("{shown}: failed to read: {e}"))?;
+    // gherkin ends a line only at `\n`: after a bare `\r` (old Mac line ends) the rest of the
+    // file would be one line, its scenarios part of the feature's title, and nothing would run.
+    if let Some(at) = text
+        .char_indices()
+        .find(|&(i, c)| c == '\r' && !text[i + 1..].starts_with('\n'))
+        .map(|(i, _)| i)
+    {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(format!(
+            "{shown}:{line}: a line ends in a carriage return without a line feed (CR-only line ends): gherkin would read what follows it as part of this line, so scenarios after it would not run; save the file with \\n (or \\r\\n) line ends"
+        ));
+    }
     // gherkin parses the text with a newline added when it has none; spans count in that text.
     if !text.ends_with('\n') {
         text.push('\n');

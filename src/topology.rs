@@ -80,6 +80,7 @@ pub async fn init(policy: Policy) -> Result<&'static Topology, String> {
     if let Some(t) = TOPOLOGY.get() {
         return Ok(t);
     }
+    sweep_scratch()?;
     let cache = crate::layout::target_dir().join("cache");
     let use_docker =
         gate_open() || (policy == Policy::Best && rocky::docker::connect().await.is_ok());
@@ -176,6 +177,22 @@ async fn sweep_leftovers(docker: &bollard::Docker) -> Result<(), String> {
     );
     for line in &stale {
         eprintln!("  - {line}");
+    }
+    Ok(())
+}
+
+/// Removes the scratch folders of killed runs (their HATCH logs and keys, hearth's state, the
+/// tokens and vaults) on either topology, and says what it removed.
+fn sweep_scratch() -> Result<(), String> {
+    let removed = crate::stack::scratch::sweep_stale()?;
+    if !removed.is_empty() {
+        eprintln!(
+            "rocky-e2e: start-of-run sweep removed {} scratch folder(s) left by killed runs:",
+            removed.len()
+        );
+        for path in &removed {
+            eprintln!("  - {}", path.display());
+        }
     }
     Ok(())
 }

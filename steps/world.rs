@@ -172,9 +172,7 @@ impl PlayWorld {
     }
 
     fn new() -> PlayWorld {
-        let dir = tempfile::Builder::new()
-            .prefix("rocky-e2e-")
-            .tempdir()
+        let dir = crate::stack::scratch::create(crate::stack::scratch::Kind::Scenario)
             .expect("create a scenario directory");
         let options = topology::get().stack_options(dir.path().to_owned());
         PlayWorld {

@@ -268,3 +268,109 @@ fn a_broken_feature_fails_naming_its_file_line_and_reason() {
         std::fs::remove_file(&file).unwrap();
     }
 }
+
+/// A `play` killed mid-scenario (SIGKILL: nothing of it runs again) leaves its scenario's
+/// scratch folder (the HATCH log and its key, hearth's state), and the next run's start removes
+/// it, naming it; a folder of a live run is never touched. Both runs use a temporary folder of
+/// the test's own (`TMPDIR`), so no other test's folders are judged.
+#[test]
+fn the_next_run_removes_the_scratch_folder_of_a_killed_play() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    let root = tempfile::tempdir().unwrap();
+    let tmp = root.path().join("t");
+    std::fs::create_dir(&tmp).unwrap();
+    let checkout = root.path().join("x");
+    let features = checkout.join("features");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("features/tiers"),
+        &features.join("tiers"),
+    );
+    support::seed_standin_cache(&checkout);
+    std::fs::write(
+        features.join("held.feature"),
+        "Feature: held\n  Scenario: a provision that outlasts the harness\n    Given service \"lore\" of tier \"solo\" becomes healthy after 600000 ms\n    And a rocky stack\n    When I provision workspace \"a\" on tier \"solo\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        features.join("quick.feature"),
+        "Feature: quick\n  Scenario: nothing to do\n    Given a rocky stack\n",
+    )
+    .unwrap();
+    // A live run's folder, which the sweep must leave.
+    let live = tmp.join("rocky-e2e-live00");
+    std::fs::create_dir(&live).unwrap();
+    let me = rocky::docker::owner::ProcessId::this_process();
+    std::fs::write(
+        live.join(".owner"),
+        format!("{}\n{}\n{}\n{}\n", me.host, me.pidns, me.pid, me.start),
+    )
+    .unwrap();
+
+    let scratch = |dir: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p != &live && p.join(".owner").is_file())
+            .collect();
+        found.sort();
+        found
+    };
+    // In a process group of its own, so one SIGKILL takes the harness and its hearth at once.
+    let mut held = support::embedded(&this_build(), &checkout)
+        .args(["play", "features/held.feature"])
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let left = loop {
+        let found = scratch(&tmp);
+        if !found.is_empty() {
+            break found;
+        }
+        if let Some(status) = held.try_wait().unwrap() {
+            panic!("the held play ended ({status}) before it made its scratch folder");
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the held play made no scratch folder in {} within {DEADLINE:?}",
+            tmp.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) on the process group this test made.
+    unsafe {
+        libc::kill(-(held.id() as i32), libc::SIGKILL);
+    }
+    held.wait().unwrap();
+    assert_eq!(
+        scratch(&tmp),
+        left,
+        "nothing cleans up after a SIGKILL: the folder is still there"
+    );
+
+    let (out, text) = support::run(
+        support::embedded(&this_build(), &checkout)
+            .args(["play", "features/quick.feature"])
+            .env("TMPDIR", &tmp),
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("start-of-run sweep removed 1 scratch folder(s) left by killed runs"),
+        "{text}"
+    );
+    for path in &left {
+        assert!(
+            text.contains(&path.display().to_string()),
+            "{path:?} not named in:\n{text}"
+        );
+    }
+    assert_eq!(scratch(&tmp), Vec::<PathBuf>::new(), "{text}");
+    assert!(live.is_dir(), "a live run's folder was removed:\n{text}");
+}

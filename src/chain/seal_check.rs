@@ -170,8 +170,9 @@ pub fn verify_now(log: &Path) -> Result<u64, String> {
         .map_err(|e| format!("HATCH log {} does not verify: {e}", log.display()))
 }
 
-/// A file name from a test name: letters, digits, `-`, `_` and `.`; the rest `-`.
-fn file_name(name: &str) -> String {
+/// A file name from a test name: letters, digits, `-`, `_` and `.`; the rest `-`. The
+/// catalogue refuses two scenarios with one file name, so no checkpoint replaces another's.
+pub(crate) fn file_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {

@@ -67,12 +67,22 @@ pub fn catalogue(inputs: &[PathBuf], features_dir: &Path) -> Result<Vec<Entry>, 
     let mut out = Vec::new();
     for file in files {
         let feature = crate::feature_file::parse(&file, &file.display().to_string())?;
+        let before = out.len();
         let prefix = test_prefix(&file, features_dir);
         let groups = std::iter::once((None, &feature.scenarios))
             .chain(feature.rules.iter().map(|r| (Some(r), &r.scenarios)));
         for (rule, scenarios) in groups {
             for scenario in scenarios {
-                for (row, expanded) in expand(&feature, scenario)?.into_iter().enumerate() {
+                let expanded_all = expand(&feature, scenario)?;
+                if expanded_all.is_empty() {
+                    return Err(format!(
+                        "{}:{}: the outline {:?} has no Examples row, so it would run nothing: give its Examples a row under the header",
+                        file.display(),
+                        scenario.position.line,
+                        scenario.name.trim()
+                    ));
+                }
+                for (row, expanded) in expanded_all.into_iter().enumerate() {
                     let mut name = prefix.clone();
                     if let Some(r) = rule {
                         name.push_str("::");
@@ -100,12 +110,34 @@ pub fn catalogue(inputs: &[PathBuf], features_dir: &Path) -> Result<Vec<Entry>, 
                 }
             }
         }
+        if out.len() == before {
+            return Err(format!(
+                "{}:{}: the feature {:?} holds no scenario, so nothing of it would run: a file a run is given must hold at least one",
+                file.display(),
+                feature.position.line,
+                feature.name.trim()
+            ));
+        }
     }
     let mut seen = HashSet::new();
+    let mut files = std::collections::HashMap::new();
     for e in &out {
         if !seen.insert(e.name.as_str()) {
             return Err(format!(
                 "two scenarios are both named {:?} ({}:{}): scenario names must be unique within a feature (put a <placeholder> in an outline's name)",
+                e.name,
+                e.path.display(),
+                e.line
+            ));
+        }
+        // Each scenario keeps its HATCH checkpoint in a file named after it.
+        let file = crate::chain::seal_check::file_name(&e.name);
+        if let Some(other) = files.insert(file.clone(), e) {
+            return Err(format!(
+                "scenarios {:?} ({}:{}) and {:?} ({}:{}) differ only in characters a file name cannot hold, so their HATCH checkpoints would share one file ({file}…seal): name them apart in letters, digits, `-`, `_` or `.`",
+                other.name,
+                other.path.display(),
+                other.line,
                 e.name,
                 e.path.display(),
                 e.line
@@ -204,5 +236,72 @@ mod tests {
         )]);
         let err = catalogue(&[dir.path().to_owned()], dir.path()).unwrap_err();
         assert!(err.contains("\"f::same\""), "{err}");
+    }
+
+    /// Bug: each of these ran nothing and the run was green ("0 scenarios: 0 passed"): a file
+    /// with CR-only line ends (its scenarios read as the feature's title), a feature without a
+    /// scenario, and an outline whose Examples have no row.
+    #[test]
+    fn a_file_that_would_run_nothing_is_refused_naming_its_line() {
+        for (text, line, reason) in [
+            (
+                "Feature: cr\r  Scenario: y\r    Given a rocky stack\r",
+                1,
+                "carriage return without a line feed",
+            ),
+            (
+                "Feature: ok\n  Scenario: x\n    Given a\r\n  Scenario: y\r    Given b\n",
+                4,
+                "carriage return without a line feed",
+            ),
+            (
+                "# a comment\nFeature: empty\n  Some words.\n",
+                2,
+                "holds no scenario",
+            ),
+            (
+                "Feature: F\n\n  Scenario Outline: case <n>\n    Given <n>\n\n    Examples:\n      | n |\n",
+                3,
+                "has no Examples row",
+            ),
+        ] {
+            let dir = dir_with(&[("f.feature", text)]);
+            let err = catalogue(&[dir.path().to_owned()], dir.path()).unwrap_err();
+            assert!(
+                err.contains(&format!("f.feature:{line}: ")) && err.contains(reason),
+                "{text:?}: {err}"
+            );
+        }
+        // CRLF line ends are fine.
+        let dir = dir_with(&[(
+            "f.feature",
+            "Feature: ok\r\n  Scenario: x\r\n    Given a\r\n",
+        )]);
+        assert_eq!(
+            catalogue(&[dir.path().to_owned()], dir.path())
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// Bug: `a b` and `a/b` both kept their checkpoint in `f--a-b--….seal`, so one of them
+    /// silently lost it.
+    #[test]
+    fn names_that_would_share_a_checkpoint_file_are_refused() {
+        let dir = dir_with(&[(
+            "f.feature",
+            "Feature: F\n  Scenario: a b\n    Given a\n  Scenario: a/b\n    Given b\n",
+        )]);
+        let err = catalogue(&[dir.path().to_owned()], dir.path()).unwrap_err();
+        for needle in [
+            "\"f::a b\"",
+            "f.feature:2",
+            "\"f::a/b\"",
+            "f.feature:4",
+            "f--a-b",
+        ] {
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
     }
 }

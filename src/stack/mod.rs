@@ -25,6 +25,7 @@ pub mod leftovers;
 mod options;
 pub mod processes;
 mod running;
+pub mod scratch;
 pub mod shared;
 pub mod tenant;
 

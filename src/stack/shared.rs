@@ -128,9 +128,7 @@ async fn acquire(opts: &StackOptions) -> Result<Arc<Stack>, StackError> {
     let stack = entry
         .stack
         .get_or_try_init(|| async {
-            let dir = tempfile::Builder::new()
-                .prefix("rocky-e2e-shared-")
-                .tempdir()
+            let dir = super::scratch::create(super::scratch::Kind::Shared)
                 .map_err(|e| StackError::Setup(format!("create a shared stack directory: {e}")))?;
             let mut shared = opts.clone();
             shared.session = rocky::ids::random_hex(6);
