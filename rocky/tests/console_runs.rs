@@ -184,3 +184,54 @@ async fn a_record_the_follower_could_not_append_shows_on_the_view() {
         ]
     );
 }
+
+/// Bug: a prompt past the worker's size limit reached the worker, and the caller got 502
+/// `worker_refused` for its own mistake. The console checks the worker's limits itself: 400,
+/// naming the prompt and the limit, and nothing is recorded or sent to the worker.
+#[tokio::test]
+async fn a_prompt_past_the_workers_limit_is_the_callers_400() {
+    use rocky::worker_limits::{MAX_PROMPT_BYTES, MAX_PROMPTS};
+    let s = stack().await;
+    s.provision("ws-big").await;
+    let kinds = s.kinds();
+    let big = "a".repeat(MAX_PROMPT_BYTES + 1);
+    let too_many = vec!["p"; MAX_PROMPTS + 1];
+    for (prompts, says) in [
+        (
+            vec!["a", big.as_str()],
+            format!(
+                "prompt 2 is {} bytes, more than {MAX_PROMPT_BYTES}",
+                MAX_PROMPT_BYTES + 1
+            ),
+        ),
+        (
+            too_many,
+            format!("a run needs 1..={MAX_PROMPTS} prompts, got 65"),
+        ),
+        (
+            Vec::new(),
+            format!("a run needs 1..={MAX_PROMPTS} prompts, got 0"),
+        ),
+    ] {
+        let (status, body) = s.submit("ws-big", &prompts).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&says),
+            "{body}"
+        );
+    }
+    assert_eq!(s.kinds(), kinds, "a refused submission was recorded");
+    assert_eq!(
+        s.worker_answers("/v1/runs"),
+        Vec::new(),
+        "the worker was called"
+    );
+    // The limit itself is accepted.
+    let at_limit = "a".repeat(MAX_PROMPT_BYTES);
+    let (status, body) = s.submit("ws-big", &[at_limit.as_str()]).await;
+    assert_eq!(status, 202, "{body}");
+}

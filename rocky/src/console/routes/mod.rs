@@ -36,8 +36,6 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// Default RALPH iteration cap when a submission names none.
 pub(super) const DEFAULT_MAX_RALPH_ITERS: u32 = 5;
-/// Most prompts one run may carry.
-pub(super) const MAX_PROMPTS: usize = 64;
 
 type Shared = Arc<Console>;
 

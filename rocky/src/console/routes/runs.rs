@@ -18,7 +18,7 @@ use crate::auth::Right;
 use crate::console::RunView;
 use crate::http::ApiError;
 
-use super::{DEFAULT_MAX_RALPH_ITERS, MAX_PROMPTS};
+use super::DEFAULT_MAX_RALPH_ITERS;
 
 pub(super) async fn submit_run(
     State(console): State<Shared>,
@@ -27,14 +27,13 @@ pub(super) async fn submit_run(
 ) -> Result<Response, ApiError> {
     let who = authorize(&console, &headers, Right::SubmitRuns)?;
     let req: SubmitRequest = parse(body)?;
-    if req.prompts.is_empty() || req.prompts.len() > MAX_PROMPTS {
+    // The worker's own limits, checked here: a size out of range is the caller's 400, never
+    // a 502 `worker_refused` after a call to the worker (contract §9).
+    if let Err(why) = crate::worker_limits::check_prompts(&req.prompts) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadRequest,
-            format!(
-                "a run needs 1..={MAX_PROMPTS} prompts, got {}",
-                req.prompts.len()
-            ),
+            why,
         ));
     }
     let max_iters = req.max_ralph_iters.unwrap_or(DEFAULT_MAX_RALPH_ITERS);
