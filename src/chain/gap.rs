@@ -91,7 +91,7 @@ pub fn check(
         Row::Unexpected { .. } => mode == Mode::Exact,
     });
     let Some(row) = first else { return Ok(()) };
-    let gap = describe(&rows, row);
+    let gap = describe(&rows, row, &slots);
     Err(Box::new(GapReport {
         mode,
         expected: expected.to_string(),
@@ -101,7 +101,21 @@ pub fn check(
     }))
 }
 
-fn describe(rows: &[Row], row: usize) -> Gap {
+/// Whether the chain holds an event of the slot labelled `label` that the alignment placed
+/// nowhere in the expected order (it fired, out of order), rather than none at all.
+fn fired_elsewhere(rows: &[Row], slots: &[Slot], label: &str) -> bool {
+    let Some(slot) = slots.iter().find(|s| s.label == label) else {
+        return false;
+    };
+    rows.iter().any(|r| match r {
+        Row::Unexpected { observed, .. } | Row::Replaced { observed, .. } => {
+            slot.pattern.matches(observed)
+        }
+        _ => false,
+    })
+}
+
+fn describe(rows: &[Row], row: usize, slots: &[Slot]) -> Gap {
     let observed_after: Vec<&str> = rows[row..]
         .iter()
         .filter_map(|r| match r {
@@ -130,11 +144,17 @@ fn describe(rows: &[Row], row: usize) -> Gap {
                 Some(next) => format!("; the chain went on with {next}"),
                 None => "; nothing was recorded after it".into(),
             };
+            // It fired, but not where the expected order puts it: "never fired" would be false.
+            let what = if fired_elsewhere(rows, slots, expected) {
+                "fired out of the expected order (the chain holds it elsewhere)"
+            } else {
+                "never fired"
+            };
             Gap {
                 row,
                 act: Some(*act),
                 summary: format!(
-                    "{expected} never fired (act {} {}){tail}",
+                    "{expected} {what} (act {} {}){tail}",
                     act.number(),
                     act.name()
                 ),
@@ -405,6 +425,48 @@ mod tests {
             Row::Missing { .. } | Row::Unexpected { .. }
         ));
         assert_eq!(report.gap.act, Some(Act::Teardown));
+    }
+
+    /// Bug: `hearth.decommissioned → hearth.provisioned` against a chain that provisioned,
+    /// then tore down, said "hearth.decommissioned never fired", beside a chain showing it.
+    #[test]
+    fn an_event_that_fired_out_of_order_is_not_said_never_to_have_fired() {
+        let observed = [
+            "hearth.provisioning_started",
+            "hearth.provisioned",
+            "hearth.decommission_started",
+            "hearth.decommissioned",
+        ]
+        .map(String::from);
+        let expected = ExpectedChain::parse("hearth.decommissioned → hearth.provisioned").unwrap();
+        let report = check(
+            &expected,
+            &observed,
+            Mode::Subsequence,
+            &Evidence::default(),
+        )
+        .unwrap_err();
+        assert!(
+            report.gap.summary.starts_with(
+                "hearth.decommissioned fired out of the expected order (the chain holds it elsewhere)"
+            ),
+            "{}",
+            report.gap.summary
+        );
+        // One that is nowhere in the chain still never fired.
+        let expected = ExpectedChain::parse("hearth.provisioned → hearth.failed").unwrap();
+        let report = check(
+            &expected,
+            &observed,
+            Mode::Subsequence,
+            &Evidence::default(),
+        )
+        .unwrap_err();
+        assert!(
+            report.gap.summary.starts_with("hearth.failed never fired"),
+            "{}",
+            report.gap.summary
+        );
     }
 
     #[test]

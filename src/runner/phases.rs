@@ -163,6 +163,26 @@ pub fn publish_checkpoints(root: &Path) -> Result<usize, String> {
     Ok(kept)
 }
 
+/// What a run without a phase does to the merged set's checkpoints: its reports replace the
+/// merged reports at `root/`, so the phases' checkpoints there (`root/checkpoints/<phase>/`)
+/// go too, and the folder holds only the checkpoints of the scenarios its reports show. The
+/// phases' own folders (`root/phases/`) are left for the next phased run. Returns the seals
+/// removed.
+pub fn drop_merged_phase_checkpoints(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut removed = Vec::new();
+    for (name, entry) in entries(&root.join(CHECKPOINTS))? {
+        if entry.is_dir() && valid(&name).is_ok() {
+            for stale in seals(&entry)? {
+                remove(&stale)?;
+                removed.push(stale);
+            }
+            // Only when nothing but seals was there.
+            let _ = std::fs::remove_dir(&entry);
+        }
+    }
+    Ok(removed)
+}
+
 /// The entries of `dir` (name, path), none if there is no such folder.
 fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let list = match std::fs::read_dir(dir) {
@@ -389,6 +409,32 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Bug: a run without a phase replaced the merged reports but kept the phases' checkpoints
+    /// beside them, so the folder showed checkpoints of scenarios no report showed.
+    #[test]
+    fn a_run_without_a_phase_drops_the_merged_phases_checkpoints() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        keep_seal(root, Some("px"), "play--a", "px's seal");
+        publish_checkpoints(root).unwrap();
+        assert_eq!(
+            merged_seals(root),
+            [("px/play--a.seal".to_owned(), "px's seal".to_owned())]
+        );
+        keep_seal(root, None, "left--b", "the plain run's seal");
+        std::fs::write(root.join(CHECKPOINTS).join("px/notes.txt"), "not a seal").unwrap();
+        let removed = drop_merged_phase_checkpoints(root).unwrap();
+        assert_eq!(removed, [root.join(CHECKPOINTS).join("px/play--a.seal")]);
+        assert_eq!(
+            merged_seals(root),
+            [("left--b.seal".to_owned(), "the plain run's seal".to_owned())]
+        );
+        // A folder holding more than seals stays, with what else it holds.
+        assert!(root.join(CHECKPOINTS).join("px/notes.txt").is_file());
+        // The phase's own checkpoints stay for its next run.
+        assert!(checkpoints(root, Some("px")).join("play--a.seal").is_file());
     }
 
     /// Bug: every phase kept its checkpoints in `target/rocky-e2e/checkpoints/`, so a phase

@@ -169,6 +169,9 @@ pub(super) fn write_reports(
     // The checkpoints beside these reports are this run's scenarios' (contract §2).
     let checkpoints = phases::checkpoints(&root, phase.as_deref());
     crate::chain::seal_check::prune(&checkpoints)?;
+    if phase.is_none() {
+        phases::drop_merged_phase_checkpoints(&root)?;
+    }
     say!("rocky-e2e: HATCH checkpoints {}", checkpoints.display());
     if let Some(p) = &phase {
         // The merge reads every phase's whole report back, steps and sources included.
