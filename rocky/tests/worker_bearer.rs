@@ -55,6 +55,67 @@ async fn a_replayed_submission_starts_one_run() {
     }
 }
 
+/// Bug: a worker restarted on its address within the skew window accepted a bearer its
+/// previous run had accepted (contract §5: a bearer is accepted once), and started the run
+/// again. A worker refuses bearers signed before it started (in an earlier second: bearers
+/// carry whole seconds), so the second worker starts once the clock has left the second the
+/// bearer was signed in.
+#[tokio::test]
+async fn a_bearer_the_previous_worker_accepted_is_refused_by_the_restarted_one() {
+    let body = br#"{"workspace":"ws","prompts":["p"],"max_ralph_iters":3}"#;
+    let post = |url: String, bearer: String| async move {
+        let r = rocky::http::client()
+            .post(format!("{url}/v1/runs"))
+            .header("authorization", bearer)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("worker answers");
+        let status = r.status().as_u16();
+        let again = r
+            .headers()
+            .contains_key(rocky::api::worker::SIGN_AGAIN_HEADER);
+        let v: serde_json::Value = r.json().await.expect("json");
+        (status, v, again)
+    };
+    let (first, keyring) = worker().await;
+    let signed_at = rocky::vault::now_unix();
+    let bearer = keyring.sign("POST", "/v1/runs", body, signed_at);
+    let (status, v, _) = post(first, bearer.clone()).await;
+    assert_eq!(status, 202, "the first worker accepts it: {v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while rocky::vault::now_unix() <= signed_at {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock stayed at unix second {signed_at} for 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The restarted worker: the same keyring, all memory gone.
+    let (restarted, _) = worker().await;
+    let (status, v, again) = post(restarted.clone(), bearer).await;
+    assert_eq!(status, 401, "the restarted worker took a replay: {v}");
+    // An honest caller whose request waited out the restart is told to sign it again.
+    assert!(again, "no sign-again header: {v}");
+    assert_eq!(
+        v["error"]["code"],
+        rocky::api::ErrorCode::Replayed.to_string(),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signed before this verifier started"),
+        "{v}"
+    );
+    // A bearer signed now is accepted.
+    let fresh = keyring.sign("POST", "/v1/runs", body, rocky::vault::now_unix());
+    let (status, v, again) = post(restarted, fresh).await;
+    assert_eq!((status, again), (202, false), "{v}");
+}
+
 #[tokio::test]
 async fn the_query_is_signed() {
     let (url, keyring) = worker().await;
@@ -269,4 +330,89 @@ async fn an_unknown_route_and_a_wrong_method_answer_in_the_contracts_shape() {
         "{got:?}"
     );
     assert!(allow.contains("POST"), "Allow: {allow:?}");
+}
+
+/// The honest side of the restarted worker's refusal: a submission signed before the worker
+/// started (it waited out the restart) is refused with the sign-again header, and the console's
+/// client signs it again and resends it once, so the caller sees the run accepted. A proxy
+/// holds the request until the clock has left the second its bearer was signed in, and only
+/// then starts the worker and hands it the request.
+#[tokio::test]
+async fn a_submission_that_waited_out_a_worker_restart_is_signed_again() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let keyring = Keyring::single("v1", b"worker secret");
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", front.local_addr().expect("addr"));
+    let client =
+        rocky::client::WorkerClient::new(url, keyring.clone(), std::time::Duration::from_secs(30));
+    let submit = tokio::spawn(async move {
+        client
+            .submit(&rocky::api::worker::SubmitRun {
+                workspace: "ws".into(),
+                prompts: vec!["p".into()],
+                max_ralph_iters: 3,
+            })
+            .await
+    });
+    // The first request, whole: its headers and its body.
+    let (mut first, _) = front.accept().await.expect("the client connects");
+    let mut held = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let signed_at = loop {
+        let n = first.read(&mut chunk).await.expect("read the request");
+        assert!(n > 0, "the client closed before sending its request");
+        held.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&held).into_owned();
+        let Some(end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let header = |name: &str| {
+            text[..end].lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let length: usize = header("content-length").map_or(0, |v| v.parse().expect("a length"));
+        if held.len() >= end + 4 + length {
+            let bearer = header("authorization").expect("a signed request");
+            break rocky::vault::parse_bearer(&bearer).expect("a bearer").1;
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while rocky::vault::now_unix() <= signed_at {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock stayed at unix second {signed_at} for 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The worker starts now, after the bearer's second, and gets the held request first.
+    let (worker_url, _) = worker().await;
+    let worker_addr = worker_url.trim_start_matches("http://").to_owned();
+    let mut back = tokio::net::TcpStream::connect(&worker_addr)
+        .await
+        .expect("the worker listens");
+    back.write_all(&held).await.expect("hand over the request");
+    tokio::spawn(async move {
+        let _ = tokio::io::copy_bidirectional(&mut first, &mut back).await;
+    });
+    // A resend on a new connection goes straight through.
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = front.accept().await {
+            let addr = worker_addr.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+                }
+            });
+        }
+    });
+    let accepted = tokio::time::timeout(std::time::Duration::from_secs(30), submit)
+        .await
+        .expect("the submission ends within 30 s")
+        .expect("the submit task")
+        .unwrap_or_else(|e| panic!("the submission was not signed again: {e:?}"));
+    assert!(accepted.run_id.starts_with("run-"), "{accepted:?}");
 }

@@ -7,6 +7,11 @@ use crate::kahn::RunStatus;
 pub use crate::api::console::RunAccepted;
 
 /// The route paths.
+/// A header on the worker's 401 to a bearer signed before the worker started: such a bearer
+/// may be a replay of one the worker's previous run accepted, so it is refused, and an honest
+/// caller (whose request waited out the restart) signs the request again and resends it once.
+pub const SIGN_AGAIN_HEADER: &str = "x-rocky-sign-again";
+
 pub mod paths {
     /// `POST`: submit a run.
     pub const RUNS: &str = "/v1/runs";

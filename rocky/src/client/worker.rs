@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::api::worker::{RunAccepted, RunState, SubmitRun, paths};
+use crate::api::worker::{RunAccepted, RunState, SIGN_AGAIN_HEADER, SubmitRun, paths};
 use crate::sse::{SseError, SseMessage, SseParser};
 use crate::vault::{ANSWER_MAC_HEADER, Answer, AnswerError, Keyring};
 
@@ -143,16 +143,6 @@ impl WorkerClient {
         &self.base_url
     }
 
-    /// A signed request for `target`: the builder and the bearer's nonce.
-    fn signed(
-        &self,
-        method: reqwest::Method,
-        target: &str,
-        body: &[u8],
-    ) -> (reqwest::RequestBuilder, String) {
-        self.signed_on(&self.http, method, target, body)
-    }
-
     /// [`WorkerClient::signed`] sent through `http`.
     fn signed_on(
         &self,
@@ -171,17 +161,52 @@ impl WorkerClient {
         (request, nonce)
     }
 
+    /// Sends the request `build` makes of a freshly signed one, and its nonce. When the worker
+    /// answers 401 with [`SIGN_AGAIN_HEADER`] (it started after the bearer was signed: the
+    /// request waited out a worker restart, and the bearer could be a replay to it), signs it
+    /// again and sends it once more; that answer is the answer.
+    async fn send_signed(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        target: &str,
+        body: &[u8],
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> (Result<reqwest::Response, reqwest::Error>, String) {
+        let mut again = true;
+        loop {
+            let (request, nonce) = self.signed_on(http, method.clone(), target, body);
+            let sent = build(request).send().await;
+            match &sent {
+                Ok(r)
+                    if again
+                        && r.status() == reqwest::StatusCode::UNAUTHORIZED
+                        && r.headers().contains_key(SIGN_AGAIN_HEADER) =>
+                {
+                    again = false;
+                }
+                _ => return (sent, nonce),
+            }
+        }
+    }
+
     /// `POST /v1/runs`: the run id, once the worker's 202 is authenticated.
     pub async fn submit(&self, run: &SubmitRun) -> Result<RunAccepted, SubmitError> {
         let body = serde_json::to_vec(run).expect("a submission serialises");
-        let (request, nonce) =
-            self.signed_on(&self.fresh, reqwest::Method::POST, paths::RUNS, &body);
         let url = format!("{}{}", self.base_url, paths::RUNS);
-        let sent = request
-            .header("content-type", "application/json")
-            .body(body)
-            .timeout(self.deadline)
-            .send()
+        let (sent, nonce) = self
+            .send_signed(
+                &self.fresh,
+                reqwest::Method::POST,
+                paths::RUNS,
+                &body,
+                |request| {
+                    request
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .timeout(self.deadline)
+                },
+            )
             .await;
         let unconfirmed = |why| SubmitError::Unconfirmed {
             nonce: nonce.clone(),
@@ -241,12 +266,16 @@ impl WorkerClient {
 
     /// `GET /v1/runs/{id}`: where the run is on the worker (this does not renew its lease).
     pub async fn run_state(&self, run_id: &str) -> Result<RunState, String> {
-        let (request, _) = self.signed(reqwest::Method::GET, &paths::run(run_id), b"");
-        let response = request
-            .timeout(self.deadline)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
+        let (sent, _) = self
+            .send_signed(
+                &self.http,
+                reqwest::Method::GET,
+                &paths::run(run_id),
+                b"",
+                |request| request.timeout(self.deadline),
+            )
+            .await;
+        let response = sent.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| e.to_string())?;
         if status != 200 {
@@ -267,8 +296,12 @@ impl WorkerClient {
     }
 
     async fn post_cancel(&self, target: &str) -> Result<(), CancelError> {
-        let (request, _) = self.signed(reqwest::Method::POST, target, b"");
-        match request.timeout(self.deadline).send().await {
+        let (sent, _) = self
+            .send_signed(&self.http, reqwest::Method::POST, target, b"", |request| {
+                request.timeout(self.deadline)
+            })
+            .await;
+        match sent {
             Err(e) => {
                 tracing::warn!("cancel {target}: {e}");
                 Err(CancelError::Unreachable)
@@ -284,18 +317,21 @@ impl WorkerClient {
         run_id: &str,
         last_event_id: Option<&str>,
     ) -> Result<EventStream, EventsError> {
-        let (mut request, nonce) = self.signed(reqwest::Method::GET, &paths::events(run_id), b"");
-        request = request.header("accept", "text/event-stream");
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
+        let target = paths::events(run_id);
+        let sent = self.send_signed(&self.http, reqwest::Method::GET, &target, b"", |request| {
+            let request = request.header("accept", "text/event-stream");
+            match last_event_id {
+                Some(id) => request.header("last-event-id", id),
+                None => request,
+            }
+        });
         // The deadline covers the answer's headers only: the stream itself lasts the run.
-        let response = tokio::time::timeout(self.deadline, request.send())
+        let (sent, nonce) = tokio::time::timeout(self.deadline, sent)
             .await
             .map_err(|_| {
                 EventsError::Transport("no answer within the worker-call deadline".into())
-            })?
-            .map_err(|e| EventsError::Transport(crate::http::describe(&e)))?;
+            })?;
+        let response = sent.map_err(|e| EventsError::Transport(crate::http::describe(&e)))?;
         if !response.status().is_success() {
             return Err(EventsError::Status(response.status().as_u16()));
         }

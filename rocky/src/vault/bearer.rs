@@ -49,10 +49,13 @@ pub enum BearerError {
 }
 
 impl BearerError {
-    /// The error code a 401 carries: `replayed` for a replay, `unauthorized` otherwise.
+    /// The error code a 401 carries: `replayed` for a replay (or a bearer older than the
+    /// verifier, which could be one), `unauthorized` otherwise.
     pub fn code(&self) -> ErrorCode {
         match self {
-            BearerError::Replay(super::ReplayError::Replayed) => ErrorCode::Replayed,
+            BearerError::Replay(
+                super::ReplayError::Replayed | super::ReplayError::BeforeStart(_),
+            ) => ErrorCode::Replayed,
             BearerError::Replay(super::ReplayError::Full(_)) => ErrorCode::ReplayMemoryFull,
             _ => ErrorCode::Unauthorized,
         }

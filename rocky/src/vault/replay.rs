@@ -5,6 +5,13 @@
 //! bearers are remembered a new one is refused ("replay memory full") rather than forgetting
 //! one that could then be replayed. Fail closed: a flood costs availability, never safety.
 //!
+//! A restarted verifier has forgotten what it accepted before: a guard made with
+//! [`ReplayGuard::since`] refuses every bearer signed in a second before it was made
+//! ([`ReplayError::BeforeStart`]), so a bearer captured from the previous process cannot be
+//! replayed to the next one within the skew window. (A bearer signed in the very second the
+//! verifier started is accepted once more: timestamps are whole seconds, and refusing that
+//! second would refuse the first honest requests of a verifier that just started.)
+//!
 //! Time at the window's edge: callers read the clock before they reach the guard, so their
 //! `now`s arrive out of order. The guard therefore keeps one notion of now for everyone (the
 //! latest any caller brought: it never runs backwards), keeps a bearer one second past the
@@ -34,11 +41,17 @@ pub enum ReplayError {
         "bearer at the edge of the skew window: bearers that old were already forgotten, so a replay could not be told apart; sign a new one"
     )]
     Stale,
+    #[error(
+        "bearer signed before this verifier started (unix second {0}): what its previous run accepted is forgotten, so a replay could not be told apart; sign a new one"
+    )]
+    BeforeStart(i64),
 }
 
 /// The bounded memory of accepted signatures.
 pub struct ReplayGuard {
     capacity: usize,
+    /// Bearers signed before this unix second are refused (see the module docs).
+    born: i64,
     inner: Mutex<Seen>,
 }
 
@@ -66,8 +79,15 @@ impl Default for Seen {
 
 impl ReplayGuard {
     pub fn new(capacity: usize) -> ReplayGuard {
+        ReplayGuard::since(capacity, i64::MIN)
+    }
+
+    /// A guard of a verifier that started at unix second `born`: it refuses bearers signed
+    /// before it, which a previous run of the verifier may have accepted.
+    pub fn since(capacity: usize, born: i64) -> ReplayGuard {
         ReplayGuard {
             capacity: capacity.max(1),
+            born,
             inner: Mutex::new(Seen::default()),
         }
     }
@@ -82,6 +102,9 @@ impl ReplayGuard {
         now: i64,
         max_skew_secs: i64,
     ) -> Result<(), ReplayError> {
+        if token_ts < self.born {
+            return Err(ReplayError::BeforeStart(self.born));
+        }
         let mut seen = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         seen.now = seen.now.max(now);
         // Entries go in arrival order, not expiry order, so an entry is only evicted once
@@ -134,6 +157,25 @@ impl Default for ReplayGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bug: a worker restarted within the skew window accepted a bearer its previous run had
+    /// accepted (its memory of them was gone).
+    #[test]
+    fn a_guard_refuses_bearers_signed_before_it_started() {
+        let g = ReplayGuard::since(8, 100);
+        assert_eq!(
+            g.check([1; 32], 99, 101, 30),
+            Err(ReplayError::BeforeStart(100))
+        );
+        assert_eq!(
+            g.check([2; 32], 70, 100, 30),
+            Err(ReplayError::BeforeStart(100))
+        );
+        // Signed in the second it started, or after: accepted once.
+        assert_eq!(g.check([3; 32], 100, 101, 30), Ok(()));
+        assert_eq!(g.check([3; 32], 100, 101, 30), Err(ReplayError::Replayed));
+        assert_eq!(g.check([4; 32], 101, 101, 30), Ok(()));
+    }
 
     #[test]
     fn second_use_within_the_window_is_refused() {

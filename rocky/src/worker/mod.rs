@@ -77,7 +77,9 @@ impl Worker {
             follow_lease: lease,
             runs: Mutex::new(HashMap::new()),
             cancelled_nonces: Mutex::new(VecDeque::new()),
-            replay: vault::ReplayGuard::default(),
+            // Bearers signed before this worker started may have been accepted by the worker
+            // that ran on this address before it: refused (see `vault::replay`).
+            replay: vault::ReplayGuard::since(vault::DEFAULT_REPLAY_CAPACITY, vault::now_unix()),
         })
     }
 

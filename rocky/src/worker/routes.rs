@@ -52,11 +52,21 @@ impl Worker {
             }),
             Err(e) => {
                 tracing::warn!("bearer rejected: {e}");
-                Err(Box::new(error(
+                let mut answer = error(
                     StatusCode::UNAUTHORIZED,
                     e.code(),
                     format!("bearer rejected: {e}"),
-                )))
+                );
+                if matches!(
+                    e,
+                    vault::BearerError::Replay(vault::ReplayError::BeforeStart(_))
+                ) {
+                    answer.headers_mut().insert(
+                        crate::api::worker::SIGN_AGAIN_HEADER,
+                        axum::http::HeaderValue::from_static("1"),
+                    );
+                }
+                Err(Box::new(answer))
             }
         }
     }
