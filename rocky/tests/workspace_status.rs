@@ -640,8 +640,23 @@ async fn a_provision_hearth_has_not_settled_stays_provisioning_until_hearth_sett
         Duration::from_millis(300),
     ))
     .await;
+    let asked = std::time::Instant::now();
     let (status, body) = answer(s.provision_in_background("slow-pending", "solo")).await;
+    let waited = asked.elapsed();
     assert_eq!(status, 504, "{body}");
+    // It names what it waited, not the sum of its deadlines (a hearth that hung up early
+    // was followed for the follow deadline only, and the message said the sum).
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    let said = message
+        .split("in the ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|d| rocky::duration::parse(d).ok())
+        .unwrap_or_else(|| panic!("no waited duration in {message:?}"));
+    assert!(
+        said <= waited,
+        "said {said:?}, waited {waited:?}: {message}"
+    );
     assert_eq!(
         body["error"]["code"],
         ErrorCode::ProvisioningUnsettled.as_str(),

@@ -200,6 +200,7 @@ impl Console {
             return Err(refused);
         }
         // Forward step *make*: what hearth says the provision came to.
+        let making = tokio::time::Instant::now();
         let dep = match self.make(&slug, &profile).await {
             Made::Ready(dep) => dep,
             Made::Failed(reason) => {
@@ -224,11 +225,12 @@ impl Console {
                     StatusCode::GATEWAY_TIMEOUT,
                     ErrorCode::ProvisioningUnsettled,
                     format!(
-                        "hearth has not settled {slug} within {} (last: {last}); its status follows hearth",
-                        crate::duration::display(
-                            self.config.deadlines.provision
-                                + self.config.deadlines.provision_follow
-                        )
+                        "hearth has not settled {slug} in the {} the console waited (last: {last}); its status follows hearth",
+                        // What it waited: a hearth that hung up early is followed for
+                        // `provision_follow` only, not the whole provision deadline too.
+                        crate::duration::display(Duration::from_millis(
+                            making.elapsed().as_millis() as u64
+                        ))
                     ),
                 ));
             }
