@@ -25,6 +25,15 @@ async fn worker() -> (String, Keyring) {
     (url, keyring)
 }
 
+/// Waits until the clock has left unix second `signed_at` (bearers carry whole seconds).
+async fn leave_the_second(signed_at: i64) {
+    crate::support::wait_for(
+        &format!("the clock to leave unix second {signed_at}"),
+        || rocky::vault::now_unix() > signed_at,
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_replayed_submission_starts_one_run() {
     let (url, keyring) = worker().await;
@@ -84,14 +93,7 @@ async fn a_bearer_the_previous_worker_accepted_is_refused_by_the_restarted_one()
     let bearer = keyring.sign("POST", "/v1/runs", body, signed_at);
     let (status, v, _) = post(first, bearer.clone()).await;
     assert_eq!(status, 202, "the first worker accepts it: {v}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while rocky::vault::now_unix() <= signed_at {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the clock stayed at unix second {signed_at} for 5 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    leave_the_second(signed_at).await;
     // The restarted worker: the same keyring, all memory gone.
     let (restarted, _) = worker().await;
     let (status, v, again) = post(restarted.clone(), bearer).await;
@@ -380,14 +382,7 @@ async fn a_submission_that_waited_out_a_worker_restart_is_signed_again() {
             break rocky::vault::parse_bearer(&bearer).expect("a bearer").1;
         }
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while rocky::vault::now_unix() <= signed_at {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the clock stayed at unix second {signed_at} for 5 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    leave_the_second(signed_at).await;
     // The worker starts now, after the bearer's second, and gets the held request first.
     let (worker_url, _) = worker().await;
     let worker_addr = worker_url.trim_start_matches("http://").to_owned();
